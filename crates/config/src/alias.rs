@@ -1,0 +1,110 @@
+//! WSGIScriptAlias URL matching and its per-alias options.
+
+use crate::{ApplicationGroup, CallableObject, ConfigError, ProcessGroup, parse_on_off};
+
+/// Options after the target of `WSGIScriptAlias[Match]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AliasOptions {
+    pub process_group: Option<ProcessGroup>,
+    pub application_group: Option<ApplicationGroup>,
+    pub callable_object: Option<CallableObject>,
+    pub pass_authorization: Option<bool>,
+}
+
+impl AliasOptions {
+    pub fn parse(directive: &'static str, tokens: &[String]) -> Result<Self, ConfigError> {
+        let allowed =
+            ["process-group", "application-group", "callable-object", "pass-authorization"];
+        let mut opts = AliasOptions::default();
+        for (name, value) in crate::parse_options(directive, tokens, &allowed)? {
+            match name {
+                "process-group" => opts.process_group = Some(ProcessGroup::parse(value)?),
+                "application-group" => {
+                    opts.application_group = Some(ApplicationGroup::parse(value)?)
+                }
+                "callable-object" => opts.callable_object = Some(CallableObject::parse(value)?),
+                "pass-authorization" => {
+                    opts.pass_authorization = Some(parse_on_off(directive, value)?)
+                }
+                _ => unreachable!("parse_options only yields allowed names"),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// If `uri` falls under the URL prefix `alias`, returns how many bytes of `uri` the alias
+/// covers; the rest (empty or starting with '/') becomes the tail appended to the target.
+///
+/// Like mod_alias, runs of '/' in either string compare equal. A trailing '/' on the alias
+/// is not consumed, so `WSGIScriptAlias / app.wsgi` gives `/foo` as the tail of `/foo`.
+pub fn prefix_match_len(alias: &str, uri: &str) -> Option<usize> {
+    let alias_had_slash = alias.ends_with('/') && alias.len() > 1;
+    let alias = alias.trim_end_matches('/').as_bytes();
+    let uri_b = uri.as_bytes();
+    let (mut a, mut u) = (0usize, 0usize);
+    while a < alias.len() {
+        if alias[a] == b'/' {
+            if u >= uri_b.len() || uri_b[u] != b'/' {
+                return None;
+            }
+            while a < alias.len() && alias[a] == b'/' {
+                a += 1;
+            }
+            while u < uri_b.len() && uri_b[u] == b'/' {
+                u += 1;
+            }
+        } else {
+            if u >= uri_b.len() || uri_b[u] != alias[a] {
+                return None;
+            }
+            a += 1;
+            u += 1;
+        }
+    }
+    let at_boundary = u == uri_b.len() || uri_b[u] == b'/';
+    if !at_boundary || (alias_had_slash && u == uri_b.len()) {
+        return None;
+    }
+    Some(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matching_table() {
+        let cases: &[(&str, &str, Option<usize>)] = &[
+            ("/", "/", Some(0)),
+            ("/", "/foo/bar", Some(0)),
+            ("/app", "/app", Some(4)),
+            ("/app", "/app/x", Some(4)),
+            ("/app", "/application", None),
+            ("/app", "//app//x", Some(5)),
+            ("/apps/", "/apps/hello.wsgi", Some(5)),
+            ("/apps/", "/apps", None),
+            ("/a/b", "/a//b/c", Some(5)),
+            ("/app", "/ap", None),
+        ];
+        for (alias, uri, want) in cases {
+            assert_eq!(prefix_match_len(alias, uri), *want, "alias {alias} uri {uri}");
+        }
+    }
+
+    #[test]
+    fn alias_options() {
+        let toks: Vec<String> =
+            ["application-group=%{GLOBAL}", "pass-authorization=On", "callable-object=app"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let o = AliasOptions::parse("WSGIScriptAlias", &toks).unwrap();
+        assert_eq!(o.application_group, Some(ApplicationGroup::Global));
+        assert_eq!(o.pass_authorization, Some(true));
+        assert_eq!(o.callable_object, Some(CallableObject::Named("app".into())));
+        let bad = vec!["threads=3".to_string()];
+        let err = AliasOptions::parse("WSGIScriptAlias", &bad).unwrap_err();
+        assert_eq!(err.to_string(), "WSGIScriptAlias: unknown option 'threads'");
+    }
+}

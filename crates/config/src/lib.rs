@@ -1,0 +1,22 @@
+//! Pure configuration model of mod_wsgi_rs: directive values, their parsing and merging.
+//!
+//! Nothing here knows about Apache or Python. The Apache layer feeds directive arguments in
+//! and stores the typed results; every mistake is reported here, at config time, so that
+//! `apachectl configtest` names it.
+#![forbid(unsafe_code)]
+
+mod alias;
+mod error;
+mod groups;
+mod merge;
+mod net;
+mod options;
+mod values;
+
+pub use alias::{AliasOptions, prefix_match_len};
+pub use error::ConfigError;
+pub use groups::{ApplicationGroup, CallableObject, ProcessGroup};
+pub use merge::{DirConfig, Merge, PythonConfig};
+pub use net::IpNet;
+pub use options::{parse_options, split_option};
+pub use values::{HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize};

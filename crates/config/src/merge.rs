@@ -1,0 +1,79 @@
+//! Typed per-directory and process-wide configuration, and how nested scopes merge.
+
+use crate::{ApplicationGroup, CallableObject, HashSeed, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader};
+
+/// Combines an outer scope with an inner one: a value set in the inner scope wins.
+pub trait Merge {
+    fn merge(&self, inner: &Self) -> Self;
+}
+
+impl<T: Clone> Merge for Option<T> {
+    fn merge(&self, inner: &Self) -> Self {
+        inner.clone().or_else(|| self.clone())
+    }
+}
+
+/// Directives valid in server, virtual host and directory scope (`None` = not set here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirConfig {
+    pub process_group: Option<ProcessGroup>,
+    pub application_group: Option<ApplicationGroup>,
+    pub callable_object: Option<CallableObject>,
+    pub pass_authorization: Option<bool>,
+    pub chunked_request: Option<bool>,
+    pub map_head_to_get: Option<MapHeadToGet>,
+    pub script_reloading: Option<bool>,
+    pub enable_sendfile: Option<bool>,
+    pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
+    pub trusted_proxies: Option<Vec<IpNet>>,
+}
+
+impl Merge for DirConfig {
+    fn merge(&self, inner: &Self) -> Self {
+        DirConfig {
+            process_group: self.process_group.merge(&inner.process_group),
+            application_group: self.application_group.merge(&inner.application_group),
+            callable_object: self.callable_object.merge(&inner.callable_object),
+            pass_authorization: self.pass_authorization.merge(&inner.pass_authorization),
+            chunked_request: self.chunked_request.merge(&inner.chunked_request),
+            map_head_to_get: self.map_head_to_get.merge(&inner.map_head_to_get),
+            script_reloading: self.script_reloading.merge(&inner.script_reloading),
+            enable_sendfile: self.enable_sendfile.merge(&inner.enable_sendfile),
+            trusted_proxy_headers: self.trusted_proxy_headers.merge(&inner.trusted_proxy_headers),
+            trusted_proxies: self.trusted_proxies.merge(&inner.trusted_proxies),
+        }
+    }
+}
+
+/// Process-wide Python settings; only valid in the main server scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PythonConfig {
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    pub optimize: Option<i32>,
+    pub hash_seed: Option<HashSeed>,
+    pub dont_write_bytecode: Option<bool>,
+    pub restrict_embedded: Option<bool>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_signal: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_wins_only_when_set() {
+        let outer = DirConfig {
+            application_group: Some(ApplicationGroup::Global),
+            chunked_request: Some(true),
+            ..Default::default()
+        };
+        let inner = DirConfig { chunked_request: Some(false), ..Default::default() };
+        let merged = outer.merge(&inner);
+        assert_eq!(merged.application_group, Some(ApplicationGroup::Global));
+        assert_eq!(merged.chunked_request, Some(false));
+        assert_eq!(merged.script_reloading, None);
+    }
+}

@@ -1,0 +1,204 @@
+//! Scalar directive values: On/Off flags, optimisation level, hash seed, HEAD mapping,
+//! and the trusted proxy header names.
+
+use crate::ConfigError;
+
+/// Parses Apache's On/Off (case-insensitive), as `AP_INIT_FLAG` would.
+pub fn parse_on_off(directive: &'static str, value: &str) -> Result<bool, ConfigError> {
+    if value.eq_ignore_ascii_case("on") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("off") {
+        Ok(false)
+    } else {
+        Err(ConfigError::NotOnOff { directive, value: value.to_owned() })
+    }
+}
+
+/// `WSGIPythonOptimize 0|1|2`.
+pub fn parse_optimize(value: &str) -> Result<i32, ConfigError> {
+    match value.trim() {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        "2" => Ok(2),
+        _ => Err(ConfigError::InvalidValue {
+            directive: "WSGIPythonOptimize",
+            value: value.to_owned(),
+            reason: "must be 0, 1 or 2",
+        }),
+    }
+}
+
+/// `WSGIPythonHashSeed random|N`, N in 0..=4294967295.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashSeed {
+    Random,
+    Fixed(u32),
+}
+
+impl HashSeed {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        if value.eq_ignore_ascii_case("random") {
+            return Ok(HashSeed::Random);
+        }
+        value.parse::<u32>().map(HashSeed::Fixed).map_err(|_| ConfigError::InvalidValue {
+            directive: "WSGIPythonHashSeed",
+            value: value.to_owned(),
+            reason: "must be 'random' or an integer from 0 to 4294967295",
+        })
+    }
+}
+
+/// `WSGIMapHEADToGET On|Off|Auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MapHeadToGet {
+    On,
+    Off,
+    /// Map only when an output filter that may alter content is installed. This is the
+    /// default; C mod_wsgi before 6.0 treated an unset value as Off by mistake.
+    #[default]
+    Auto,
+}
+
+impl MapHeadToGet {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.to_ascii_lowercase().as_str() {
+            "on" => Ok(MapHeadToGet::On),
+            "off" => Ok(MapHeadToGet::Off),
+            "auto" => Ok(MapHeadToGet::Auto),
+            _ => Err(ConfigError::InvalidValue {
+                directive: "WSGIMapHEADToGET",
+                value: value.to_owned(),
+                reason: "must be On, Off or Auto",
+            }),
+        }
+    }
+}
+
+/// A proxy header that `WSGITrustedProxyHeaders` may name, grouped by what it rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    XForwardedFor,
+    XClientIp,
+    XRealIp,
+    XForwardedProto,
+    XForwardedScheme,
+    XForwardedSsl,
+    XForwardedHttps,
+    XHttps,
+    XScheme,
+    XForwardedHost,
+    XHost,
+    XForwardedServer,
+    XForwardedPort,
+    XScriptName,
+}
+
+/// What a proxy header rewrites; only one header per category may be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyCategory {
+    ClientAddr,
+    Scheme,
+    Host,
+    ServerName,
+    ServerPort,
+    ScriptName,
+}
+
+impl ProxyHeader {
+    pub const ALL: [ProxyHeader; 14] = [
+        ProxyHeader::XForwardedFor,
+        ProxyHeader::XClientIp,
+        ProxyHeader::XRealIp,
+        ProxyHeader::XForwardedProto,
+        ProxyHeader::XForwardedScheme,
+        ProxyHeader::XForwardedSsl,
+        ProxyHeader::XForwardedHttps,
+        ProxyHeader::XHttps,
+        ProxyHeader::XScheme,
+        ProxyHeader::XForwardedHost,
+        ProxyHeader::XHost,
+        ProxyHeader::XForwardedServer,
+        ProxyHeader::XForwardedPort,
+        ProxyHeader::XScriptName,
+    ];
+
+    /// The CGI variable name Apache gives this header (`HTTP_X_FORWARDED_FOR`).
+    pub fn cgi_name(self) -> &'static str {
+        match self {
+            ProxyHeader::XForwardedFor => "HTTP_X_FORWARDED_FOR",
+            ProxyHeader::XClientIp => "HTTP_X_CLIENT_IP",
+            ProxyHeader::XRealIp => "HTTP_X_REAL_IP",
+            ProxyHeader::XForwardedProto => "HTTP_X_FORWARDED_PROTO",
+            ProxyHeader::XForwardedScheme => "HTTP_X_FORWARDED_SCHEME",
+            ProxyHeader::XForwardedSsl => "HTTP_X_FORWARDED_SSL",
+            ProxyHeader::XForwardedHttps => "HTTP_X_FORWARDED_HTTPS",
+            ProxyHeader::XHttps => "HTTP_X_HTTPS",
+            ProxyHeader::XScheme => "HTTP_X_SCHEME",
+            ProxyHeader::XForwardedHost => "HTTP_X_FORWARDED_HOST",
+            ProxyHeader::XHost => "HTTP_X_HOST",
+            ProxyHeader::XForwardedServer => "HTTP_X_FORWARDED_SERVER",
+            ProxyHeader::XForwardedPort => "HTTP_X_FORWARDED_PORT",
+            ProxyHeader::XScriptName => "HTTP_X_SCRIPT_NAME",
+        }
+    }
+
+    pub fn category(self) -> ProxyCategory {
+        use ProxyHeader::*;
+        match self {
+            XForwardedFor | XClientIp | XRealIp => ProxyCategory::ClientAddr,
+            XForwardedProto | XForwardedScheme | XForwardedSsl | XForwardedHttps | XHttps
+            | XScheme => ProxyCategory::Scheme,
+            XForwardedHost | XHost => ProxyCategory::Host,
+            XForwardedServer => ProxyCategory::ServerName,
+            XForwardedPort => ProxyCategory::ServerPort,
+            XScriptName => ProxyCategory::ScriptName,
+        }
+    }
+
+    /// Accepts the header as written in a request (`X-Forwarded-For`, any case).
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let cgi = format!("HTTP_{}", value.to_ascii_uppercase().replace('-', "_"));
+        ProxyHeader::ALL.into_iter().find(|h| h.cgi_name() == cgi).ok_or_else(|| {
+            ConfigError::InvalidValue {
+                directive: "WSGITrustedProxyHeaders",
+                value: value.to_owned(),
+                reason: "not a proxy header mod_wsgi understands",
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_off() {
+        assert_eq!(parse_on_off("D", "ON"), Ok(true));
+        assert_eq!(parse_on_off("D", "off"), Ok(false));
+        assert!(parse_on_off("D", "yes").is_err());
+    }
+
+    #[test]
+    fn hash_seed() {
+        assert_eq!(HashSeed::parse("random"), Ok(HashSeed::Random));
+        assert_eq!(HashSeed::parse("4294967295"), Ok(HashSeed::Fixed(u32::MAX)));
+        assert!(HashSeed::parse("4294967296").is_err());
+        assert!(HashSeed::parse("-1").is_err());
+    }
+
+    #[test]
+    fn optimize_and_head() {
+        assert_eq!(parse_optimize("2"), Ok(2));
+        assert!(parse_optimize("3").is_err());
+        assert_eq!(MapHeadToGet::parse("AUTO"), Ok(MapHeadToGet::Auto));
+        assert!(MapHeadToGet::parse("maybe").is_err());
+    }
+
+    #[test]
+    fn proxy_headers() {
+        assert_eq!(ProxyHeader::parse("x-forwarded-for"), Ok(ProxyHeader::XForwardedFor));
+        assert_eq!(ProxyHeader::parse("X-Forwarded-Proto").unwrap().category(), ProxyCategory::Scheme);
+        assert!(ProxyHeader::parse("X-Evil").is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! `WSGITrustedProxyHeaders` / `WSGITrustedProxies`: rewriting the CGI environment from
+//! headers set by a reverse proxy, and stripping the ones that must not be believed.
+
+use mod_wsgi_config::{IpNet, ProxyCategory, ProxyHeader};
+use std::net::IpAddr;
+
+type Environ = Vec<(String, String)>;
+
+fn get<'a>(env: &'a Environ, key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn set(env: &mut Environ, key: &str, value: String) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(entry) => entry.1 = value,
+        None => env.push((key.to_owned(), value)),
+    }
+}
+
+fn remove(env: &mut Environ, key: &str) {
+    env.retain(|(k, _)| k != key);
+}
+
+fn is_trusted(proxies: Option<&[IpNet]>, ip: &str) -> bool {
+    match (proxies, ip.trim().parse::<IpAddr>()) {
+        (None, _) => true,
+        (Some(nets), Ok(addr)) => nets.iter().any(|n| n.contains(addr)),
+        (Some(_), Err(_)) => false,
+    }
+}
+
+/// The client address from `X-Forwarded-For`: walking right to left, the first hop that is
+/// not a trusted proxy. With no proxy list every hop is trusted and the leftmost wins.
+fn client_from_forwarded_for(value: &str, proxies: Option<&[IpNet]>) -> Option<String> {
+    let hops: Vec<&str> = value.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+    if proxies.is_none() {
+        return hops.first().map(|s| s.to_string());
+    }
+    let untrusted = hops.iter().rev().find(|hop| !is_trusted(proxies, hop));
+    untrusted.or(hops.first()).map(|s| s.to_string())
+}
+
+fn means_https(header: ProxyHeader, value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    match header {
+        ProxyHeader::XForwardedSsl | ProxyHeader::XForwardedHttps | ProxyHeader::XHttps => {
+            matches!(v.as_str(), "on" | "1" | "true")
+        }
+        _ => v == "https",
+    }
+}
+
+/// Applies the trusted headers to `env` (keys as Apache's CGI names) and removes every
+/// other header of the same categories. When the peer (`REMOTE_ADDR`) is not one of the
+/// trusted proxies, all headers of those categories are removed and nothing is rewritten.
+pub fn apply_trusted_proxy_headers(
+    env: &mut Environ,
+    trusted: &[ProxyHeader],
+    proxies: Option<&[IpNet]>,
+) {
+    if trusted.is_empty() {
+        return;
+    }
+    let peer_trusted = get(env, "REMOTE_ADDR").is_some_and(|peer| is_trusted(proxies, peer));
+    let categories: Vec<ProxyCategory> = trusted.iter().map(|h| h.category()).collect();
+    let strip_all = |env: &mut Environ, keep: Option<ProxyHeader>| {
+        for h in ProxyHeader::ALL {
+            if categories.contains(&h.category()) && Some(h) != keep {
+                remove(env, h.cgi_name());
+            }
+        }
+    };
+    if !peer_trusted {
+        strip_all(env, None);
+        return;
+    }
+    for &header in trusted {
+        let Some(value) = get(env, header.cgi_name()).map(str::to_owned) else {
+            continue;
+        };
+        match header.category() {
+            ProxyCategory::ClientAddr => {
+                let client = if header == ProxyHeader::XForwardedFor {
+                    client_from_forwarded_for(&value, proxies)
+                } else {
+                    Some(value.trim().to_owned())
+                };
+                if let Some(client) = client {
+                    set(env, "REMOTE_ADDR", client);
+                }
+            }
+            ProxyCategory::Scheme => {
+                if means_https(header, &value) {
+                    set(env, "HTTPS", "1".to_owned());
+                } else {
+                    remove(env, "HTTPS");
+                }
+            }
+            ProxyCategory::Host => set(env, "HTTP_HOST", value),
+            ProxyCategory::ServerName => set(env, "SERVER_NAME", value),
+            ProxyCategory::ServerPort => set(env, "SERVER_PORT", value),
+            ProxyCategory::ScriptName => {
+                set(env, "mod_wsgi.mount_point", value.clone());
+                set(env, "SCRIPT_NAME", value);
+            }
+        }
+    }
+    for h in ProxyHeader::ALL {
+        if categories.contains(&h.category()) && !trusted.contains(&h) {
+            remove(env, h.cgi_name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environ {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn forwarded_for_walks_right_to_left_through_trusted_proxies() {
+        let mut e = env(&[
+            ("REMOTE_ADDR", "10.0.0.2"),
+            ("HTTP_X_FORWARDED_FOR", "6.6.6.6, 1.2.3.4, 10.0.0.1"),
+            ("HTTP_X_REAL_IP", "9.9.9.9"),
+        ]);
+        let proxies = [IpNet::parse("10.0.0.0/8").unwrap()];
+        apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedFor], Some(&proxies));
+        assert_eq!(get(&e, "REMOTE_ADDR"), Some("1.2.3.4"));
+        assert_eq!(get(&e, "HTTP_X_REAL_IP"), None, "other client-address headers stripped");
+    }
+
+    #[test]
+    fn untrusted_peer_gets_headers_stripped() {
+        let mut e = env(&[
+            ("REMOTE_ADDR", "8.8.8.8"),
+            ("HTTP_X_FORWARDED_PROTO", "https"),
+            ("HTTP_X_FORWARDED_HOST", "evil"),
+        ]);
+        let proxies = [IpNet::parse("127.0.0.1").unwrap()];
+        let trusted = [ProxyHeader::XForwardedProto, ProxyHeader::XForwardedHost];
+        apply_trusted_proxy_headers(&mut e, &trusted, Some(&proxies));
+        assert_eq!(e, env(&[("REMOTE_ADDR", "8.8.8.8")]));
+    }
+
+    #[test]
+    fn scheme_host_port_and_script_name() {
+        let mut e = env(&[
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTP_X_FORWARDED_PROTO", "https"),
+            ("HTTP_X_SCHEME", "http"),
+            ("HTTP_X_FORWARDED_HOST", "public.example"),
+            ("HTTP_X_FORWARDED_PORT", "443"),
+            ("HTTP_X_SCRIPT_NAME", "/mount"),
+        ]);
+        let trusted = [
+            ProxyHeader::XForwardedProto,
+            ProxyHeader::XForwardedHost,
+            ProxyHeader::XForwardedPort,
+            ProxyHeader::XScriptName,
+        ];
+        apply_trusted_proxy_headers(&mut e, &trusted, None);
+        assert_eq!(get(&e, "HTTPS"), Some("1"));
+        assert_eq!(get(&e, "HTTP_X_SCHEME"), None);
+        assert_eq!(get(&e, "HTTP_HOST"), Some("public.example"));
+        assert_eq!(get(&e, "SERVER_PORT"), Some("443"));
+        assert_eq!(get(&e, "SCRIPT_NAME"), Some("/mount"));
+    }
+}
