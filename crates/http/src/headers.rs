@@ -29,8 +29,7 @@ pub fn validate_status(status: &str) -> Result<ResponseHead, HeaderError> {
     }
     let bytes = status.as_bytes();
     let digits_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
-    let separator_ok = bytes.len() == 3 || bytes[3] == b' ';
-    if !digits_ok || !separator_ok {
+    if !digits_ok || (bytes.len() > 3 && bytes[3] != b' ') {
         return Err(HeaderError::BadStatus(status.to_owned()));
     }
     let code: u16 = status[..3].parse().map_err(|_| HeaderError::BadStatus(status.to_owned()))?;
