@@ -1,1 +1,8 @@
-//! placeholder
+//! mod_wsgi_rs: an Apache httpd 2.4 module that runs Python WSGI applications.
+//!
+//! Layers (see ARCHITECTURE.md): `apache` is the only code that sees httpd/APR types and
+//! the only caller into the rest from C; `wsgi` implements PEP 3333 over two traits (a body
+//! reader and a response sink); `python` is the only code that calls CPython's C API.
+mod apache;
+mod python;
+mod wsgi;

@@ -1,0 +1,18 @@
+//! The only code that calls into CPython: runtime start-up, the interpreter registry with
+//! its per-thread thread states, the per-interpreter `mod_wsgi` module, and script loading.
+//!
+//! Nothing here knows about Apache; log lines leave through `tracing`.
+
+mod error;
+mod interpreters;
+mod runtime;
+mod script;
+mod shim;
+mod strings;
+
+pub use error::format_exception;
+pub use interpreters::{Interpreter, InterpreterError, with_interpreter};
+pub use runtime::{PythonSettings, RuntimeError, initialize, is_initialized};
+pub use script::{ScriptError, load_callable};
+pub use shim::{ShimObjects, log_level_from_python};
+pub use strings::latin1_str;

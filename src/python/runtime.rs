@@ -1,0 +1,113 @@
+//! Starting CPython in an Apache child (or a daemon) after fork and privilege drop.
+
+use pyo3::ffi;
+use std::ffi::CString;
+use std::path::Path;
+
+/// Process-wide settings from WSGIPython* directives.
+#[derive(Debug, Clone, Default)]
+pub struct PythonSettings {
+    pub python_home: Option<String>,
+    pub optimize: i32,
+    pub hash_seed: Option<u32>,
+    pub dont_write_bytecode: bool,
+    pub python_path: Vec<String>,
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
+    pub restrict_signal: bool,
+    pub process_group: String,
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("Python initialisation failed: {0}")]
+    Init(String),
+    #[error("path contains a NUL byte: {0}")]
+    Nul(String),
+}
+
+static SETTINGS: std::sync::OnceLock<PythonSettings> = std::sync::OnceLock::new();
+
+pub(crate) fn settings() -> &'static PythonSettings {
+    SETTINGS.get().expect("BUG: Python used before initialize()")
+}
+
+pub fn is_initialized() -> bool {
+    // SAFETY: Py_IsInitialized may be called at any time, with or without the GIL.
+    unsafe { ffi::Py_IsInitialized() != 0 }
+}
+
+/// The program name CPython derives its prefix from: `<home>/bin/python` for a virtual
+/// environment, else the interpreter this module was built against.
+fn program_name(home: Option<&str>) -> Option<String> {
+    match home {
+        Some(h) if Path::new(h).join("pyvenv.cfg").exists() => Some(format!("{h}/bin/python")),
+        Some(_) => None,
+        None => Some(env!("MOD_WSGI_RS_PYTHON_EXECUTABLE").to_owned()),
+    }
+}
+
+/// Initialises CPython once in this process and leaves no thread attached.
+///
+/// Must be called in the process that serves requests (never the Apache parent), before
+/// any other function of this module.
+pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
+    if is_initialized() {
+        return Ok(());
+    }
+    let settings = SETTINGS.get_or_init(|| settings);
+    let cstr = |s: &str| CString::new(s).map_err(|_| RuntimeError::Nul(s.to_owned()));
+    let program = program_name(settings.python_home.as_deref()).map(|p| cstr(&p)).transpose()?;
+    let home = match (&settings.python_home, &program) {
+        (Some(h), None) => Some(cstr(h)?),
+        _ => None,
+    };
+    // SAFETY: PyConfig is a plain C struct initialised by PyConfig_InitPythonConfig before
+    // any field is read; the CStrings outlive the calls that copy them into the config, and
+    // the config is cleared before it goes out of scope.
+    unsafe {
+        let mut cfg: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut cfg);
+        cfg.install_signal_handlers = 0;
+        cfg.parse_argv = 0;
+        cfg.optimization_level = settings.optimize;
+        cfg.write_bytecode = i32::from(!settings.dont_write_bytecode);
+        if let Some(seed) = settings.hash_seed {
+            cfg.use_hash_seed = 1;
+            cfg.hash_seed = std::os::raw::c_ulong::from(seed);
+        }
+        let mut status = ffi::PyStatus_Ok();
+        if let Some(p) = &program {
+            status = ffi::PyConfig_SetBytesString(&mut cfg, &raw mut cfg.program_name, p.as_ptr());
+        }
+        if ffi::PyStatus_Exception(status) == 0
+            && let Some(h) = &home
+        {
+            status = ffi::PyConfig_SetBytesString(&mut cfg, &raw mut cfg.home, h.as_ptr());
+        }
+        if ffi::PyStatus_Exception(status) == 0 {
+            status = ffi::Py_InitializeFromConfig(&cfg);
+        }
+        ffi::PyConfig_Clear(&mut cfg);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let msg = if status.err_msg.is_null() {
+                "unknown error".to_owned()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            return Err(RuntimeError::Init(msg));
+        }
+        // Import threading on the main thread so that it, not the first request thread,
+        // becomes threading's MainThread.
+        let threading = ffi::PyImport_ImportModule(c"threading".as_ptr());
+        if threading.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            ffi::Py_DECREF(threading);
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Loading a WSGI script file as a module of one interpreter, reloading it when its
+//! modification time changes (WSGIScriptReloading), and finding its callable.
+
+use super::Interpreter;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::PyModule;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("cannot read WSGI script '{path}': {error}")]
+    Unreadable { path: String, error: std::io::Error },
+    #[error("failed to exec Python script file '{path}':\n{traceback}")]
+    Load { path: String, traceback: String },
+    #[error("target WSGI script '{path}' does not contain WSGI application '{callable}'")]
+    NoCallable { path: String, callable: String },
+}
+
+/// The sys.modules name a script is loaded under: stable per path within the process.
+fn module_name(path: &Path) -> String {
+    let mut h = DefaultHasher::new();
+    path.hash(&mut h);
+    format!("_mod_wsgi_{:016x}", h.finish())
+}
+
+fn mtime_of(path: &Path) -> Result<f64, ScriptError> {
+    let unreadable =
+        |error| ScriptError::Unreadable { path: path.display().to_string(), error };
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(unreadable)?;
+    Ok(modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+}
+
+fn exec_script<'py>(
+    py: Python<'py>,
+    path: &Path,
+    name: &str,
+    mtime: f64,
+) -> Result<Bound<'py, PyModule>, ScriptError> {
+    let display = path.display().to_string();
+    let source = std::fs::read(path)
+        .map_err(|error| ScriptError::Unreadable { path: display.clone(), error })?;
+    let load_error =
+        |e: PyErr| ScriptError::Load { path: display.clone(), traceback: super::format_exception(py, &e) };
+    let modules = py.import("sys").and_then(|s| s.getattr("modules")).map_err(load_error)?;
+    let module = PyModule::new(py, name).map_err(load_error)?;
+    let result = (|| -> PyResult<()> {
+        let builtins = py.import("builtins")?;
+        let code = builtins.call_method1(
+            "compile",
+            (pyo3::types::PyBytes::new(py, &source), display.as_str(), "exec"),
+        )?;
+        let ns = module.dict();
+        ns.set_item("__file__", display.as_str())?;
+        ns.set_item("__builtins__", &builtins)?;
+        modules.set_item(name, &module)?;
+        builtins.call_method1("exec", (code, &ns))?;
+        ns.set_item("__mtime__", mtime)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(module),
+        Err(e) => {
+            let _ = modules.del_item(name);
+            Err(load_error(e))
+        }
+    }
+}
+
+/// Returns the callable `callable` of the script at `path` in the current interpreter,
+/// loading the script on first use or, with `reload`, when its mtime changed.
+pub fn load_callable<'py>(
+    py: Python<'py>,
+    interp: &Interpreter,
+    path: &Path,
+    callable: &str,
+    reload: bool,
+) -> Result<Bound<'py, PyAny>, ScriptError> {
+    let name = module_name(path);
+    let mtime = mtime_of(path)?;
+    let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
+        let module = py.import("sys").ok()?.getattr("modules").ok()?.get_item(&name).ok()?;
+        if reload {
+            let loaded: f64 = module.getattr("__mtime__").ok()?.extract().ok()?;
+            if loaded != mtime {
+                return None;
+            }
+        }
+        Some(module)
+    };
+    let module = match cached(py) {
+        Some(m) => m,
+        None => {
+            let _guard = interp.script_lock.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+            match cached(py) {
+                Some(m) => m,
+                None => {
+                    if reload && mtime > 0.0 {
+                        tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
+                    }
+                    exec_script(py, path, &name, mtime)?.into_any()
+                }
+            }
+        }
+    };
+    module.getattr(callable).map_err(|_| ScriptError::NoCallable {
+        path: path.display().to_string(),
+        callable: callable.to_owned(),
+    })
+}

@@ -1,0 +1,100 @@
+//! The per-interpreter `mod_wsgi` module: built from shim.py in every interpreter, so no
+//! Python type object is shared between interpreters.
+
+use super::runtime::settings;
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyModule, PyTuple};
+
+const SHIM_SOURCE: &std::ffi::CStr =
+    match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!("shim.py"), "\0").as_bytes()) {
+        Ok(s) => s,
+        Err(_) => panic!("shim.py contains a NUL byte"),
+    };
+
+/// The version of the C mod_wsgi API this module reproduces, reported as
+/// `mod_wsgi.version` so that applications checking it keep working.
+pub const MOD_WSGI_API_VERSION: (u32, u32, u32) = (4, 9, 4);
+
+/// Objects of one interpreter that every request of that interpreter uses.
+pub struct ShimObjects {
+    pub module: Py<PyModule>,
+    pub input_class: Py<PyAny>,
+    pub file_wrapper_class: Py<PyAny>,
+    pub log_stream_class: Py<PyAny>,
+}
+
+/// Maps the level numbers used by shim.py to tracing levels.
+pub fn log_level_from_python(level: i32) -> tracing::Level {
+    match level {
+        0 => tracing::Level::ERROR,
+        1 => tracing::Level::WARN,
+        2 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    }
+}
+
+fn emit(level: i32, text: &str) {
+    match log_level_from_python(level) {
+        tracing::Level::ERROR => tracing::error!("{text}"),
+        tracing::Level::WARN => tracing::warn!("{text}"),
+        tracing::Level::INFO => tracing::info!("{text}"),
+        _ => tracing::debug!("{text}"),
+    }
+}
+
+fn version_tuple<'py>(py: Python<'py>, v: (u32, u32, u32)) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [v.0, v.1, v.2])
+}
+
+/// Builds `mod_wsgi` in the interpreter current on this thread and installs it, together
+/// with the log streams for sys.stdout/sys.stderr and the optional restrictions.
+pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimObjects> {
+    let s = settings();
+    let module = PyModule::new(py, "mod_wsgi")?;
+    let log = PyCFunction::new_closure(
+        py,
+        Some(c"_log"),
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (level, text): (i32, String) = args.extract()?;
+            emit(level, &text);
+            Ok(())
+        },
+    )?;
+    let ns = module.dict();
+    ns.set_item("_log", log)?;
+    ns.set_item("__builtins__", py.import("builtins")?)?;
+    py.run(SHIM_SOURCE, Some(&ns), None)?;
+    let version: (u32, u32, u32) = (
+        env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
+        env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
+        env!("CARGO_PKG_VERSION_PATCH").parse().unwrap_or(0),
+    );
+    module.setattr("version", version_tuple(py, MOD_WSGI_API_VERSION)?)?;
+    module.setattr("implementation", "mod_wsgi_rs")?;
+    module.setattr("rs_version", version_tuple(py, version)?)?;
+    module.setattr("process_group", s.process_group.as_str())?;
+    module.setattr("application_group", application_group)?;
+    module.setattr("multithread", s.multithread)?;
+    module.setattr("multiprocess", s.multiprocess)?;
+
+    let sys = py.import("sys")?;
+    sys.setattr("argv", vec!["mod_wsgi"])?;
+    sys.getattr("modules")?.set_item("mod_wsgi", &module)?;
+    module.call_method1("_install_streams", (s.restrict_stdin, s.restrict_stdout))?;
+    if s.restrict_signal {
+        module.call_method0("_restrict_signal")?;
+    }
+    if !s.python_path.is_empty() {
+        let site = py.import("site")?;
+        for dir in &s.python_path {
+            site.call_method1("addsitedir", (dir.as_str(),))?;
+        }
+    }
+    Ok(ShimObjects {
+        input_class: module.getattr("Input")?.unbind(),
+        file_wrapper_class: module.getattr("FileWrapper")?.unbind(),
+        log_stream_class: module.getattr("LogStream")?.unbind(),
+        module: module.unbind(),
+    })
+}

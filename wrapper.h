@@ -1,0 +1,20 @@
+/* Headers bindgen reads to generate src/apache/sys.rs's bindings. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_log.h>
+#include <http_main.h>
+#include <http_core.h>
+#include <ap_mpm.h>
+#include <ap_listen.h>
+#include <ap_regex.h>
+#include <util_script.h>
+#include <util_filter.h>
+#include <mpm_common.h>
+#include <unixd.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_buckets.h>
+#include <apr_file_io.h>
+#include <apr_portable.h>
