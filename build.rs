@@ -79,7 +79,7 @@ fn main() {
              add_cgi_vars|mpm_query|state_query|getword_conf|pass_brigade|\
              server_root_relative|add_version_component|check_cmd_context|allow_options|\
              pregcomp|regexec|pregsub|get_server_port|discard_request_body|\
-             get_server_name|escape_html2|get_remote_host)",
+             get_server_name|escape_html2|get_remote_host|get_limit_req_body)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
@@ -95,7 +95,7 @@ fn main() {
             "AP_SQ_.*|MODULE_MAGIC_.*|OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|RSRC_CONF|\
              ACCESS_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|APR_SUCCESS|APR_EOF|REQUEST_.*|OPT_.*|\
              AP_FTYPE_.*|APR_FOPEN_.*|APR_SENDFILE_ENABLED|APR_READ|GLOBAL_ONLY|NOT_IN_.*|\
-             AP_REG_.*|M_GET|M_POST",
+             AP_REG_.*|M_GET|M_POST|AP_CONN_.*|AP_MPMQ_.*",
         )
         .generate()
         .expect("mod_wsgi_rs: bindgen failed on the httpd/APR headers");

@@ -1,1 +1,13 @@
+//! The only code that sees httpd/APR types. C calls in through `hooks` (and the
+//! directive setters in `directives`), always via `trampoline`.
+
+mod config;
+mod directives;
+mod handler;
+mod hooks;
+mod io;
+mod log;
+mod module;
+mod request;
 pub mod sys;
+mod trampoline;

@@ -8,11 +8,9 @@ mod interpreters;
 mod runtime;
 mod script;
 mod shim;
-mod strings;
 
 pub use error::format_exception;
 pub use interpreters::{Interpreter, InterpreterError, with_interpreter};
 pub use runtime::{PythonSettings, RuntimeError, initialize, is_initialized};
 pub use script::{ScriptError, load_callable};
-pub use shim::{ShimObjects, log_level_from_python};
-pub use strings::latin1_str;
+pub use shim::{MOD_WSGI_API_VERSION, ShimObjects};

@@ -1,1 +1,15 @@
-//! wsgi
+//! PEP 3333 semantics, independent of how the request arrived: environ, start_response
+//! with header validation, wsgi.input, response iteration, file_wrapper, wsgi.errors.
+//!
+//! The transport is reached only through [`BodyReader`] and [`ResponseSink`], so the same
+//! code serves embedded mode (Apache request) and, later, daemon mode (socket).
+#![forbid(unsafe_code)]
+
+mod environ;
+mod input;
+mod response;
+mod run;
+mod transport;
+
+pub use run::{Outcome, WsgiRequest, run};
+pub use transport::{BodyReader, ResponseSink, SinkError};

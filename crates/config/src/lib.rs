@@ -15,7 +15,7 @@ mod values;
 
 pub use alias::{AliasOptions, prefix_match_len};
 pub use error::ConfigError;
-pub use groups::{ApplicationGroup, CallableObject, ProcessGroup};
+pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts};
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};

@@ -1,0 +1,269 @@
+//! The directive table: each directive's name, where it may appear, and the pure parse
+//! function that applies it. One RAW_ARGS setter tokenises arguments the way Apache does
+//! (quotes allowed) and dispatches here; errors come back to Apache with file and line.
+
+use super::config::{AliasMatcher, CompiledRegex, ScriptAlias, ServerConfig};
+use super::sys;
+use super::trampoline::guard;
+use mod_wsgi_config::{
+    AliasOptions, ApplicationGroup, CallableObject, ConfigError, DirConfig, HashSeed, IpNet,
+    MapHeadToGet, ProcessGroup, ProxyHeader, parse_on_off, parse_optimize,
+};
+use std::ffi::{CStr, CString, c_void};
+use std::os::raw::c_char;
+
+/// Where a directive may appear.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Main server only, outside `<VirtualHost>`.
+    Global,
+    /// Server or virtual host.
+    Server,
+    /// Server, virtual host and `<Directory>`/`<Location>`/`<Files>`.
+    Directory,
+    /// As Directory, plus `.htaccess` with `AllowOverride FileInfo`.
+    DirectoryHtaccess,
+}
+
+type DirApply = fn(&mut DirConfig, &[String]) -> Result<(), ConfigError>;
+type ServerApply = fn(&mut ServerConfig, &[String], &CmdContext) -> Result<(), ConfigError>;
+
+#[derive(Clone, Copy)]
+pub enum Apply {
+    Dir(DirApply),
+    Server(ServerApply),
+}
+
+pub struct Directive {
+    pub name: &'static CStr,
+    pub scope: Scope,
+    pub min_args: usize,
+    pub max_args: usize,
+    pub usage: &'static CStr,
+    pub apply: Apply,
+}
+
+/// What a server-scope setter may need from Apache.
+pub struct CmdContext {
+    pool: *mut sys::apr_pool_t,
+}
+
+const MANY: usize = usize::MAX;
+
+macro_rules! directive {
+    ($name:literal, $scope:ident, $min:expr, $max:expr, $apply:expr, $usage:literal) => {
+        Directive {
+            name: $name,
+            scope: Scope::$scope,
+            min_args: $min,
+            max_args: $max,
+            usage: $usage,
+            apply: $apply,
+        }
+    };
+}
+
+fn flag(name: &'static str, args: &[String]) -> Result<bool, ConfigError> {
+    parse_on_off(name, &args[0])
+}
+
+pub const DIRECTIVES: [Directive; 22] = [
+    directive!(c"WSGIScriptAlias", Server, 2, MANY, Apply::Server(script_alias),
+        c"URL-path file-or-directory [process-group=name] [application-group=name] [callable-object=name] [pass-authorization=On|Off]"),
+    directive!(c"WSGIScriptAliasMatch", Server, 2, MANY, Apply::Server(script_alias_match),
+        c"regex file-or-directory [options]: like WSGIScriptAlias with a regular expression"),
+    directive!(c"WSGIApplicationGroup", Directory, 1, 1,
+        Apply::Dir(|c, a| { c.application_group = Some(ApplicationGroup::parse(&a[0])?); Ok(()) }),
+        c"%{GLOBAL}|%{RESOURCE}|%{SERVER}|%{HOST}|%{ENV:variable}|name"),
+    directive!(c"WSGIProcessGroup", Directory, 1, 1,
+        Apply::Dir(|c, a| { c.process_group = Some(embedded_only(ProcessGroup::parse(&a[0])?, "WSGIProcessGroup")?); Ok(()) }),
+        c"%{GLOBAL}|%{ENV:variable}|daemon-group-name"),
+    directive!(c"WSGICallableObject", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.callable_object = Some(CallableObject::parse(&a[0])?); Ok(()) }),
+        c"name of the WSGI application object in the script (default: application)"),
+    directive!(c"WSGIPassAuthorization", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.pass_authorization = Some(flag("WSGIPassAuthorization", a)?); Ok(()) }),
+        c"On|Off: pass the Authorization header to the application"),
+    directive!(c"WSGIChunkedRequest", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.chunked_request = Some(flag("WSGIChunkedRequest", a)?); Ok(()) }),
+        c"On|Off: accept request bodies with Transfer-Encoding: chunked"),
+    directive!(c"WSGIMapHEADToGET", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.map_head_to_get = Some(MapHeadToGet::parse(&a[0])?); Ok(()) }),
+        c"On|Off|Auto: present HEAD requests to the application as GET"),
+    directive!(c"WSGIScriptReloading", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.script_reloading = Some(flag("WSGIScriptReloading", a)?); Ok(()) }),
+        c"On|Off: reload a WSGI script when its modification time changes"),
+    directive!(c"WSGIEnableSendfile", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.enable_sendfile = Some(flag("WSGIEnableSendfile", a)?); Ok(()) }),
+        c"On|Off: let wsgi.file_wrapper responses use the sendfile() system call"),
+    directive!(c"WSGITrustedProxyHeaders", DirectoryHtaccess, 1, MANY,
+        Apply::Dir(|c, a| {
+            c.trusted_proxy_headers = Some(a.iter().map(|h| ProxyHeader::parse(h)).collect::<Result<_, _>>()?);
+            Ok(())
+        }),
+        c"header [header ...]: proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
+    directive!(c"WSGITrustedProxies", DirectoryHtaccess, 1, MANY,
+        Apply::Dir(|c, a| {
+            c.trusted_proxies = Some(a.iter().map(|n| IpNet::parse(n)).collect::<Result<_, _>>()?);
+            Ok(())
+        }),
+        c"address[/prefix] ...: peers whose proxy headers are believed"),
+    directive!(c"WSGIPythonHome", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.python_home = Some(a[0].clone()); Ok(()) }),
+        c"prefix of the Python installation or virtual environment"),
+    directive!(c"WSGIPythonPath", Global, 1, 1,
+        Apply::Server(|s, a, _| {
+            s.python.python_path.extend(a[0].split(':').filter(|d| !d.is_empty()).map(str::to_owned));
+            Ok(())
+        }),
+        c"directory[:directory...] added with site.addsitedir"),
+    directive!(c"WSGIPythonOptimize", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.optimize = Some(parse_optimize(&a[0])?); Ok(()) }),
+        c"0|1|2: Python optimisation level (-O)"),
+    directive!(c"WSGIPythonHashSeed", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.hash_seed = Some(HashSeed::parse(&a[0])?); Ok(()) }),
+        c"random|0..4294967295: like PYTHONHASHSEED"),
+    directive!(c"WSGIDontWriteBytecode", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.dont_write_bytecode = Some(flag("WSGIDontWriteBytecode", a)?); Ok(()) }),
+        c"On|Off: do not write .pyc files"),
+    directive!(c"WSGIRestrictEmbedded", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.restrict_embedded = Some(flag("WSGIRestrictEmbedded", a)?); Ok(()) }),
+        c"On|Off: refuse to run applications inside Apache child processes"),
+    directive!(c"WSGIRestrictStdin", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.restrict_stdin = Some(flag("WSGIRestrictStdin", a)?); Ok(()) }),
+        c"On|Off: make any use of sys.stdin raise"),
+    directive!(c"WSGIRestrictStdout", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.restrict_stdout = Some(flag("WSGIRestrictStdout", a)?); Ok(()) }),
+        c"On|Off: make any use of sys.stdout raise (Off: it goes to the error log)"),
+    directive!(c"WSGIRestrictSignal", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.restrict_signal = Some(flag("WSGIRestrictSignal", a)?); Ok(()) }),
+        c"On|Off: ignore signal.signal() registrations by applications"),
+    directive!(c"WSGICaseSensitivity", Global, 1, 1,
+        Apply::Server(|_, a, _| { flag("WSGICaseSensitivity", a).map(drop) }),
+        c"On|Off: accepted for compatibility; script paths are case sensitive on this platform"),
+];
+
+/// Daemon process groups arrive with daemon mode; until then only embedded mode exists.
+fn embedded_only(group: ProcessGroup, directive: &'static str) -> Result<ProcessGroup, ConfigError> {
+    match group {
+        ProcessGroup::Named(name) => Err(ConfigError::Invalid {
+            directive,
+            reason: format!("daemon process group '{name}' is not defined (no WSGIDaemonProcess of that name)"),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn alias_options(directive: &'static str, args: &[String]) -> Result<AliasOptions, ConfigError> {
+    let mut options = AliasOptions::parse(directive, &args[2..])?;
+    if let Some(group) = options.process_group.take() {
+        options.process_group = Some(embedded_only(group, directive)?);
+    }
+    Ok(options)
+}
+
+fn script_alias(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Result<(), ConfigError> {
+    let options = alias_options("WSGIScriptAlias", args)?;
+    s.aliases.push(ScriptAlias {
+        matcher: AliasMatcher::Prefix(args[0].clone()),
+        target: args[1].clone(),
+        options,
+    });
+    Ok(())
+}
+
+fn script_alias_match(s: &mut ServerConfig, args: &[String], ctx: &CmdContext) -> Result<(), ConfigError> {
+    let options = alias_options("WSGIScriptAliasMatch", args)?;
+    let invalid = |reason: &str| ConfigError::Invalid {
+        directive: "WSGIScriptAliasMatch",
+        reason: format!("regular expression '{}' {reason}", args[0]),
+    };
+    let pattern = CString::new(args[0].as_str()).map_err(|_| invalid("contains a NUL byte"))?;
+    // SAFETY: ctx.pool is the live config pool of this pass; ap_pregcomp copies the pattern
+    // and registers the regex's cleanup on that pool.
+    let regex = unsafe { sys::ap_pregcomp(ctx.pool, pattern.as_ptr(), 0) };
+    if regex.is_null() {
+        return Err(invalid("does not compile"));
+    }
+    s.aliases.push(ScriptAlias {
+        matcher: AliasMatcher::Regex(CompiledRegex(regex)),
+        target: args[1].clone(),
+        options,
+    });
+    Ok(())
+}
+
+/// Splits a RAW_ARGS string into words with Apache's own quoting rules.
+///
+/// # Safety
+/// `pool` must be live and `args` a NUL-terminated string.
+unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = args;
+    loop {
+        // SAFETY: per the caller; ap_getword_conf allocates each word in `pool` and
+        // advances `cursor` within the argument string.
+        let word = unsafe { CStr::from_ptr(sys::ap_getword_conf(pool, &mut cursor)) };
+        if word.is_empty() {
+            return out;
+        }
+        out.push(word.to_string_lossy().into_owned());
+    }
+}
+
+fn pool_error(pool: *mut sys::apr_pool_t, message: &str) -> *const c_char {
+    let text = CString::new(message.replace('\0', " ")).expect("BUG: NULs were replaced");
+    // SAFETY: pool is the live command pool; apr_pstrdup copies the text into it.
+    unsafe { sys::apr_pstrdup(pool, text.as_ptr()) }
+}
+
+/// The setter every directive of the table points at.
+pub unsafe extern "C" fn set_directive(
+    cmd: *mut sys::cmd_parms,
+    dir_config: *mut c_void,
+    args: *const c_char,
+) -> *const c_char {
+    guard("directive", c"mod_wsgi_rs: internal error while parsing directive".as_ptr(), || {
+        // SAFETY: Apache passes the live cmd_parms of the directive being read; cmd->cmd is
+        // the command_rec from our table, whose name is a static C string.
+        let (pool, name, server) = unsafe { ((*cmd).pool, CStr::from_ptr((*(*cmd).cmd).name), (*cmd).server) };
+        let Some(directive) = DIRECTIVES.iter().find(|d| d.name == name) else {
+            return pool_error(pool, "mod_wsgi_rs: unknown directive");
+        };
+        if directive.scope == Scope::Global {
+            // SAFETY: cmd is live; the function returns null or a static/pool string.
+            let err = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
+            if !err.is_null() {
+                return err;
+            }
+        }
+        // SAFETY: pool and args come from Apache for this call.
+        let argv = unsafe { words(pool, args) };
+        let label = name.to_string_lossy();
+        if argv.len() < directive.min_args || argv.len() > directive.max_args {
+            let usage = directive.usage.to_string_lossy();
+            return pool_error(pool, &format!("{label}: wrong number of arguments; usage: {label} {usage}"));
+        }
+        let result = match directive.apply {
+            Apply::Dir(apply) => {
+                // SAFETY: for directives declared with ACCESS_CONF, Apache passes this
+                // module's per-directory config of the section being read.
+                let config = unsafe { &mut *dir_config.cast::<DirConfig>() };
+                apply(config, &argv)
+            }
+            Apply::Server(apply) => {
+                // SAFETY: the server being configured is live during config reading.
+                let config = unsafe { (*server).module_config };
+                // SAFETY: module_config holds the ServerConfig create_server_config made.
+                let ptr = unsafe { sys::ap_get_module_config(config, super::module::module_ptr()) };
+                // SAFETY: as above; Apache reads config single-threaded.
+                let config = unsafe { &mut *ptr.cast::<ServerConfig>() };
+                apply(config, &argv, &CmdContext { pool })
+            }
+        };
+        match result {
+            Ok(()) => std::ptr::null(),
+            Err(e) => pool_error(pool, &e.to_string()),
+        }
+    })
+}

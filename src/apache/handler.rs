@@ -1,0 +1,308 @@
+//! URL mapping (translate_name) and the `wsgi-script` content handler for embedded mode:
+//! request checks, the environ, group selection, then the WSGI core.
+
+use super::config::{AliasMatcher, ScriptAlias, server_config};
+use super::hooks::{EMBEDDED_RESTRICTED, MULTIPROCESS, MULTITHREAD};
+use super::io::{ApacheBody, ApacheSink, LentRequest};
+use super::request::Request;
+use super::sys;
+use crate::wsgi::{self, Outcome, WsgiRequest};
+use mod_wsgi_config::{
+    AliasOptions, ApplicationGroup, CallableObject, DirConfig, MapHeadToGet, ProcessGroup,
+    RequestFacts, prefix_match_len,
+};
+use std::ffi::{CStr, CString};
+use std::os::raw::c_int;
+use std::sync::atomic::Ordering;
+use tracing::Level;
+
+const ALIAS_NOTE: &CStr = c"mod_wsgi_rs.alias";
+const HANDLER_NAMES: [&CStr; 2] = [c"wsgi-script", c"application/x-httpd-wsgi"];
+const MAX_REGEX_GROUPS: usize = 10;
+
+/// Joins an alias target and the rest of the URI without doubling the slash.
+fn join_target(target: &str, rest: &str) -> String {
+    if target.ends_with('/') && rest.starts_with('/') {
+        format!("{target}{}", &rest[1..])
+    } else {
+        format!("{target}{rest}")
+    }
+}
+
+fn regex_target(req: &Request<'_>, alias: &ScriptAlias, regex: *mut sys::ap_regex_t, uri: &[u8]) -> Option<String> {
+    let uri_c = CString::new(uri).ok()?;
+    let target = CString::new(alias.target.as_str()).ok()?;
+    let mut matches = [sys::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; MAX_REGEX_GROUPS];
+    // SAFETY: the regex lives in the config pool; `matches` has MAX_REGEX_GROUPS slots and
+    // the strings outlive both calls; ap_pregsub allocates its result in the request pool.
+    unsafe {
+        if sys::ap_regexec(regex, uri_c.as_ptr(), MAX_REGEX_GROUPS, matches.as_mut_ptr(), 0) != 0 {
+            return None;
+        }
+        let found = sys::ap_pregsub(req.pool(), target.as_ptr(), uri_c.as_ptr(), MAX_REGEX_GROUPS, matches.as_mut_ptr());
+        if found.is_null() {
+            return None;
+        }
+        let end = usize::try_from(matches[0].rm_eo).unwrap_or(0).min(uri.len());
+        let found = CStr::from_ptr(found).to_string_lossy().into_owned();
+        Some(join_target(&found, &String::from_utf8_lossy(&uri[end..])))
+    }
+}
+
+/// Maps URLs under a WSGIScriptAlias[Match] to the script and marks them `wsgi-script`.
+///
+/// # Safety
+/// `r` must be a live request_rec used only by this thread during the call.
+pub unsafe fn translate_name(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: per the caller.
+    let mut req = unsafe { Request::from_raw(r) };
+    // SAFETY: the request's server is live for the request.
+    let Some(config) = (unsafe { server_config(req.server()) }) else {
+        return sys::DECLINED;
+    };
+    let uri = req.uri();
+    if uri.first() != Some(&b'/') {
+        return sys::DECLINED;
+    }
+    for (index, alias) in config.aliases.iter().enumerate() {
+        let filename = match &alias.matcher {
+            AliasMatcher::Prefix(prefix) => {
+                let uri_s = String::from_utf8_lossy(uri);
+                prefix_match_len(prefix, &uri_s).map(|n| join_target(&alias.target, &uri_s[n..]))
+            }
+            AliasMatcher::Regex(regex) => regex_target(&req, alias, regex.0, uri),
+        };
+        if let Some(filename) = filename {
+            req.set_filename(&filename);
+            req.set_handler(c"wsgi-script");
+            req.set_note(ALIAS_NOTE, &index.to_string());
+            return sys::OK;
+        }
+    }
+    sys::DECLINED
+}
+
+fn log_request(req: &Request<'_>, level: Level, message: &str) {
+    // SAFETY: the request is live for the handler call.
+    unsafe { super::log::request_log(req.raw(), level, message) };
+}
+
+/// Group and callable choice for one request: alias options beat directory config.
+struct Selection {
+    process_group: ProcessGroup,
+    application_group: ApplicationGroup,
+    callable: CallableObject,
+    pass_authorization: bool,
+}
+
+fn select(alias: Option<&AliasOptions>, dir: &DirConfig) -> Selection {
+    Selection {
+        process_group: alias
+            .and_then(|a| a.process_group.clone())
+            .or_else(|| dir.process_group.clone())
+            .unwrap_or(ProcessGroup::Global),
+        application_group: alias
+            .and_then(|a| a.application_group.clone())
+            .or_else(|| dir.application_group.clone())
+            .unwrap_or(ApplicationGroup::Resource),
+        callable: alias
+            .and_then(|a| a.callable_object.clone())
+            .or_else(|| dir.callable_object.clone())
+            .unwrap_or_default(),
+        pass_authorization: alias
+            .and_then(|a| a.pass_authorization)
+            .or(dir.pass_authorization)
+            .unwrap_or(false),
+    }
+}
+
+/// Refuses request bodies mod_wsgi refuses; `Some(status)` ends the request.
+fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
+    if let Some(te) = req.header_in(c"Transfer-Encoding") {
+        if !te.eq_ignore_ascii_case("chunked") {
+            log_request(req, Level::ERROR, &format!("WSGI0032: unsupported Transfer-Encoding '{te}'"));
+            return Some(sys::HTTP_NOT_IMPLEMENTED);
+        }
+        if dir.chunked_request != Some(true) {
+            log_request(req, Level::ERROR, "WSGI0033: chunked request bodies are refused; enable them with WSGIChunkedRequest On");
+            return Some(sys::HTTP_LENGTH_REQUIRED);
+        }
+    }
+    if let Some(cl) = req.header_in(c"Content-Length") {
+        let Ok(length) = cl.trim().parse::<u64>() else {
+            log_request(req, Level::ERROR, &format!("WSGI0034: invalid Content-Length '{cl}'"));
+            return Some(sys::HTTP_BAD_REQUEST);
+        };
+        let limit = req.limit_request_body();
+        if limit > 0 && length > limit {
+            log_request(req, Level::ERROR, &format!("WSGI0035: request body of {length} bytes exceeds LimitRequestBody {limit}"));
+            return Some(sys::HTTP_REQUEST_ENTITY_TOO_LARGE);
+        }
+    }
+    None
+}
+
+fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name: &str| {
+        let key = CString::new(name).ok()?;
+        req.note(&key).or_else(|| req.env_var(name)).or_else(|| std::env::var(name).ok())
+    }
+}
+
+fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(entry) => entry.1 = value,
+        None => env.push((key.to_owned(), value)),
+    }
+}
+
+/// The content handler.
+///
+/// # Safety
+/// `r` must be a live request_rec used only by this thread during the call.
+pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: per the caller.
+    let mut req = unsafe { Request::from_raw(r) };
+    let Some(handler_name) = req.handler() else { return sys::DECLINED };
+    if !HANDLER_NAMES.contains(&handler_name) {
+        return sys::DECLINED;
+    }
+    // SAFETY: the request's server is live for the request.
+    let Some(server) = (unsafe { server_config(req.server()) }) else { return sys::DECLINED };
+    let default_dir = DirConfig::default();
+    let dir: &DirConfig = req.dir_config().unwrap_or(&default_dir);
+    let alias = req
+        .note(ALIAS_NOTE)
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| server.aliases.get(i));
+    let script = req.filename().unwrap_or_default();
+
+    if alias.is_none() && !req.allows_exec_cgi() {
+        log_request(&req, Level::ERROR, &format!("WSGI0030: Options ExecCGI is off in this directory: {script}"));
+        return sys::HTTP_FORBIDDEN;
+    }
+    match req.filetype() {
+        sys::APR_REG => {}
+        0 => {
+            log_request(&req, Level::ERROR, &format!("WSGI0031: target WSGI script not found or unable to stat: {script}"));
+            return sys::HTTP_NOT_FOUND;
+        }
+        _ => {
+            log_request(&req, Level::ERROR, &format!("WSGI0036: target WSGI script is not a regular file: {script}"));
+            return sys::HTTP_FORBIDDEN;
+        }
+    }
+    if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
+        log_request(&req, Level::ERROR, "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On");
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if let Some(status) = check_request_body(&req, dir) {
+        return status;
+    }
+    // SAFETY: live request; prepares Apache's request body reading (de-chunked).
+    let rv = unsafe { sys::ap_setup_client_block(req.raw(), sys::REQUEST_CHUNKED_DECHUNK) };
+    if rv != sys::OK {
+        return rv;
+    }
+
+    let selection = select(alias.map(|a| &a.options), dir);
+    let mut environ = req.cgi_environment();
+    let env = env_lookup(&req);
+    let process_group = selection.process_group.expand(&env);
+    if !process_group.is_empty() {
+        log_request(&req, Level::ERROR, &format!("WSGI0038: daemon process group '{process_group}' is not available (daemon mode is not configured)"));
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    }
+    let script_name = environ.iter().find(|(k, _)| k == "SCRIPT_NAME").map(|(_, v)| v.clone()).unwrap_or_default();
+    let server_name = req.server_name();
+    let host_name = req.hostname();
+    let facts = RequestFacts {
+        server_name: &server_name,
+        server_port: req.server_port(),
+        host_name: host_name.as_deref(),
+        script_name: &script_name,
+        case_sensitive: true,
+        env: &env,
+    };
+    let application_group = selection.application_group.expand(&facts);
+    let callable = selection.callable.expand(&env);
+    drop(env);
+
+    if selection.pass_authorization
+        && let Some(auth) = req.header_in(c"Authorization")
+    {
+        set(&mut environ, "HTTP_AUTHORIZATION", auth);
+    }
+    if let Some(trusted) = &dir.trusted_proxy_headers {
+        mod_wsgi_http::apply_trusted_proxy_headers(&mut environ, trusted, dir.trusted_proxies.as_deref());
+    }
+    let map_head = match dir.map_head_to_get.unwrap_or_default() {
+        MapHeadToGet::On => true,
+        MapHeadToGet::Off => false,
+        MapHeadToGet::Auto => req.has_content_filters(),
+    };
+    if req.header_only() && map_head {
+        set(&mut environ, "REQUEST_METHOD", "GET".to_owned());
+    }
+    let reload = dir.script_reloading.unwrap_or(true);
+    let sendfile = dir.enable_sendfile.unwrap_or(false);
+    let (listener_host, listener_port) = req.listener();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let extras = [
+        ("mod_wsgi.process_group", process_group),
+        ("mod_wsgi.application_group", application_group.clone()),
+        ("mod_wsgi.callable_object", callable.clone()),
+        ("mod_wsgi.request_handler", handler_name.to_string_lossy().into_owned()),
+        ("mod_wsgi.handler_script", String::new()),
+        ("mod_wsgi.script_reloading", if reload { "1" } else { "0" }.to_owned()),
+        ("mod_wsgi.enable_sendfile", if sendfile { "1" } else { "0" }.to_owned()),
+        ("mod_wsgi.ignore_activity", "0".to_owned()),
+        ("mod_wsgi.listener_host", listener_host),
+        ("mod_wsgi.listener_port", listener_port.to_string()),
+        ("mod_wsgi.request_start", req.request_time().to_string()),
+        ("mod_wsgi.script_start", now_us.to_string()),
+        ("mod_wsgi.request_id", req.log_id().unwrap_or_default()),
+        ("mod_wsgi.connection_id", req.connection_log_id().unwrap_or_default()),
+    ];
+    for (k, v) in extras {
+        set(&mut environ, k, v);
+    }
+
+    let wsgi_request = WsgiRequest {
+        environ,
+        application_group,
+        script: script.into(),
+        callable,
+        reload,
+        header_only: req.header_only(),
+        multithread: MULTITHREAD.load(Ordering::Relaxed),
+        multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
+    };
+    // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
+    let lent = unsafe { LentRequest::new(req.raw()) };
+    let outcome = wsgi::run(wsgi_request, Box::new(ApacheBody::new(lent)), Box::new(ApacheSink::new(lent, sendfile)));
+    match outcome {
+        Outcome::Complete | Outcome::ClientGone => sys::OK,
+        Outcome::Failed { headers_sent: false } => sys::HTTP_INTERNAL_SERVER_ERROR,
+        Outcome::Failed { headers_sent: true } => {
+            abort_connection(&req);
+            sys::OK
+        }
+    }
+}
+
+/// Makes a response that already started visibly incomplete: no final chunk, no
+/// keep-alive, so the client cannot mistake it for a complete body.
+fn abort_connection(req: &Request<'_>) {
+    // SAFETY: the connection outlives the request; setting these flags is how Apache
+    // modules stop further output (core's output filter discards data once aborted).
+    unsafe {
+        sys::ap_rflush(req.raw());
+        let c = &mut *req.connection();
+        c.keepalive = sys::AP_CONN_CLOSE;
+        c.aborted = 1;
+    }
+}

@@ -1,0 +1,93 @@
+//! Every extern "C" hook Apache calls. Each one goes through the trampoline and hands
+//! over to domain code at once.
+
+use super::config::server_config;
+use super::trampoline::guard;
+use super::{handler, log, sys};
+use crate::python::{self, PythonSettings};
+use mod_wsgi_config::HashSeed;
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// MPM facts recorded in post_config (parent) and inherited by children through fork.
+pub static MULTITHREAD: AtomicBool = AtomicBool::new(false);
+pub static MULTIPROCESS: AtomicBool = AtomicBool::new(true);
+/// WSGIRestrictEmbedded On, as read in child_init.
+pub static EMBEDDED_RESTRICTED: AtomicBool = AtomicBool::new(false);
+
+fn mpm_query(query: i32) -> i32 {
+    let mut result: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int into `result`.
+    let rv = unsafe { sys::ap_mpm_query(query, &mut result) };
+    if rv == 0 { result } else { sys::AP_MPMQ_NOT_SUPPORTED }
+}
+
+pub unsafe extern "C" fn post_config(
+    pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    _s: *mut sys::server_rec,
+) -> c_int {
+    guard("post_config", sys::OK, || {
+        // SAFETY: ap_state_query only reads process state.
+        let state = unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE) };
+        if state == sys::AP_SQ_MS_CREATE_PRE_CONFIG {
+            return sys::OK;
+        }
+        let banner = [
+            concat!("mod_wsgi_rs/", env!("CARGO_PKG_VERSION")),
+            concat!("Python/", env!("MOD_WSGI_RS_PYTHON_VERSION")),
+        ];
+        for component in banner {
+            let c = std::ffi::CString::new(component).expect("BUG: static text");
+            // SAFETY: pconf is live for this generation; Apache copies the component.
+            unsafe { sys::ap_add_version_component(pconf, c.as_ptr()) };
+        }
+        MULTITHREAD.store(mpm_query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED, Ordering::Relaxed);
+        MULTIPROCESS.store(mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED, Ordering::Relaxed);
+        sys::OK
+    })
+}
+
+pub unsafe extern "C" fn child_init(_pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    guard("child_init", (), || {
+        // SAFETY: s is the main server, live for this child's whole life.
+        unsafe { log::install(s) };
+        // SAFETY: as above.
+        let Some(config) = (unsafe { server_config(s) }) else { return };
+        let py = &config.python;
+        if py.restrict_embedded == Some(true) {
+            EMBEDDED_RESTRICTED.store(true, Ordering::Relaxed);
+            return;
+        }
+        let settings = PythonSettings {
+            python_home: py.python_home.clone(),
+            optimize: py.optimize.unwrap_or(0),
+            hash_seed: match py.hash_seed {
+                Some(HashSeed::Fixed(n)) => Some(n),
+                _ => None,
+            },
+            dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
+            python_path: py.python_path.clone(),
+            restrict_stdin: py.restrict_stdin.unwrap_or(false),
+            restrict_stdout: py.restrict_stdout.unwrap_or(false),
+            restrict_signal: py.restrict_signal.unwrap_or(true),
+            process_group: String::new(),
+            multithread: MULTITHREAD.load(Ordering::Relaxed),
+            multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
+        };
+        if let Err(e) = python::initialize(settings) {
+            log::server_error(&format!("WSGI0002: {e}; every WSGI request of this process will fail"));
+        }
+    })
+}
+
+pub unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: Apache passes a live request_rec owned by this thread for the call.
+    guard("translate_name", sys::DECLINED, || unsafe { handler::translate_name(r) })
+}
+
+pub unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: Apache passes a live request_rec owned by this thread for the call.
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe { handler::handle(r) })
+}

@@ -1,0 +1,177 @@
+//! The WSGI transport traits over an Apache request: the body comes from
+//! `ap_get_client_block`, the response goes through `r->headers_out` and the output
+//! filter chain (file buckets for `wsgi.file_wrapper`).
+
+use super::log::request_log;
+use super::sys;
+use crate::wsgi::{BodyReader, ResponseSink, SinkError};
+use mod_wsgi_http::ResponseHead;
+use std::ffi::{CString, c_void};
+use std::os::fd::RawFd;
+
+/// A request_rec the handler lends to the WSGI core for the duration of `wsgi::run`.
+#[derive(Clone, Copy)]
+pub struct LentRequest(*mut sys::request_rec);
+
+// SAFETY: the request is only used from the handler's thread or, while that thread waits
+// inside wsgi::run, from a Python thread the app started; wsgi::run detaches every reader
+// and sink before returning, so no use outlives the handler call.
+unsafe impl Send for LentRequest {}
+
+impl LentRequest {
+    /// # Safety
+    /// `r` must stay live until every holder of this value is dropped.
+    pub unsafe fn new(r: *mut sys::request_rec) -> Self {
+        LentRequest(r)
+    }
+}
+
+pub struct ApacheBody {
+    r: LentRequest,
+    started: bool,
+    has_body: bool,
+}
+
+impl ApacheBody {
+    pub fn new(r: LentRequest) -> Self {
+        ApacheBody { r, started: false, has_body: false }
+    }
+}
+
+impl BodyReader for ApacheBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.started = true;
+            // SAFETY: the request is live (LentRequest contract) and ap_setup_client_block
+            // was called by the handler.
+            self.has_body = unsafe { sys::ap_should_client_block(self.r.0) } != 0;
+        }
+        if !self.has_body || buf.is_empty() {
+            return Ok(0);
+        }
+        // SAFETY: live request; buf is a valid writable region of buf.len() bytes.
+        let n = unsafe { sys::ap_get_client_block(self.r.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            self.has_body = false;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "error reading the request body (client went away, timed out or sent a malformed body)",
+            ));
+        }
+        Ok(n as usize)
+    }
+}
+
+pub struct ApacheSink {
+    r: LentRequest,
+    sendfile: bool,
+}
+
+impl ApacheSink {
+    pub fn new(r: LentRequest, sendfile: bool) -> Self {
+        ApacheSink { r, sendfile }
+    }
+
+    fn req(&self) -> &mut sys::request_rec {
+        // SAFETY: live and used by one thread at a time (LentRequest contract; the WSGI
+        // core serialises sink calls behind a mutex).
+        unsafe { &mut *self.r.0 }
+    }
+
+    fn pstrdup(&self, s: &str) -> *mut std::os::raw::c_char {
+        let c = CString::new(s).unwrap_or_default();
+        // SAFETY: the request pool is live; the string is copied.
+        unsafe { sys::apr_pstrdup(self.req().pool, c.as_ptr()) }
+    }
+
+    fn client_gone(&self) -> bool {
+        // SAFETY: the connection outlives the request.
+        unsafe { (*self.req().connection).aborted != 0 }
+    }
+}
+
+unsafe extern "C" fn close_fd(data: *mut c_void) -> sys::apr_status_t {
+    // SAFETY: data carries the fd dup'ed in send_file, owned by this cleanup alone.
+    unsafe { libc::close(data as usize as RawFd) };
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
+impl ResponseSink for ApacheSink {
+    fn send_head(&mut self, head: &ResponseHead, headers: &[(String, String)]) -> Result<(), SinkError> {
+        let status_line = self.pstrdup(&head.status_line);
+        let r = self.req();
+        r.status = i32::from(head.code);
+        r.status_line = status_line;
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("content-type") {
+                let v = self.pstrdup(value);
+                // SAFETY: live request; the value is pool memory, as Apache keeps it.
+                unsafe { sys::ap_set_content_type(self.req(), v) };
+            } else if name.eq_ignore_ascii_case("content-length") {
+                if let Ok(n) = value.trim().parse::<i64>() {
+                    // SAFETY: live request.
+                    unsafe { sys::ap_set_content_length(self.req(), n) };
+                }
+            } else {
+                let (n, v) = (CString::new(name.as_str()), CString::new(value.as_str()));
+                if let (Ok(n), Ok(v)) = (n, v) {
+                    // SAFETY: live request; apr_table_add copies key and value.
+                    unsafe { sys::apr_table_add(self.req().headers_out, n.as_ptr(), v.as_ptr()) };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        // SAFETY: live request; ap_rwrite copies `data` into the output brigade.
+        let written = unsafe { sys::ap_rwrite(data.as_ptr().cast(), data.len() as i32, self.req()) };
+        // SAFETY: live request.
+        if written < 0 || unsafe { sys::ap_rflush(self.req()) } < 0 || self.client_gone() {
+            return Err(SinkError::ClientGone);
+        }
+        Ok(())
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {
+        let r = self.req();
+        // SAFETY: fd is an open descriptor borrowed for this call; the duplicate is owned
+        // by a cleanup of the request pool, which Apache destroys only after every bucket
+        // of this request has been written.
+        unsafe {
+            let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+            if dup < 0 {
+                return Err(SinkError::Failed(format!(
+                    "cannot duplicate file descriptor {fd}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            sys::apr_pool_cleanup_register(
+                r.pool,
+                dup as usize as *mut c_void,
+                Some(close_fd),
+                Some(sys::apr_pool_cleanup_null),
+            );
+            let mut file: *mut sys::apr_file_t = std::ptr::null_mut();
+            let mut os_fd: sys::apr_os_file_t = dup;
+            let flags = sys::APR_FOPEN_READ
+                | if self.sendfile { sys::APR_FOPEN_SENDFILE_ENABLED } else { 0 };
+            if sys::apr_os_file_put(&mut file, &mut os_fd, flags, r.pool) != 0 {
+                return Err(SinkError::Failed("apr_os_file_put failed".to_owned()));
+            }
+            let bb = sys::apr_brigade_create(r.pool, (*r.connection).bucket_alloc);
+            sys::apr_brigade_insert_file(bb, file, offset as i64, len as i64, r.pool);
+            let rv = sys::ap_pass_brigade(r.output_filters, bb);
+            sys::apr_brigade_cleanup(bb.cast());
+            if rv != 0 || self.client_gone() {
+                return Err(SinkError::ClientGone);
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&self, level: tracing::Level, message: &str) {
+        // SAFETY: live request (LentRequest contract).
+        unsafe { request_log(self.r.0, level, message) };
+    }
+}

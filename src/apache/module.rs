@@ -1,0 +1,93 @@
+//! The module record Apache loads (`wsgi_module`, name "mod_wsgi.c"), its command table
+//! built from the directive table, and hook registration.
+
+use super::config::{create_dir_config, create_server_config, merge_dir_config, merge_server_config};
+use super::directives::{DIRECTIVES, Scope, set_directive};
+use super::{hooks, sys};
+use std::ptr::{null, null_mut};
+
+const COMMAND_COUNT: usize = DIRECTIVES.len();
+
+#[repr(transparent)]
+pub struct CommandTable([sys::command_rec; COMMAND_COUNT + 1]);
+
+// SAFETY: the table is immutable after construction; the raw pointers in it point to
+// 'static C strings and functions.
+unsafe impl Sync for CommandTable {}
+
+const fn req_override(scope: Scope) -> i32 {
+    match scope {
+        Scope::Global | Scope::Server => sys::RSRC_CONF,
+        Scope::Directory => sys::RSRC_CONF | sys::ACCESS_CONF,
+        Scope::DirectoryHtaccess => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+    }
+}
+
+const fn command_table() -> CommandTable {
+    let terminator = sys::command_rec {
+        name: null(),
+        func: sys::cmd_func { raw_args: None },
+        cmd_data: null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: null(),
+    };
+    let mut table = [terminator; COMMAND_COUNT + 1];
+    let mut i = 0;
+    while i < COMMAND_COUNT {
+        let d = &DIRECTIVES[i];
+        table[i] = sys::command_rec {
+            name: d.name.as_ptr(),
+            func: sys::cmd_func { raw_args: Some(set_directive) },
+            cmd_data: null_mut(),
+            req_override: req_override(d.scope),
+            args_how: sys::RAW_ARGS,
+            errmsg: d.usage.as_ptr(),
+        };
+        i += 1;
+    }
+    CommandTable(table)
+}
+
+static COMMANDS: CommandTable = command_table();
+
+unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
+    // SAFETY: called by Apache while loading the module; the hook functions are 'static.
+    unsafe {
+        sys::ap_hook_post_config(Some(hooks::post_config), null(), null(), sys::APR_HOOK_MIDDLE as i32);
+        sys::ap_hook_child_init(Some(hooks::child_init), null(), null(), sys::APR_HOOK_MIDDLE as i32);
+        sys::ap_hook_translate_name(Some(hooks::translate_name), null(), null(), sys::APR_HOOK_MIDDLE as i32);
+        sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE as i32);
+    }
+}
+
+/// The module record. It must be a `static mut`: httpd writes module_index, next and
+/// dynamic_load_handle into it.
+#[unsafe(no_mangle)]
+pub static mut wsgi_module: sys::module = sys::module {
+    version: sys::MODULE_MAGIC_NUMBER_MAJOR as i32,
+    minor_version: sys::MODULE_MAGIC_NUMBER_MINOR as i32,
+    module_index: -1,
+    name: c"mod_wsgi.c".as_ptr(),
+    dynamic_load_handle: null_mut(),
+    next: null_mut(),
+    magic: sys::MODULE_MAGIC_COOKIE as std::os::raw::c_ulong,
+    rewrite_args: None,
+    create_dir_config: Some(create_dir_config),
+    merge_dir_config: Some(merge_dir_config),
+    create_server_config: Some(create_server_config),
+    merge_server_config: Some(merge_server_config),
+    cmds: &raw const COMMANDS.0 as *const sys::command_rec,
+    register_hooks: Some(register_hooks),
+    flags: 0,
+};
+
+pub fn module_ptr() -> *const sys::module {
+    &raw const wsgi_module
+}
+
+pub fn module_index() -> i32 {
+    // SAFETY: module_index is written by httpd while loading the module, before any hook
+    // runs, and only read afterwards.
+    unsafe { (*module_ptr()).module_index }
+}

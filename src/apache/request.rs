@@ -1,0 +1,219 @@
+//! `Request`: a borrowed request_rec with safe accessors. Strings read from Apache are
+//! copied out; strings handed to Apache are copied into the request pool.
+
+use super::sys;
+use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::os::raw::c_char;
+
+/// A request_rec that stays alive (and is only used by this thread) for `'r`.
+pub struct Request<'r> {
+    raw: *mut sys::request_rec,
+    _life: PhantomData<&'r mut sys::request_rec>,
+}
+
+/// Decodes bytes as ISO-8859-1: one char per byte, as PEP 3333 prescribes for the environ.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// # Safety
+/// `ptr` must be null or a NUL-terminated string that outlives `'a`.
+unsafe fn opt_cstr<'a>(ptr: *const c_char) -> Option<&'a CStr> {
+    // SAFETY: per the caller.
+    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) })
+}
+
+/// Iterates an APR table as (key, value) byte strings.
+///
+/// # Safety
+/// `table` must be a live apr_table_t not modified during the call.
+pub unsafe fn table_entries(table: *const sys::apr_table_t) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: an apr_table_t begins with its apr_array_header_t of apr_table_entry_t (the
+    // documented apr_table_elts layout); entries with a null key are deleted slots.
+    unsafe {
+        let array = &*table.cast::<sys::apr_array_header_t>();
+        let entries = array.elts.cast::<sys::apr_table_entry_t>();
+        let mut out = Vec::with_capacity(array.nelts as usize);
+        for i in 0..array.nelts as usize {
+            let e = &*entries.add(i);
+            if e.key.is_null() {
+                continue;
+            }
+            let val = opt_cstr(e.val).map(|v| v.to_bytes().to_vec()).unwrap_or_default();
+            out.push((CStr::from_ptr(e.key).to_bytes().to_vec(), val));
+        }
+        out
+    }
+}
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `raw` must be a live request_rec, used only by this thread for `'r`.
+    pub unsafe fn from_raw(raw: *mut sys::request_rec) -> Self {
+        Request { raw, _life: PhantomData }
+    }
+
+    pub fn raw(&self) -> *mut sys::request_rec {
+        self.raw
+    }
+
+    fn r(&self) -> &sys::request_rec {
+        // SAFETY: live for 'r (constructor contract).
+        unsafe { &*self.raw }
+    }
+
+    pub fn pool(&self) -> *mut sys::apr_pool_t {
+        self.r().pool
+    }
+
+    pub fn server(&self) -> *mut sys::server_rec {
+        self.r().server
+    }
+
+    pub fn connection(&self) -> *mut sys::conn_rec {
+        self.r().connection
+    }
+
+    /// Copies `s` into the request pool.
+    pub fn pstrdup(&self, s: &str) -> *mut c_char {
+        let c = CString::new(s.replace('\0', "")).expect("BUG: NULs were removed");
+        // SAFETY: the pool is live for 'r; apr_pstrdup copies the bytes.
+        unsafe { sys::apr_pstrdup(self.pool(), c.as_ptr()) }
+    }
+
+    fn field(&self, ptr: *const c_char) -> Option<&'r CStr> {
+        // SAFETY: request_rec string fields live in the request pool for 'r.
+        unsafe { opt_cstr(ptr) }
+    }
+
+    pub fn uri(&self) -> &'r [u8] {
+        self.field(self.r().uri).map(CStr::to_bytes).unwrap_or_default()
+    }
+
+    pub fn handler(&self) -> Option<&'r CStr> {
+        self.field(self.r().handler)
+    }
+
+    pub fn hostname(&self) -> Option<String> {
+        self.field(self.r().hostname).map(|h| latin1(h.to_bytes()))
+    }
+
+    pub fn header_only(&self) -> bool {
+        self.r().header_only != 0
+    }
+
+    pub fn filetype(&self) -> u32 {
+        self.r().finfo.filetype
+    }
+
+    pub fn filename(&self) -> Option<String> {
+        self.field(self.r().filename).map(|f| f.to_string_lossy().into_owned())
+    }
+
+    pub fn set_filename(&mut self, filename: &str) {
+        let value = self.pstrdup(filename);
+        // SAFETY: live for 'r; the new value lives in the request pool.
+        unsafe { (*self.raw).filename = value };
+    }
+
+    pub fn set_handler(&mut self, handler: &'static CStr) {
+        // SAFETY: live for 'r; the handler name is a 'static string.
+        unsafe { (*self.raw).handler = handler.as_ptr() };
+    }
+
+    fn table_get(&self, table: *mut sys::apr_table_t, key: &CStr) -> Option<String> {
+        // SAFETY: request tables are live for 'r; the result lives in the table.
+        self.field(unsafe { sys::apr_table_get(table, key.as_ptr()) }).map(|v| latin1(v.to_bytes()))
+    }
+
+    pub fn header_in(&self, key: &CStr) -> Option<String> {
+        self.table_get(self.r().headers_in, key)
+    }
+
+    pub fn note(&self, key: &CStr) -> Option<String> {
+        self.table_get(self.r().notes, key)
+    }
+
+    pub fn set_note(&mut self, key: &'static CStr, value: &str) {
+        let value = self.pstrdup(value);
+        // SAFETY: notes is live for 'r; setn keeps the pointers, which are 'static/pool.
+        unsafe { sys::apr_table_setn(self.r().notes, key.as_ptr(), value) };
+    }
+
+    pub fn env_var(&self, key: &str) -> Option<String> {
+        let key = CString::new(key).ok()?;
+        self.table_get(self.r().subprocess_env, &key)
+    }
+
+    /// The CGI environment after ap_add_common_vars/ap_add_cgi_vars, decoded as latin-1.
+    pub fn cgi_environment(&mut self) -> Vec<(String, String)> {
+        // SAFETY: live for 'r; these functions fill r->subprocess_env from the request.
+        unsafe {
+            sys::ap_add_common_vars(self.raw);
+            sys::ap_add_cgi_vars(self.raw);
+            table_entries(self.r().subprocess_env)
+                .into_iter()
+                .map(|(k, v)| (latin1(&k), latin1(&v)))
+                .collect()
+        }
+    }
+
+    pub fn server_name(&self) -> String {
+        // SAFETY: live for 'r; the result lives in the request/server pool.
+        self.field(unsafe { sys::ap_get_server_name(self.raw) })
+            .map(|n| latin1(n.to_bytes()))
+            .unwrap_or_default()
+    }
+
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: live for 'r.
+        unsafe { sys::ap_get_server_port(self.raw) }
+    }
+
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: live for 'r.
+        unsafe { sys::ap_allow_options(self.raw) & sys::OPT_EXECCGI != 0 }
+    }
+
+    /// Whether an output filter that may rewrite content sits before the protocol filters.
+    pub fn has_content_filters(&self) -> bool {
+        let f = self.r().output_filters;
+        // SAFETY: the filter chain and its records live for 'r.
+        !f.is_null() && unsafe { !(*f).frec.is_null() && (*(*f).frec).ftype < sys::AP_FTYPE_PROTOCOL }
+    }
+
+    pub fn request_time(&self) -> i64 {
+        self.r().request_time
+    }
+
+    pub fn log_id(&self) -> Option<String> {
+        self.field(self.r().log_id).map(|v| latin1(v.to_bytes()))
+    }
+
+    /// Local address and port the request arrived on.
+    pub fn listener(&self) -> (String, u16) {
+        // SAFETY: the connection and its local address live at least as long as 'r.
+        unsafe {
+            let c = &*self.connection();
+            let ip = opt_cstr(c.local_ip).map(|v| latin1(v.to_bytes())).unwrap_or_default();
+            let port = if c.local_addr.is_null() { 0 } else { (*c.local_addr).port };
+            (ip, port)
+        }
+    }
+
+    pub fn connection_log_id(&self) -> Option<String> {
+        // SAFETY: the connection lives at least as long as 'r.
+        self.field(unsafe { (*self.connection()).log_id }).map(|v| latin1(v.to_bytes()))
+    }
+
+    pub fn limit_request_body(&self) -> u64 {
+        // SAFETY: live for 'r.
+        u64::try_from(unsafe { sys::ap_get_limit_req_body(self.raw) }).unwrap_or(0)
+    }
+
+    pub fn dir_config<T>(&self) -> Option<&'r T> {
+        // SAFETY: per_dir_config is this generation's merged vector for the request.
+        unsafe { super::config::lookup(self.r().per_dir_config) }
+    }
+}

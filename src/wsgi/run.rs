@@ -1,0 +1,261 @@
+//! Running one request: load the script, call the application, stream what it returns,
+//! always call close(), and say how it ended.
+
+use super::input::{self, InputState, SharedInput};
+use super::response::{self, ResponseState, SharedResponse, WriteError};
+use super::{BodyReader, ResponseSink, SinkError, environ};
+use crate::python::{self, Interpreter};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyTuple};
+use std::path::PathBuf;
+use tracing::Level;
+
+/// Everything the WSGI core needs to know about one request.
+pub struct WsgiRequest {
+    /// CGI variables, values decoded as ISO-8859-1.
+    pub environ: Vec<(String, String)>,
+    /// Interpreter name; "" is the main interpreter.
+    pub application_group: String,
+    pub script: PathBuf,
+    pub callable: String,
+    pub reload: bool,
+    /// A HEAD request: a body shorter than Content-Length is not a truncation.
+    pub header_only: bool,
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+/// How a request ended, for the transport to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    ClientGone,
+    /// The application failed; with `headers_sent` the response on the wire is incomplete
+    /// and the transport must make that visible (abort the connection).
+    Failed { headers_sent: bool },
+}
+
+fn log(response: &SharedResponse, level: Level, message: &str) {
+    match response.try_lock() {
+        Ok(state) if state.sink().is_some() => {
+            if let Some(sink) = state.sink() {
+                sink.log(level, message);
+            }
+        }
+        _ => match level {
+            Level::ERROR => tracing::error!("{message}"),
+            Level::WARN => tracing::warn!("{message}"),
+            _ => tracing::info!("{message}"),
+        },
+    }
+}
+
+fn headers_sent(response: &SharedResponse) -> bool {
+    response.try_lock().map(|s| s.head_sent).unwrap_or(true)
+}
+
+/// Runs `req` to completion.
+pub fn run(req: WsgiRequest, body: Box<dyn BodyReader>, sink: Box<dyn ResponseSink>) -> Outcome {
+    let response = ResponseState::new(sink);
+    let input = InputState::new(body);
+    let outcome = python::with_interpreter(&req.application_group, |py, interp| {
+        run_in_interpreter(py, interp, &req, &input, &response)
+    })
+    .unwrap_or_else(|e| {
+        log(&response, Level::ERROR, &format!("WSGI0023: {e}"));
+        Outcome::Failed { headers_sent: false }
+    });
+    input.lock().unwrap_or_else(|p| p.into_inner()).close();
+    response.lock().unwrap_or_else(|p| p.into_inner()).close();
+    outcome
+}
+
+fn errors_stream<'py>(
+    py: Python<'py>,
+    interp: &Interpreter,
+    response: &SharedResponse,
+) -> PyResult<Bound<'py, PyAny>> {
+    let shared = response.clone();
+    let emit = PyCFunction::new_closure(
+        py,
+        Some(c"emit"),
+        None,
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (line,): (String,) = args.extract()?;
+            log(&shared, Level::ERROR, &line);
+            Ok(())
+        },
+    )?;
+    interp.shim.log_stream_class.bind(py).call1((emit, "wsgi.errors"))
+}
+
+fn run_in_interpreter(
+    py: Python<'_>,
+    interp: &Interpreter,
+    req: &WsgiRequest,
+    input: &SharedInput,
+    response: &SharedResponse,
+) -> Outcome {
+    let app = match python::load_callable(py, interp, &req.script, &req.callable, req.reload) {
+        Ok(app) => app,
+        Err(e) => {
+            log(response, Level::ERROR, &format!("WSGI0021: {e}"));
+            return Outcome::Failed { headers_sent: false };
+        }
+    };
+    let fail = |e: PyErr| {
+        let tb = python::format_exception(py, &e);
+        log(
+            response,
+            Level::ERROR,
+            &format!(
+                "WSGI0020: exception occurred processing WSGI script '{}'\n{tb}",
+                req.script.display()
+            ),
+        );
+        Outcome::Failed { headers_sent: headers_sent(response) }
+    };
+    let errors = match errors_stream(py, interp, response) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let prepared = (|| -> PyResult<_> {
+        let op = input::native_op(py, input)?;
+        let input_obj = interp.shim.input_class.bind(py).call1((op,))?;
+        let env = environ::build(py, interp, req, input_obj, errors.clone())?;
+        let start = response::start_response(py, response)?;
+        Ok((env, start))
+    })();
+    let outcome = match prepared.and_then(|(env, start)| app.call1((env, start))) {
+        Err(e) => fail(e),
+        Ok(iterable) => {
+            let streamed = stream(py, interp, req, &iterable, response);
+            let closed = match iterable.hasattr("close") {
+                Ok(true) => iterable.call_method0("close").map(drop),
+                _ => Ok(()),
+            };
+            match (streamed, closed) {
+                (Err(e), _) | (Ok(Outcome::Complete), Err(e)) => fail(e),
+                (Ok(outcome), Err(e)) => {
+                    fail(e);
+                    outcome
+                }
+                (Ok(outcome), Ok(())) => outcome,
+            }
+        }
+    };
+    let _ = errors.call_method0("flush");
+    outcome
+}
+
+fn write_error(response: &SharedResponse, e: WriteError) -> PyResult<Outcome> {
+    match e {
+        WriteError::Sink(SinkError::ClientGone) => Ok(Outcome::ClientGone),
+        WriteError::NoStartResponse => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the application returned a body without calling start_response()",
+        )),
+        other => {
+            log(response, Level::ERROR, &format!("WSGI0024: failed to write response: {other}"));
+            Ok(Outcome::Failed { headers_sent: headers_sent(response) })
+        }
+    }
+}
+
+/// Sends what the application returned; `Err` is a Python exception to report.
+fn stream(
+    py: Python<'_>,
+    interp: &Interpreter,
+    req: &WsgiRequest,
+    iterable: &Bound<'_, PyAny>,
+    response: &SharedResponse,
+) -> PyResult<Outcome> {
+    if iterable.get_type().is(interp.shim.file_wrapper_class.bind(py))
+        && let Some(result) = send_file_wrapper(py, iterable, response)?
+    {
+        return match result {
+            Ok(()) => finish(req, response),
+            Err(e) => write_error(response, e),
+        };
+    }
+    for item in iterable.try_iter()? {
+        let item = item?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "sequence of byte string values expected, value of type {} found",
+                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        let data = bytes.as_bytes();
+        if data.is_empty() {
+            continue;
+        }
+        let mut guard = response::lock(response)?;
+        let state: &mut ResponseState = &mut guard;
+        if let Err(e) = py.detach(|| state.write(data)) {
+            drop(guard);
+            return write_error(response, e);
+        }
+        if state.remaining() == 0 {
+            break;
+        }
+    }
+    finish(req, response)
+}
+
+fn finish(req: &WsgiRequest, response: &SharedResponse) -> PyResult<Outcome> {
+    let mut state = response::lock(response)?;
+    if let Err(e) = state.ensure_head() {
+        drop(state);
+        return write_error(response, e);
+    }
+    if let Some(declared) = state.content_length
+        && state.written < declared
+        && !req.header_only
+    {
+        let written = state.written;
+        drop(state);
+        log(
+            response,
+            Level::ERROR,
+            &format!(
+                "WSGI0025: truncated response from WSGI script '{}': Content-Length is {declared} but only {written} bytes were returned; closing the connection",
+                req.script.display()
+            ),
+        );
+        return Ok(Outcome::Failed { headers_sent: true });
+    }
+    Ok(Outcome::Complete)
+}
+
+/// Serves a `wsgi.file_wrapper` over a regular file through the transport's file path.
+/// `Ok(None)` means the object is not a plain file and must be iterated instead.
+fn send_file_wrapper(
+    py: Python<'_>,
+    wrapper: &Bound<'_, PyAny>,
+    response: &SharedResponse,
+) -> PyResult<Option<Result<(), WriteError>>> {
+    let filelike = wrapper.getattr("filelike")?;
+    let Ok(fd) = filelike.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
+        return Ok(None);
+    };
+    let Ok(offset) = filelike.call_method0("tell").and_then(|t| t.extract::<u64>()) else {
+        return Ok(None);
+    };
+    let os = py.import("os")?;
+    let st = os.call_method1("fstat", (fd,))?;
+    let mode: u32 = st.getattr("st_mode")?.extract()?;
+    let is_regular: bool = py.import("stat")?.call_method1("S_ISREG", (mode,))?.extract()?;
+    if !is_regular {
+        return Ok(None);
+    }
+    let size: u64 = st.getattr("st_size")?.extract()?;
+    let len = size.saturating_sub(offset);
+    let mut guard = response::lock(response)?;
+    if !guard.has_start_response() {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the application returned a body without calling start_response()",
+        ));
+    }
+    let state: &mut ResponseState = &mut guard;
+    Ok(Some(py.detach(|| if len == 0 { state.ensure_head() } else { state.send_file(fd, offset, len) })))
+}

@@ -1,0 +1,32 @@
+//! The two traits a transport implements to carry one WSGI request.
+
+use mod_wsgi_http::ResponseHead;
+use std::os::fd::RawFd;
+
+/// Why the response could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("client closed the connection")]
+    ClientGone,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The request body as the transport streams it.
+pub trait BodyReader: Send {
+    /// Reads into `buf`; `Ok(0)` is the end of the body.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Where the response goes. Calls happen with the GIL released.
+pub trait ResponseSink: Send {
+    fn send_head(&mut self, head: &ResponseHead, headers: &[(String, String)])
+    -> Result<(), SinkError>;
+    /// Writes and flushes one block of body.
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Sends `len` bytes of the open file `fd` from `offset`; the fd is only borrowed for
+    /// the call (the sink duplicates it if it needs it longer).
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError>;
+    /// Logs a line attached to this request (client address etc.).
+    fn log(&self, level: tracing::Level, message: &str);
+}
