@@ -146,17 +146,41 @@ impl<'r> Request<'r> {
         self.table_get(self.r().subprocess_env, &key)
     }
 
-    /// The CGI environment after ap_add_common_vars/ap_add_cgi_vars, decoded as latin-1.
+    /// The CGI environment, decoded as latin-1: ap_add_common_vars (headers, server and
+    /// client facts, SetEnv values) plus the request-line variables. Those are computed
+    /// here rather than by ap_add_cgi_vars, which runs a sub-request per request only to
+    /// fill PATH_TRANSLATED.
     pub fn cgi_environment(&mut self) -> Vec<(String, String)> {
-        // SAFETY: live for 'r; these functions fill r->subprocess_env from the request.
-        unsafe {
+        // SAFETY: live for 'r; ap_add_common_vars fills r->subprocess_env.
+        let mut env: Vec<(String, String)> = unsafe {
             sys::ap_add_common_vars(self.raw);
-            sys::ap_add_cgi_vars(self.raw);
             table_entries(self.r().subprocess_env)
                 .into_iter()
                 .map(|(k, v)| (latin1(&k), latin1(&v)))
                 .collect()
+        };
+        let r = self.r();
+        let text = |p: *const c_char| self.field(p).map(|v| latin1(v.to_bytes())).unwrap_or_default();
+        let uri = text(r.uri);
+        let path_info = text(r.path_info);
+        let script_name = match uri.strip_suffix(path_info.as_str()) {
+            Some(prefix) if !path_info.is_empty() => prefix.to_owned(),
+            _ => uri.clone(),
+        };
+        let vars = [
+            ("GATEWAY_INTERFACE", "CGI/1.1".to_owned()),
+            ("SERVER_PROTOCOL", text(r.protocol)),
+            ("REQUEST_METHOD", text(r.method)),
+            ("QUERY_STRING", text(r.args)),
+            ("REQUEST_URI", text(r.unparsed_uri)),
+            ("SCRIPT_NAME", script_name),
+            ("PATH_INFO", path_info),
+        ];
+        for (key, value) in vars {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_owned(), value));
         }
+        env
     }
 
     pub fn server_name(&self) -> String {
