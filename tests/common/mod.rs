@@ -1,0 +1,281 @@
+//! Test harness: starts a real apache2 with this module on a free 127.0.0.1 port from a
+//! generated config in a temporary directory, talks raw HTTP/1.1 to it, and fails the test
+//! on unexpected `[error]`, `[crit]` or `panicked` lines in its error log.
+#![allow(dead_code)]
+
+pub mod http;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use http::{Response, get, request};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Prefork,
+    Worker,
+    Event,
+}
+
+pub const ALL_MPMS: [Mpm; 3] = [Mpm::Prefork, Mpm::Worker, Mpm::Event];
+
+impl Mpm {
+    fn module(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Mpm::Prefork => (
+                "mpm_prefork_module",
+                "mod_mpm_prefork.so",
+                "StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\nMaxRequestWorkers 16\n",
+            ),
+            Mpm::Worker => (
+                "mpm_worker_module",
+                "mod_mpm_worker.so",
+                "StartServers 1\nServerLimit 2\nThreadsPerChild 8\nMaxRequestWorkers 16\nMinSpareThreads 1\nMaxSpareThreads 16\n",
+            ),
+            Mpm::Event => (
+                "mpm_event_module",
+                "mod_mpm_event.so",
+                "StartServers 1\nServerLimit 2\nThreadsPerChild 8\nMaxRequestWorkers 16\nMinSpareThreads 1\nMaxSpareThreads 16\n",
+            ),
+        }
+    }
+}
+
+/// Where Apache's modules live (apxs -q LIBEXECDIR), overridable by APACHE_MODULES_DIR.
+pub fn apache_modules_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("APACHE_MODULES_DIR") {
+        return dir.into();
+    }
+    let out = Command::new("apxs").args(["-q", "LIBEXECDIR"]).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().into(),
+        _ => panic!("cannot find Apache's modules directory: install apache2-dev (apxs) or set APACHE_MODULES_DIR"),
+    }
+}
+
+/// The apache2 binary, overridable by APACHE_BIN. Missing Apache fails the test loudly.
+pub fn apache_bin() -> String {
+    let bin = std::env::var("APACHE_BIN").unwrap_or_else(|_| "apache2".to_owned());
+    let found = Command::new("sh").args(["-c", &format!("command -v {bin} >/dev/null || test -x /usr/sbin/{bin}")]).status();
+    if !found.map(|s| s.success()).unwrap_or(false) {
+        panic!("apache2 is not installed (or APACHE_BIN is wrong): the integration tests need a real Apache httpd; run .ci/run or `apt-get install apache2 apache2-dev`");
+    }
+    bin
+}
+
+/// The module under test: MOD_WSGI_RS_SO, else the cdylib next to the test binary.
+pub fn module_path() -> PathBuf {
+    if let Ok(p) = std::env::var("MOD_WSGI_RS_SO") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let so = profile_dir.join("libmod_wsgi_rs.so");
+    assert!(so.exists(), "module not built at {} (run cargo build first)", so.display());
+    so
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A scratch directory readable by Apache's children (which run as www-data).
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("mod_wsgi_rs-{label}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        Scratch { dir }
+    }
+
+    /// Writes `content` to `rel` (creating world-readable directories as needed).
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.dir.join(rel);
+        let mut parent = path.parent().unwrap().to_path_buf();
+        fs::create_dir_all(&parent).unwrap();
+        while parent.starts_with(&self.dir) {
+            let _ = fs::set_permissions(&parent, fs::Permissions::from_mode(0o777));
+            if !parent.pop() {
+                break;
+            }
+        }
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+
+    pub fn path(&self, rel: &str) -> String {
+        self.dir.join(rel).display().to_string()
+    }
+}
+
+pub struct Apache {
+    pub port: u16,
+    pub scratch: Scratch,
+    child: Option<Child>,
+    allowed: Vec<String>,
+    checked: bool,
+}
+
+/// Builds a config: `body` is appended after the common directives; `{root}` in it is
+/// replaced by the scratch directory.
+pub fn config_text(mpm: Mpm, scratch: &Scratch, port: u16, body: &str) -> String {
+    let (mpm_name, mpm_file, mpm_tuning) = mpm.module();
+    let mods = apache_modules_dir().display().to_string();
+    let root = scratch.dir.display();
+    format!(
+        "ServerRoot {root}\nListen 127.0.0.1:{port}\nServerName 127.0.0.1\nPidFile {root}/httpd.pid\n\
+         ErrorLog {root}/error.log\nLogLevel info\nDefaultRuntimeDir {root}\nMutex file:{root} default\n\
+         ServerTokens Full\nTimeout 20\n\
+         LoadModule {mpm_name} {mods}/{mpm_file}\n{mpm_tuning}\
+         LoadModule authz_core_module {mods}/mod_authz_core.so\n\
+         LoadModule wsgi_module {so}\n\
+         User www-data\nGroup www-data\n\
+         <Directory />\n  Require all denied\n  AllowOverride None\n</Directory>\n\
+         <Directory {root}/app>\n  Require all granted\n</Directory>\n{body}\n",
+        so = module_path().display(),
+        body = body.replace("{root}", &root.to_string()),
+    )
+}
+
+impl Apache {
+    /// Starts Apache with `body` config; `files` are (relative path, content) written first.
+    pub fn start(mpm: Mpm, body: &str, files: &[(&str, &str)]) -> Apache {
+        let scratch = Scratch::new(&format!("{mpm:?}").to_lowercase());
+        for (rel, content) in files {
+            scratch.write(rel, content);
+        }
+        Self::start_in(mpm, scratch, body)
+    }
+
+    pub fn start_in(mpm: Mpm, scratch: Scratch, body: &str) -> Apache {
+        let bin = apache_bin();
+        let port = free_port();
+        let conf = scratch.dir.join("httpd.conf");
+        fs::write(&conf, config_text(mpm, &scratch, port, body)).unwrap();
+        let child = Command::new(&bin)
+            .args(["-f", conf.to_str().unwrap(), "-DFOREGROUND"])
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            // Apache signals its whole process group on shutdown; keep the test out of it.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let mut apache = Apache { port, scratch, child: Some(child), allowed: Vec::new(), checked: false };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = apache.child.as_mut().unwrap().try_wait().unwrap() {
+                apache.child = None;
+                apache.checked = true;
+                panic!("apache2 exited at start ({status}); error log:\n{}", apache.error_log());
+            }
+            assert!(Instant::now() < deadline, "apache2 did not listen within 15 s:\n{}", apache.error_log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        apache
+    }
+
+    /// Declares an error-log line (by substring) that this test expects.
+    pub fn allow_log(&mut self, needle: &str) {
+        self.allowed.push(needle.to_owned());
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.scratch.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// Waits until the error log contains `needle` (log lines can trail the response).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.error_log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "error log never contained {needle:?}; log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        get(self.port, path)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        request(self.port, method, path, headers, body)
+    }
+
+    /// Stops Apache (SIGTERM, then waits) and checks the error log.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if !self.checked {
+            self.checked = true;
+            let log = self.error_log();
+            let bad: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(":error]") || l.contains(":crit]") || l.contains(":emerg]") || l.contains(":alert]") || l.contains("panicked"))
+                .filter(|l| !self.allowed.iter().any(|a| l.contains(a.as_str())))
+                .collect();
+            assert!(bad.is_empty(), "unexpected error-log lines:\n{}\n--- full log ---\n{log}", bad.join("\n"));
+        }
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.checked = true;
+        }
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.scratch.dir);
+        }
+    }
+}
+
+/// Runs `apache2 -t` on a config and returns (success, output).
+pub fn configtest(body: &str, files: &[(&str, &str)]) -> (bool, String) {
+    let scratch = Scratch::new("configtest");
+    for (rel, content) in files {
+        scratch.write(rel, content);
+    }
+    let conf = scratch.dir.join("httpd.conf");
+    fs::write(&conf, config_text(Mpm::Event, &scratch, free_port(), body)).unwrap();
+    let out = Command::new(apache_bin())
+        .args(["-t", "-f", conf.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = fs::remove_dir_all(&scratch.dir);
+    (out.status.success(), text)
+}
