@@ -4,7 +4,7 @@
 use super::config::{AliasMatcher, ScriptAlias, server_config};
 use super::hooks::{EMBEDDED_RESTRICTED, MULTIPROCESS, MULTITHREAD};
 use super::io::{ApacheBody, ApacheSink, LentRequest};
-use super::request::Request;
+use super::request::{Request, latin1};
 use super::sys;
 use crate::wsgi::{self, Outcome, WsgiRequest};
 use mod_wsgi_config::{
@@ -20,16 +20,13 @@ const ALIAS_NOTE: &CStr = c"mod_wsgi_rs.alias";
 const HANDLER_NAMES: [&CStr; 2] = [c"wsgi-script", c"application/x-httpd-wsgi"];
 const MAX_REGEX_GROUPS: usize = 10;
 
-/// Joins an alias target and the rest of the URI without doubling the slash.
-fn join_target(target: &str, rest: &str) -> String {
-    if target.ends_with('/') && rest.starts_with('/') {
-        format!("{target}{}", &rest[1..])
-    } else {
-        format!("{target}{rest}")
-    }
+/// Joins an alias target and the rest of the URI (raw bytes) without doubling the slash.
+fn join_target(target: &[u8], rest: &[u8]) -> Vec<u8> {
+    let rest = if target.ends_with(b"/") && rest.starts_with(b"/") { &rest[1..] } else { rest };
+    [target, rest].concat()
 }
 
-fn regex_target(req: &Request<'_>, alias: &ScriptAlias, regex: *mut sys::ap_regex_t, uri: &[u8]) -> Option<String> {
+fn regex_target(req: &Request<'_>, alias: &ScriptAlias, regex: *mut sys::ap_regex_t, uri: &[u8]) -> Option<Vec<u8>> {
     let uri_c = CString::new(uri).ok()?;
     let target = CString::new(alias.target.as_str()).ok()?;
     let mut matches = [sys::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; MAX_REGEX_GROUPS];
@@ -44,8 +41,7 @@ fn regex_target(req: &Request<'_>, alias: &ScriptAlias, regex: *mut sys::ap_rege
             return None;
         }
         let end = usize::try_from(matches[0].rm_eo).unwrap_or(0).min(uri.len());
-        let found = CStr::from_ptr(found).to_string_lossy().into_owned();
-        Some(join_target(&found, &String::from_utf8_lossy(&uri[end..])))
+        Some(join_target(CStr::from_ptr(found).to_bytes(), &uri[end..]))
     }
 }
 
@@ -67,8 +63,13 @@ pub unsafe fn translate_name(r: *mut sys::request_rec) -> c_int {
     for (index, alias) in config.aliases.iter().enumerate() {
         let filename = match &alias.matcher {
             AliasMatcher::Prefix(prefix) => {
-                let uri_s = String::from_utf8_lossy(uri);
-                prefix_match_len(prefix, &uri_s).map(|n| join_target(&alias.target, &uri_s[n..]))
+                // Matching works on the URI as latin-1 text, so every byte survives; the
+                // matched prefix is ASCII-compatible, hence the same length in bytes.
+                let uri_text = latin1(uri);
+                prefix_match_len(prefix, &uri_text).map(|n| {
+                    let skipped = uri_text[..n].chars().count();
+                    join_target(alias.target.as_bytes(), &uri[skipped..])
+                })
             }
             AliasMatcher::Regex(regex) => regex_target(&req, alias, regex.0, uri),
         };
@@ -175,7 +176,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .note(ALIAS_NOTE)
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
-    let script = req.filename().unwrap_or_default();
+    let script_path = req.filename().unwrap_or_default();
+    let script = script_path.display().to_string();
 
     if alias.is_none() && !req.allows_exec_cgi() {
         log_request(&req, Level::ERROR, &format!("WSGI0030: Options ExecCGI is off in this directory: {script}"));
@@ -274,7 +276,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let wsgi_request = WsgiRequest {
         environ,
         application_group,
-        script: script.into(),
+        script: script_path.clone(),
         callable,
         reload,
         header_only: req.header_only(),

@@ -107,12 +107,17 @@ impl<'r> Request<'r> {
         self.r().finfo.filetype
     }
 
-    pub fn filename(&self) -> Option<String> {
-        self.field(self.r().filename).map(|f| f.to_string_lossy().into_owned())
+    pub fn filename(&self) -> Option<std::path::PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        self.field(self.r().filename)
+            .map(|f| std::ffi::OsStr::from_bytes(f.to_bytes()).into())
     }
 
-    pub fn set_filename(&mut self, filename: &str) {
-        let value = self.pstrdup(filename);
+    pub fn set_filename(&mut self, filename: &[u8]) {
+        let bytes: Vec<u8> = filename.iter().copied().filter(|&b| b != 0).collect();
+        let c = CString::new(bytes).expect("BUG: NULs were removed");
+        // SAFETY: the pool is live for 'r; apr_pstrdup copies the bytes.
+        let value = unsafe { sys::apr_pstrdup(self.pool(), c.as_ptr()) };
         // SAFETY: live for 'r; the new value lives in the request pool.
         unsafe { (*self.raw).filename = value };
     }

@@ -27,13 +27,14 @@ impl Response {
 
 pub struct Connection {
     reader: BufReader<TcpStream>,
+    port: u16,
 }
 
 impl Connection {
     pub fn open(port: u16) -> Connection {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to apache");
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Connection { reader: BufReader::new(stream) }
+        Connection { reader: BufReader::new(stream), port }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
@@ -41,7 +42,7 @@ impl Connection {
     }
 
     pub fn send_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", self.port);
         let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));

@@ -1,0 +1,150 @@
+//! The environ: CGI variables, SCRIPT_NAME/PATH_INFO, latin-1 decoding, header spoofing,
+//! wsgi.* and mod_wsgi.* keys, Authorization passing and trusted proxy headers.
+
+mod common;
+use common::{Apache, Mpm};
+
+const ENV_APP: &str = r#"
+import json, mod_wsgi
+def application(environ, start_response):
+    out = {}
+    for k, v in environ.items():
+        out[k] = v if isinstance(v, str) else repr(v)
+    out["__latin1_path"] = environ["PATH_INFO"].encode("latin-1").hex()
+    out["__module"] = [mod_wsgi.process_group, mod_wsgi.application_group, list(mod_wsgi.version)]
+    out["__errors_has_write"] = hasattr(environ["wsgi.errors"], "write")
+    body = json.dumps(out).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"#;
+
+fn env_of(apache: &Apache, path: &str, headers: &[(&str, &str)]) -> serde_like::Map {
+    let r = apache.request("GET", path, headers, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_like::parse(&r.text())
+}
+
+/// Minimal JSON object reader for flat string values (keeps the tests dependency-free).
+mod serde_like {
+    pub type Map = std::collections::HashMap<String, String>;
+    pub fn parse(text: &str) -> Map {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import json,sys\nfor k,v in json.load(sys.stdin).items():\n  print(k); print(json.dumps(v) if not isinstance(v,str) else v.encode('unicode_escape').decode())"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(text.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("python3 to decode JSON");
+        let s = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        lines.chunks(2).map(|kv| (kv[0].to_owned(), kv.get(1).copied().unwrap_or("").to_owned())).collect()
+    }
+}
+
+#[test]
+fn cgi_and_wsgi_variables() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIScriptAlias /app {root}/app/env.wsgi\nWSGIScriptAlias / {root}/app/env.wsgi\n",
+        &[("app/env.wsgi", ENV_APP)],
+    );
+    let env = env_of(&apache, "/app/a/b%20c?x=1&y=%41", &[("X-Custom", "hello"), ("Content-Type", "text/x")]);
+    let expect = [
+        ("REQUEST_METHOD", "GET"),
+        ("SCRIPT_NAME", "/app"),
+        ("PATH_INFO", "/a/b c"),
+        ("QUERY_STRING", "x=1&y=%41"),
+        ("REQUEST_URI", "/app/a/b%20c?x=1&y=%41"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "127.0.0.1"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("HTTP_X_CUSTOM", "hello"),
+        ("CONTENT_TYPE", "text/x"),
+        ("wsgi.version", "(1, 0)"),
+        ("wsgi.url_scheme", "http"),
+        ("wsgi.multithread", "True"),
+        ("wsgi.multiprocess", "True"),
+        ("wsgi.run_once", "False"),
+        ("wsgi.input_terminated", "True"),
+        ("mod_wsgi.process_group", ""),
+        ("mod_wsgi.callable_object", "application"),
+        ("mod_wsgi.request_handler", "wsgi-script"),
+        ("mod_wsgi.script_reloading", "1"),
+        ("mod_wsgi.enable_sendfile", "0"),
+        ("mod_wsgi.listener_host", "127.0.0.1"),
+        ("__errors_has_write", "true"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "environ[{k}]");
+    }
+    assert_eq!(env["SERVER_PORT"], apache.port.to_string());
+    assert_eq!(env["mod_wsgi.listener_port"], apache.port.to_string());
+    let group = format!("127.0.0.1:{}|/app", apache.port);
+    assert_eq!(env["mod_wsgi.application_group"], group);
+    assert_eq!(env["__module"], format!("[\"\", \"{group}\", [4, 9, 4]]"));
+    assert!(env["wsgi.file_wrapper"].contains("FileWrapper"));
+    assert!(env["mod_wsgi.request_start"].parse::<u64>().unwrap() > 0);
+    assert!(!env.contains_key("HTTP_AUTHORIZATION"));
+
+    // Mounted at "/": SCRIPT_NAME is empty and PATH_INFO is the whole path.
+    let root = env_of(&apache, "/some/where", &[]);
+    assert_eq!(root["SCRIPT_NAME"], "");
+    assert_eq!(root["PATH_INFO"], "/some/where");
+    apache.stop();
+}
+
+#[test]
+fn latin1_decoding_and_underscore_headers() {
+    let mut apache = Apache::start(Mpm::Event, "WSGIScriptAlias /app {root}/app/env.wsgi\n", &[("app/env.wsgi", ENV_APP)]);
+    // %E9 is one byte (0xE9); PEP 3333 wants it as the str '\xe9'.
+    let env = env_of(&apache, "/app/caf%E9", &[("X-Foo", "real"), ("X_Foo", "spoofed")]);
+    assert_eq!(env["__latin1_path"], "2f636166e9");
+    assert_eq!(env["HTTP_X_FOO"], "real", "a header spelled with '_' must not overwrite HTTP_X_FOO");
+    apache.stop();
+}
+
+#[test]
+fn authorization_is_hidden_unless_passed() {
+    let conf = "WSGIScriptAlias /hidden {root}/app/env.wsgi\n\
+                WSGIScriptAlias /alias {root}/app/env.wsgi pass-authorization=On\n\
+                WSGIScriptAlias /dir {root}/app/env.wsgi\n\
+                <Location /dir>\n  WSGIPassAuthorization On\n</Location>\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)]);
+    let auth = [("Authorization", "Bearer secret-token")];
+    assert!(!env_of(&apache, "/hidden", &auth).contains_key("HTTP_AUTHORIZATION"));
+    assert_eq!(env_of(&apache, "/alias", &auth)["HTTP_AUTHORIZATION"], "Bearer secret-token");
+    assert_eq!(env_of(&apache, "/dir", &auth)["HTTP_AUTHORIZATION"], "Bearer secret-token");
+    apache.stop();
+}
+
+#[test]
+fn trusted_proxy_headers() {
+    let conf = "WSGIScriptAlias /trusted {root}/app/env.wsgi\n\
+                WSGIScriptAlias /untrusted {root}/app/env.wsgi\n\
+                <Location /trusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host\n  WSGITrustedProxies 127.0.0.1\n</Location>\n\
+                <Location /untrusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n  WSGITrustedProxies 10.0.0.0/8\n</Location>\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)]);
+    let headers = [
+        ("X-Forwarded-For", "203.0.113.9, 127.0.0.1"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "public.example"),
+        ("X-Real-IP", "198.51.100.1"),
+    ];
+    let env = env_of(&apache, "/trusted", &headers);
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.9");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    assert_eq!(env["HTTP_HOST"], "public.example");
+    assert!(!env.contains_key("HTTP_X_REAL_IP"), "untrusted header of a trusted category is stripped");
+
+    let env = env_of(&apache, "/untrusted", &headers);
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+    assert!(!env.contains_key("HTTP_X_FORWARDED_FOR"));
+    assert!(!env.contains_key("HTTP_X_FORWARDED_PROTO"));
+    apache.stop();
+}
