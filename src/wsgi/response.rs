@@ -83,7 +83,15 @@ impl ResponseState {
         Ok(())
     }
 
+    /// Sends `len` bytes of a file; when the app declared no length and nothing was sent
+    /// yet, the file's length becomes the Content-Length.
     pub(crate) fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), WriteError> {
+        if self.content_length.is_none()
+            && let Some((_, headers)) = self.pending.as_mut()
+        {
+            headers.push(("Content-Length".to_owned(), len.to_string()));
+            self.content_length = Some(len);
+        }
         self.ensure_head()?;
         let len = len.min(self.remaining());
         let sink = self.sink.as_mut().ok_or(WriteError::Finished)?;

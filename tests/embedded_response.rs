@@ -1,0 +1,248 @@
+//! The response: start_response (exc_info, validation), write(), Content-Length
+//! truncation, streaming generators, close(), HEAD and wsgi.file_wrapper.
+
+mod common;
+use common::http::Connection;
+use common::{Apache, Mpm};
+
+const APP: &str = r##"
+import io, os, sys, time
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    marker_dir = environ["MARKER_DIR"]
+
+    if path == "/exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"replaced"]
+
+    if path == "/exc-info-after-send":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        def gen():
+            yield b"partial"
+            try:
+                raise KeyError("too late")
+            except KeyError:
+                start_response("500 Oops", [], sys.exc_info())
+            yield b"never"
+        return gen()
+
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"from write, ")
+        return [b"from iterable"]
+
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: stolen=1")])
+        return [b"x"]
+
+    if path == "/bad-header-name":
+        start_response("200 OK", [("Bad Name", "v")])
+        return [b"x"]
+
+    if path == "/bad-status":
+        start_response("OK", [])
+        return [b"x"]
+
+    if path == "/str-body":
+        start_response("200 OK", [])
+        return ["not bytes"]
+
+    if path == "/long":
+        start_response("200 OK", [("Content-Length", "5")])
+        return [b"12345", b"67890"]
+
+    if path == "/short":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"12345"]
+
+    if path == "/stream":
+        flag = os.path.join(marker_dir, "flag")
+        def gen():
+            yield b"first;"
+            deadline = time.time() + 10
+            while not os.path.exists(flag) and time.time() < deadline:
+                time.sleep(0.02)
+            yield b"after-signal" if os.path.exists(flag) else b"timeout"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return gen()
+
+    if path in ("/close", "/close-raising"):
+        class Body:
+            def __iter__(self):
+                yield b"a"
+                if path == "/close-raising":
+                    raise RuntimeError("boom in iteration")
+                yield b"b"
+            def close(self):
+                open(os.path.join(marker_dir, path.strip("/")), "w").write("closed")
+        start_response("200 OK", [])
+        return Body()
+
+    if path == "/head":
+        body = environ["REQUEST_METHOD"].encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Method", environ["REQUEST_METHOD"])])
+        return [body]
+
+    if path == "/file":
+        f = open(os.path.join(marker_dir, "payload.bin"), "rb")
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f, 65536)
+
+    if path == "/file-offset":
+        f = open(os.path.join(marker_dir, "payload.bin"), "rb")
+        f.seek(1000)
+        start_response("200 OK", [("Content-Length", "24")])
+        return environ["wsgi.file_wrapper"](f)
+
+    if path == "/file-bytesio":
+        start_response("200 OK", [])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"in-memory file"), 4)
+
+    start_response("404 Not Found", [])
+    return [b"no route"]
+"##;
+
+fn start(extra: &str) -> Apache {
+    let conf = format!("LoadModule env_module {}/mod_env.so\nSetEnv MARKER_DIR {{root}}/markers\nWSGIScriptAlias /r {{root}}/app/app.wsgi\n{extra}", common::apache_modules_dir().display());
+    let apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", APP), ("markers/.keep", "")]);
+    let payload: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(apache.scratch.dir.join("markers/payload.bin"), payload).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(apache.scratch.dir.join("markers/payload.bin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    apache
+}
+
+#[test]
+fn start_response_exc_info_and_write() {
+    let mut apache = start("");
+    let r = apache.get("/r/exc-info");
+    assert_eq!((r.status, r.text().as_str()), (503, "replaced"), "exc_info before the body replaces the status");
+    let r = apache.get("/r/write");
+    assert_eq!(r.text(), "from write, from iterable");
+    // exc_info after the headers went out re-raises: the response must look incomplete.
+    let r = apache.get("/r/exc-info-after-send");
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "a response that failed mid-stream must not end cleanly: {:?}", r.text());
+    assert!(!r.text().contains("never"));
+    apache.wait_for_log("too late");
+    apache.allow_log("WSGI0020");
+    apache.allow_log("Traceback");
+    apache.allow_log("  File ");
+    apache.allow_log("    ");
+    apache.allow_log("KeyError");
+    apache.allow_log("^^^");
+    apache.stop();
+}
+
+#[test]
+fn invalid_status_and_headers_are_500() {
+    let mut apache = start("");
+    for (path, needle) in [
+        ("/r/bad-header", "control character"),
+        ("/r/bad-header-name", "invalid header name"),
+        ("/r/bad-status", "invalid status line"),
+        ("/r/str-body", "byte string values expected"),
+    ] {
+        let r = apache.get(path);
+        assert_eq!(r.status, 500, "{path}");
+        assert!(r.header("Set-Cookie").is_none());
+        apache.wait_for_log(needle);
+    }
+    assert_eq!(apache.get("/r/write").status, 200, "the child keeps serving");
+    for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "Error:", "^^^"] {
+        apache.allow_log(allowed);
+    }
+    apache.stop();
+}
+
+#[test]
+fn content_length_truncates_and_short_bodies_abort() {
+    let mut apache = start("");
+    let r = apache.get("/r/long");
+    assert_eq!(r.text(), "12345", "output is cut at the declared Content-Length");
+    assert!(r.complete);
+    let r = apache.get("/r/short");
+    assert!(!r.complete, "a body shorter than Content-Length must not look complete");
+    apache.wait_for_log("WSGI0025");
+    apache.allow_log("WSGI0025");
+    apache.stop();
+}
+
+#[test]
+fn generators_stream_before_the_app_finishes() {
+    let mut apache = start("");
+    let mut conn = Connection::open(apache.port);
+    conn.send_request("GET", "/r/stream", &[], b"");
+    let (status, headers) = conn.read_head();
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
+    // The app waits for this flag after its first block: if the first block were held
+    // back until the app finished, this read would only return after a 10 s timeout.
+    let first = conn.read_chunk().expect("first chunk");
+    assert_eq!(first, b"first;");
+    std::fs::write(apache.scratch.dir.join("markers/flag"), "go").unwrap();
+    let second = conn.read_chunk().expect("second chunk");
+    assert_eq!(second, b"after-signal");
+    assert_eq!(conn.read_chunk(), Some(vec![]), "clean end of the chunked body");
+    apache.stop();
+}
+
+#[test]
+fn close_is_always_called() {
+    let mut apache = start("");
+    assert_eq!(apache.get("/r/close").text(), "ab");
+    let r = apache.get("/r/close-raising");
+    assert!(!r.complete);
+    let markers = apache.scratch.dir.join("markers");
+    let wait = |name: &str| {
+        for _ in 0..100 {
+            if markers.join(name).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("close() was not called for {name}");
+    };
+    wait("close");
+    wait("close-raising");
+    apache.wait_for_log("boom in iteration");
+    for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "RuntimeError", "^^^"] {
+        apache.allow_log(allowed);
+    }
+    apache.stop();
+}
+
+#[test]
+fn head_requests_and_map_head_to_get() {
+    let mut apache = start("<Location /r/head>\n  WSGIMapHEADToGET Off\n</Location>\n\
+                            WSGIScriptAlias /mapped {root}/app/app.wsgi\n<Location /mapped>\n  WSGIMapHEADToGET On\n</Location>\n");
+    let r = apache.request("HEAD", "/r/head", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Method"), Some("HEAD"));
+    assert!(r.body.is_empty());
+    let r = apache.request("HEAD", "/mapped/head", &[], b"");
+    assert_eq!(r.header("X-Method"), Some("GET"), "WSGIMapHEADToGET On shows HEAD as GET");
+    assert!(r.body.is_empty(), "Apache still sends no body for HEAD");
+    apache.stop();
+}
+
+#[test]
+fn file_wrapper_serves_files() {
+    let mut apache = start("<Location /r/file>\n  WSGIEnableSendfile On\n</Location>\n");
+    let expect: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 256) as u8).collect();
+    let r = apache.get("/r/file");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), expect.len());
+    assert!(r.body == expect, "file body differs");
+    assert_eq!(r.header("Content-Length"), Some("1048576"), "file buckets give Apache the length");
+    let r = apache.get("/r/file-offset");
+    assert_eq!(r.body, expect[1000..1024].to_vec(), "starts at the file position, stops at Content-Length");
+    let r = apache.get("/r/file-bytesio");
+    assert_eq!(r.text(), "in-memory file", "non-file objects are iterated");
+    apache.stop();
+}
