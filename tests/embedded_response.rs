@@ -239,7 +239,7 @@ fn file_wrapper_serves_files() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), expect.len());
     assert!(r.body == expect, "file body differs");
-    assert_eq!(r.header("Content-Length"), Some("1048576"), "file buckets give Apache the length");
+    assert_eq!(r.header("Content-Length"), Some("1048576"), "file length becomes Content-Length: {:?}", r.headers);
     let r = apache.get("/r/file-offset");
     assert_eq!(r.body, expect[1000..1024].to_vec(), "starts at the file position, stops at Content-Length");
     let r = apache.get("/r/file-bytesio");

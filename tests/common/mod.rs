@@ -79,8 +79,31 @@ pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
     let so = profile_dir.join("libmod_wsgi_rs.so");
-    assert!(so.exists(), "module not built at {} (run cargo build first)", so.display());
+    assert!(so.exists(), "module not built at {} (run `cargo build` before `cargo test`)", so.display());
+    assert_not_stale(&so);
     so
+}
+
+fn newest_source(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// `cargo test` does not rebuild the cdylib (no test links it): refuse to test an old one.
+fn assert_not_stale(so: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = fs::metadata(so).and_then(|m| m.modified()).unwrap();
+    let newest = newest_source(&root.join("src")).max(newest_source(&root.join("crates")));
+    assert!(built >= newest, "{} is older than the sources: run `cargo build` before `cargo test`", so.display());
 }
 
 fn free_port() -> u16 {
