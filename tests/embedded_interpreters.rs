@@ -1,0 +1,95 @@
+//! Application groups: %{GLOBAL} is the main interpreter, %{RESOURCE} (default) gives
+//! each mount its own sub-interpreter, named/%{SERVER}/%{HOST}/%{ENV:} groups share one.
+
+mod common;
+use common::{Apache, Mpm};
+
+const APP: &str = r#"
+import os, sys, threading, mod_wsgi
+import _xxsubinterpreters as interpreters
+counter = 0
+local = threading.local()
+def application(environ, start_response):
+    global counter
+    counter += 1
+    local.hits = getattr(local, "hits", 0) + 1
+    is_main = interpreters.get_current() == interpreters.get_main()
+    body = "%s|%s|%s|%d|%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
+                               "main" if is_main else "sub", counter, os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+fn fields(apache: &Apache, path: &str) -> Vec<String> {
+    let r = apache.get(path);
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.text().split('|').map(str::to_owned).collect()
+}
+
+#[test]
+fn group_names_and_interpreter_identity() {
+    let mods = common::apache_modules_dir().display().to_string();
+    let conf = format!(
+        "LoadModule env_module {mods}/mod_env.so\nServerLimit 1\nMaxRequestWorkers 8\n\
+         WSGIScriptAlias /global {{root}}/app/app.wsgi application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /res1 {{root}}/app/app.wsgi\n\
+         WSGIScriptAlias /res2 {{root}}/app/app.wsgi\n\
+         WSGIScriptAlias /named1 {{root}}/app/app.wsgi application-group=shared\n\
+         WSGIScriptAlias /named2 {{root}}/app/app.wsgi application-group=shared\n\
+         WSGIScriptAlias /server {{root}}/app/app.wsgi application-group=%{{SERVER}}\n\
+         WSGIScriptAlias /host {{root}}/app/app.wsgi application-group=%{{HOST}}\n\
+         WSGIScriptAlias /env {{root}}/app/app.wsgi\n\
+         <Location /env>\n  SetEnv APP_GROUP from-env\n  WSGIApplicationGroup %{{ENV:APP_GROUP}}\n</Location>\n\
+         WSGIScriptAlias /dirglobal {{root}}/app/app.wsgi\n<Location /dirglobal>\n  WSGIApplicationGroup %{{GLOBAL}}\n</Location>\n"
+    );
+    let mut apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", APP)]);
+    let port = apache.port;
+
+    let g = fields(&apache, "/global");
+    assert_eq!((&g[0][..], &g[1][..], &g[2][..]), ("", "", "main"), "%{{GLOBAL}} runs in the main interpreter");
+    let g2 = fields(&apache, "/dirglobal");
+    assert_eq!(g2[2], "main");
+    assert_eq!(g2[3], "2", "one script file is one module per interpreter, whatever the mount");
+
+    let r1 = fields(&apache, "/res1");
+    assert_eq!(r1[1], format!("127.0.0.1:{port}|/res1"));
+    assert_eq!(r1[2], "sub");
+    let r2 = fields(&apache, "/res2");
+    assert_eq!(r2[1], format!("127.0.0.1:{port}|/res2"));
+    assert_eq!((r1[3].as_str(), r2[3].as_str()), ("1", "1"), "%{{RESOURCE}} isolates each mount");
+
+    let n1 = fields(&apache, "/named1");
+    let n2 = fields(&apache, "/named2");
+    assert_eq!((n1[0].as_str(), n2[0].as_str()), ("shared", "shared"));
+    assert_eq!((n1[3].as_str(), n2[3].as_str()), ("1", "2"), "a named group is one interpreter");
+
+    assert_eq!(fields(&apache, "/server")[1], format!("127.0.0.1:{port}"));
+    assert_eq!(fields(&apache, "/host")[1], format!("127.0.0.1:{port}"));
+    assert_eq!(fields(&apache, "/env")[1], "from-env");
+    apache.stop();
+}
+
+#[test]
+fn interpreters_survive_many_threaded_requests() {
+    let mut apache = Apache::start(
+        Mpm::Worker,
+        "WSGIScriptAlias /a {root}/app/app.wsgi\nWSGIScriptAlias /b {root}/app/app.wsgi application-group=%{GLOBAL}\n",
+        &[("app/app.wsgi", APP)],
+    );
+    let port = apache.port;
+    let workers: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let path = if i % 2 == 0 { "/a" } else { "/b" };
+                    let r = common::get(port, path);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("client thread");
+    }
+    apache.stop();
+}
