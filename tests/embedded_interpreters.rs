@@ -14,7 +14,7 @@ def application(environ, start_response):
     counter += 1
     local.hits = getattr(local, "hits", 0) + 1
     is_main = interpreters.get_current() == interpreters.get_main()
-    body = "%s|%s|%s|%d|%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
+    body = "%s\t%s\t%s\t%d\t%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
                                "main" if is_main else "sub", counter, os.getpid())
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
@@ -23,7 +23,7 @@ def application(environ, start_response):
 fn fields(apache: &Apache, path: &str) -> Vec<String> {
     let r = apache.get(path);
     assert_eq!(r.status, 200, "{path}: {}", r.text());
-    r.text().split('|').map(str::to_owned).collect()
+    r.text().split("\t").map(str::to_owned).collect()
 }
 
 #[test]
