@@ -37,7 +37,10 @@ fn python_facts() -> (String, String) {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let out = Command::new(&python)
-        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"])
+        .args([
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("mod_wsgi_rs: cannot run {python}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -51,8 +54,18 @@ fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-env-changed=APXS");
     let apxs = std::env::var("APXS").unwrap_or_else(|_| "apxs".to_owned());
-    let httpd_inc = include_dir("APACHE_INCLUDE_DIR", &apxs, "INCLUDEDIR", "/usr/include/apache2");
-    let apr_inc = include_dir("APR_INCLUDE_DIR", &apxs, "APR_INCLUDEDIR", "/usr/include/apr-1.0");
+    let httpd_inc = include_dir(
+        "APACHE_INCLUDE_DIR",
+        &apxs,
+        "INCLUDEDIR",
+        "/usr/include/apache2",
+    );
+    let apr_inc = include_dir(
+        "APR_INCLUDE_DIR",
+        &apxs,
+        "APR_INCLUDEDIR",
+        "/usr/include/apr-1.0",
+    );
     require_header(&httpd_inc, "httpd.h", "apache2-dev");
     require_header(&apr_inc, "apr.h", "libapr1-dev (pulled in by apache2-dev)");
 
@@ -100,7 +113,9 @@ fn main() {
         .generate()
         .expect("mod_wsgi_rs: bindgen failed on the httpd/APR headers");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings.write_to_file(out.join("apache_bindings.rs")).expect("write bindings");
+    bindings
+        .write_to_file(out.join("apache_bindings.rs"))
+        .expect("write bindings");
 
     let (version, executable) = python_facts();
     println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_VERSION={version}");

@@ -7,26 +7,68 @@ use common::{Apache, Mpm, configtest};
 #[test]
 fn malformed_directives_fail_configtest() {
     let cases = [
-        ("WSGIScriptAlias /a /x.wsgi threads=3", "WSGIScriptAlias: unknown option 'threads'"),
-        ("WSGIScriptAlias /a", "WSGIScriptAlias: wrong number of arguments"),
-        ("WSGIScriptAlias /a /x.wsgi process-group=nosuch", "daemon process group 'nosuch' is not defined"),
-        ("WSGIScriptAlias /a /x.wsgi pass-authorization=maybe", "expected On or Off"),
-        ("WSGIScriptAliasMatch ^/(unclosed /x.wsgi", "does not compile"),
-        ("WSGIApplicationGroup %{BOGUS}", "WSGIApplicationGroup: invalid value '%{BOGUS}'"),
-        ("WSGICallableObject not-an-identifier", "WSGICallableObject: invalid value"),
-        ("WSGIPythonOptimize 5", "WSGIPythonOptimize: invalid value '5'"),
-        ("WSGIPythonHashSeed lots", "WSGIPythonHashSeed: invalid value 'lots'"),
-        ("WSGIChunkedRequest yes", "WSGIChunkedRequest: expected On or Off, got 'yes'"),
-        ("WSGIMapHEADToGET Sometimes", "WSGIMapHEADToGET: invalid value"),
+        (
+            "WSGIScriptAlias /a /x.wsgi threads=3",
+            "WSGIScriptAlias: unknown option 'threads'",
+        ),
+        (
+            "WSGIScriptAlias /a",
+            "WSGIScriptAlias: wrong number of arguments",
+        ),
+        (
+            "WSGIScriptAlias /a /x.wsgi process-group=nosuch",
+            "daemon process group 'nosuch' is not defined",
+        ),
+        (
+            "WSGIScriptAlias /a /x.wsgi pass-authorization=maybe",
+            "expected On or Off",
+        ),
+        (
+            "WSGIScriptAliasMatch ^/(unclosed /x.wsgi",
+            "does not compile",
+        ),
+        (
+            "WSGIApplicationGroup %{BOGUS}",
+            "WSGIApplicationGroup: invalid value '%{BOGUS}'",
+        ),
+        (
+            "WSGICallableObject not-an-identifier",
+            "WSGICallableObject: invalid value",
+        ),
+        (
+            "WSGIPythonOptimize 5",
+            "WSGIPythonOptimize: invalid value '5'",
+        ),
+        (
+            "WSGIPythonHashSeed lots",
+            "WSGIPythonHashSeed: invalid value 'lots'",
+        ),
+        (
+            "WSGIChunkedRequest yes",
+            "WSGIChunkedRequest: expected On or Off, got 'yes'",
+        ),
+        (
+            "WSGIMapHEADToGET Sometimes",
+            "WSGIMapHEADToGET: invalid value",
+        ),
         ("WSGITrustedProxyHeaders X-Evil", "not a proxy header"),
         ("WSGITrustedProxies 10.0.0.0/99", "bad prefix length"),
-        ("<VirtualHost *:80>\nWSGIPythonHome /usr\n</VirtualHost>", "cannot occur within <VirtualHost> section"),
+        (
+            "<VirtualHost *:80>\nWSGIPythonHome /usr\n</VirtualHost>",
+            "cannot occur within <VirtualHost> section",
+        ),
     ];
     for (directive, expect) in cases {
         let (ok, output) = configtest(directive, &[]);
         assert!(!ok, "{directive:?} was accepted:\n{output}");
-        assert!(output.contains(expect), "{directive:?}: expected {expect:?} in:\n{output}");
-        assert!(output.contains("httpd.conf"), "{directive:?}: the error names the file:\n{output}");
+        assert!(
+            output.contains(expect),
+            "{directive:?}: expected {expect:?} in:\n{output}"
+        );
+        assert!(
+            output.contains("httpd.conf"),
+            "{directive:?}: the error names the file:\n{output}"
+        );
     }
 }
 
@@ -66,7 +108,10 @@ fn python_settings_take_effect() {
                 WSGIPythonPath {root}/app/site\nWSGIScriptAlias /flags {root}/app/flags.wsgi\n";
     let files = [
         ("app/flags.wsgi", FLAGS_APP),
-        ("app/site/site_marker_module.py", "VALUE = 'from WSGIPythonPath'\n"),
+        (
+            "app/site/site_marker_module.py",
+            "VALUE = 'from WSGIPythonPath'\n",
+        ),
         ("app/site/marker.pth", "import sys; sys.pth_marker = True\n"),
     ];
     let mut apache = Apache::start(Mpm::Event, conf, &files);
@@ -94,12 +139,20 @@ fn python_home_accepts_a_virtual_environment() {
         .status()
         .expect("create a venv");
     assert!(status.success(), "python -m venv failed");
-    let _ = std::process::Command::new("chmod").args(["-R", "a+rX", venv.to_str().unwrap()]).status();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "a+rX", venv.to_str().unwrap()])
+        .status();
     scratch.write("app/flags.wsgi", FLAGS_APP);
     scratch.write("app/site/site_marker_module.py", "VALUE = 1\n");
-    let conf = format!("WSGIPythonHome {}\nWSGIPythonPath {{root}}/app/site\nWSGIScriptAlias /flags {{root}}/app/flags.wsgi\n", venv.display());
+    let conf = format!(
+        "WSGIPythonHome {}\nWSGIPythonPath {{root}}/app/site\nWSGIScriptAlias /flags {{root}}/app/flags.wsgi\n",
+        venv.display()
+    );
     let mut apache = Apache::start_in(Mpm::Event, scratch, &conf);
     let text = apache.get("/flags").text();
-    assert!(text.contains(&format!("\"prefix\": \"{}\"", venv.display())), "sys.prefix is the venv: {text}");
+    assert!(
+        text.contains(&format!("\"prefix\": \"{}\"", venv.display())),
+        "sys.prefix is the venv: {text}"
+    );
     apache.stop();
 }

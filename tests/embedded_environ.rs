@@ -41,7 +41,15 @@ mod serde_like {
             .expect("python3 to decode JSON");
         let s = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = s.lines().collect();
-        lines.chunks(2).map(|kv| (kv[0].to_owned(), kv.get(1).copied().unwrap_or("").to_owned())).collect()
+        lines
+            .chunks(2)
+            .map(|kv| {
+                (
+                    kv[0].to_owned(),
+                    kv.get(1).copied().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -52,7 +60,11 @@ fn cgi_and_wsgi_variables() {
         "WSGIScriptAlias /app {root}/app/env.wsgi\nWSGIScriptAlias / {root}/app/env.wsgi\n",
         &[("app/env.wsgi", ENV_APP)],
     );
-    let env = env_of(&apache, "/app/a/b%20c?x=1&y=%41", &[("X-Custom", "hello"), ("Content-Type", "text/x")]);
+    let env = env_of(
+        &apache,
+        "/app/a/b%20c?x=1&y=%41",
+        &[("X-Custom", "hello"), ("Content-Type", "text/x")],
+    );
     let expect = [
         ("REQUEST_METHOD", "GET"),
         ("SCRIPT_NAME", "/app"),
@@ -100,11 +112,22 @@ fn cgi_and_wsgi_variables() {
 
 #[test]
 fn latin1_decoding_and_underscore_headers() {
-    let mut apache = Apache::start(Mpm::Event, "WSGIScriptAlias /app {root}/app/env.wsgi\n", &[("app/env.wsgi", ENV_APP)]);
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIScriptAlias /app {root}/app/env.wsgi\n",
+        &[("app/env.wsgi", ENV_APP)],
+    );
     // %E9 is one byte (0xE9); PEP 3333 wants it as the str '\xe9'.
-    let env = env_of(&apache, "/app/caf%E9", &[("X-Foo", "real"), ("X_Foo", "spoofed")]);
+    let env = env_of(
+        &apache,
+        "/app/caf%E9",
+        &[("X-Foo", "real"), ("X_Foo", "spoofed")],
+    );
     assert_eq!(env["__latin1_path"], "2f636166e9");
-    assert_eq!(env["HTTP_X_FOO"], "real", "a header spelled with '_' must not overwrite HTTP_X_FOO");
+    assert_eq!(
+        env["HTTP_X_FOO"], "real",
+        "a header spelled with '_' must not overwrite HTTP_X_FOO"
+    );
     apache.stop();
 }
 
@@ -117,8 +140,14 @@ fn authorization_is_hidden_unless_passed() {
     let mut apache = Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)]);
     let auth = [("Authorization", "Bearer secret-token")];
     assert!(!env_of(&apache, "/hidden", &auth).contains_key("HTTP_AUTHORIZATION"));
-    assert_eq!(env_of(&apache, "/alias", &auth)["HTTP_AUTHORIZATION"], "Bearer secret-token");
-    assert_eq!(env_of(&apache, "/dir", &auth)["HTTP_AUTHORIZATION"], "Bearer secret-token");
+    assert_eq!(
+        env_of(&apache, "/alias", &auth)["HTTP_AUTHORIZATION"],
+        "Bearer secret-token"
+    );
+    assert_eq!(
+        env_of(&apache, "/dir", &auth)["HTTP_AUTHORIZATION"],
+        "Bearer secret-token"
+    );
     apache.stop();
 }
 
@@ -139,7 +168,10 @@ fn trusted_proxy_headers() {
     assert_eq!(env["REMOTE_ADDR"], "203.0.113.9");
     assert_eq!(env["wsgi.url_scheme"], "https");
     assert_eq!(env["HTTP_HOST"], "public.example");
-    assert!(!env.contains_key("HTTP_X_REAL_IP"), "untrusted header of a trusted category is stripped");
+    assert!(
+        !env.contains_key("HTTP_X_REAL_IP"),
+        "untrusted header of a trusted category is stripped"
+    );
 
     let env = env_of(&apache, "/untrusted", &headers);
     assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");

@@ -2,8 +2,8 @@
 //! allowed), unsupported transfer codings and large streamed uploads.
 
 mod common;
-use common::{Apache, Mpm};
 use common::http::Connection;
+use common::{Apache, Mpm};
 
 const INPUT_APP: &str = r##"
 import hashlib
@@ -44,7 +44,11 @@ def application(environ, start_response):
 "##;
 
 fn start(extra: &str) -> Apache {
-    Apache::start(Mpm::Event, &format!("WSGIScriptAlias /in {{root}}/app/input.wsgi\n{extra}"), &[("app/input.wsgi", INPUT_APP)])
+    Apache::start(
+        Mpm::Event,
+        &format!("WSGIScriptAlias /in {{root}}/app/input.wsgi\n{extra}"),
+        &[("app/input.wsgi", INPUT_APP)],
+    )
 }
 
 #[test]
@@ -54,11 +58,19 @@ fn read_methods() {
     let post = |path: &str| apache.request("POST", path, &[], body).text();
     assert_eq!(post("/in/read"), "line one\nline two\nlast");
     assert_eq!(post("/in/read-n"), "lin|e o|ne\n|lin|e t|wo\n|las|t|");
-    assert_eq!(post("/in/readline"), "line one\n#line# two\n", "readline(4) stops at 4 bytes");
+    assert_eq!(
+        post("/in/readline"),
+        "line one\n#line# two\n",
+        "readline(4) stops at 4 bytes"
+    );
     assert_eq!(post("/in/readlines"), "9:line one\n9:line two\n4:last");
     assert_eq!(post("/in/iter"), "<line one\n><line two\n><last>");
     assert_eq!(post("/in/twice"), "line one\nline two\nlast/b''");
-    assert_eq!(apache.request("POST", "/in/read", &[], b"").text(), "", "no body reads as empty");
+    assert_eq!(
+        apache.request("POST", "/in/read", &[], b"").text(),
+        "",
+        "no body reads as empty"
+    );
     apache.stop();
 }
 
@@ -72,7 +84,10 @@ fn never_reads_past_content_length() {
     let first = conn.read_response("POST");
     assert_eq!(first.text(), "hello/b''");
     let second = conn.read_response("GET");
-    assert_eq!(second.status, 200, "the pipelined request was not swallowed");
+    assert_eq!(
+        second.status, 200,
+        "the pipelined request was not swallowed"
+    );
     apache.stop();
 }
 
@@ -84,7 +99,10 @@ fn chunked_bodies_need_wsgi_chunked_request() {
     let ok = apache.request("POST", "/in/read", &te, chunked);
     assert_eq!((ok.status, ok.text().as_str()), (200, "hello world"));
     let refused = apache.request("POST", "/in/read-n", &te, chunked);
-    assert_eq!(refused.status, 411, "chunked body without WSGIChunkedRequest On");
+    assert_eq!(
+        refused.status, 411,
+        "chunked body without WSGIChunkedRequest On"
+    );
     apache.wait_for_log("WSGI0033");
     apache.allow_log("WSGI0033");
     apache.stop();
@@ -93,7 +111,12 @@ fn chunked_bodies_need_wsgi_chunked_request() {
 #[test]
 fn unsupported_transfer_encoding_is_501() {
     let mut apache = start("");
-    let r = apache.request("POST", "/in/read", &[("Transfer-Encoding", "gzip"), ("Content-Length", "3")], b"abc");
+    let r = apache.request(
+        "POST",
+        "/in/read",
+        &[("Transfer-Encoding", "gzip"), ("Content-Length", "3")],
+        b"abc",
+    );
     // Apache's HTTP input layer may refuse first (400/501); the app never runs either way.
     assert!(r.status == 501 || r.status == 400, "got {}", r.status);
     apache.allow_log("WSGI0032");

@@ -46,22 +46,37 @@ fn group_names_and_interpreter_identity() {
     let port = apache.port;
 
     let g = fields(&apache, "/global");
-    assert_eq!((&g[0][..], &g[1][..], &g[2][..]), ("", "", "main"), "%{{GLOBAL}} runs in the main interpreter");
+    assert_eq!(
+        (&g[0][..], &g[1][..], &g[2][..]),
+        ("", "", "main"),
+        "%{{GLOBAL}} runs in the main interpreter"
+    );
     let g2 = fields(&apache, "/dirglobal");
     assert_eq!(g2[2], "main");
-    assert_eq!(g2[3], "2", "one script file is one module per interpreter, whatever the mount");
+    assert_eq!(
+        g2[3], "2",
+        "one script file is one module per interpreter, whatever the mount"
+    );
 
     let r1 = fields(&apache, "/res1");
     assert_eq!(r1[1], format!("127.0.0.1:{port}|/res1"));
     assert_eq!(r1[2], "sub");
     let r2 = fields(&apache, "/res2");
     assert_eq!(r2[1], format!("127.0.0.1:{port}|/res2"));
-    assert_eq!((r1[3].as_str(), r2[3].as_str()), ("1", "1"), "%{{RESOURCE}} isolates each mount");
+    assert_eq!(
+        (r1[3].as_str(), r2[3].as_str()),
+        ("1", "1"),
+        "%{{RESOURCE}} isolates each mount"
+    );
 
     let n1 = fields(&apache, "/named1");
     let n2 = fields(&apache, "/named2");
     assert_eq!((n1[0].as_str(), n2[0].as_str()), ("shared", "shared"));
-    assert_eq!((n1[3].as_str(), n2[3].as_str()), ("1", "2"), "a named group is one interpreter");
+    assert_eq!(
+        (n1[3].as_str(), n2[3].as_str()),
+        ("1", "2"),
+        "a named group is one interpreter"
+    );
 
     assert_eq!(fields(&apache, "/server")[1], format!("127.0.0.1:{port}"));
     assert_eq!(fields(&apache, "/host")[1], format!("127.0.0.1:{port}"));

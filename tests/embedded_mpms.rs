@@ -31,8 +31,15 @@ fn check(mpm: Mpm) {
     assert_eq!(words[0], threaded, "{mpm:?} wsgi.multithread");
     assert_eq!(words[1], "True", "{mpm:?} wsgi.multiprocess");
     let banner = r.header("Server").unwrap_or_default().to_owned();
-    assert!(banner.contains("mod_wsgi_rs/") && banner.contains("Python/3."), "banner: {banner}");
-    assert_eq!(apache.get("/other").status, 200, "{mpm:?}: <IfModule wsgi_module> block");
+    assert!(
+        banner.contains("mod_wsgi_rs/") && banner.contains("Python/3."),
+        "banner: {banner}"
+    );
+    assert_eq!(
+        apache.get("/other").status,
+        200,
+        "{mpm:?}: <IfModule wsgi_module> block"
+    );
     for _ in 0..20 {
         assert_eq!(apache.get("/app").status, 200);
     }

@@ -108,12 +108,23 @@ def application(environ, start_response):
 "##;
 
 fn start(extra: &str) -> Apache {
-    let conf = format!("LoadModule env_module {}/mod_env.so\nSetEnv MARKER_DIR {{root}}/markers\nWSGIScriptAlias /r {{root}}/app/app.wsgi\n{extra}", common::apache_modules_dir().display());
-    let apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", APP), ("markers/.keep", "")]);
+    let conf = format!(
+        "LoadModule env_module {}/mod_env.so\nSetEnv MARKER_DIR {{root}}/markers\nWSGIScriptAlias /r {{root}}/app/app.wsgi\n{extra}",
+        common::apache_modules_dir().display()
+    );
+    let apache = Apache::start(
+        Mpm::Event,
+        &conf,
+        &[("app/app.wsgi", APP), ("markers/.keep", "")],
+    );
     let payload: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(apache.scratch.dir.join("markers/payload.bin"), payload).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(apache.scratch.dir.join("markers/payload.bin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        apache.scratch.dir.join("markers/payload.bin"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     apache
 }
 
@@ -121,13 +132,21 @@ fn start(extra: &str) -> Apache {
 fn start_response_exc_info_and_write() {
     let mut apache = start("");
     let r = apache.get("/r/exc-info");
-    assert_eq!((r.status, r.text().as_str()), (503, "replaced"), "exc_info before the body replaces the status");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "replaced"),
+        "exc_info before the body replaces the status"
+    );
     let r = apache.get("/r/write");
     assert_eq!(r.text(), "from write, from iterable");
     // exc_info after the headers went out re-raises: the response must look incomplete.
     let r = apache.get("/r/exc-info-after-send");
     assert_eq!(r.status, 200);
-    assert!(!r.complete, "a response that failed mid-stream must not end cleanly: {:?}", r.text());
+    assert!(
+        !r.complete,
+        "a response that failed mid-stream must not end cleanly: {:?}",
+        r.text()
+    );
     assert!(!r.text().contains("never"));
     apache.wait_for_log("too late");
     apache.allow_log("WSGI0020");
@@ -153,7 +172,11 @@ fn invalid_status_and_headers_are_500() {
         assert!(r.header("Set-Cookie").is_none());
         apache.wait_for_log(needle);
     }
-    assert_eq!(apache.get("/r/write").status, 200, "the child keeps serving");
+    assert_eq!(
+        apache.get("/r/write").status,
+        200,
+        "the child keeps serving"
+    );
     for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "Error:", "^^^"] {
         apache.allow_log(allowed);
     }
@@ -164,10 +187,17 @@ fn invalid_status_and_headers_are_500() {
 fn content_length_truncates_and_short_bodies_abort() {
     let mut apache = start("");
     let r = apache.get("/r/long");
-    assert_eq!(r.text(), "12345", "output is cut at the declared Content-Length");
+    assert_eq!(
+        r.text(),
+        "12345",
+        "output is cut at the declared Content-Length"
+    );
     assert!(r.complete);
     let r = apache.get("/r/short");
-    assert!(!r.complete, "a body shorter than Content-Length must not look complete");
+    assert!(
+        !r.complete,
+        "a body shorter than Content-Length must not look complete"
+    );
     apache.wait_for_log("WSGI0025");
     apache.allow_log("WSGI0025");
     apache.stop();
@@ -180,7 +210,11 @@ fn generators_stream_before_the_app_finishes() {
     conn.send_request("GET", "/r/stream", &[], b"");
     let (status, headers) = conn.read_head();
     assert_eq!(status, 200);
-    assert!(headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
+    );
     // The app waits for this flag after its first block: if the first block were held
     // back until the app finished, this read would only return after a 10 s timeout.
     let first = conn.read_chunk().expect("first chunk");
@@ -188,7 +222,11 @@ fn generators_stream_before_the_app_finishes() {
     std::fs::write(apache.scratch.dir.join("markers/flag"), "go").unwrap();
     let second = conn.read_chunk().expect("second chunk");
     assert_eq!(second, b"after-signal");
-    assert_eq!(conn.read_chunk(), Some(vec![]), "clean end of the chunked body");
+    assert_eq!(
+        conn.read_chunk(),
+        Some(vec![]),
+        "clean end of the chunked body"
+    );
     apache.stop();
 }
 
@@ -211,7 +249,14 @@ fn close_is_always_called() {
     wait("close");
     wait("close-raising");
     apache.wait_for_log("boom in iteration");
-    for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "RuntimeError", "^^^"] {
+    for allowed in [
+        "WSGI0020",
+        "Traceback",
+        "  File ",
+        "    ",
+        "RuntimeError",
+        "^^^",
+    ] {
         apache.allow_log(allowed);
     }
     apache.stop();
@@ -219,14 +264,20 @@ fn close_is_always_called() {
 
 #[test]
 fn head_requests_and_map_head_to_get() {
-    let mut apache = start("<Location /r/head>\n  WSGIMapHEADToGET Off\n</Location>\n\
-                            WSGIScriptAlias /mapped {root}/app/app.wsgi\n<Location /mapped>\n  WSGIMapHEADToGET On\n</Location>\n");
+    let mut apache = start(
+        "<Location /r/head>\n  WSGIMapHEADToGET Off\n</Location>\n\
+                            WSGIScriptAlias /mapped {root}/app/app.wsgi\n<Location /mapped>\n  WSGIMapHEADToGET On\n</Location>\n",
+    );
     let r = apache.request("HEAD", "/r/head", &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Method"), Some("HEAD"));
     assert!(r.body.is_empty());
     let r = apache.request("HEAD", "/mapped/head", &[], b"");
-    assert_eq!(r.header("X-Method"), Some("GET"), "WSGIMapHEADToGET On shows HEAD as GET");
+    assert_eq!(
+        r.header("X-Method"),
+        Some("GET"),
+        "WSGIMapHEADToGET On shows HEAD as GET"
+    );
     assert!(r.body.is_empty(), "Apache still sends no body for HEAD");
     apache.stop();
 }
@@ -239,9 +290,18 @@ fn file_wrapper_serves_files() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), expect.len());
     assert!(r.body == expect, "file body differs");
-    assert_eq!(r.header("Content-Length"), Some("1048576"), "file length becomes Content-Length: {:?}", r.headers);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some("1048576"),
+        "file length becomes Content-Length: {:?}",
+        r.headers
+    );
     let r = apache.get("/r/file-offset");
-    assert_eq!(r.body, expect[1000..1024].to_vec(), "starts at the file position, stops at Content-Length");
+    assert_eq!(
+        r.body,
+        expect[1000..1024].to_vec(),
+        "starts at the file position, stops at Content-Length"
+    );
     let r = apache.get("/r/file-bytesio");
     assert_eq!(r.text(), "in-memory file", "non-file objects are iterated");
     apache.stop();

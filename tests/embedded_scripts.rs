@@ -9,7 +9,16 @@ use std::time::{Duration, SystemTime};
 const OK_APP: &str = "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'ok ' + environ['SCRIPT_NAME'].encode() + b' ' + environ['PATH_INFO'].encode()]\n";
 
 fn allow_tracebacks(apache: &mut Apache) {
-    for allowed in ["WSGI0020", "WSGI0021", "Traceback", "  File ", "    ", "Error", "^^^", "    raise"] {
+    for allowed in [
+        "WSGI0020",
+        "WSGI0021",
+        "Traceback",
+        "  File ",
+        "    ",
+        "Error",
+        "^^^",
+        "    raise",
+    ] {
         apache.allow_log(allowed);
     }
 }
@@ -18,14 +27,24 @@ fn allow_tracebacks(apache: &mut Apache) {
 fn raising_app_gives_500_and_the_child_keeps_serving() {
     let app = "def application(environ, start_response):\n    if environ['PATH_INFO'] == '/boom':\n        raise ZeroDivisionError('division by the void')\n    start_response('200 OK', [])\n    return [b'fine']\n";
     for mpm in [Mpm::Prefork, Mpm::Event] {
-        let mut apache = Apache::start(mpm, "WSGIScriptAlias /a {root}/app/a.wsgi\n", &[("app/a.wsgi", app)]);
+        let mut apache = Apache::start(
+            mpm,
+            "WSGIScriptAlias /a {root}/app/a.wsgi\n",
+            &[("app/a.wsgi", app)],
+        );
         for _ in 0..3 {
             assert_eq!(apache.get("/a/boom").status, 500);
             assert_eq!(apache.get("/a/ok").text(), "fine");
         }
         let log = apache.wait_for_log("ZeroDivisionError: division by the void");
-        assert!(log.contains("WSGI0020: exception occurred processing WSGI script"), "{log}");
-        assert!(log.contains("[client 127.0.0.1:"), "traceback is logged against the request");
+        assert!(
+            log.contains("WSGI0020: exception occurred processing WSGI script"),
+            "{log}"
+        );
+        assert!(
+            log.contains("[client 127.0.0.1:"),
+            "traceback is logged against the request"
+        );
         allow_tracebacks(&mut apache);
         apache.stop();
     }
@@ -34,8 +53,14 @@ fn raising_app_gives_500_and_the_child_keeps_serving() {
 #[test]
 fn syntax_error_missing_script_and_missing_callable() {
     let files = [
-        ("app/syntax.wsgi", "def application(environ, start_response)\n    return []\n"),
-        ("app/nocallable.wsgi", "def app(environ, start_response):\n    return []\n"),
+        (
+            "app/syntax.wsgi",
+            "def application(environ, start_response)\n    return []\n",
+        ),
+        (
+            "app/nocallable.wsgi",
+            "def app(environ, start_response):\n    return []\n",
+        ),
         ("app/ok.wsgi", OK_APP),
     ];
     let conf = "WSGIScriptAlias /syntax {root}/app/syntax.wsgi\n\
@@ -60,7 +85,12 @@ fn rewrite_later(path: &std::path::Path, content: &str) {
     std::fs::write(path, content).unwrap();
     // Make the mtime change visible even on coarse-grained file systems.
     let later = SystemTime::now() + Duration::from_secs(5);
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(later).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
 }
 
 #[test]
@@ -71,20 +101,35 @@ fn scripts_reload_when_their_mtime_changes() {
                 WSGIScriptAlias /frozen {root}/app/frozen.wsgi\n\
                 <Location /frozen>\n  WSGIScriptReloading Off\n</Location>\n\
                 ServerLimit 1\nMaxRequestWorkers 8\n";
-    let mut apache = Apache::start(Mpm::Event, conf, &[("app/live.wsgi", v1), ("app/frozen.wsgi", v1)]);
+    let mut apache = Apache::start(
+        Mpm::Event,
+        conf,
+        &[("app/live.wsgi", v1), ("app/frozen.wsgi", v1)],
+    );
     assert_eq!(apache.get("/live").text(), "version 1");
     assert_eq!(apache.get("/frozen").text(), "version 1");
     rewrite_later(&apache.scratch.dir.join("app/live.wsgi"), v2);
     rewrite_later(&apache.scratch.dir.join("app/frozen.wsgi"), v2);
-    assert_eq!(apache.get("/live").text(), "version 2", "touching the script reloads it");
-    assert_eq!(apache.get("/frozen").text(), "version 1", "WSGIScriptReloading Off keeps the loaded code");
+    assert_eq!(
+        apache.get("/live").text(),
+        "version 2",
+        "touching the script reloads it"
+    );
+    assert_eq!(
+        apache.get("/frozen").text(),
+        "version 1",
+        "WSGIScriptReloading Off keeps the loaded code"
+    );
     apache.stop();
 }
 
 #[test]
 fn callable_object_handlers_and_alias_forms() {
     let files = [
-        ("app/named.wsgi", "def handler(e, s):\n    s('200 OK', [])\n    return [b'named callable']\n"),
+        (
+            "app/named.wsgi",
+            "def handler(e, s):\n    s('200 OK', [])\n    return [b'named callable']\n",
+        ),
         ("app/ok.wsgi", OK_APP),
         ("app/cgi/page.wsgi", OK_APP),
         ("app/noexec/page.wsgi", OK_APP),
@@ -101,15 +146,27 @@ fn callable_object_handlers_and_alias_forms() {
                 WSGIScriptAlias /apps/ {root}/app/dir/\n\
                 WSGIScriptAliasMatch ^/m/([^/]+) {root}/app/match/$1.wsgi\n";
     let mods = common::apache_modules_dir().display().to_string();
-    let conf = format!("LoadModule alias_module {mods}/mod_alias.so\nLoadModule mime_module {mods}/mod_mime.so\nTypesConfig /dev/null\n{conf}");
+    let conf = format!(
+        "LoadModule alias_module {mods}/mod_alias.so\nLoadModule mime_module {mods}/mod_mime.so\nTypesConfig /dev/null\n{conf}"
+    );
     let mut apache = Apache::start(Mpm::Event, &conf, &files);
     assert_eq!(apache.get("/named").text(), "named callable");
     assert_eq!(apache.get("/viadir").text(), "named callable");
-    assert_eq!(apache.get("/cgi/page.wsgi/x").text(), "ok /cgi/page.wsgi /x");
+    assert_eq!(
+        apache.get("/cgi/page.wsgi/x").text(),
+        "ok /cgi/page.wsgi /x"
+    );
     assert_eq!(apache.get("/add/page.wsgi").text(), "ok /add/page.wsgi ");
-    assert_eq!(apache.get("/noexec/page.wsgi").status, 403, "SetHandler without Options ExecCGI");
+    assert_eq!(
+        apache.get("/noexec/page.wsgi").status,
+        403,
+        "SetHandler without Options ExecCGI"
+    );
     apache.wait_for_log("WSGI0030");
-    assert_eq!(apache.get("/apps/one.wsgi/tail").text(), "ok /apps/one.wsgi /tail");
+    assert_eq!(
+        apache.get("/apps/one.wsgi/tail").text(),
+        "ok /apps/one.wsgi /tail"
+    );
     assert_eq!(apache.get("/m/two/more").text(), "ok /m/two /more");
     apache.allow_log("WSGI0030");
     apache.stop();
@@ -117,7 +174,11 @@ fn callable_object_handlers_and_alias_forms() {
 
 #[test]
 fn restrict_embedded_refuses_requests() {
-    let mut apache = Apache::start(Mpm::Event, "WSGIRestrictEmbedded On\nWSGIScriptAlias /ok {root}/app/ok.wsgi\n", &[("app/ok.wsgi", OK_APP)]);
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIRestrictEmbedded On\nWSGIScriptAlias /ok {root}/app/ok.wsgi\n",
+        &[("app/ok.wsgi", OK_APP)],
+    );
     assert_eq!(apache.get("/ok").status, 500);
     apache.wait_for_log("WSGI0037");
     apache.allow_log("WSGI0037");
@@ -150,24 +211,46 @@ def application(environ, start_response):
     start_response("200 OK", [])
     return [out.encode()]
 "#;
-    let mut apache = Apache::start(Mpm::Event, "WSGIRestrictStdin On\nWSGIScriptAlias /r {root}/app/r.wsgi\n", &[("app/r.wsgi", app)]);
-    assert_eq!(apache.get("/r/stdin").text(), "stdin: sys.stdin access restricted by mod_wsgi");
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIRestrictStdin On\nWSGIScriptAlias /r {root}/app/r.wsgi\n",
+        &[("app/r.wsgi", app)],
+    );
+    assert_eq!(
+        apache.get("/r/stdin").text(),
+        "stdin: sys.stdin access restricted by mod_wsgi"
+    );
     assert_eq!(apache.get("/r/stdout").text(), "printed");
     apache.wait_for_log("printed to stdout");
     assert_eq!(apache.get("/r/stderr").text(), "logged");
     apache.wait_for_log("to stderr");
     let log = apache.wait_for_log("to wsgi.errors");
     let line = log.lines().find(|l| l.contains("to wsgi.errors")).unwrap();
-    assert!(line.contains("[client 127.0.0.1:"), "wsgi.errors lines carry the request: {line}");
-    assert_eq!(apache.get("/r/signal").text(), "unchanged", "WSGIRestrictSignal is On by default");
+    assert!(
+        line.contains("[client 127.0.0.1:"),
+        "wsgi.errors lines carry the request: {line}"
+    );
+    assert_eq!(
+        apache.get("/r/signal").text(),
+        "unchanged",
+        "WSGIRestrictSignal is On by default"
+    );
     apache.wait_for_log("callback registration for signal");
     for allowed in ["printed to stdout", "to stderr", "to wsgi.errors"] {
         apache.allow_log(allowed);
     }
     apache.stop();
 
-    let mut apache = Apache::start(Mpm::Event, "WSGIRestrictStdout On\nWSGIScriptAlias /r {root}/app/r.wsgi\n", &[("app/r.wsgi", app)]);
-    assert_eq!(apache.get("/r/stdout").status, 500, "print() raises with WSGIRestrictStdout On");
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIRestrictStdout On\nWSGIScriptAlias /r {root}/app/r.wsgi\n",
+        &[("app/r.wsgi", app)],
+    );
+    assert_eq!(
+        apache.get("/r/stdout").status,
+        500,
+        "print() raises with WSGIRestrictStdout On"
+    );
     apache.wait_for_log("sys.stdout access restricted by mod_wsgi");
     allow_tracebacks(&mut apache);
     apache.allow_log("restricted");

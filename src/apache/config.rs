@@ -84,7 +84,10 @@ pub unsafe extern "C" fn merge_server_config(
         let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
         let mut aliases = add.aliases.clone();
         aliases.extend(base.aliases.iter().cloned());
-        let merged = ServerConfig { aliases, python: base.python.clone() };
+        let merged = ServerConfig {
+            aliases,
+            python: base.python.clone(),
+        };
         // SAFETY: Apache passes its live config pool.
         unsafe { into_pool(pool, merged).cast() }
     })

@@ -144,11 +144,16 @@ pub const DIRECTIVES: [Directive; 22] = [
 ];
 
 /// Daemon process groups arrive with daemon mode; until then only embedded mode exists.
-fn embedded_only(group: ProcessGroup, directive: &'static str) -> Result<ProcessGroup, ConfigError> {
+fn embedded_only(
+    group: ProcessGroup,
+    directive: &'static str,
+) -> Result<ProcessGroup, ConfigError> {
     match group {
         ProcessGroup::Named(name) => Err(ConfigError::Invalid {
             directive,
-            reason: format!("daemon process group '{name}' is not defined (no WSGIDaemonProcess of that name)"),
+            reason: format!(
+                "daemon process group '{name}' is not defined (no WSGIDaemonProcess of that name)"
+            ),
         }),
         other => Ok(other),
     }
@@ -172,7 +177,11 @@ fn script_alias(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Result
     Ok(())
 }
 
-fn script_alias_match(s: &mut ServerConfig, args: &[String], ctx: &CmdContext) -> Result<(), ConfigError> {
+fn script_alias_match(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
     let options = alias_options("WSGIScriptAliasMatch", args)?;
     let invalid = |reason: &str| ConfigError::Invalid {
         directive: "WSGIScriptAliasMatch",
@@ -223,47 +232,61 @@ pub unsafe extern "C" fn set_directive(
     dir_config: *mut c_void,
     args: *const c_char,
 ) -> *const c_char {
-    guard("directive", c"mod_wsgi_rs: internal error while parsing directive".as_ptr(), || {
-        // SAFETY: Apache passes the live cmd_parms of the directive being read; cmd->cmd is
-        // the command_rec from our table, whose name is a static C string.
-        let (pool, name, server) = unsafe { ((*cmd).pool, CStr::from_ptr((*(*cmd).cmd).name), (*cmd).server) };
-        let Some(directive) = DIRECTIVES.iter().find(|d| d.name == name) else {
-            return pool_error(pool, "mod_wsgi_rs: unknown directive");
-        };
-        if directive.scope == Scope::Global {
-            // SAFETY: cmd is live; the function returns null or a static/pool string.
-            let err = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
-            if !err.is_null() {
-                return err;
+    guard(
+        "directive",
+        c"mod_wsgi_rs: internal error while parsing directive".as_ptr(),
+        || {
+            // SAFETY: Apache passes the live cmd_parms of the directive being read; cmd->cmd is
+            // the command_rec from our table, whose name is a static C string.
+            let (pool, name, server) = unsafe {
+                (
+                    (*cmd).pool,
+                    CStr::from_ptr((*(*cmd).cmd).name),
+                    (*cmd).server,
+                )
+            };
+            let Some(directive) = DIRECTIVES.iter().find(|d| d.name == name) else {
+                return pool_error(pool, "mod_wsgi_rs: unknown directive");
+            };
+            if directive.scope == Scope::Global {
+                // SAFETY: cmd is live; the function returns null or a static/pool string.
+                let err = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
+                if !err.is_null() {
+                    return err;
+                }
             }
-        }
-        // SAFETY: pool and args come from Apache for this call.
-        let argv = unsafe { words(pool, args) };
-        let label = name.to_string_lossy();
-        if argv.len() < directive.min_args || argv.len() > directive.max_args {
-            let usage = directive.usage.to_string_lossy();
-            return pool_error(pool, &format!("{label}: wrong number of arguments; usage: {label} {usage}"));
-        }
-        let result = match directive.apply {
-            Apply::Dir(apply) => {
-                // SAFETY: for directives declared with ACCESS_CONF, Apache passes this
-                // module's per-directory config of the section being read.
-                let config = unsafe { &mut *dir_config.cast::<DirConfig>() };
-                apply(config, &argv)
+            // SAFETY: pool and args come from Apache for this call.
+            let argv = unsafe { words(pool, args) };
+            let label = name.to_string_lossy();
+            if argv.len() < directive.min_args || argv.len() > directive.max_args {
+                let usage = directive.usage.to_string_lossy();
+                return pool_error(
+                    pool,
+                    &format!("{label}: wrong number of arguments; usage: {label} {usage}"),
+                );
             }
-            Apply::Server(apply) => {
-                // SAFETY: the server being configured is live during config reading.
-                let config = unsafe { (*server).module_config };
-                // SAFETY: module_config holds the ServerConfig create_server_config made.
-                let ptr = unsafe { sys::ap_get_module_config(config, super::module::module_ptr()) };
-                // SAFETY: as above; Apache reads config single-threaded.
-                let config = unsafe { &mut *ptr.cast::<ServerConfig>() };
-                apply(config, &argv, &CmdContext { pool })
+            let result = match directive.apply {
+                Apply::Dir(apply) => {
+                    // SAFETY: for directives declared with ACCESS_CONF, Apache passes this
+                    // module's per-directory config of the section being read.
+                    let config = unsafe { &mut *dir_config.cast::<DirConfig>() };
+                    apply(config, &argv)
+                }
+                Apply::Server(apply) => {
+                    // SAFETY: the server being configured is live during config reading.
+                    let config = unsafe { (*server).module_config };
+                    // SAFETY: module_config holds the ServerConfig create_server_config made.
+                    let ptr =
+                        unsafe { sys::ap_get_module_config(config, super::module::module_ptr()) };
+                    // SAFETY: as above; Apache reads config single-threaded.
+                    let config = unsafe { &mut *ptr.cast::<ServerConfig>() };
+                    apply(config, &argv, &CmdContext { pool })
+                }
+            };
+            match result {
+                Ok(()) => std::ptr::null(),
+                Err(e) => pool_error(pool, &e.to_string()),
             }
-        };
-        match result {
-            Ok(()) => std::ptr::null(),
-            Err(e) => pool_error(pool, &e.to_string()),
-        }
-    })
+        },
+    )
 }

@@ -22,25 +22,49 @@ const MAX_REGEX_GROUPS: usize = 10;
 
 /// Joins an alias target and the rest of the URI (raw bytes) without doubling the slash.
 fn join_target(target: &[u8], rest: &[u8]) -> Vec<u8> {
-    let rest = if target.ends_with(b"/") && rest.starts_with(b"/") { &rest[1..] } else { rest };
+    let rest = if target.ends_with(b"/") && rest.starts_with(b"/") {
+        &rest[1..]
+    } else {
+        rest
+    };
     [target, rest].concat()
 }
 
-fn regex_target(req: &Request<'_>, alias: &ScriptAlias, regex: *mut sys::ap_regex_t, uri: &[u8]) -> Option<Vec<u8>> {
+fn regex_target(
+    req: &Request<'_>,
+    alias: &ScriptAlias,
+    regex: *mut sys::ap_regex_t,
+    uri: &[u8],
+) -> Option<Vec<u8>> {
     let uri_c = CString::new(uri).ok()?;
     let target = CString::new(alias.target.as_str()).ok()?;
     let mut matches = [sys::ap_regmatch_t { rm_so: 0, rm_eo: 0 }; MAX_REGEX_GROUPS];
     // SAFETY: the regex lives in the config pool; `matches` has MAX_REGEX_GROUPS slots and
     // the strings outlive both calls; ap_pregsub allocates its result in the request pool.
     unsafe {
-        if sys::ap_regexec(regex, uri_c.as_ptr(), MAX_REGEX_GROUPS, matches.as_mut_ptr(), 0) != 0 {
+        if sys::ap_regexec(
+            regex,
+            uri_c.as_ptr(),
+            MAX_REGEX_GROUPS,
+            matches.as_mut_ptr(),
+            0,
+        ) != 0
+        {
             return None;
         }
-        let found = sys::ap_pregsub(req.pool(), target.as_ptr(), uri_c.as_ptr(), MAX_REGEX_GROUPS, matches.as_mut_ptr());
+        let found = sys::ap_pregsub(
+            req.pool(),
+            target.as_ptr(),
+            uri_c.as_ptr(),
+            MAX_REGEX_GROUPS,
+            matches.as_mut_ptr(),
+        );
         if found.is_null() {
             return None;
         }
-        let end = usize::try_from(matches[0].rm_eo).unwrap_or(0).min(uri.len());
+        let end = usize::try_from(matches[0].rm_eo)
+            .unwrap_or(0)
+            .min(uri.len());
         Some(join_target(CStr::from_ptr(found).to_bytes(), &uri[end..]))
     }
 }
@@ -121,22 +145,40 @@ fn select(alias: Option<&AliasOptions>, dir: &DirConfig) -> Selection {
 fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
     if let Some(te) = req.header_in(c"Transfer-Encoding") {
         if !te.eq_ignore_ascii_case("chunked") {
-            log_request(req, Level::ERROR, &format!("WSGI0032: unsupported Transfer-Encoding '{te}'"));
+            log_request(
+                req,
+                Level::ERROR,
+                &format!("WSGI0032: unsupported Transfer-Encoding '{te}'"),
+            );
             return Some(sys::HTTP_NOT_IMPLEMENTED);
         }
         if dir.chunked_request != Some(true) {
-            log_request(req, Level::ERROR, "WSGI0033: chunked request bodies are refused; enable them with WSGIChunkedRequest On");
+            log_request(
+                req,
+                Level::ERROR,
+                "WSGI0033: chunked request bodies are refused; enable them with WSGIChunkedRequest On",
+            );
             return Some(sys::HTTP_LENGTH_REQUIRED);
         }
     }
     if let Some(cl) = req.header_in(c"Content-Length") {
         let Ok(length) = cl.trim().parse::<u64>() else {
-            log_request(req, Level::ERROR, &format!("WSGI0034: invalid Content-Length '{cl}'"));
+            log_request(
+                req,
+                Level::ERROR,
+                &format!("WSGI0034: invalid Content-Length '{cl}'"),
+            );
             return Some(sys::HTTP_BAD_REQUEST);
         };
         let limit = req.limit_request_body();
         if limit > 0 && length > limit {
-            log_request(req, Level::ERROR, &format!("WSGI0035: request body of {length} bytes exceeds LimitRequestBody {limit}"));
+            log_request(
+                req,
+                Level::ERROR,
+                &format!(
+                    "WSGI0035: request body of {length} bytes exceeds LimitRequestBody {limit}"
+                ),
+            );
             return Some(sys::HTTP_REQUEST_ENTITY_TOO_LARGE);
         }
     }
@@ -146,7 +188,9 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
 fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
     move |name: &str| {
         let key = CString::new(name).ok()?;
-        req.note(&key).or_else(|| req.env_var(name)).or_else(|| std::env::var(name).ok())
+        req.note(&key)
+            .or_else(|| req.env_var(name))
+            .or_else(|| std::env::var(name).ok())
     }
 }
 
@@ -164,12 +208,16 @@ fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
 pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     // SAFETY: per the caller.
     let mut req = unsafe { Request::from_raw(r) };
-    let Some(handler_name) = req.handler() else { return sys::DECLINED };
+    let Some(handler_name) = req.handler() else {
+        return sys::DECLINED;
+    };
     if !HANDLER_NAMES.contains(&handler_name) {
         return sys::DECLINED;
     }
     // SAFETY: the request's server is live for the request.
-    let Some(server) = (unsafe { server_config(req.server()) }) else { return sys::DECLINED };
+    let Some(server) = (unsafe { server_config(req.server()) }) else {
+        return sys::DECLINED;
+    };
     let default_dir = DirConfig::default();
     let dir: &DirConfig = req.dir_config().unwrap_or(&default_dir);
     let alias = req
@@ -180,22 +228,38 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let script = script_path.display().to_string();
 
     if alias.is_none() && !req.allows_exec_cgi() {
-        log_request(&req, Level::ERROR, &format!("WSGI0030: Options ExecCGI is off in this directory: {script}"));
+        log_request(
+            &req,
+            Level::ERROR,
+            &format!("WSGI0030: Options ExecCGI is off in this directory: {script}"),
+        );
         return sys::HTTP_FORBIDDEN;
     }
     match req.filetype() {
         sys::APR_REG => {}
         0 => {
-            log_request(&req, Level::ERROR, &format!("WSGI0031: target WSGI script not found or unable to stat: {script}"));
+            log_request(
+                &req,
+                Level::ERROR,
+                &format!("WSGI0031: target WSGI script not found or unable to stat: {script}"),
+            );
             return sys::HTTP_NOT_FOUND;
         }
         _ => {
-            log_request(&req, Level::ERROR, &format!("WSGI0036: target WSGI script is not a regular file: {script}"));
+            log_request(
+                &req,
+                Level::ERROR,
+                &format!("WSGI0036: target WSGI script is not a regular file: {script}"),
+            );
             return sys::HTTP_FORBIDDEN;
         }
     }
     if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
-        log_request(&req, Level::ERROR, "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On");
+        log_request(
+            &req,
+            Level::ERROR,
+            "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On",
+        );
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     }
     if let Some(status) = check_request_body(&req, dir) {
@@ -212,10 +276,20 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let env = env_lookup(&req);
     let process_group = selection.process_group.expand(&env);
     if !process_group.is_empty() {
-        log_request(&req, Level::ERROR, &format!("WSGI0038: daemon process group '{process_group}' is not available (daemon mode is not configured)"));
+        log_request(
+            &req,
+            Level::ERROR,
+            &format!(
+                "WSGI0038: daemon process group '{process_group}' is not available (daemon mode is not configured)"
+            ),
+        );
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     }
-    let script_name = environ.iter().find(|(k, _)| k == "SCRIPT_NAME").map(|(_, v)| v.clone()).unwrap_or_default();
+    let script_name = environ
+        .iter()
+        .find(|(k, _)| k == "SCRIPT_NAME")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let server_name = req.server_name();
     let host_name = req.hostname();
     let facts = RequestFacts {
@@ -236,7 +310,11 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         set(&mut environ, "HTTP_AUTHORIZATION", auth);
     }
     if let Some(trusted) = &dir.trusted_proxy_headers {
-        mod_wsgi_http::apply_trusted_proxy_headers(&mut environ, trusted, dir.trusted_proxies.as_deref());
+        mod_wsgi_http::apply_trusted_proxy_headers(
+            &mut environ,
+            trusted,
+            dir.trusted_proxies.as_deref(),
+        );
     }
     let map_head = match dir.map_head_to_get.unwrap_or_default() {
         MapHeadToGet::On => true,
@@ -257,17 +335,29 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         ("mod_wsgi.process_group", process_group),
         ("mod_wsgi.application_group", application_group.clone()),
         ("mod_wsgi.callable_object", callable.clone()),
-        ("mod_wsgi.request_handler", handler_name.to_string_lossy().into_owned()),
+        (
+            "mod_wsgi.request_handler",
+            handler_name.to_string_lossy().into_owned(),
+        ),
         ("mod_wsgi.handler_script", String::new()),
-        ("mod_wsgi.script_reloading", if reload { "1" } else { "0" }.to_owned()),
-        ("mod_wsgi.enable_sendfile", if sendfile { "1" } else { "0" }.to_owned()),
+        (
+            "mod_wsgi.script_reloading",
+            if reload { "1" } else { "0" }.to_owned(),
+        ),
+        (
+            "mod_wsgi.enable_sendfile",
+            if sendfile { "1" } else { "0" }.to_owned(),
+        ),
         ("mod_wsgi.ignore_activity", "0".to_owned()),
         ("mod_wsgi.listener_host", listener_host),
         ("mod_wsgi.listener_port", listener_port.to_string()),
         ("mod_wsgi.request_start", req.request_time().to_string()),
         ("mod_wsgi.script_start", now_us.to_string()),
         ("mod_wsgi.request_id", req.log_id().unwrap_or_default()),
-        ("mod_wsgi.connection_id", req.connection_log_id().unwrap_or_default()),
+        (
+            "mod_wsgi.connection_id",
+            req.connection_log_id().unwrap_or_default(),
+        ),
     ];
     for (k, v) in extras {
         set(&mut environ, k, v);
@@ -285,10 +375,16 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     };
     // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
     let lent = unsafe { LentRequest::new(req.raw()) };
-    let outcome = wsgi::run(wsgi_request, Box::new(ApacheBody::new(lent)), Box::new(ApacheSink::new(lent, sendfile)));
+    let outcome = wsgi::run(
+        wsgi_request,
+        Box::new(ApacheBody::new(lent)),
+        Box::new(ApacheSink::new(lent, sendfile)),
+    );
     match outcome {
         Outcome::Complete | Outcome::ClientGone => sys::OK,
-        Outcome::Failed { headers_sent: false } => sys::HTTP_INTERNAL_SERVER_ERROR,
+        Outcome::Failed {
+            headers_sent: false,
+        } => sys::HTTP_INTERNAL_SERVER_ERROR,
         Outcome::Failed { headers_sent: true } => {
             abort_connection(&req);
             sys::OK

@@ -19,7 +19,11 @@ fn mpm_query(query: i32) -> i32 {
     let mut result: c_int = 0;
     // SAFETY: ap_mpm_query writes one int into `result`.
     let rv = unsafe { sys::ap_mpm_query(query, &mut result) };
-    if rv == 0 { result } else { sys::AP_MPMQ_NOT_SUPPORTED }
+    if rv == 0 {
+        result
+    } else {
+        sys::AP_MPMQ_NOT_SUPPORTED
+    }
 }
 
 pub unsafe extern "C" fn post_config(
@@ -43,8 +47,14 @@ pub unsafe extern "C" fn post_config(
             // SAFETY: pconf is live for this generation; Apache copies the component.
             unsafe { sys::ap_add_version_component(pconf, c.as_ptr()) };
         }
-        MULTITHREAD.store(mpm_query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED, Ordering::Relaxed);
-        MULTIPROCESS.store(mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED, Ordering::Relaxed);
+        MULTITHREAD.store(
+            mpm_query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED,
+            Ordering::Relaxed,
+        );
+        MULTIPROCESS.store(
+            mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED,
+            Ordering::Relaxed,
+        );
         sys::OK
     })
 }
@@ -54,7 +64,9 @@ pub unsafe extern "C" fn child_init(_pchild: *mut sys::apr_pool_t, s: *mut sys::
         // SAFETY: s is the main server, live for this child's whole life.
         unsafe { log::install(s) };
         // SAFETY: as above.
-        let Some(config) = (unsafe { server_config(s) }) else { return };
+        let Some(config) = (unsafe { server_config(s) }) else {
+            return;
+        };
         let py = &config.python;
         if py.restrict_embedded == Some(true) {
             EMBEDDED_RESTRICTED.store(true, Ordering::Relaxed);
@@ -77,17 +89,23 @@ pub unsafe extern "C" fn child_init(_pchild: *mut sys::apr_pool_t, s: *mut sys::
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
         };
         if let Err(e) = python::initialize(settings) {
-            log::server_error(&format!("WSGI0002: {e}; every WSGI request of this process will fail"));
+            log::server_error(&format!(
+                "WSGI0002: {e}; every WSGI request of this process will fail"
+            ));
         }
     })
 }
 
 pub unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> c_int {
     // SAFETY: Apache passes a live request_rec owned by this thread for the call.
-    guard("translate_name", sys::DECLINED, || unsafe { handler::translate_name(r) })
+    guard("translate_name", sys::DECLINED, || unsafe {
+        handler::translate_name(r)
+    })
 }
 
 pub unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
     // SAFETY: Apache passes a live request_rec owned by this thread for the call.
-    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe { handler::handle(r) })
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe {
+        handler::handle(r)
+    })
 }

@@ -34,7 +34,11 @@ pub struct ApacheBody {
 
 impl ApacheBody {
     pub fn new(r: LentRequest) -> Self {
-        ApacheBody { r, started: false, has_body: false }
+        ApacheBody {
+            r,
+            started: false,
+            has_body: false,
+        }
     }
 }
 
@@ -72,19 +76,19 @@ impl ApacheSink {
         ApacheSink { r, sendfile }
     }
 
-    fn req(&self) -> &mut sys::request_rec {
+    fn req(&mut self) -> &mut sys::request_rec {
         // SAFETY: live and used by one thread at a time (LentRequest contract; the WSGI
-        // core serialises sink calls behind a mutex).
+        // core serialises sink calls behind a mutex), and borrowed through &mut self.
         unsafe { &mut *self.r.0 }
     }
 
-    fn pstrdup(&self, s: &str) -> *mut std::os::raw::c_char {
+    fn pstrdup(&mut self, s: &str) -> *mut std::os::raw::c_char {
         let c = CString::new(s).unwrap_or_default();
         // SAFETY: the request pool is live; the string is copied.
         unsafe { sys::apr_pstrdup(self.req().pool, c.as_ptr()) }
     }
 
-    fn client_gone(&self) -> bool {
+    fn client_gone(&mut self) -> bool {
         // SAFETY: the connection outlives the request.
         unsafe { (*self.req().connection).aborted != 0 }
     }
@@ -97,11 +101,14 @@ unsafe extern "C" fn close_fd(data: *mut c_void) -> sys::apr_status_t {
 }
 
 impl ResponseSink for ApacheSink {
-    fn send_head(&mut self, head: &ResponseHead, headers: &[(String, String)]) -> Result<(), SinkError> {
+    fn send_head(
+        &mut self,
+        head: &ResponseHead,
+        headers: &[(String, String)],
+    ) -> Result<(), SinkError> {
         let status_line = self.pstrdup(&head.status_line);
-        let r = self.req();
-        r.status = i32::from(head.code);
-        r.status_line = status_line;
+        self.req().status = i32::from(head.code);
+        self.req().status_line = status_line;
         for (name, value) in headers {
             if name.eq_ignore_ascii_case("content-type") {
                 let v = self.pstrdup(value);
@@ -125,7 +132,8 @@ impl ResponseSink for ApacheSink {
 
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
         // SAFETY: live request; ap_rwrite copies `data` into the output brigade.
-        let written = unsafe { sys::ap_rwrite(data.as_ptr().cast(), data.len() as i32, self.req()) };
+        let written =
+            unsafe { sys::ap_rwrite(data.as_ptr().cast(), data.len() as i32, self.req()) };
         // SAFETY: live request.
         if written < 0 || unsafe { sys::ap_rflush(self.req()) } < 0 || self.client_gone() {
             return Err(SinkError::ClientGone);
@@ -134,7 +142,8 @@ impl ResponseSink for ApacheSink {
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {
-        let r = self.req();
+        let sendfile = self.sendfile;
+        let r: *mut sys::request_rec = self.req();
         // SAFETY: fd is an open descriptor borrowed for this call; the duplicate is owned
         // by a cleanup of the request pool, which Apache destroys only after every bucket
         // of this request has been written.
@@ -146,8 +155,9 @@ impl ResponseSink for ApacheSink {
                     std::io::Error::last_os_error()
                 )));
             }
+            let pool = (*r).pool;
             sys::apr_pool_cleanup_register(
-                r.pool,
+                pool,
                 dup as usize as *mut c_void,
                 Some(close_fd),
                 Some(sys::apr_pool_cleanup_null),
@@ -155,13 +165,17 @@ impl ResponseSink for ApacheSink {
             let mut file: *mut sys::apr_file_t = std::ptr::null_mut();
             let mut os_fd: sys::apr_os_file_t = dup;
             let flags = sys::APR_FOPEN_READ
-                | if self.sendfile { sys::APR_FOPEN_SENDFILE_ENABLED } else { 0 };
-            if sys::apr_os_file_put(&mut file, &mut os_fd, flags, r.pool) != 0 {
+                | if sendfile {
+                    sys::APR_FOPEN_SENDFILE_ENABLED
+                } else {
+                    0
+                };
+            if sys::apr_os_file_put(&mut file, &mut os_fd, flags, pool) != 0 {
                 return Err(SinkError::Failed("apr_os_file_put failed".to_owned()));
             }
-            let bb = sys::apr_brigade_create(r.pool, (*r.connection).bucket_alloc);
-            sys::apr_brigade_insert_file(bb, file, offset as i64, len as i64, r.pool);
-            let rv = sys::ap_pass_brigade(r.output_filters, bb);
+            let bb = sys::apr_brigade_create(pool, (*(*r).connection).bucket_alloc);
+            sys::apr_brigade_insert_file(bb, file, offset as i64, len as i64, pool);
+            let rv = sys::ap_pass_brigade((*r).output_filters, bb);
             sys::apr_brigade_cleanup(bb.cast());
             if rv != 0 || self.client_gone() {
                 return Err(SinkError::ClientGone);

@@ -1,7 +1,9 @@
 //! The module record Apache loads (`wsgi_module`, name "mod_wsgi.c"), its command table
 //! built from the directive table, and hook registration.
 
-use super::config::{create_dir_config, create_server_config, merge_dir_config, merge_server_config};
+use super::config::{
+    create_dir_config, create_server_config, merge_dir_config, merge_server_config,
+};
 use super::directives::{DIRECTIVES, Scope, set_directive};
 use super::{hooks, sys};
 use std::ptr::{null, null_mut};
@@ -38,7 +40,9 @@ const fn command_table() -> CommandTable {
         let d = &DIRECTIVES[i];
         table[i] = sys::command_rec {
             name: d.name.as_ptr(),
-            func: sys::cmd_func { raw_args: Some(set_directive) },
+            func: sys::cmd_func {
+                raw_args: Some(set_directive),
+            },
             cmd_data: null_mut(),
             req_override: req_override(d.scope),
             args_how: sys::RAW_ARGS,
@@ -54,10 +58,25 @@ static COMMANDS: CommandTable = command_table();
 unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     // SAFETY: called by Apache while loading the module; the hook functions are 'static.
     unsafe {
-        sys::ap_hook_post_config(Some(hooks::post_config), null(), null(), sys::APR_HOOK_MIDDLE as i32);
-        sys::ap_hook_child_init(Some(hooks::child_init), null(), null(), sys::APR_HOOK_MIDDLE as i32);
-        sys::ap_hook_translate_name(Some(hooks::translate_name), null(), null(), sys::APR_HOOK_MIDDLE as i32);
-        sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE as i32);
+        sys::ap_hook_post_config(
+            Some(hooks::post_config),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
+        sys::ap_hook_child_init(
+            Some(hooks::child_init),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
+        sys::ap_hook_translate_name(
+            Some(hooks::translate_name),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
+        sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE);
     }
 }
 
@@ -65,8 +84,8 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
 /// dynamic_load_handle into it.
 #[unsafe(no_mangle)]
 pub static mut wsgi_module: sys::module = sys::module {
-    version: sys::MODULE_MAGIC_NUMBER_MAJOR as i32,
-    minor_version: sys::MODULE_MAGIC_NUMBER_MINOR as i32,
+    version: sys::MODULE_MAGIC_NUMBER_MAJOR,
+    minor_version: sys::MODULE_MAGIC_NUMBER_MINOR,
     module_index: -1,
     name: c"mod_wsgi.c".as_ptr(),
     dynamic_load_handle: null_mut(),

@@ -40,7 +40,9 @@ pub unsafe fn table_entries(table: *const sys::apr_table_t) -> Vec<(Vec<u8>, Vec
             if e.key.is_null() {
                 continue;
             }
-            let val = opt_cstr(e.val).map(|v| v.to_bytes().to_vec()).unwrap_or_default();
+            let val = opt_cstr(e.val)
+                .map(|v| v.to_bytes().to_vec())
+                .unwrap_or_default();
             out.push((CStr::from_ptr(e.key).to_bytes().to_vec(), val));
         }
         out
@@ -51,7 +53,10 @@ impl<'r> Request<'r> {
     /// # Safety
     /// `raw` must be a live request_rec, used only by this thread for `'r`.
     pub unsafe fn from_raw(raw: *mut sys::request_rec) -> Self {
-        Request { raw, _life: PhantomData }
+        Request {
+            raw,
+            _life: PhantomData,
+        }
     }
 
     pub fn raw(&self) -> *mut sys::request_rec {
@@ -88,7 +93,9 @@ impl<'r> Request<'r> {
     }
 
     pub fn uri(&self) -> &'r [u8] {
-        self.field(self.r().uri).map(CStr::to_bytes).unwrap_or_default()
+        self.field(self.r().uri)
+            .map(CStr::to_bytes)
+            .unwrap_or_default()
     }
 
     pub fn handler(&self) -> Option<&'r CStr> {
@@ -129,7 +136,8 @@ impl<'r> Request<'r> {
 
     fn table_get(&self, table: *mut sys::apr_table_t, key: &CStr) -> Option<String> {
         // SAFETY: request tables are live for 'r; the result lives in the table.
-        self.field(unsafe { sys::apr_table_get(table, key.as_ptr()) }).map(|v| latin1(v.to_bytes()))
+        self.field(unsafe { sys::apr_table_get(table, key.as_ptr()) })
+            .map(|v| latin1(v.to_bytes()))
     }
 
     pub fn header_in(&self, key: &CStr) -> Option<String> {
@@ -165,7 +173,11 @@ impl<'r> Request<'r> {
                 .collect()
         };
         let r = self.r();
-        let text = |p: *const c_char| self.field(p).map(|v| latin1(v.to_bytes())).unwrap_or_default();
+        let text = |p: *const c_char| {
+            self.field(p)
+                .map(|v| latin1(v.to_bytes()))
+                .unwrap_or_default()
+        };
         let uri = text(r.uri);
         let path_info = text(r.path_info);
         let script_name = match uri.strip_suffix(path_info.as_str()) {
@@ -209,7 +221,8 @@ impl<'r> Request<'r> {
     pub fn has_content_filters(&self) -> bool {
         let f = self.r().output_filters;
         // SAFETY: the filter chain and its records live for 'r.
-        !f.is_null() && unsafe { !(*f).frec.is_null() && (*(*f).frec).ftype < sys::AP_FTYPE_PROTOCOL }
+        !f.is_null()
+            && unsafe { !(*f).frec.is_null() && (*(*f).frec).ftype < sys::AP_FTYPE_PROTOCOL }
     }
 
     pub fn request_time(&self) -> i64 {
@@ -225,15 +238,22 @@ impl<'r> Request<'r> {
         // SAFETY: the connection and its local address live at least as long as 'r.
         unsafe {
             let c = &*self.connection();
-            let ip = opt_cstr(c.local_ip).map(|v| latin1(v.to_bytes())).unwrap_or_default();
-            let port = if c.local_addr.is_null() { 0 } else { (*c.local_addr).port };
+            let ip = opt_cstr(c.local_ip)
+                .map(|v| latin1(v.to_bytes()))
+                .unwrap_or_default();
+            let port = if c.local_addr.is_null() {
+                0
+            } else {
+                (*c.local_addr).port
+            };
             (ip, port)
         }
     }
 
     pub fn connection_log_id(&self) -> Option<String> {
         // SAFETY: the connection lives at least as long as 'r.
-        self.field(unsafe { (*self.connection()).log_id }).map(|v| latin1(v.to_bytes()))
+        self.field(unsafe { (*self.connection()).log_id })
+            .map(|v| latin1(v.to_bytes()))
     }
 
     pub fn limit_request_body(&self) -> u64 {

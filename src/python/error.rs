@@ -9,7 +9,9 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
             "format_exception",
             (err.get_type(py), err.value(py), err.traceback(py)),
         )?;
-        let text: String = pyo3::types::PyString::new(py, "").call_method1("join", (lines,))?.extract()?;
+        let text: String = pyo3::types::PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()?;
         Ok(text)
     });
     match formatted {

@@ -82,7 +82,10 @@ fn thread_state_for(interp: &Interpreter) -> *mut ffi::PyThreadState {
 }
 
 fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
-    InterpreterError::Setup { name: name.to_owned(), traceback: super::format_exception(py, &err) }
+    InterpreterError::Setup {
+        name: name.to_owned(),
+        traceback: super::format_exception(py, &err),
+    }
 }
 
 fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
@@ -105,7 +108,9 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
         let ts = ffi::Py_NewInterpreter();
         if ts.is_null() {
             ffi::PyThreadState_Swap(saved);
-            return Err(InterpreterError::Create { name: name.to_owned() });
+            return Err(InterpreterError::Create {
+                name: name.to_owned(),
+            });
         }
         let state = ffi::PyThreadState_GetInterpreter(ts);
         let shim = shim::install(py, name).map_err(|e| setup_error(py, name, e));
@@ -126,7 +131,9 @@ fn get_or_create(py: Python<'_>, name: &str) -> Result<Arc<Interpreter>, Interpr
     if let Some(found) = CACHE.with(|c| c.borrow().get(name).cloned()) {
         return Ok(found);
     }
-    let mut registry = REGISTRY.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+    let mut registry = REGISTRY
+        .lock_py_attached(py)
+        .unwrap_or_else(|p| p.into_inner());
     let map = registry.get_or_insert_with(HashMap::new);
     let interp = match map.get(name) {
         Some(found) => found.clone(),

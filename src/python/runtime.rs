@@ -31,7 +31,9 @@ pub enum RuntimeError {
 static SETTINGS: std::sync::OnceLock<PythonSettings> = std::sync::OnceLock::new();
 
 pub(crate) fn settings() -> &'static PythonSettings {
-    SETTINGS.get().expect("BUG: Python used before initialize()")
+    SETTINGS
+        .get()
+        .expect("BUG: Python used before initialize()")
 }
 
 pub fn is_initialized() -> bool {
@@ -59,7 +61,9 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
     }
     let settings = SETTINGS.get_or_init(|| settings);
     let cstr = |s: &str| CString::new(s).map_err(|_| RuntimeError::Nul(s.to_owned()));
-    let program = program_name(settings.python_home.as_deref()).map(|p| cstr(&p)).transpose()?;
+    let program = program_name(settings.python_home.as_deref())
+        .map(|p| cstr(&p))
+        .transpose()?;
     let home = match (&settings.python_home, &program) {
         (Some(h), None) => Some(cstr(h)?),
         _ => None,
@@ -95,7 +99,9 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
             let msg = if status.err_msg.is_null() {
                 "unknown error".to_owned()
             } else {
-                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                std::ffi::CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
             };
             return Err(RuntimeError::Init(msg));
         }

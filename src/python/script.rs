@@ -27,10 +27,17 @@ fn module_name(path: &Path) -> String {
 }
 
 fn mtime_of(path: &Path) -> Result<f64, ScriptError> {
-    let unreadable =
-        |error| ScriptError::Unreadable { path: path.display().to_string(), error };
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(unreadable)?;
-    Ok(modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+    let unreadable = |error| ScriptError::Unreadable {
+        path: path.display().to_string(),
+        error,
+    };
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(unreadable)?;
+    Ok(modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0))
 }
 
 fn exec_script<'py>(
@@ -40,17 +47,28 @@ fn exec_script<'py>(
     mtime: f64,
 ) -> Result<Bound<'py, PyModule>, ScriptError> {
     let display = path.display().to_string();
-    let source = std::fs::read(path)
-        .map_err(|error| ScriptError::Unreadable { path: display.clone(), error })?;
-    let load_error =
-        |e: PyErr| ScriptError::Load { path: display.clone(), traceback: super::format_exception(py, &e) };
-    let modules = py.import("sys").and_then(|s| s.getattr("modules")).map_err(load_error)?;
+    let source = std::fs::read(path).map_err(|error| ScriptError::Unreadable {
+        path: display.clone(),
+        error,
+    })?;
+    let load_error = |e: PyErr| ScriptError::Load {
+        path: display.clone(),
+        traceback: super::format_exception(py, &e),
+    };
+    let modules = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .map_err(load_error)?;
     let module = PyModule::new(py, name).map_err(load_error)?;
     let result = (|| -> PyResult<()> {
         let builtins = py.import("builtins")?;
         let code = builtins.call_method1(
             "compile",
-            (pyo3::types::PyBytes::new(py, &source), display.as_str(), "exec"),
+            (
+                pyo3::types::PyBytes::new(py, &source),
+                display.as_str(),
+                "exec",
+            ),
         )?;
         let ns = module.dict();
         ns.set_item("__file__", display.as_str())?;
@@ -81,7 +99,13 @@ pub fn load_callable<'py>(
     let name = module_name(path);
     let mtime = mtime_of(path)?;
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
-        let module = py.import("sys").ok()?.getattr("modules").ok()?.get_item(&name).ok()?;
+        let module = py
+            .import("sys")
+            .ok()?
+            .getattr("modules")
+            .ok()?
+            .get_item(&name)
+            .ok()?;
         if reload {
             let loaded: f64 = module.getattr("__mtime__").ok()?.extract().ok()?;
             if loaded != mtime {
@@ -93,7 +117,10 @@ pub fn load_callable<'py>(
     let module = match cached(py) {
         Some(m) => m,
         None => {
-            let _guard = interp.script_lock.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+            let _guard = interp
+                .script_lock
+                .lock_py_attached(py)
+                .unwrap_or_else(|p| p.into_inner());
             match cached(py) {
                 Some(m) => m,
                 None => {
@@ -105,8 +132,10 @@ pub fn load_callable<'py>(
             }
         }
     };
-    module.getattr(callable).map_err(|_| ScriptError::NoCallable {
-        path: path.display().to_string(),
-        callable: callable.to_owned(),
-    })
+    module
+        .getattr(callable)
+        .map_err(|_| ScriptError::NoCallable {
+            path: path.display().to_string(),
+            callable: callable.to_owned(),
+        })
 }

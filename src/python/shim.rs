@@ -15,9 +15,9 @@ const SHIM_SOURCE: &std::ffi::CStr =
 /// `mod_wsgi.version` so that applications checking it keep working.
 pub const MOD_WSGI_API_VERSION: (u32, u32, u32) = (4, 9, 4);
 
-/// Objects of one interpreter that every request of that interpreter uses.
+/// Objects of one interpreter that every request of that interpreter uses. The module
+/// itself stays reachable through `sys.modules['mod_wsgi']`.
 pub struct ShimObjects {
-    pub module: Py<PyModule>,
     pub input_class: Py<PyAny>,
     pub file_wrapper_class: Py<PyAny>,
     pub log_stream_class: Py<PyAny>,
@@ -95,6 +95,5 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
         input_class: module.getattr("Input")?.unbind(),
         file_wrapper_class: module.getattr("FileWrapper")?.unbind(),
         log_stream_class: module.getattr("LogStream")?.unbind(),
-        module: module.unbind(),
     })
 }

@@ -21,7 +21,12 @@ pub(crate) type SharedInput = Arc<Mutex<InputState>>;
 
 impl InputState {
     pub(crate) fn new(reader: Box<dyn BodyReader>) -> SharedInput {
-        Arc::new(Mutex::new(InputState { reader: Some(reader), buf: Vec::new(), pos: 0, eof: false }))
+        Arc::new(Mutex::new(InputState {
+            reader: Some(reader),
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+        }))
     }
 
     /// Detaches the transport: later reads (from a leaked wsgi.input) see end of body.
@@ -119,19 +124,28 @@ impl InputState {
 }
 
 /// Builds the native `_op(kind, size)` function: kind 0 = read, 1 = readline.
-pub(crate) fn native_op<'py>(py: Python<'py>, shared: &SharedInput) -> PyResult<Bound<'py, PyCFunction>> {
+pub(crate) fn native_op<'py>(
+    py: Python<'py>,
+    shared: &SharedInput,
+) -> PyResult<Bound<'py, PyCFunction>> {
     let shared = shared.clone();
     PyCFunction::new_closure(
         py,
         Some(c"_op"),
         None,
-        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyBytes>> {
+        move |args: &Bound<'_, PyTuple>,
+              _kw: Option<&Bound<'_, PyDict>>|
+              -> PyResult<Py<PyBytes>> {
             let py = args.py();
             let (kind, size): (i32, i64) = args.extract()?;
             let mut state = shared.try_lock().map_err(|_| {
                 PyRuntimeError::new_err("wsgi.input is being read by another thread")
             })?;
-            let data = if kind == 0 { state.read(py, size)? } else { state.readline(py, size)? };
+            let data = if kind == 0 {
+                state.read(py, size)?
+            } else {
+                state.readline(py, size)?
+            };
             Ok(PyBytes::new(py, &data).unbind())
         },
     )

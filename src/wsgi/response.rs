@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) struct ResponseState {
     sink: Option<Box<dyn ResponseSink>>,
-    pending: Option<(ResponseHead, Vec<(String, String)>)>,
+    pending: Option<(ResponseHead, Headers)>,
     pub(crate) head_sent: bool,
     pub(crate) content_length: Option<u64>,
     pub(crate) written: u64,
@@ -67,13 +67,16 @@ impl ResponseState {
 
     /// Bytes the app may still send before reaching its declared Content-Length.
     pub(crate) fn remaining(&self) -> u64 {
-        self.content_length.map_or(u64::MAX, |cl| cl.saturating_sub(self.written))
+        self.content_length
+            .map_or(u64::MAX, |cl| cl.saturating_sub(self.written))
     }
 
     /// Writes `data` (cut at Content-Length); call with the GIL released.
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), WriteError> {
         self.ensure_head()?;
-        let allowed = data.len().min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
+        let allowed = data
+            .len()
+            .min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
         if allowed == 0 {
             return Ok(());
         }
@@ -107,11 +110,17 @@ pub(crate) fn lock(shared: &SharedResponse) -> PyResult<MutexGuard<'_, ResponseS
         .map_err(|_| PyRuntimeError::new_err("the response is being written by another thread"))
 }
 
-fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Vec<(String, String)>, Option<u64>)> {
+type Headers = Vec<(String, String)>;
+
+fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)> {
     let list = headers.cast::<PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
             "response headers must be a list, not {}",
-            headers.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            headers
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     let mut out = Vec::with_capacity(list.len());
@@ -132,7 +141,10 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Vec<(String, String)>,
     Ok((out, content_length))
 }
 
-fn write_callable<'py>(py: Python<'py>, shared: &SharedResponse) -> PyResult<Bound<'py, PyCFunction>> {
+fn write_callable<'py>(
+    py: Python<'py>,
+    shared: &SharedResponse,
+) -> PyResult<Bound<'py, PyCFunction>> {
     let shared = shared.clone();
     PyCFunction::new_closure(
         py,
@@ -141,9 +153,9 @@ fn write_callable<'py>(py: Python<'py>, shared: &SharedResponse) -> PyResult<Bou
         move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
             let py = args.py();
             let (data,): (Bound<'_, PyAny>,) = args.extract()?;
-            let bytes = data.cast::<PyBytes>().map_err(|_| {
-                PyTypeError::new_err("write() argument must be a byte string")
-            })?;
+            let bytes = data
+                .cast::<PyBytes>()
+                .map_err(|_| PyTypeError::new_err("write() argument must be a byte string"))?;
             let mut guard = lock(&shared)?;
             let state: &mut ResponseState = &mut guard;
             let payload = bytes.as_bytes();
@@ -167,7 +179,9 @@ pub(crate) fn start_response<'py>(
         py,
         Some(c"start_response"),
         None,
-        move |args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+        move |args: &Bound<'_, PyTuple>,
+              kwargs: Option<&Bound<'_, PyDict>>|
+              -> PyResult<Py<PyAny>> {
             let py = args.py();
             if args.len() < 2 || args.len() > 3 {
                 return Err(PyTypeError::new_err(
@@ -196,7 +210,8 @@ pub(crate) fn start_response<'py>(
             let status: String = status_obj
                 .extract()
                 .map_err(|_| PyTypeError::new_err("response status must be a str"))?;
-            let head = validate_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let head =
+                validate_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
             let (headers, content_length) = parse_headers(&headers)?;
             state.pending = Some((head, headers));
             state.content_length = content_length;

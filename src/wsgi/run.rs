@@ -32,7 +32,9 @@ pub enum Outcome {
     ClientGone,
     /// The application failed; with `headers_sent` the response on the wire is incomplete
     /// and the transport must make that visible (abort the connection).
-    Failed { headers_sent: bool },
+    Failed {
+        headers_sent: bool,
+    },
 }
 
 fn log(response: &SharedResponse, level: Level, message: &str) {
@@ -63,7 +65,9 @@ pub fn run(req: WsgiRequest, body: Box<dyn BodyReader>, sink: Box<dyn ResponseSi
     })
     .unwrap_or_else(|e| {
         log(&response, Level::ERROR, &format!("WSGI0023: {e}"));
-        Outcome::Failed { headers_sent: false }
+        Outcome::Failed {
+            headers_sent: false,
+        }
     });
     input.lock().unwrap_or_else(|p| p.into_inner()).close();
     response.lock().unwrap_or_else(|p| p.into_inner()).close();
@@ -86,7 +90,11 @@ fn errors_stream<'py>(
             Ok(())
         },
     )?;
-    interp.shim.log_stream_class.bind(py).call1((emit, "wsgi.errors"))
+    interp
+        .shim
+        .log_stream_class
+        .bind(py)
+        .call1((emit, "wsgi.errors"))
 }
 
 fn run_in_interpreter(
@@ -100,7 +108,9 @@ fn run_in_interpreter(
         Ok(app) => app,
         Err(e) => {
             log(response, Level::ERROR, &format!("WSGI0021: {e}"));
-            return Outcome::Failed { headers_sent: false };
+            return Outcome::Failed {
+                headers_sent: false,
+            };
         }
     };
     let fail = |e: PyErr| {
@@ -113,7 +123,9 @@ fn run_in_interpreter(
                 req.script.display()
             ),
         );
-        Outcome::Failed { headers_sent: headers_sent(response) }
+        Outcome::Failed {
+            headers_sent: headers_sent(response),
+        }
     };
     let errors = match errors_stream(py, interp, response) {
         Ok(e) => e,
@@ -155,8 +167,14 @@ fn write_error(response: &SharedResponse, e: WriteError) -> PyResult<Outcome> {
             "the application returned a body without calling start_response()",
         )),
         other => {
-            log(response, Level::ERROR, &format!("WSGI0024: failed to write response: {other}"));
-            Ok(Outcome::Failed { headers_sent: headers_sent(response) })
+            log(
+                response,
+                Level::ERROR,
+                &format!("WSGI0024: failed to write response: {other}"),
+            );
+            Ok(Outcome::Failed {
+                headers_sent: headers_sent(response),
+            })
         }
     }
 }
@@ -169,7 +187,9 @@ fn stream(
     iterable: &Bound<'_, PyAny>,
     response: &SharedResponse,
 ) -> PyResult<Outcome> {
-    if iterable.get_type().is(interp.shim.file_wrapper_class.bind(py))
+    if iterable
+        .get_type()
+        .is(interp.shim.file_wrapper_class.bind(py))
         && let Some(result) = send_file_wrapper(py, iterable, response)?
     {
         return match result {
@@ -182,7 +202,10 @@ fn stream(
         let bytes = item.cast::<PyBytes>().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "sequence of byte string values expected, value of type {} found",
-                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         let data = bytes.as_bytes();
@@ -235,16 +258,25 @@ fn send_file_wrapper(
     response: &SharedResponse,
 ) -> PyResult<Option<Result<(), WriteError>>> {
     let filelike = wrapper.getattr("filelike")?;
-    let Ok(fd) = filelike.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
+    let Ok(fd) = filelike
+        .call_method0("fileno")
+        .and_then(|f| f.extract::<i32>())
+    else {
         return Ok(None);
     };
-    let Ok(offset) = filelike.call_method0("tell").and_then(|t| t.extract::<u64>()) else {
+    let Ok(offset) = filelike
+        .call_method0("tell")
+        .and_then(|t| t.extract::<u64>())
+    else {
         return Ok(None);
     };
     let os = py.import("os")?;
     let st = os.call_method1("fstat", (fd,))?;
     let mode: u32 = st.getattr("st_mode")?.extract()?;
-    let is_regular: bool = py.import("stat")?.call_method1("S_ISREG", (mode,))?.extract()?;
+    let is_regular: bool = py
+        .import("stat")?
+        .call_method1("S_ISREG", (mode,))?
+        .extract()?;
     if !is_regular {
         return Ok(None);
     }
@@ -257,5 +289,11 @@ fn send_file_wrapper(
         ));
     }
     let state: &mut ResponseState = &mut guard;
-    Ok(Some(py.detach(|| if len == 0 { state.ensure_head() } else { state.send_file(fd, offset, len) })))
+    Ok(Some(py.detach(|| {
+        if len == 0 {
+            state.ensure_head()
+        } else {
+            state.send_file(fd, offset, len)
+        }
+    })))
 }

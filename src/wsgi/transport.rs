@@ -20,8 +20,11 @@ pub trait BodyReader: Send {
 
 /// Where the response goes. Calls happen with the GIL released.
 pub trait ResponseSink: Send {
-    fn send_head(&mut self, head: &ResponseHead, headers: &[(String, String)])
-    -> Result<(), SinkError>;
+    fn send_head(
+        &mut self,
+        head: &ResponseHead,
+        headers: &[(String, String)],
+    ) -> Result<(), SinkError>;
     /// Writes and flushes one block of body.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
     /// Sends `len` bytes of the open file `fd` from `offset`; the fd is only borrowed for

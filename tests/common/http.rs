@@ -17,7 +17,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -33,16 +36,30 @@ pub struct Connection {
 impl Connection {
     pub fn open(port: u16) -> Connection {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to apache");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Connection { reader: BufReader::new(stream), port }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Connection {
+            reader: BufReader::new(stream),
+            port,
+        }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
         self.reader.get_mut().write_all(raw).expect("send request");
     }
 
-    pub fn send_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", self.port);
+    pub fn send_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+            self.port
+        );
         let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -67,8 +84,14 @@ impl Connection {
 
     /// Reads the status line and headers.
     pub fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
-        let status_line = self.line().expect("connection closed before the status line");
-        let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+        let status_line = self
+            .line()
+            .expect("connection closed before the status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
         let mut headers = Vec::new();
         while let Some(line) = self.line() {
             if line.is_empty() {
@@ -95,9 +118,15 @@ impl Connection {
     /// Reads a whole response to `method`.
     pub fn read_response(&mut self, method: &str) -> Response {
         let (status, headers) = self.read_head();
-        let header = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let header = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         let mut body = Vec::new();
-        let no_body = method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
+        let no_body =
+            method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
         let complete = if no_body {
             true
         } else if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -124,11 +153,22 @@ impl Connection {
             let _ = self.reader.read_to_end(&mut body);
             true
         };
-        Response { status, headers, body, complete }
+        Response {
+            status,
+            headers,
+            body,
+            complete,
+        }
     }
 }
 
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut conn = Connection::open(port);
     conn.send_request(method, path, headers, body);
     conn.read_response(method)

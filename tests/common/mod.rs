@@ -57,16 +57,25 @@ pub fn apache_modules_dir() -> PathBuf {
     let out = Command::new("apxs").args(["-q", "LIBEXECDIR"]).output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().into(),
-        _ => panic!("cannot find Apache's modules directory: install apache2-dev (apxs) or set APACHE_MODULES_DIR"),
+        _ => panic!(
+            "cannot find Apache's modules directory: install apache2-dev (apxs) or set APACHE_MODULES_DIR"
+        ),
     }
 }
 
 /// The apache2 binary, overridable by APACHE_BIN. Missing Apache fails the test loudly.
 pub fn apache_bin() -> String {
     let bin = std::env::var("APACHE_BIN").unwrap_or_else(|_| "apache2".to_owned());
-    let found = Command::new("sh").args(["-c", &format!("command -v {bin} >/dev/null || test -x /usr/sbin/{bin}")]).status();
+    let found = Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {bin} >/dev/null || test -x /usr/sbin/{bin}"),
+        ])
+        .status();
     if !found.map(|s| s.success()).unwrap_or(false) {
-        panic!("apache2 is not installed (or APACHE_BIN is wrong): the integration tests need a real Apache httpd; run .ci/run or `apt-get install apache2 apache2-dev`");
+        panic!(
+            "apache2 is not installed (or APACHE_BIN is wrong): the integration tests need a real Apache httpd; run .ci/run or `apt-get install apache2 apache2-dev`"
+        );
     }
     bin
 }
@@ -77,9 +86,16 @@ pub fn module_path() -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let so = profile_dir.join("libmod_wsgi_rs.so");
-    assert!(so.exists(), "module not built at {} (run `cargo build` before `cargo test`)", so.display());
+    assert!(
+        so.exists(),
+        "module not built at {} (run `cargo build` before `cargo test`)",
+        so.display()
+    );
     assert_not_stale(&so);
     so
 }
@@ -91,7 +107,10 @@ fn newest_source(dir: &Path) -> std::time::SystemTime {
         let t = if path.is_dir() {
             newest_source(&path)
         } else {
-            entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH)
         };
         newest = newest.max(t);
     }
@@ -103,11 +122,19 @@ fn assert_not_stale(so: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let built = fs::metadata(so).and_then(|m| m.modified()).unwrap();
     let newest = newest_source(&root.join("src")).max(newest_source(&root.join("crates")));
-    assert!(built >= newest, "{} is older than the sources: run `cargo build` before `cargo test`", so.display());
+    assert!(
+        built >= newest,
+        "{} is older than the sources: run `cargo build` before `cargo test`",
+        so.display()
+    );
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A scratch directory readable by Apache's children (which run as www-data).
@@ -118,7 +145,8 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(label: &str) -> Scratch {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("mod_wsgi_rs-{label}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("mod_wsgi_rs-{label}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
@@ -193,7 +221,10 @@ impl Apache {
         let child = Command::new(&bin)
             .args(["-f", conf.to_str().unwrap(), "-DFOREGROUND"])
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -201,15 +232,28 @@ impl Apache {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-        let mut apache = Apache { port, scratch, child: Some(child), allowed: Vec::new(), checked: false };
+        let mut apache = Apache {
+            port,
+            scratch,
+            child: Some(child),
+            allowed: Vec::new(),
+            checked: false,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = apache.child.as_mut().unwrap().try_wait().unwrap() {
                 apache.child = None;
                 apache.checked = true;
-                panic!("apache2 exited at start ({status}); error log:\n{}", apache.error_log());
+                panic!(
+                    "apache2 exited at start ({status}); error log:\n{}",
+                    apache.error_log()
+                );
             }
-            assert!(Instant::now() < deadline, "apache2 did not listen within 15 s:\n{}", apache.error_log());
+            assert!(
+                Instant::now() < deadline,
+                "apache2 did not listen within 15 s:\n{}",
+                apache.error_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         apache
@@ -232,7 +276,10 @@ impl Apache {
             if log.contains(needle) {
                 return log;
             }
-            assert!(Instant::now() < deadline, "error log never contained {needle:?}; log:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "error log never contained {needle:?}; log:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -241,14 +288,22 @@ impl Apache {
         get(self.port, path)
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         request(self.port, method, path, headers, body)
     }
 
     /// Stops Apache (SIGTERM, then waits) and checks the error log.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while child.try_wait().unwrap().is_none() {
                 if Instant::now() > deadline {
@@ -264,10 +319,20 @@ impl Apache {
             let log = self.error_log();
             let bad: Vec<&str> = log
                 .lines()
-                .filter(|l| l.contains(":error]") || l.contains(":crit]") || l.contains(":emerg]") || l.contains(":alert]") || l.contains("panicked"))
+                .filter(|l| {
+                    l.contains(":error]")
+                        || l.contains(":crit]")
+                        || l.contains(":emerg]")
+                        || l.contains(":alert]")
+                        || l.contains("panicked")
+                })
                 .filter(|l| !self.allowed.iter().any(|a| l.contains(a.as_str())))
                 .collect();
-            assert!(bad.is_empty(), "unexpected error-log lines:\n{}\n--- full log ---\n{log}", bad.join("\n"));
+            assert!(
+                bad.is_empty(),
+                "unexpected error-log lines:\n{}\n--- full log ---\n{log}",
+                bad.join("\n")
+            );
         }
     }
 }
@@ -298,7 +363,11 @@ pub fn configtest(body: &str, files: &[(&str, &str)]) -> (bool, String) {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = fs::remove_dir_all(&scratch.dir);
     (out.status.success(), text)
 }

@@ -13,8 +13,12 @@ pub struct AliasOptions {
 
 impl AliasOptions {
     pub fn parse(directive: &'static str, tokens: &[String]) -> Result<Self, ConfigError> {
-        let allowed =
-            ["process-group", "application-group", "callable-object", "pass-authorization"];
+        let allowed = [
+            "process-group",
+            "application-group",
+            "callable-object",
+            "pass-authorization",
+        ];
         let mut opts = AliasOptions::default();
         for (name, value) in crate::parse_options(directive, tokens, &allowed)? {
             match name {
@@ -88,17 +92,24 @@ mod tests {
             ("/app", "/ap", None),
         ];
         for (alias, uri, want) in cases {
-            assert_eq!(prefix_match_len(alias, uri), *want, "alias {alias} uri {uri}");
+            assert_eq!(
+                prefix_match_len(alias, uri),
+                *want,
+                "alias {alias} uri {uri}"
+            );
         }
     }
 
     #[test]
     fn alias_options() {
-        let toks: Vec<String> =
-            ["application-group=%{GLOBAL}", "pass-authorization=On", "callable-object=app"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let toks: Vec<String> = [
+            "application-group=%{GLOBAL}",
+            "pass-authorization=On",
+            "callable-object=app",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let o = AliasOptions::parse("WSGIScriptAlias", &toks).unwrap();
         assert_eq!(o.application_group, Some(ApplicationGroup::Global));
         assert_eq!(o.pass_authorization, Some(true));

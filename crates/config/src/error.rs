@@ -4,15 +4,34 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{directive}: expected On or Off, got '{value}'")]
-    NotOnOff { directive: &'static str, value: String },
+    NotOnOff {
+        directive: &'static str,
+        value: String,
+    },
     #[error("{directive}: unknown option '{option}'")]
-    UnknownOption { directive: &'static str, option: String },
+    UnknownOption {
+        directive: &'static str,
+        option: String,
+    },
     #[error("{directive}: option '{option}' needs a value (name=value)")]
-    OptionWithoutValue { directive: &'static str, option: String },
+    OptionWithoutValue {
+        directive: &'static str,
+        option: String,
+    },
     #[error("{directive}: option '{option}' given more than once")]
-    DuplicateOption { directive: &'static str, option: String },
+    DuplicateOption {
+        directive: &'static str,
+        option: String,
+    },
     #[error("{directive}: invalid value '{value}': {reason}")]
-    InvalidValue { directive: &'static str, value: String, reason: &'static str },
+    InvalidValue {
+        directive: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("{directive}: {reason}")]
-    Invalid { directive: &'static str, reason: String },
+    Invalid {
+        directive: &'static str,
+        reason: String,
+    },
 }

@@ -47,10 +47,9 @@ impl ApplicationGroup {
             "%{RESOURCE}" => ApplicationGroup::Resource,
             "%{SERVER}" => ApplicationGroup::Server,
             "%{HOST}" => ApplicationGroup::Host,
-            v if v.starts_with("%{ENV:") => ApplicationGroup::Env(env_name(
-                "WSGIApplicationGroup",
-                v,
-            )?),
+            v if v.starts_with("%{ENV:") => {
+                ApplicationGroup::Env(env_name("WSGIApplicationGroup", v)?)
+            }
             v if v.starts_with("%{") => {
                 return Err(ConfigError::InvalidValue {
                     directive: "WSGIApplicationGroup",
@@ -72,16 +71,23 @@ impl ApplicationGroup {
                 } else {
                     facts.script_name.to_ascii_lowercase()
                 };
-                format!("{}|{}", with_port(facts.server_name, facts.server_port), script)
+                format!(
+                    "{}|{}",
+                    with_port(facts.server_name, facts.server_port),
+                    script
+                )
             }
             ApplicationGroup::Server => with_port(facts.server_name, facts.server_port),
-            ApplicationGroup::Host => {
-                with_port(facts.host_name.unwrap_or(facts.server_name), facts.server_port)
-            }
+            ApplicationGroup::Host => with_port(
+                facts.host_name.unwrap_or(facts.server_name),
+                facts.server_port,
+            ),
             ApplicationGroup::Env(var) => match (facts.env)(var) {
                 // A variable may itself hold a %{...} token (but not another ENV lookup).
                 Some(v) if v.starts_with("%{") && !v.starts_with("%{ENV:") => {
-                    ApplicationGroup::parse(&v).map(|g| g.expand(facts)).unwrap_or(v)
+                    ApplicationGroup::parse(&v)
+                        .map(|g| g.expand(facts))
+                        .unwrap_or(v)
                 }
                 Some(v) => v,
                 None => String::new(),
@@ -217,7 +223,11 @@ mod tests {
             ("literal", "literal"),
         ];
         for (spec, want) in cases {
-            assert_eq!(ApplicationGroup::parse(spec).unwrap().expand(&f), want, "{spec}");
+            assert_eq!(
+                ApplicationGroup::parse(spec).unwrap().expand(&f),
+                want,
+                "{spec}"
+            );
         }
     }
 
@@ -235,7 +245,10 @@ mod tests {
         assert!(ApplicationGroup::parse("%{BOGUS}").is_err());
         assert!(ApplicationGroup::parse("%{ENV:}").is_err());
         assert!(CallableObject::parse("not valid").is_err());
-        assert_eq!(CallableObject::parse("app2"), Ok(CallableObject::Named("app2".into())));
+        assert_eq!(
+            CallableObject::parse("app2"),
+            Ok(CallableObject::Named("app2".into()))
+        );
         assert!(ProcessGroup::parse("%{HOSTX}").is_err());
     }
 }

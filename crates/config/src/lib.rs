@@ -19,4 +19,6 @@ pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts};
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
-pub use values::{HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize};
+pub use values::{
+    HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,
+};

@@ -1,6 +1,8 @@
 //! Typed per-directory and process-wide configuration, and how nested scopes merge.
 
-use crate::{ApplicationGroup, CallableObject, HashSeed, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader};
+use crate::{
+    ApplicationGroup, CallableObject, HashSeed, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader,
+};
 
 /// Combines an outer scope with an inner one: a value set in the inner scope wins.
 pub trait Merge {
@@ -39,7 +41,9 @@ impl Merge for DirConfig {
             map_head_to_get: self.map_head_to_get.merge(&inner.map_head_to_get),
             script_reloading: self.script_reloading.merge(&inner.script_reloading),
             enable_sendfile: self.enable_sendfile.merge(&inner.enable_sendfile),
-            trusted_proxy_headers: self.trusted_proxy_headers.merge(&inner.trusted_proxy_headers),
+            trusted_proxy_headers: self
+                .trusted_proxy_headers
+                .merge(&inner.trusted_proxy_headers),
             trusted_proxies: self.trusted_proxies.merge(&inner.trusted_proxies),
         }
     }
@@ -70,7 +74,10 @@ mod tests {
             chunked_request: Some(true),
             ..Default::default()
         };
-        let inner = DirConfig { chunked_request: Some(false), ..Default::default() };
+        let inner = DirConfig {
+            chunked_request: Some(false),
+            ..Default::default()
+        };
         let merged = outer.merge(&inner);
         assert_eq!(merged.application_group, Some(ApplicationGroup::Global));
         assert_eq!(merged.chunked_request, Some(false));

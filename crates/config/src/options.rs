@@ -7,10 +7,12 @@ pub fn split_option<'a>(
     directive: &'static str,
     token: &'a str,
 ) -> Result<(&'a str, &'a str), ConfigError> {
-    token.split_once('=').ok_or_else(|| ConfigError::OptionWithoutValue {
-        directive,
-        option: token.to_owned(),
-    })
+    token
+        .split_once('=')
+        .ok_or_else(|| ConfigError::OptionWithoutValue {
+            directive,
+            option: token.to_owned(),
+        })
 }
 
 /// Parses `name=value` tokens, accepting only the `allowed` names, each at most once.
@@ -23,10 +25,16 @@ pub fn parse_options<'a>(
     for token in tokens {
         let (name, value) = split_option(directive, token)?;
         if !allowed.contains(&name) {
-            return Err(ConfigError::UnknownOption { directive, option: name.to_owned() });
+            return Err(ConfigError::UnknownOption {
+                directive,
+                option: name.to_owned(),
+            });
         }
         if seen.iter().any(|(n, _)| *n == name) {
-            return Err(ConfigError::DuplicateOption { directive, option: name.to_owned() });
+            return Err(ConfigError::DuplicateOption {
+                directive,
+                option: name.to_owned(),
+            });
         }
         seen.push((name, value));
     }
@@ -45,7 +53,10 @@ mod tests {
     fn accepts_known_options() {
         let t = toks(&["process-group=a", "application-group=%{GLOBAL}"]);
         let got = parse_options("X", &t, &["process-group", "application-group"]).unwrap();
-        assert_eq!(got, vec![("process-group", "a"), ("application-group", "%{GLOBAL}")]);
+        assert_eq!(
+            got,
+            vec![("process-group", "a"), ("application-group", "%{GLOBAL}")]
+        );
     }
 
     #[test]

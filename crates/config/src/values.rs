@@ -10,7 +10,10 @@ pub fn parse_on_off(directive: &'static str, value: &str) -> Result<bool, Config
     } else if value.eq_ignore_ascii_case("off") {
         Ok(false)
     } else {
-        Err(ConfigError::NotOnOff { directive, value: value.to_owned() })
+        Err(ConfigError::NotOnOff {
+            directive,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -40,11 +43,14 @@ impl HashSeed {
         if value.eq_ignore_ascii_case("random") {
             return Ok(HashSeed::Random);
         }
-        value.parse::<u32>().map(HashSeed::Fixed).map_err(|_| ConfigError::InvalidValue {
-            directive: "WSGIPythonHashSeed",
-            value: value.to_owned(),
-            reason: "must be 'random' or an integer from 0 to 4294967295",
-        })
+        value
+            .parse::<u32>()
+            .map(HashSeed::Fixed)
+            .map_err(|_| ConfigError::InvalidValue {
+                directive: "WSGIPythonHashSeed",
+                value: value.to_owned(),
+                reason: "must be 'random' or an integer from 0 to 4294967295",
+            })
     }
 }
 
@@ -158,13 +164,14 @@ impl ProxyHeader {
     /// Accepts the header as written in a request (`X-Forwarded-For`, any case).
     pub fn parse(value: &str) -> Result<Self, ConfigError> {
         let cgi = format!("HTTP_{}", value.to_ascii_uppercase().replace('-', "_"));
-        ProxyHeader::ALL.into_iter().find(|h| h.cgi_name() == cgi).ok_or_else(|| {
-            ConfigError::InvalidValue {
+        ProxyHeader::ALL
+            .into_iter()
+            .find(|h| h.cgi_name() == cgi)
+            .ok_or_else(|| ConfigError::InvalidValue {
                 directive: "WSGITrustedProxyHeaders",
                 value: value.to_owned(),
                 reason: "not a proxy header mod_wsgi understands",
-            }
-        })
+            })
     }
 }
 
@@ -197,8 +204,14 @@ mod tests {
 
     #[test]
     fn proxy_headers() {
-        assert_eq!(ProxyHeader::parse("x-forwarded-for"), Ok(ProxyHeader::XForwardedFor));
-        assert_eq!(ProxyHeader::parse("X-Forwarded-Proto").unwrap().category(), ProxyCategory::Scheme);
+        assert_eq!(
+            ProxyHeader::parse("x-forwarded-for"),
+            Ok(ProxyHeader::XForwardedFor)
+        );
+        assert_eq!(
+            ProxyHeader::parse("X-Forwarded-Proto").unwrap().category(),
+            ProxyCategory::Scheme
+        );
         assert!(ProxyHeader::parse("X-Evil").is_err());
     }
 }

@@ -32,11 +32,16 @@ pub fn validate_status(status: &str) -> Result<ResponseHead, HeaderError> {
     if !digits_ok || (bytes.len() > 3 && bytes[3] != b' ') {
         return Err(HeaderError::BadStatus(status.to_owned()));
     }
-    let code: u16 = status[..3].parse().map_err(|_| HeaderError::BadStatus(status.to_owned()))?;
+    let code: u16 = status[..3]
+        .parse()
+        .map_err(|_| HeaderError::BadStatus(status.to_owned()))?;
     if code < 100 {
         return Err(HeaderError::BadStatusCode(code));
     }
-    Ok(ResponseHead { code, status_line: status.to_owned() })
+    Ok(ResponseHead {
+        code,
+        status_line: status.to_owned(),
+    })
 }
 
 fn is_token_char(c: char) -> bool {
@@ -49,8 +54,13 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), HeaderError> {
     if name.is_empty() || !name.chars().all(is_token_char) {
         return Err(HeaderError::BadName(name.to_owned()));
     }
-    if value.chars().any(|c| (c.is_control() && c != '\t') || c == '\u{7f}') {
-        return Err(HeaderError::BadValue { name: name.to_owned() });
+    if value
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || c == '\u{7f}')
+    {
+        return Err(HeaderError::BadValue {
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }

@@ -32,7 +32,11 @@ fn is_trusted(proxies: Option<&[IpNet]>, ip: &str) -> bool {
 /// The client address from `X-Forwarded-For`: walking right to left, the first hop that is
 /// not a trusted proxy. With no proxy list every hop is trusted and the leftmost wins.
 fn client_from_forwarded_for(value: &str, proxies: Option<&[IpNet]>) -> Option<String> {
-    let hops: Vec<&str> = value.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+    let hops: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
     if proxies.is_none() {
         return hops.first().map(|s| s.to_string());
     }
@@ -117,7 +121,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Environ {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -130,7 +137,11 @@ mod tests {
         let proxies = [IpNet::parse("10.0.0.0/8").unwrap()];
         apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedFor], Some(&proxies));
         assert_eq!(get(&e, "REMOTE_ADDR"), Some("1.2.3.4"));
-        assert_eq!(get(&e, "HTTP_X_REAL_IP"), None, "other client-address headers stripped");
+        assert_eq!(
+            get(&e, "HTTP_X_REAL_IP"),
+            None,
+            "other client-address headers stripped"
+        );
     }
 
     #[test]
