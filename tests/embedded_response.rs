@@ -83,6 +83,17 @@ def application(environ, start_response):
         start_response("200 OK", [])
         return Body()
 
+    if path == "/endless":
+        class Endless:
+            def __iter__(self):
+                while True:
+                    yield b"x" * 65536
+                    time.sleep(0.01)
+            def close(self):
+                open(os.path.join(marker_dir, "endless-closed"), "w").write("closed")
+        start_response("200 OK", [])
+        return Endless()
+
     if path == "/head":
         body = environ["REQUEST_METHOD"].encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Method", environ["REQUEST_METHOD"])])
@@ -304,5 +315,27 @@ fn file_wrapper_serves_files() {
     );
     let r = apache.get("/r/file-bytesio");
     assert_eq!(r.text(), "in-memory file", "non-file objects are iterated");
+    apache.stop();
+}
+
+#[test]
+fn client_disconnect_stops_the_app_and_calls_close() {
+    let mut apache = start("");
+    {
+        let mut conn = Connection::open(apache.port);
+        conn.send_request("GET", "/r/endless", &[], b"");
+        let (status, _) = conn.read_head();
+        assert_eq!(status, 200);
+        assert!(conn.read_chunk().is_some_and(|c| !c.is_empty()));
+    } // the client goes away mid-stream
+    let marker = apache.scratch.dir.join("markers/endless-closed");
+    for _ in 0..250 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(marker.exists(), "close() runs once the client is gone");
+    assert_eq!(apache.get("/r/write").status, 200, "the server keeps serving");
     apache.stop();
 }
