@@ -248,17 +248,11 @@ fn close_is_always_called() {
     let r = apache.get("/r/close-raising");
     assert!(!r.complete);
     let markers = apache.scratch.dir.join("markers");
-    let wait = |name: &str| {
-        for _ in 0..100 {
-            if markers.join(name).exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("close() was not called for {name}");
-    };
-    wait("close");
-    wait("close-raising");
+    common::wait_for_file(&markers.join("close"), "close() after a complete response");
+    common::wait_for_file(
+        &markers.join("close-raising"),
+        "close() after the iterable raised",
+    );
     apache.wait_for_log("boom in iteration");
     for allowed in [
         "WSGI0020",
@@ -329,13 +323,11 @@ fn client_disconnect_stops_the_app_and_calls_close() {
         assert!(conn.read_chunk().is_some_and(|c| !c.is_empty()));
     } // the client goes away mid-stream
     let marker = apache.scratch.dir.join("markers/endless-closed");
-    for _ in 0..250 {
-        if marker.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(marker.exists(), "close() runs once the client is gone");
-    assert_eq!(apache.get("/r/write").status, 200, "the server keeps serving");
+    common::wait_for_file(&marker, "close() once the client is gone");
+    assert_eq!(
+        apache.get("/r/write").status,
+        200,
+        "the server keeps serving"
+    );
     apache.stop();
 }

@@ -349,6 +349,19 @@ impl Drop for Apache {
     }
 }
 
+/// Waits up to 5 s for `path` to exist (a marker an application writes); fails with `what`.
+pub fn wait_for_file(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `apache2 -t` on a config and returns (success, output).
 pub fn configtest(body: &str, files: &[(&str, &str)]) -> (bool, String) {
     let scratch = Scratch::new("configtest");
