@@ -14,8 +14,8 @@ def application(environ, start_response):
     counter += 1
     local.hits = getattr(local, "hits", 0) + 1
     is_main = interpreters.get_current() == interpreters.get_main()
-    body = "%s\t%s\t%s\t%d\t%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
-                               "main" if is_main else "sub", counter, os.getpid())
+    body = "%s\t%s\t%s\t%d\t%d\t%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
+                               "main" if is_main else "sub", counter, os.getpid(), local.hits)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
 "#;
@@ -105,6 +105,25 @@ fn interpreters_survive_many_threaded_requests() {
         .collect();
     for w in workers {
         w.join().expect("client thread");
+    }
+    apache.stop();
+}
+
+#[test]
+fn thread_state_persists_between_requests() {
+    // Under prefork each process has one request thread, so per process the
+    // threading.local counter must keep growing: the sub-interpreter thread state is
+    // created once and reused, not rebuilt per request.
+    let mut apache = Apache::start(Mpm::Prefork, "WSGIScriptAlias /a {root}/app/app.wsgi\n", &[("app/app.wsgi", APP)]);
+    let mut per_pid: std::collections::HashMap<String, Vec<u32>> = Default::default();
+    for _ in 0..12 {
+        let f = fields(&apache, "/a");
+        assert_eq!(f[2], "sub");
+        per_pid.entry(f[4].clone()).or_default().push(f[5].parse().unwrap());
+    }
+    for (pid, hits) in per_pid {
+        let expected: Vec<u32> = (1..=hits.len() as u32).collect();
+        assert_eq!(hits, expected, "threading.local in process {pid}");
     }
     apache.stop();
 }

@@ -60,3 +60,24 @@ fn serves_under_worker() {
 fn serves_under_event() {
     check(ALL_MPMS[2]);
 }
+
+#[test]
+fn graceful_and_hard_restarts_keep_serving() {
+    for mpm in [Mpm::Prefork, Mpm::Event] {
+        let mut apache = Apache::start(mpm, CONF, &[("app/app.wsgi", APP)]);
+        assert_eq!(apache.get("/app").status, 200);
+        for signal in ["-USR1", "-HUP", "-USR1"] {
+            let generation = apache.error_log().matches("resuming normal operations").count();
+            apache.signal(signal);
+            // Wait until the parent has re-read its config and started a new generation.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            while apache.error_log().matches("resuming normal operations").count() == generation {
+                assert!(std::time::Instant::now() < deadline, "{mpm:?}: no restart after {signal}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let r = apache.get("/app");
+            assert_eq!(r.status, 200, "{mpm:?} after {signal}: {}", r.text());
+        }
+        apache.stop();
+    }
+}

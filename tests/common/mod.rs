@@ -298,6 +298,13 @@ impl Apache {
         request(self.port, method, path, headers, body)
     }
 
+    /// Sends a signal (as `kill` spells it, e.g. "-USR1") to the Apache parent.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("apache is running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Stops Apache (SIGTERM, then waits) and checks the error log.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
