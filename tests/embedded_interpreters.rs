@@ -114,12 +114,19 @@ fn thread_state_persists_between_requests() {
     // Under prefork each process has one request thread, so per process the
     // threading.local counter must keep growing: the sub-interpreter thread state is
     // created once and reused, not rebuilt per request.
-    let mut apache = Apache::start(Mpm::Prefork, "WSGIScriptAlias /a {root}/app/app.wsgi\n", &[("app/app.wsgi", APP)]);
+    let mut apache = Apache::start(
+        Mpm::Prefork,
+        "WSGIScriptAlias /a {root}/app/app.wsgi\n",
+        &[("app/app.wsgi", APP)],
+    );
     let mut per_pid: std::collections::HashMap<String, Vec<u32>> = Default::default();
     for _ in 0..12 {
         let f = fields(&apache, "/a");
         assert_eq!(f[2], "sub");
-        per_pid.entry(f[4].clone()).or_default().push(f[5].parse().unwrap());
+        per_pid
+            .entry(f[4].clone())
+            .or_default()
+            .push(f[5].parse().unwrap());
     }
     for (pid, hits) in per_pid {
         let expected: Vec<u32> = (1..=hits.len() as u32).collect();

@@ -67,12 +67,23 @@ fn graceful_and_hard_restarts_keep_serving() {
         let mut apache = Apache::start(mpm, CONF, &[("app/app.wsgi", APP)]);
         assert_eq!(apache.get("/app").status, 200);
         for signal in ["-USR1", "-HUP", "-USR1"] {
-            let generation = apache.error_log().matches("resuming normal operations").count();
+            let generation = apache
+                .error_log()
+                .matches("resuming normal operations")
+                .count();
             apache.signal(signal);
             // Wait until the parent has re-read its config and started a new generation.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-            while apache.error_log().matches("resuming normal operations").count() == generation {
-                assert!(std::time::Instant::now() < deadline, "{mpm:?}: no restart after {signal}");
+            while apache
+                .error_log()
+                .matches("resuming normal operations")
+                .count()
+                == generation
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{mpm:?}: no restart after {signal}"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             let r = apache.get("/app");

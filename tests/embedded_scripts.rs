@@ -256,3 +256,33 @@ def application(environ, start_response):
     apache.allow_log("restricted");
     apache.stop();
 }
+
+#[test]
+fn atexit_handlers_run_when_children_exit() {
+    let app = "import atexit, os, mod_wsgi\n\
+               def record():\n    open(os.path.join(MARKERS, 'atexit-%s-%d' % (mod_wsgi.application_group.replace('/', '_').replace('|', '_') or 'main', os.getpid())), 'w').write('ran')\n\
+               atexit.register(record)\n\
+               def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'registered']\n";
+    let scratch = common::Scratch::new("atexit");
+    let app = format!("MARKERS = {:?}\n{app}", scratch.path("markers"));
+    scratch.write("app/a.wsgi", &app);
+    scratch.write("markers/.keep", "");
+    let conf = "WSGIScriptAlias /sub {root}/app/a.wsgi\nWSGIScriptAlias /main {root}/app/a.wsgi application-group=%{GLOBAL}\n";
+    let markers = scratch.dir.join("markers");
+    let mut apache = common::Apache::start_in(Mpm::Event, scratch, conf);
+    assert_eq!(apache.get("/sub").text(), "registered");
+    assert_eq!(apache.get("/main").text(), "registered");
+    apache.stop();
+    let names: Vec<String> = std::fs::read_dir(&markers)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("atexit-main-")),
+        "main interpreter atexit ran: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("atexit-127.0.0.1")),
+        "sub-interpreter atexit ran: {names:?}"
+    );
+}

@@ -59,7 +59,12 @@ pub unsafe extern "C" fn post_config(
     })
 }
 
-pub unsafe extern "C" fn child_init(_pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status_t {
+    guard("child_exit", (), python::run_exit_handlers);
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
+pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
         // SAFETY: s is the main server, live for this child's whole life.
         unsafe { log::install(s) };
@@ -92,6 +97,17 @@ pub unsafe extern "C" fn child_init(_pchild: *mut sys::apr_pool_t, s: *mut sys::
             log::server_error(&format!(
                 "WSGI0002: {e}; every WSGI request of this process will fail"
             ));
+            return;
+        }
+        // SAFETY: pchild lives until this child exits; its cleanups run once, on the
+        // child's exit path (clean_child_exit), after request processing has stopped.
+        unsafe {
+            sys::apr_pool_cleanup_register(
+                pchild,
+                std::ptr::null(),
+                Some(child_exit),
+                Some(sys::apr_pool_cleanup_null),
+            );
         }
     })
 }

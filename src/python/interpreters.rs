@@ -176,3 +176,33 @@ pub fn with_interpreter<R>(
         }
     })
 }
+
+/// Runs the `atexit` callbacks of every interpreter of this process, sub-interpreters
+/// first and the main interpreter last, logging (not raising) their failures. The
+/// interpreters are not finalised: finalisation is where embedded Python hangs at exit.
+pub fn run_exit_handlers() {
+    if !super::is_initialized() {
+        return;
+    }
+    let mut names: Vec<String> = match REGISTRY.lock() {
+        Ok(registry) => registry
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        Err(_) => return,
+    };
+    names.sort_by_key(|n| n.is_empty());
+    for name in names {
+        let ran = with_interpreter(&name, |py, _| {
+            py.import("atexit")
+                .and_then(|m| m.call_method0("_run_exitfuncs"))
+                .map(drop)
+                .map_err(|e| super::format_exception(py, &e))
+        });
+        if let Ok(Err(traceback)) = ran {
+            tracing::error!(
+                "WSGI0012: atexit callback failed in interpreter '{name}':\n{traceback}"
+            );
+        }
+    }
+}

@@ -10,7 +10,7 @@ mod script;
 mod shim;
 
 pub use error::format_exception;
-pub use interpreters::{Interpreter, with_interpreter};
+pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use runtime::{PythonSettings, initialize, is_initialized};
 pub use script::load_callable;
 pub use shim::MOD_WSGI_API_VERSION;

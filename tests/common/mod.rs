@@ -214,6 +214,16 @@ impl Apache {
     }
 
     pub fn start_in(mpm: Mpm, scratch: Scratch, body: &str) -> Apache {
+        Self::start_in_with_env(mpm, scratch, body, &[])
+    }
+
+    /// As `start_in`, with extra variables in Apache's process environment.
+    pub fn start_in_with_env(
+        mpm: Mpm,
+        scratch: Scratch,
+        body: &str,
+        env: &[(&str, &str)],
+    ) -> Apache {
         let bin = apache_bin();
         let port = free_port();
         let conf = scratch.dir.join("httpd.conf");
@@ -300,7 +310,12 @@ impl Apache {
 
     /// Sends a signal (as `kill` spells it, e.g. "-USR1") to the Apache parent.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("apache is running").id().to_string();
+        let pid = self
+            .child
+            .as_ref()
+            .expect("apache is running")
+            .id()
+            .to_string();
         let status = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(status.success(), "kill {signal} {pid}");
     }
