@@ -214,16 +214,6 @@ impl Apache {
     }
 
     pub fn start_in(mpm: Mpm, scratch: Scratch, body: &str) -> Apache {
-        Self::start_in_with_env(mpm, scratch, body, &[])
-    }
-
-    /// As `start_in`, with extra variables in Apache's process environment.
-    pub fn start_in_with_env(
-        mpm: Mpm,
-        scratch: Scratch,
-        body: &str,
-        env: &[(&str, &str)],
-    ) -> Apache {
         let bin = apache_bin();
         let port = free_port();
         let conf = scratch.dir.join("httpd.conf");
