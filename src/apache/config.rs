@@ -1,6 +1,7 @@
 //! Per-server and per-directory configuration objects: Rust values owned by Apache pools
 //! (dropped by a pool cleanup), and the create/merge callbacks of the module record.
 
+use super::pool::into_pool;
 use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::{AliasOptions, DirConfig, Merge, PythonConfig};
@@ -36,31 +37,6 @@ pub struct ServerConfig {
     pub aliases: Vec<ScriptAlias>,
     /// Only meaningful on the main server; the directives are GLOBAL_ONLY.
     pub python: PythonConfig,
-}
-
-unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) -> sys::apr_status_t {
-    // SAFETY: `data` is the pointer Box::into_raw returned in `into_pool`, and this cleanup
-    // runs exactly once, when that pool is destroyed.
-    drop(unsafe { Box::from_raw(data.cast::<T>()) });
-    sys::APR_SUCCESS as sys::apr_status_t
-}
-
-/// Moves `value` into `pool`: it is dropped when the pool is cleared or destroyed.
-///
-/// # Safety
-/// `pool` must be a live pool.
-pub unsafe fn into_pool<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut T {
-    let raw = Box::into_raw(Box::new(value));
-    // SAFETY: pool is live (caller); raw stays valid until the cleanup frees it.
-    unsafe {
-        sys::apr_pool_cleanup_register(
-            pool,
-            raw.cast(),
-            Some(drop_boxed::<T>),
-            Some(sys::apr_pool_cleanup_null),
-        );
-    }
-    raw
 }
 
 pub unsafe extern "C" fn create_server_config(

@@ -3,6 +3,7 @@
 //! (quotes allowed) and dispatches here; errors come back to Apache with file and line.
 
 use super::config::{AliasMatcher, CompiledRegex, ScriptAlias, ServerConfig};
+use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::{
@@ -221,9 +222,8 @@ unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> 
 }
 
 fn pool_error(pool: *mut sys::apr_pool_t, message: &str) -> *const c_char {
-    let text = CString::new(message.replace('\0', " ")).expect("BUG: NULs were replaced");
-    // SAFETY: pool is the live command pool; apr_pstrdup copies the text into it.
-    unsafe { sys::apr_pstrdup(pool, text.as_ptr()) }
+    // SAFETY: pool is the live command pool of the directive being read.
+    unsafe { copy_text(pool, message.as_bytes()) }
 }
 
 /// The setter every directive of the table points at.

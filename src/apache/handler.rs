@@ -8,8 +8,7 @@ use super::request::{Request, latin1};
 use super::sys;
 use crate::wsgi::{self, Outcome, WsgiRequest};
 use mod_wsgi_config::{
-    AliasOptions, ApplicationGroup, CallableObject, DirConfig, MapHeadToGet, ProcessGroup,
-    RequestFacts, prefix_match_len,
+    ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
 };
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
@@ -112,35 +111,6 @@ fn log_request(req: &Request<'_>, level: Level, message: &str) {
     unsafe { super::log::request_log(req.raw(), level, message) };
 }
 
-/// Group and callable choice for one request: alias options beat directory config.
-struct Selection {
-    process_group: ProcessGroup,
-    application_group: ApplicationGroup,
-    callable: CallableObject,
-    pass_authorization: bool,
-}
-
-fn select(alias: Option<&AliasOptions>, dir: &DirConfig) -> Selection {
-    Selection {
-        process_group: alias
-            .and_then(|a| a.process_group.clone())
-            .or_else(|| dir.process_group.clone())
-            .unwrap_or(ProcessGroup::Global),
-        application_group: alias
-            .and_then(|a| a.application_group.clone())
-            .or_else(|| dir.application_group.clone())
-            .unwrap_or(ApplicationGroup::Resource),
-        callable: alias
-            .and_then(|a| a.callable_object.clone())
-            .or_else(|| dir.callable_object.clone())
-            .unwrap_or_default(),
-        pass_authorization: alias
-            .and_then(|a| a.pass_authorization)
-            .or(dir.pass_authorization)
-            .unwrap_or(false),
-    }
-}
-
 /// Refuses request bodies mod_wsgi refuses; `Some(status)` ends the request.
 fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
     if let Some(te) = req.header_in(c"Transfer-Encoding") {
@@ -218,12 +188,19 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let Some(server) = (unsafe { server_config(req.server()) }) else {
         return sys::DECLINED;
     };
-    let default_dir = DirConfig::default();
-    let dir: &DirConfig = req.dir_config().unwrap_or(&default_dir);
     let alias = req
         .note(ALIAS_NOTE)
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
+    // Options given on the WSGIScriptAlias line are the innermost configuration layer.
+    let dir_config: Option<&DirConfig> = req.dir_config();
+    let dir = match (dir_config, alias) {
+        (Some(d), Some(a)) => d.merge(&a.options.as_dir_config()),
+        (None, Some(a)) => a.options.as_dir_config(),
+        (Some(d), None) => d.clone(),
+        (None, None) => DirConfig::default(),
+    };
+    let dir = &dir;
     let script_path = req.filename().unwrap_or_default();
     let script = script_path.display().to_string();
 
@@ -271,10 +248,12 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         return rv;
     }
 
-    let selection = select(alias.map(|a| &a.options), dir);
     let mut environ = req.cgi_environment();
     let env = env_lookup(&req);
-    let process_group = selection.process_group.expand(&env);
+    let process_group = dir
+        .process_group
+        .as_ref()
+        .map_or_else(String::new, |g| g.expand(&env));
     if !process_group.is_empty() {
         log_request(
             &req,
@@ -300,11 +279,15 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         case_sensitive: true,
         env: &env,
     };
-    let application_group = selection.application_group.expand(&facts);
-    let callable = selection.callable.expand(&env);
+    let application_group = dir
+        .application_group
+        .as_ref()
+        .unwrap_or(&ApplicationGroup::Resource)
+        .expand(&facts);
+    let callable = dir.callable_object.clone().unwrap_or_default().expand(&env);
     drop(env);
 
-    if selection.pass_authorization
+    if dir.pass_authorization == Some(true)
         && let Some(auth) = req.header_in(c"Authorization")
     {
         set(&mut environ, "HTTP_AUTHORIZATION", auth);
@@ -316,12 +299,12 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             dir.trusted_proxies.as_deref(),
         );
     }
-    let map_head = match dir.map_head_to_get.unwrap_or_default() {
+    let map_head = || match dir.map_head_to_get.unwrap_or_default() {
         MapHeadToGet::On => true,
         MapHeadToGet::Off => false,
         MapHeadToGet::Auto => req.has_content_filters(),
     };
-    if req.header_only() && map_head {
+    if req.header_only() && map_head() {
         set(&mut environ, "REQUEST_METHOD", "GET".to_owned());
     }
     let reload = dir.script_reloading.unwrap_or(true);
@@ -367,6 +350,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         environ,
         application_group,
         script: script_path.clone(),
+        script_mtime: req.file_mtime(),
         callable,
         reload,
         header_only: req.header_only(),

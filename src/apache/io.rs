@@ -3,6 +3,7 @@
 //! filter chain (file buckets for `wsgi.file_wrapper`).
 
 use super::log::request_log;
+use super::pool::copy_text;
 use super::sys;
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
@@ -83,9 +84,8 @@ impl ApacheSink {
     }
 
     fn pstrdup(&mut self, s: &str) -> *mut std::os::raw::c_char {
-        let c = CString::new(s).unwrap_or_default();
-        // SAFETY: the request pool is live; the string is copied.
-        unsafe { sys::apr_pstrdup(self.req().pool, c.as_ptr()) }
+        // SAFETY: the request pool is live while the request is lent.
+        unsafe { copy_text(self.req().pool, s.as_bytes()) }
     }
 
     fn client_gone(&mut self) -> bool {

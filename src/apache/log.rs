@@ -44,8 +44,11 @@ unsafe fn module_level(s: *const sys::server_rec) -> i32 {
     }
 }
 
-fn cstring(message: &str) -> CString {
-    CString::new(message.replace('\0', "\\0")).expect("BUG: NULs were replaced")
+/// Calls `emit` once per line of `message`, each as a C string (NULs shown as `\0`).
+fn each_line(message: &str, mut emit: impl FnMut(&CString)) {
+    for line in message.lines() {
+        emit(&CString::new(line.replace('\0', "\\0")).expect("BUG: NULs were replaced"));
+    }
 }
 
 /// Logs one line to the main server's error log (no request context).
@@ -61,8 +64,7 @@ pub fn server_log(level: Level, message: &str) {
     if unsafe { module_level(s) } < lvl {
         return;
     }
-    for line in message.lines() {
-        let line = cstring(line);
+    each_line(message, |line| {
         // SAFETY: s is the live main server; the format is a constant "%s" and the argument
         // a NUL-terminated string that outlives the call.
         unsafe {
@@ -77,7 +79,7 @@ pub fn server_log(level: Level, message: &str) {
                 line.as_ptr(),
             );
         }
-    }
+    });
 }
 
 pub fn server_error(message: &str) {
@@ -94,8 +96,7 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, message: &st
     if unsafe { module_level((*r).server) } < lvl {
         return;
     }
-    for line in message.lines() {
-        let line = cstring(line);
+    each_line(message, |line| {
         // SAFETY: r is live (caller); constant format with one NUL-terminated argument.
         unsafe {
             sys::ap_log_rerror_(
@@ -109,7 +110,7 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, message: &st
                 line.as_ptr(),
             );
         }
-    }
+    });
 }
 
 /// Routes `tracing` events to the main server's error log.

@@ -8,6 +8,7 @@ mod hooks;
 mod io;
 mod log;
 mod module;
+mod pool;
 mod request;
 pub mod sys;
 mod trampoline;

@@ -1,6 +1,7 @@
 //! `Request`: a borrowed request_rec with safe accessors. Strings read from Apache are
 //! copied out; strings handed to Apache are copied into the request pool.
 
+use super::pool::copy_text;
 use super::sys;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
@@ -81,10 +82,9 @@ impl<'r> Request<'r> {
     }
 
     /// Copies `s` into the request pool.
-    pub fn pstrdup(&self, s: &str) -> *mut c_char {
-        let c = CString::new(s.replace('\0', "")).expect("BUG: NULs were removed");
-        // SAFETY: the pool is live for 'r; apr_pstrdup copies the bytes.
-        unsafe { sys::apr_pstrdup(self.pool(), c.as_ptr()) }
+    pub fn pstrdup(&self, s: &[u8]) -> *mut c_char {
+        // SAFETY: the request pool is live for 'r.
+        unsafe { copy_text(self.pool(), s) }
     }
 
     fn field(&self, ptr: *const c_char) -> Option<&'r CStr> {
@@ -114,6 +114,11 @@ impl<'r> Request<'r> {
         self.r().finfo.filetype
     }
 
+    /// Modification time of `r->filename` in seconds, from Apache's own stat of it.
+    pub fn file_mtime(&self) -> f64 {
+        self.r().finfo.mtime as f64 / 1_000_000.0
+    }
+
     pub fn filename(&self) -> Option<std::path::PathBuf> {
         use std::os::unix::ffi::OsStrExt;
         self.field(self.r().filename)
@@ -121,10 +126,7 @@ impl<'r> Request<'r> {
     }
 
     pub fn set_filename(&mut self, filename: &[u8]) {
-        let bytes: Vec<u8> = filename.iter().copied().filter(|&b| b != 0).collect();
-        let c = CString::new(bytes).expect("BUG: NULs were removed");
-        // SAFETY: the pool is live for 'r; apr_pstrdup copies the bytes.
-        let value = unsafe { sys::apr_pstrdup(self.pool(), c.as_ptr()) };
+        let value = self.pstrdup(filename);
         // SAFETY: live for 'r; the new value lives in the request pool.
         unsafe { (*self.raw).filename = value };
     }
@@ -149,7 +151,7 @@ impl<'r> Request<'r> {
     }
 
     pub fn set_note(&mut self, key: &'static CStr, value: &str) {
-        let value = self.pstrdup(value);
+        let value = self.pstrdup(value.as_bytes());
         // SAFETY: notes is live for 'r; setn keeps the pointers, which are 'static/pool.
         unsafe { sys::apr_table_setn(self.r().notes, key.as_ptr(), value) };
     }

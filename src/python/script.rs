@@ -7,7 +7,6 @@ use pyo3::sync::MutexExt;
 use pyo3::types::PyModule;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
-use std::time::UNIX_EPOCH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
@@ -24,20 +23,6 @@ fn module_name(path: &Path) -> String {
     let mut h = DefaultHasher::new();
     path.hash(&mut h);
     format!("_mod_wsgi_{:016x}", h.finish())
-}
-
-fn mtime_of(path: &Path) -> Result<f64, ScriptError> {
-    let unreadable = |error| ScriptError::Unreadable {
-        path: path.display().to_string(),
-        error,
-    };
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(unreadable)?;
-    Ok(modified
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0))
 }
 
 fn exec_script<'py>(
@@ -88,16 +73,17 @@ fn exec_script<'py>(
 }
 
 /// Returns the callable `callable` of the script at `path` in the current interpreter,
-/// loading the script on first use or, with `reload`, when its mtime changed.
+/// loading the script on first use or, with `reload`, when `mtime` (seconds, as the
+/// transport last saw the file) differs from the loaded module's.
 pub fn load_callable<'py>(
     py: Python<'py>,
     interp: &Interpreter,
     path: &Path,
+    mtime: f64,
     callable: &str,
     reload: bool,
 ) -> Result<Bound<'py, PyAny>, ScriptError> {
     let name = module_name(path);
-    let mtime = mtime_of(path)?;
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
         let module = py
             .import("sys")
@@ -124,9 +110,7 @@ pub fn load_callable<'py>(
             match cached(py) {
                 Some(m) => m,
                 None => {
-                    if reload && mtime > 0.0 {
-                        tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
-                    }
+                    tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
                     exec_script(py, path, &name, mtime)?.into_any()
                 }
             }

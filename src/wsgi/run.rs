@@ -17,6 +17,9 @@ pub struct WsgiRequest {
     /// Interpreter name; "" is the main interpreter.
     pub application_group: String,
     pub script: PathBuf,
+    /// Modification time of `script` in seconds, as the transport found it when it checked
+    /// that the script exists (so the core does not stat it a second time).
+    pub script_mtime: f64,
     pub callable: String,
     pub reload: bool,
     /// A HEAD request: a body shorter than Content-Length is not a truncation.
@@ -38,17 +41,15 @@ pub enum Outcome {
 }
 
 fn log(response: &SharedResponse, level: Level, message: &str) {
-    match response.try_lock() {
-        Ok(state) if state.sink().is_some() => {
-            if let Some(sink) = state.sink() {
-                sink.log(level, message);
-            }
-        }
-        _ => match level {
-            Level::ERROR => tracing::error!("{message}"),
-            Level::WARN => tracing::warn!("{message}"),
-            _ => tracing::info!("{message}"),
-        },
+    if let Ok(state) = response.try_lock()
+        && let Some(sink) = state.sink()
+    {
+        return sink.log(level, message);
+    }
+    match level {
+        Level::ERROR => tracing::error!("{message}"),
+        Level::WARN => tracing::warn!("{message}"),
+        _ => tracing::info!("{message}"),
     }
 }
 
@@ -104,7 +105,15 @@ fn run_in_interpreter(
     input: &SharedInput,
     response: &SharedResponse,
 ) -> Outcome {
-    let app = match python::load_callable(py, interp, &req.script, &req.callable, req.reload) {
+    let loaded = python::load_callable(
+        py,
+        interp,
+        &req.script,
+        req.script_mtime,
+        &req.callable,
+        req.reload,
+    );
+    let app = match loaded {
         Ok(app) => app,
         Err(e) => {
             log(response, Level::ERROR, &format!("WSGI0021: {e}"));

@@ -1,6 +1,6 @@
 //! WSGIScriptAlias URL matching and its per-alias options.
 
-use crate::{ApplicationGroup, CallableObject, ConfigError, ProcessGroup, parse_on_off};
+use crate::{ApplicationGroup, CallableObject, ConfigError, DirConfig, ProcessGroup, parse_on_off};
 
 /// Options after the target of `WSGIScriptAlias[Match]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +34,18 @@ impl AliasOptions {
             }
         }
         Ok(opts)
+    }
+
+    /// These options as the innermost configuration layer: merged over the directory
+    /// config with [`crate::Merge`], an option given on the alias wins.
+    pub fn as_dir_config(&self) -> DirConfig {
+        DirConfig {
+            process_group: self.process_group.clone(),
+            application_group: self.application_group.clone(),
+            callable_object: self.callable_object.clone(),
+            pass_authorization: self.pass_authorization,
+            ..DirConfig::default()
+        }
     }
 }
 
@@ -114,6 +126,24 @@ mod tests {
         assert_eq!(o.application_group, Some(ApplicationGroup::Global));
         assert_eq!(o.pass_authorization, Some(true));
         assert_eq!(o.callable_object, Some(CallableObject::Named("app".into())));
+        let layered = crate::Merge::merge(
+            &DirConfig {
+                callable_object: Some(CallableObject::Named("dir".into())),
+                chunked_request: Some(true),
+                ..Default::default()
+            },
+            &o.as_dir_config(),
+        );
+        assert_eq!(
+            layered.callable_object,
+            Some(CallableObject::Named("app".into())),
+            "alias wins"
+        );
+        assert_eq!(
+            layered.chunked_request,
+            Some(true),
+            "directory settings the alias lacks stay"
+        );
         let bad = vec!["threads=3".to_string()];
         let err = AliasOptions::parse("WSGIScriptAlias", &bad).unwrap_err();
         assert_eq!(err.to_string(), "WSGIScriptAlias: unknown option 'threads'");

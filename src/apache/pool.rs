@@ -1,0 +1,41 @@
+//! Handing Rust data to APR pools: text copied into a pool, and Rust values owned by a
+//! pool (dropped by one of its cleanups).
+
+use super::sys;
+use std::ffi::c_void;
+use std::os::raw::c_char;
+
+/// Copies `bytes` into `pool` as a NUL-terminated C string. Text from Apache or validated
+/// by this module has no interior NUL; if one slipped in, C would see the text cut there.
+///
+/// # Safety
+/// `pool` must be a live pool; the result lives as long as it.
+pub unsafe fn copy_text(pool: *mut sys::apr_pool_t, bytes: &[u8]) -> *mut c_char {
+    // SAFETY: per the caller; apr_pstrmemdup copies exactly `len` bytes and appends a NUL.
+    unsafe { sys::apr_pstrmemdup(pool, bytes.as_ptr().cast(), bytes.len()) }
+}
+
+unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) -> sys::apr_status_t {
+    // SAFETY: `data` is the pointer Box::into_raw returned in `into_pool`, and this cleanup
+    // runs exactly once, when that pool is destroyed.
+    drop(unsafe { Box::from_raw(data.cast::<T>()) });
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
+/// Moves `value` into `pool`: it is dropped when the pool is cleared or destroyed.
+///
+/// # Safety
+/// `pool` must be a live pool.
+pub unsafe fn into_pool<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut T {
+    let raw = Box::into_raw(Box::new(value));
+    // SAFETY: pool is live (caller); raw stays valid until the cleanup frees it.
+    unsafe {
+        sys::apr_pool_cleanup_register(
+            pool,
+            raw.cast(),
+            Some(drop_boxed::<T>),
+            Some(sys::apr_pool_cleanup_null),
+        );
+    }
+    raw
+}
