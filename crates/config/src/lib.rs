@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod alias;
+mod daemon;
 mod error;
 mod groups;
 mod merge;
@@ -14,6 +15,7 @@ mod options;
 mod values;
 
 pub use alias::{AliasOptions, prefix_match_len};
+pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
 pub use error::ConfigError;
 pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts};
 pub use merge::{DirConfig, Merge, PythonConfig};
