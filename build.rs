@@ -92,23 +92,27 @@ fn main() {
              add_cgi_vars|mpm_query|state_query|getword_conf|pass_brigade|\
              server_root_relative|add_version_component|check_cmd_context|allow_options|\
              pregcomp|regexec|pregsub|get_server_port|discard_request_body|\
-             get_server_name|escape_html2|get_remote_host|get_limit_req_body)",
+             get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
+             hook_check_config|hook_pre_config|runtime_dir_relative)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
              pool_cleanup_(register|null|kill)|brigade_(create|cleanup|insert_file)|\
-             os_file_put|strerror|file_close)",
+             os_file_put|strerror|file_close|proc_other_child_(register|unregister)|\
+             pool_userdata_(get|set))",
         )
         .allowlist_type(
             "module_struct|command_struct|request_rec|server_rec|conn_rec|cmd_parms|\
              process_rec|apr_table_entry_t|apr_array_header_t|ap_filter_t|ap_filter_rec_t|\
-             ap_regex_t|ap_regmatch_t|apr_finfo_t|core_dir_config",
+             ap_regex_t|ap_regmatch_t|apr_finfo_t|core_dir_config|apr_proc_t|\
+             unixd_config_rec|core_server_config",
         )
         .allowlist_var(
             "AP_SQ_.*|MODULE_MAGIC_.*|OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|RSRC_CONF|\
              ACCESS_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|APR_SUCCESS|APR_EOF|REQUEST_.*|OPT_.*|\
              AP_FTYPE_.*|APR_FOPEN_.*|APR_SENDFILE_ENABLED|APR_READ|GLOBAL_ONLY|NOT_IN_.*|\
-             AP_REG_.*|M_GET|M_POST|AP_CONN_.*|AP_MPMQ_.*",
+             AP_REG_.*|M_GET|M_POST|AP_CONN_.*|AP_MPMQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
+             ap_server_conf",
         )
         .generate()
         .expect("mod_wsgi_rs: bindgen failed on the httpd/APR headers");

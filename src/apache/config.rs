@@ -4,7 +4,8 @@
 use super::pool::into_pool;
 use super::sys;
 use super::trampoline::guard;
-use mod_wsgi_config::{AliasOptions, DirConfig, Merge, PythonConfig};
+use crate::daemon::identity::Account;
+use mod_wsgi_config::{AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig};
 use std::ffi::c_void;
 
 /// A compiled `WSGIScriptAliasMatch` pattern, allocated and freed by the config pool.
@@ -31,12 +32,29 @@ pub struct ScriptAlias {
     pub options: AliasOptions,
 }
 
+/// A `WSGIDaemonProcess` as read, with its accounts resolved at config time.
+#[derive(Clone)]
+pub struct DaemonDefinition {
+    pub spec: DaemonSpec,
+    pub user: Option<Account>,
+    pub gid: Option<u32>,
+    pub supplementary_gids: Vec<u32>,
+    pub socket_user: Option<Account>,
+    /// "file:line" of the directive, for later error messages.
+    pub defined_at: String,
+}
+
 /// Configuration of one server (main or virtual host).
 #[derive(Clone, Default)]
 pub struct ServerConfig {
     pub aliases: Vec<ScriptAlias>,
+    /// Groups defined in this server's own scope (not inherited by virtual hosts).
+    pub daemons: Vec<DaemonDefinition>,
+    /// WSGIImportScript lines of this server's own scope.
+    pub imports: Vec<ImportScript>,
     /// Only meaningful on the main server; the directives are GLOBAL_ONLY.
     pub python: PythonConfig,
+    pub socket_prefix: Option<String>,
 }
 
 pub unsafe extern "C" fn create_server_config(
@@ -62,7 +80,10 @@ pub unsafe extern "C" fn merge_server_config(
         aliases.extend(base.aliases.iter().cloned());
         let merged = ServerConfig {
             aliases,
+            daemons: add.daemons.clone(),
+            imports: add.imports.clone(),
             python: base.python.clone(),
+            socket_prefix: base.socket_prefix.clone(),
         };
         // SAFETY: Apache passes its live config pool.
         unsafe { into_pool(pool, merged).cast() }

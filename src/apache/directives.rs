@@ -2,13 +2,14 @@
 //! function that applies it. One RAW_ARGS setter tokenises arguments the way Apache does
 //! (quotes allowed) and dispatches here; errors come back to Apache with file and line.
 
-use super::config::{AliasMatcher, CompiledRegex, ScriptAlias, ServerConfig};
+use super::config::{AliasMatcher, CompiledRegex, DaemonDefinition, ScriptAlias, ServerConfig};
+use crate::daemon::identity::{self, Account};
 use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::{
-    AliasOptions, ApplicationGroup, CallableObject, ConfigError, DirConfig, HashSeed, IpNet,
-    MapHeadToGet, ProcessGroup, ProxyHeader, parse_on_off, parse_optimize,
+    AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
+    ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, parse_on_off, parse_optimize,
 };
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
@@ -47,6 +48,8 @@ pub struct Directive {
 /// What a server-scope setter may need from Apache.
 pub struct CmdContext {
     pool: *mut sys::apr_pool_t,
+    /// "file:line" of the directive being read.
+    location: String,
 }
 
 const MANY: usize = usize::MAX;
@@ -68,7 +71,17 @@ fn flag(name: &'static str, args: &[String]) -> Result<bool, ConfigError> {
     parse_on_off(name, &args[0])
 }
 
-pub const DIRECTIVES: [Directive; 22] = [
+pub const DIRECTIVES: [Directive; 26] = [
+    directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
+        c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
+    directive!(c"WSGISocketPrefix", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.socket_prefix = Some(a[0].clone()); Ok(()) }),
+        c"path prefix of daemon sockets (relative paths are under ServerRoot)"),
+    directive!(c"WSGIImportScript", Server, 3, 3, Apply::Server(import_script),
+        c"script process-group=name application-group=name: load at process start"),
+    directive!(c"WSGIRestrictProcess", Directory, 1, MANY,
+        Apply::Dir(|c, a| { c.restrict_process = Some(a.iter().map(|g| if g == "%{GLOBAL}" { String::new() } else { g.clone() }).collect()); Ok(()) }),
+        c"group [group ...]: the process groups WSGIProcessGroup may select here"),
     directive!(c"WSGIScriptAlias", Server, 2, MANY, Apply::Server(script_alias),
         c"URL-path file-or-directory [process-group=name] [application-group=name] [callable-object=name] [pass-authorization=On|Off]"),
     directive!(c"WSGIScriptAliasMatch", Server, 2, MANY, Apply::Server(script_alias_match),
@@ -77,7 +90,7 @@ pub const DIRECTIVES: [Directive; 22] = [
         Apply::Dir(|c, a| { c.application_group = Some(ApplicationGroup::parse(&a[0])?); Ok(()) }),
         c"%{GLOBAL}|%{RESOURCE}|%{SERVER}|%{HOST}|%{ENV:variable}|name"),
     directive!(c"WSGIProcessGroup", Directory, 1, 1,
-        Apply::Dir(|c, a| { c.process_group = Some(embedded_only(ProcessGroup::parse(&a[0])?, "WSGIProcessGroup")?); Ok(()) }),
+        Apply::Dir(|c, a| { c.process_group = Some(ProcessGroup::parse(&a[0])?); Ok(()) }),
         c"%{GLOBAL}|%{ENV:variable}|daemon-group-name"),
     directive!(c"WSGICallableObject", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.callable_object = Some(CallableObject::parse(&a[0])?); Ok(()) }),
@@ -144,28 +157,76 @@ pub const DIRECTIVES: [Directive; 22] = [
         c"On|Off: accepted for compatibility; script paths are case sensitive on this platform"),
 ];
 
-/// Daemon process groups arrive with daemon mode; until then only embedded mode exists.
-fn embedded_only(
-    group: ProcessGroup,
-    directive: &'static str,
-) -> Result<ProcessGroup, ConfigError> {
-    match group {
-        ProcessGroup::Named(name) => Err(ConfigError::Invalid {
-            directive,
-            reason: format!(
-                "daemon process group '{name}' is not defined (no WSGIDaemonProcess of that name)"
-            ),
-        }),
-        other => Ok(other),
-    }
+fn alias_options(directive: &'static str, args: &[String]) -> Result<AliasOptions, ConfigError> {
+    AliasOptions::parse(directive, &args[2..])
 }
 
-fn alias_options(directive: &'static str, args: &[String]) -> Result<AliasOptions, ConfigError> {
-    let mut options = AliasOptions::parse(directive, &args[2..])?;
-    if let Some(group) = options.process_group.take() {
-        options.process_group = Some(embedded_only(group, directive)?);
+/// Group names defined so far in this configuration pass (the module is loaded afresh
+/// for every pass, so this starts empty each time).
+static DEFINED_GROUPS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn account(option: &'static str, value: &str) -> Result<Account, ConfigError> {
+    identity::user(value).ok_or_else(|| ConfigError::Invalid {
+        directive: "WSGIDaemonProcess",
+        reason: format!("{option}: no such user '{value}'"),
+    })
+}
+
+fn group_id(option: &'static str, value: &str) -> Result<u32, ConfigError> {
+    identity::group(value).ok_or_else(|| ConfigError::Invalid {
+        directive: "WSGIDaemonProcess",
+        reason: format!("{option}: no such group '{value}'"),
+    })
+}
+
+fn daemon_process(s: &mut ServerConfig, args: &[String], ctx: &CmdContext) -> Result<(), ConfigError> {
+    let spec = DaemonSpec::parse(args)?;
+    let mut defined = DEFINED_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, at)) = defined.iter().find(|(n, _)| *n == spec.name) {
+        return Err(ConfigError::Invalid {
+            directive: "WSGIDaemonProcess",
+            reason: format!("name duplicates previous WSGI daemon definition '{}' at {at}", spec.name),
+        });
     }
-    Ok(options)
+    for (option, value) in [("lang", &spec.lang), ("locale", &spec.locale)] {
+        if let Some(v) = value
+            && !identity::locale_exists(v)
+        {
+            return Err(ConfigError::Invalid {
+                directive: "WSGIDaemonProcess",
+                reason: format!("{option}: unknown locale '{v}' (see `locale -a`)"),
+            });
+        }
+    }
+    let user = spec.user.as_deref().map(|u| account("user", u)).transpose()?;
+    if user.as_ref().is_some_and(|u| u.uid == 0) {
+        return Err(ConfigError::Invalid {
+            directive: "WSGIDaemonProcess",
+            reason: "user: daemon processes may not run as root".to_owned(),
+        });
+    }
+    let gid = spec.group.as_deref().map(|g| group_id("group", g)).transpose()?;
+    let supplementary_gids = spec
+        .supplementary_groups
+        .iter()
+        .map(|g| group_id("supplementary-groups", g))
+        .collect::<Result<_, _>>()?;
+    let socket_user = spec.socket_user.as_deref().map(|u| account("socket-user", u)).transpose()?;
+    defined.push((spec.name.clone(), ctx.location.clone()));
+    s.daemons.push(DaemonDefinition {
+        spec,
+        user,
+        gid,
+        supplementary_gids,
+        socket_user,
+        defined_at: ctx.location.clone(),
+    });
+    Ok(())
+}
+
+fn import_script(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Result<(), ConfigError> {
+    s.imports.push(ImportScript::parse(args)?);
+    Ok(())
 }
 
 fn script_alias(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Result<(), ConfigError> {
@@ -280,7 +341,21 @@ pub unsafe extern "C" fn set_directive(
                         unsafe { sys::ap_get_module_config(config, super::module::module_ptr()) };
                     // SAFETY: as above; Apache reads config single-threaded.
                     let config = unsafe { &mut *ptr.cast::<ServerConfig>() };
-                    apply(config, &argv, &CmdContext { pool })
+                    // SAFETY: cmd->directive is the live config tree node being read; its
+                    // filename is a NUL-terminated string of the config pool.
+                    let location = unsafe {
+                        let d = (*cmd).directive;
+                        if d.is_null() || (*d).filename.is_null() {
+                            String::from("?")
+                        } else {
+                            format!(
+                                "{}:{}",
+                                CStr::from_ptr((*d).filename).to_string_lossy(),
+                                (*d).line_num
+                            )
+                        }
+                    };
+                    apply(config, &argv, &CmdContext { pool, location })
                 }
             };
             match result {

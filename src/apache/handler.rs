@@ -6,7 +6,9 @@ use super::hooks::{EMBEDDED_RESTRICTED, MULTIPROCESS, MULTITHREAD};
 use super::io::{ApacheBody, ApacheSink, LentRequest};
 use super::request::{Request, latin1};
 use super::sys;
+use crate::daemon::{self, ProxyOutcome};
 use crate::wsgi::{self, Outcome, WsgiRequest};
+use mod_wsgi_wire::RequestHead;
 use mod_wsgi_config::{
     ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
 };
@@ -231,14 +233,6 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             return sys::HTTP_FORBIDDEN;
         }
     }
-    if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
-        log_request(
-            &req,
-            Level::ERROR,
-            "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On",
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR;
-    }
     if let Some(status) = check_request_body(&req, dir) {
         return status;
     }
@@ -254,16 +248,43 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .process_group
         .as_ref()
         .map_or_else(String::new, |g| g.expand(&env));
-    if !process_group.is_empty() {
+    if let Some(allowed) = &dir.restrict_process
+        && !allowed.contains(&process_group)
+    {
         log_request(
             &req,
             Level::ERROR,
             &format!(
-                "WSGI0038: daemon process group '{process_group}' is not available (daemon mode is not configured)"
+                "WSGI0039: process group '{process_group}' is not allowed here by WSGIRestrictProcess"
             ),
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     }
+    let daemon_group = if process_group.is_empty() {
+        if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
+            log_request(
+                &req,
+                Level::ERROR,
+                "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On",
+            );
+            return sys::HTTP_INTERNAL_SERVER_ERROR;
+        }
+        None
+    } else {
+        match daemon::find_group(&process_group) {
+            Some(g) => Some(g),
+            None => {
+                log_request(
+                    &req,
+                    Level::ERROR,
+                    &format!(
+                        "WSGI0038: no WSGI daemon process called '{process_group}' has been configured"
+                    ),
+                );
+                return sys::HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    };
     let script_name = environ
         .iter()
         .find(|(k, _)| k == "SCRIPT_NAME")
@@ -346,6 +367,39 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         set(&mut environ, k, v);
     }
 
+    if let Some(group) = daemon_group {
+        let head = RequestHead {
+            secret: group.secret,
+            reload,
+            header_only: req.header_only(),
+            request_start_us: u64::try_from(req.request_time()).unwrap_or(0),
+            script_mtime: req.file_mtime(),
+            application_group,
+            script: script_path.to_string_lossy().into_owned(),
+            callable,
+            environ,
+        };
+        // SAFETY: the request outlives the proxy call, which drops both holders.
+        let lent = unsafe { LentRequest::new(req.raw()) };
+        let mut body = ApacheBody::new(lent);
+        let mut sink = ApacheSink::new(lent, sendfile);
+        return match daemon::proxy(&group, &head, &mut body, &mut sink) {
+            ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
+            ProxyOutcome::Failed { status, message } => {
+                log_request(&req, Level::ERROR, &format!("WSGI0040: {message}"));
+                c_int::from(status)
+            }
+            ProxyOutcome::Aborted { message } => {
+                log_request(
+                    &req,
+                    Level::ERROR,
+                    &format!("WSGI0041: {message}; response aborted"),
+                );
+                abort_connection(&req);
+                sys::OK
+            }
+        };
+    }
     let wsgi_request = WsgiRequest {
         environ,
         application_group,
@@ -356,6 +410,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         header_only: req.header_only(),
         multithread: MULTITHREAD.load(Ordering::Relaxed),
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
+        run_once: false,
     };
     // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
     let lent = unsafe { LentRequest::new(req.raw()) };

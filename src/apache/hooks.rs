@@ -3,7 +3,7 @@
 
 use super::config::server_config;
 use super::trampoline::guard;
-use super::{handler, log, sys};
+use super::{daemons, handler, log, sys};
 use crate::python::{self, PythonSettings};
 use mod_wsgi_config::HashSeed;
 use std::os::raw::c_int;
@@ -30,7 +30,7 @@ pub unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _s: *mut sys::server_rec,
+    s: *mut sys::server_rec,
 ) -> c_int {
     guard("post_config", sys::OK, || {
         // SAFETY: ap_state_query only reads process state.
@@ -55,7 +55,30 @@ pub unsafe extern "C" fn post_config(
             mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED,
             Ordering::Relaxed,
         );
+        // SAFETY: s is the main server of this generation, live until pconf is cleared;
+        // the parent logs through it from here on.
+        unsafe { log::install(s) };
+        // SAFETY: pconf and s are this pass's live pool and main server.
+        if let Err(e) = unsafe { daemons::start(pconf, s) } {
+            log::server_error(&format!("WSGI0003: {e}"));
+            return sys::HTTP_INTERNAL_SERVER_ERROR;
+        }
         sys::OK
+    })
+}
+
+pub unsafe extern "C" fn check_config(
+    pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    s: *mut sys::server_rec,
+) -> c_int {
+    guard("check_config", sys::OK, || match daemons::check(s, pconf) {
+        Ok(()) => sys::OK,
+        Err(e) => {
+            eprintln!("mod_wsgi_rs: {e}");
+            sys::HTTP_INTERNAL_SERVER_ERROR
+        }
     })
 }
 
@@ -68,6 +91,7 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
     guard("child_init", (), || {
         // SAFETY: s is the main server, live for this child's whole life.
         unsafe { log::install(s) };
+        daemons::close_inherited_listeners();
         // SAFETY: as above.
         let Some(config) = (unsafe { server_config(s) }) else {
             return;
@@ -92,6 +116,9 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
             process_group: String::new(),
             multithread: MULTITHREAD.load(Ordering::Relaxed),
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
+            maximum_processes: 0,
+            threads_per_process: 0,
+            home_on_path: None,
         };
         if let Err(e) = python::initialize(settings) {
             log::server_error(&format!(

@@ -2,6 +2,7 @@
 //! directive setters in `directives`), always via `trampoline`.
 
 mod config;
+mod daemons;
 mod directives;
 mod handler;
 mod hooks;

@@ -64,6 +64,12 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
             null(),
             sys::APR_HOOK_MIDDLE,
         );
+        sys::ap_hook_check_config(
+            Some(hooks::check_config),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
         sys::ap_hook_child_init(
             Some(hooks::child_init),
             null(),

@@ -8,9 +8,11 @@ mod interpreters;
 mod runtime;
 mod script;
 mod shim;
+mod threads;
 
 pub use error::format_exception;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use runtime::{PythonSettings, initialize, is_initialized};
-pub use script::load_callable;
+pub use script::{load_callable, preload_script, script_is_stale};
+pub use threads::{current_thread_ident, raise_request_timeout};
 pub use shim::MOD_WSGI_API_VERSION;

@@ -18,6 +18,11 @@ pub struct PythonSettings {
     pub process_group: String,
     pub multithread: bool,
     pub multiprocess: bool,
+    /// `mod_wsgi.maximum_processes` / `threads_per_process` as the app sees them.
+    pub maximum_processes: u32,
+    pub threads_per_process: u32,
+    /// Put first on sys.path of every interpreter (a daemon's `home`).
+    pub home_on_path: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

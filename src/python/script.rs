@@ -123,3 +123,41 @@ pub fn load_callable<'py>(
             callable: callable.to_owned(),
         })
 }
+
+/// Whether the script at `path` is loaded in the current interpreter with a modification
+/// time other than `mtime` (a daemon then restarts instead of reloading in place).
+pub fn script_is_stale(py: Python<'_>, path: &Path, mtime: f64) -> bool {
+    let name = module_name(path);
+    let loaded = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.get_item(&name))
+        .and_then(|m| m.getattr("__mtime__"))
+        .and_then(|t| t.extract::<f64>());
+    matches!(loaded, Ok(t) if t != mtime)
+}
+
+/// Loads the script at `path` into the current interpreter unless it is already loaded
+/// (WSGIImportScript and static WSGIScriptAlias preloading).
+pub fn preload_script(
+    py: Python<'_>,
+    interp: &Interpreter,
+    path: &Path,
+    mtime: f64,
+) -> Result<(), ScriptError> {
+    let name = module_name(path);
+    let _guard = interp
+        .script_lock
+        .lock_py_attached(py)
+        .unwrap_or_else(|p| p.into_inner());
+    let loaded = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.contains(&name))
+        .unwrap_or(false);
+    if !loaded {
+        tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
+        exec_script(py, path, &name, mtime)?;
+    }
+    Ok(())
+}

@@ -104,6 +104,10 @@ class Input:
         pass
 
 
+class RequestTimeout(BaseException):
+    """Raised inside a request that exceeded the daemon group's request-timeout."""
+
+
 class FileWrapper:
     """wsgi.file_wrapper: served with Apache's file buckets when the file is a real file."""
 

@@ -74,6 +74,9 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     module.setattr("implementation", "mod_wsgi_rs")?;
     module.setattr("rs_version", version_tuple(py, version)?)?;
     module.setattr("process_group", s.process_group.as_str())?;
+    module.setattr("RequestTimeout", ns.get_item("RequestTimeout")?)?;
+    module.setattr("maximum_processes", s.maximum_processes)?;
+    module.setattr("threads_per_process", s.threads_per_process)?;
     module.setattr("application_group", application_group)?;
     module.setattr("multithread", s.multithread)?;
     module.setattr("multiprocess", s.multiprocess)?;
@@ -84,6 +87,10 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     module.call_method1("_install_streams", (s.restrict_stdin, s.restrict_stdout))?;
     if s.restrict_signal {
         module.call_method0("_restrict_signal")?;
+    }
+    if let Some(home) = &s.home_on_path {
+        sys.getattr("path")?
+            .call_method1("insert", (0, home.as_str()))?;
     }
     if !s.python_path.is_empty() {
         let site = py.import("site")?;

@@ -34,7 +34,7 @@ pub(crate) fn build<'py>(
     env.set_item("wsgi.errors", errors)?;
     env.set_item("wsgi.multithread", req.multithread)?;
     env.set_item("wsgi.multiprocess", req.multiprocess)?;
-    env.set_item("wsgi.run_once", false)?;
+    env.set_item("wsgi.run_once", req.run_once)?;
     env.set_item("wsgi.file_wrapper", interp.shim.file_wrapper_class.bind(py))?;
     let (a, b, c) = MOD_WSGI_API_VERSION;
     env.set_item("mod_wsgi.version", PyTuple::new(py, [a, b, c])?)?;

@@ -26,6 +26,7 @@ pub struct WsgiRequest {
     pub header_only: bool,
     pub multithread: bool,
     pub multiprocess: bool,
+    pub run_once: bool,
 }
 
 /// How a request ended, for the transport to act on.

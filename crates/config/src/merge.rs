@@ -28,6 +28,8 @@ pub struct DirConfig {
     pub enable_sendfile: Option<bool>,
     pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
     pub trusted_proxies: Option<Vec<IpNet>>,
+    /// WSGIRestrictProcess: the process groups this scope may select.
+    pub restrict_process: Option<Vec<String>>,
 }
 
 impl Merge for DirConfig {
@@ -45,6 +47,7 @@ impl Merge for DirConfig {
                 .trusted_proxy_headers
                 .merge(&inner.trusted_proxy_headers),
             trusted_proxies: self.trusted_proxies.merge(&inner.trusted_proxies),
+            restrict_process: self.restrict_process.merge(&inner.restrict_process),
         }
     }
 }

@@ -1,0 +1,570 @@
+//! Daemon process groups from the Apache parent's side: validating them (check_config),
+//! binding their sockets and forking them (post_config), supervising them as Apache
+//! "other children" (respawn with crash-loop backoff), and stopping them on restart:
+//! drained on a graceful restart, terminated on a hard restart or stop.
+
+use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
+use super::sys;
+use crate::daemon::identity::{self, Account};
+use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
+use crate::python::PythonSettings;
+use mod_wsgi_config::{ApplicationGroup, HashSeed, ProcessGroup};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_void};
+use std::os::raw::c_int;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Userdata key, on the process pool, of the sockets kept across graceful restarts.
+const SOCKETS_KEY: &CStr = c"mod_wsgi_rs:daemon-sockets";
+
+/// Set when Apache announces a hard restart or a stop (APR_OC_REASON_RESTART): daemons
+/// are then terminated and their sockets removed rather than drained and kept.
+static HARD_STOP: AtomicBool = AtomicBool::new(false);
+
+/// One supervised daemon process: lives in pconf for the generation.
+struct Slot {
+    proc_: sys::apr_proc_t,
+    group: Arc<DaemonGroup>,
+    started: Instant,
+    crashes: u32,
+    pconf: *mut sys::apr_pool_t,
+}
+
+/// Every slot of this generation, for the cleanup that stops them.
+struct Generation {
+    slots: Vec<*mut Slot>,
+    groups: Vec<Arc<DaemonGroup>>,
+    process_pool: *mut sys::apr_pool_t,
+}
+
+fn servers(s: *mut sys::server_rec) -> Vec<&'static ServerConfig> {
+    let mut out = Vec::new();
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: the server list is live for this configuration generation.
+        if let Some(c) = unsafe { server_config(cur) } {
+            out.push(c);
+        }
+        // SAFETY: as above.
+        cur = unsafe { (*cur).next };
+    }
+    out
+}
+
+fn socket_prefix(pool: *mut sys::apr_pool_t, main: &ServerConfig) -> String {
+    let relative = |p: &str, runtime: bool| -> String {
+        let Ok(c) = CString::new(p) else {
+            return p.to_owned();
+        };
+        // SAFETY: pool is live; both functions return pool strings (or null on error).
+        let r = unsafe {
+            if runtime {
+                sys::ap_runtime_dir_relative(pool, c.as_ptr())
+            } else {
+                sys::ap_server_root_relative(pool, c.as_ptr())
+            }
+        };
+        if r.is_null() {
+            return p.to_owned();
+        }
+        // SAFETY: non-null pool string.
+        unsafe { CStr::from_ptr(r) }.to_string_lossy().into_owned()
+    };
+    match &main.socket_prefix {
+        Some(p) => relative(p, false),
+        None => relative("wsgi", true),
+    }
+}
+
+fn name_hash(name: &str) -> u32 {
+    name.bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
+    PathBuf::from(format!("{prefix}.{parent_pid}.{:08x}.sock", name_hash(name)))
+}
+
+/// Checks what can only be checked once the whole configuration is read. Errors name
+/// the directive and, where known, its file and line.
+pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), String> {
+    let configs = servers(s);
+    let Some(main) = configs.first() else {
+        return Ok(());
+    };
+    let defined: Vec<&DaemonDefinition> = configs.iter().flat_map(|c| c.daemons.iter()).collect();
+    let exists = |name: &str| defined.iter().any(|d| d.spec.name == name);
+    let prefix = socket_prefix(pool, main);
+    for d in &defined {
+        let worst = socket_path(&prefix, 9_999_999, &d.spec.name);
+        if worst.as_os_str().len() > daemon::MAX_SOCKET_PATH {
+            return Err(format!(
+                "WSGIDaemonProcess '{}' ({}): socket path '{}' would exceed {} bytes; shorten WSGISocketPrefix",
+                d.spec.name,
+                d.defined_at,
+                worst.display(),
+                daemon::MAX_SOCKET_PATH
+            ));
+        }
+    }
+    for c in &configs {
+        for alias in &c.aliases {
+            if let Some(ProcessGroup::Named(name)) = &alias.options.process_group
+                && !exists(name)
+            {
+                return Err(format!(
+                    "WSGIScriptAlias {}: process-group '{name}' is not defined by any WSGIDaemonProcess",
+                    alias.target
+                ));
+            }
+        }
+        for import in &c.imports {
+            if !import.process_group.is_empty() && !exists(&import.process_group) {
+                return Err(format!(
+                    "WSGIImportScript {}: process-group '{}' is not defined by any WSGIDaemonProcess",
+                    import.path, import.process_group
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
+fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32, [u8; 32])> {
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: reads a userdata pointer of the live process pool.
+    unsafe { sys::apr_pool_userdata_get(&mut data, SOCKETS_KEY.as_ptr(), process_pool) };
+    if data.is_null() {
+        return HashMap::new();
+    }
+    // SAFETY: the value stored under this key is always a NUL-terminated string in the
+    // process pool (see remember_sockets).
+    let text = unsafe { CStr::from_ptr(data.cast()) }.to_string_lossy().into_owned();
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            let path = PathBuf::from(parts.next()?);
+            let fd: i32 = parts.next()?.parse().ok()?;
+            let hex = parts.next()?;
+            let mut secret = [0u8; 32];
+            for (i, b) in secret.iter_mut().enumerate() {
+                *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+            }
+            Some((path, (fd, secret)))
+        })
+        .collect()
+}
+
+fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGroup>]) {
+    let text: String = groups
+        .iter()
+        .map(|g| {
+            let hex: String = g.secret.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}\t{}\t{hex}\n", g.socket_path.display(), g.listener_fd)
+        })
+        .collect();
+    // SAFETY: the string is copied into the process pool, which outlives every generation;
+    // no cleanup is attached (the module's code may be unloaded before the pool dies).
+    unsafe {
+        let copy = super::pool::copy_text(process_pool, text.as_bytes());
+        sys::apr_pool_userdata_set(copy.cast(), SOCKETS_KEY.as_ptr(), None, process_pool);
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut secret);
+    }
+    secret
+}
+
+fn apache_user() -> (u32, u32, String) {
+    // SAFETY: ap_unixd_config is filled by mod_unixd while reading the config and only
+    // read afterwards.
+    let (uid, gid, name) = unsafe {
+        let c = &raw const sys::ap_unixd_config;
+        let name = if (*c).user_name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr((*c).user_name).to_string_lossy().into_owned()
+        };
+        ((*c).user_id, (*c).group_id, name)
+    };
+    (uid, gid, name)
+}
+
+fn apache_timeout(s: *mut sys::server_rec) -> Duration {
+    // SAFETY: s is the live main server; timeout is in microseconds.
+    let us = unsafe { (*s).timeout };
+    Duration::from_micros(u64::try_from(us).unwrap_or(60_000_000)).max(Duration::from_secs(1))
+}
+
+fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
+    let mut out = Vec::new();
+    for c in configs {
+        for i in &c.imports {
+            if i.process_group == name {
+                out.push(Preload {
+                    script: PathBuf::from(&i.path),
+                    application_group: i.application_group.clone(),
+                });
+            }
+        }
+        for a in &c.aliases {
+            let static_group = match (&a.options.process_group, &a.options.application_group) {
+                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Named(g))) if p == name => g.clone(),
+                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Global)) if p == name => String::new(),
+                _ => continue,
+            };
+            if matches!(a.matcher, AliasMatcher::Prefix(_)) && !a.target.ends_with('/') {
+                out.push(Preload {
+                    script: PathBuf::from(&a.target),
+                    application_group: static_group,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn build_group(
+    d: &DaemonDefinition,
+    main: &ServerConfig,
+    configs: &[&ServerConfig],
+    prefix: &str,
+    s: *mut sys::server_rec,
+    previous: &mut HashMap<PathBuf, (i32, [u8; 32])>,
+) -> Result<DaemonGroup, String> {
+    let (apache_uid, apache_gid, apache_name) = apache_user();
+    let account = match &d.user {
+        Some(a) => a.clone(),
+        None => identity::user(&format!("#{apache_uid}")).unwrap_or(Account {
+            name: apache_name,
+            uid: apache_uid,
+            gid: apache_gid,
+            home: "/".to_owned(),
+        }),
+    };
+    let gid = d.gid.unwrap_or(if d.user.is_some() { account.gid } else { apache_gid });
+    let home = d.spec.home.clone().unwrap_or_else(|| {
+        if d.user.is_some() && account.uid != apache_uid {
+            account.home.clone()
+        } else {
+            std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string())
+        }
+    });
+    let parent_pid = std::process::id();
+    let path = socket_path(prefix, parent_pid, &d.spec.name);
+    let secret = random_secret();
+    let (fd, previous_secret) = match previous.remove(&path) {
+        // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
+        Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
+            (fd, Some(old))
+        }
+        _ => {
+            let owner = d
+                .socket_user
+                .as_ref()
+                .map_or((apache_uid, apache_gid), |u| (u.uid, u.gid));
+            let l = daemon::bind_listener(&path, d.spec.listen_backlog, owner).map_err(|e| {
+                format!(
+                    "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
+                    d.spec.name,
+                    d.defined_at,
+                    path.display()
+                )
+            })?;
+            (l.fd, None)
+        }
+    };
+    let py = &main.python;
+    let python = PythonSettings {
+        python_home: d.spec.python_home.clone().or_else(|| py.python_home.clone()),
+        optimize: py.optimize.unwrap_or(0),
+        hash_seed: match py.hash_seed {
+            Some(HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
+        python_path: d.spec.python_path.clone(),
+        restrict_stdin: py.restrict_stdin.unwrap_or(false),
+        restrict_stdout: py.restrict_stdout.unwrap_or(false),
+        restrict_signal: py.restrict_signal.unwrap_or(true),
+        process_group: d.spec.name.clone(),
+        multithread: d.spec.threads > 1,
+        multiprocess: d.spec.processes_given || d.spec.processes > 1,
+        maximum_processes: d.spec.processes,
+        threads_per_process: d.spec.threads,
+        home_on_path: Some(home.clone()),
+    };
+    let socket_timeout = if d.spec.socket_timeout.is_zero() {
+        apache_timeout(s)
+    } else {
+        d.spec.socket_timeout
+    };
+    Ok(DaemonGroup {
+        spec: d.spec.clone(),
+        socket_path: path,
+        listener_fd: fd,
+        secret,
+        previous_secret,
+        uid: account.uid,
+        gid,
+        supplementary_gids: d.supplementary_gids.clone(),
+        user_name: account.name,
+        home,
+        socket_timeout,
+        preloads: preloads_for(configs, &d.spec.name),
+        python,
+    })
+}
+
+fn close_listeners_in_daemon() {
+    // SAFETY: closes Apache's listening sockets in this freshly forked daemon.
+    unsafe { sys::ap_close_listeners() };
+}
+
+fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
+    // SAFETY: the process record and its argv live as long as the process.
+    let argv0 = unsafe {
+        let process = (*s).process;
+        if process.is_null() || (*process).argv.is_null() || (*(*process).argv).is_null() {
+            None
+        } else {
+            let p = *(*process).argv as *mut libc::c_char;
+            Some((p, libc::strlen(p)))
+        }
+    };
+    ChildSetup {
+        prepare: close_listeners_in_daemon,
+        argv0,
+    }
+}
+
+static SETUP_SERVER: std::sync::atomic::AtomicPtr<sys::server_rec> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+fn spawn_slot(slot: *mut Slot, delay: Duration) {
+    let s = SETUP_SERVER.load(Ordering::Acquire);
+    // SAFETY: slot lives in pconf for this generation; only the parent's single thread
+    // touches it.
+    let slot = unsafe { &mut *slot };
+    match daemon::spawn(&slot.group, delay, &child_setup(s)) {
+        Ok(pid) => {
+            slot.proc_.pid = pid;
+            slot.started = Instant::now() + delay;
+            // SAFETY: proc_ and slot live in pconf until the generation ends; APR keeps
+            // the pointers and unregisters them through its own pconf cleanup.
+            unsafe {
+                sys::apr_proc_other_child_register(
+                    &mut slot.proc_,
+                    Some(maintenance),
+                    (slot as *mut Slot).cast(),
+                    std::ptr::null_mut(),
+                    slot.pconf,
+                );
+            }
+            tracing::info!(
+                "WSGI0120: started daemon process {pid} of group '{}'",
+                slot.group.spec.name
+            );
+        }
+        Err(e) => tracing::error!(
+            "WSGI0121: cannot fork a daemon process of group '{}': {e}",
+            slot.group.spec.name
+        ),
+    }
+}
+
+fn mpm_stopping() -> bool {
+    let mut state: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int.
+    let rv = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MPM_STATE, &mut state) };
+    rv == 0 && state == sys::AP_MPMQ_STOPPING
+}
+
+unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
+    super::trampoline::guard("daemon maintenance", (), || {
+        // SAFETY: data is the Slot registered with this callback, alive in pconf.
+        let slot = unsafe { &mut *data.cast::<Slot>() };
+        match reason {
+            sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
+                let pid = slot.proc_.pid;
+                let lived = slot.started.elapsed();
+                slot.proc_.pid = 0;
+                // SAFETY: unregistering this slot's own registration; the re-entrant
+                // UNREGISTER callback finds pid 0 and does nothing.
+                unsafe { sys::apr_proc_other_child_unregister(data) };
+                let stopping = mpm_stopping() || HARD_STOP.load(Ordering::Relaxed);
+                tracing::error!(
+                    "WSGI0122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
+                    slot.group.spec.name,
+                    lived.as_secs_f64(),
+                    if stopping { "" } else { "; starting a new one" }
+                );
+                if stopping {
+                    return;
+                }
+                slot.crashes = if status != 0 && lived < Duration::from_secs(10) {
+                    slot.crashes + 1
+                } else {
+                    0
+                };
+                let delay = match slot.crashes {
+                    0 | 1 => Duration::ZERO,
+                    n => Duration::from_secs((1u64 << (n - 2).min(5)).min(30)),
+                };
+                if !delay.is_zero() {
+                    tracing::error!(
+                        "WSGI0123: daemon group '{}' is crashing repeatedly ({} times in a row); the next process waits {} s before starting",
+                        slot.group.spec.name,
+                        slot.crashes,
+                        delay.as_secs()
+                    );
+                }
+                spawn_slot(slot, delay);
+            }
+            sys::APR_OC_REASON_RESTART => {
+                HARD_STOP.store(true, Ordering::Relaxed);
+                let pid = slot.proc_.pid;
+                if pid > 0 {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+fn reap(pids: &[i32], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut left: Vec<i32> = pids.to_vec();
+    while !left.is_empty() {
+        left.retain(|&pid| {
+            let mut st = 0;
+            // SAFETY: non-blocking wait for our own child.
+            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            r == 0
+        });
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for &pid in &left {
+                tracing::error!("WSGI0124: daemon process {pid} did not stop in time; killing it");
+                // SAFETY: signalling and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
+    super::trampoline::guard("daemon cleanup", (), || {
+        // SAFETY: data is the Generation put in pconf by start; this cleanup runs once.
+        let generation = unsafe { &*data.cast::<Generation>() };
+        let hard = HARD_STOP.load(Ordering::Relaxed) || mpm_stopping();
+        let mut pids = Vec::new();
+        let mut limit = Duration::from_secs(1);
+        for &slot in &generation.slots {
+            // SAFETY: slots live in pconf, which is being cleared after this cleanup.
+            let slot = unsafe { &mut *slot };
+            let pid = slot.proc_.pid;
+            if pid <= 0 {
+                continue;
+            }
+            slot.proc_.pid = 0;
+            // SAFETY: signalling our own child: SIGTERM stops it (finishing requests for
+            // at most shutdown-timeout); SIGUSR1 drains it (graceful-timeout).
+            unsafe { libc::kill(pid, if hard { libc::SIGTERM } else { libc::SIGUSR1 }) };
+            pids.push(pid);
+            limit = limit.max(slot.group.spec.shutdown_timeout + Duration::from_secs(1));
+        }
+        if hard {
+            reap(&pids, limit);
+            for g in &generation.groups {
+                daemon::close_listener(g.listener_fd);
+                let _ = std::fs::remove_file(&g.socket_path);
+            }
+            remember_sockets(generation.process_pool, &[]);
+        }
+    });
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
+/// Binds every group's socket and forks its processes (second post_config pass).
+///
+/// # Safety
+/// `pconf` and `s` must be the live configuration pool and main server of this pass.
+pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Result<(), String> {
+    check(s, pconf)?;
+    let configs = servers(s);
+    let Some(main) = configs.first().copied() else {
+        return Ok(());
+    };
+    // SAFETY: the process record outlives every generation.
+    let process_pool = unsafe { (*(*s).process).pool };
+    let mut previous = previous_sockets(process_pool);
+    let prefix = socket_prefix(pconf, main);
+    let mut groups = Vec::new();
+    for d in configs.iter().flat_map(|c| c.daemons.iter()) {
+        groups.push(Arc::new(build_group(d, main, &configs, &prefix, s, &mut previous)?));
+    }
+    for (path, (fd, _)) in previous {
+        daemon::close_listener(fd);
+        let _ = std::fs::remove_file(path);
+    }
+    remember_sockets(process_pool, &groups);
+    daemon::set_groups(groups.clone());
+    HARD_STOP.store(false, Ordering::Relaxed);
+    SETUP_SERVER.store(s, Ordering::Release);
+    let mut slots = Vec::new();
+    for g in &groups {
+        for _ in 0..g.spec.processes {
+            let slot = Slot {
+                // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
+                proc_: unsafe { std::mem::zeroed() },
+                group: g.clone(),
+                started: Instant::now(),
+                crashes: 0,
+                pconf,
+            };
+            // SAFETY: pconf is live; the slot is dropped when pconf is cleared, after the
+            // APR other-child cleanups registered later have run.
+            slots.push(unsafe { super::pool::into_pool(pconf, slot) });
+        }
+    }
+    // SAFETY: as above; registered after the slots so it runs before they are freed.
+    let generation = unsafe { super::pool::into_pool(pconf, Generation { slots: slots.clone(), groups, process_pool }) };
+    // SAFETY: pconf is live; the cleanup's data is the Generation just stored in it.
+    unsafe {
+        sys::apr_pool_cleanup_register(
+            pconf,
+            generation.cast(),
+            Some(stop_generation),
+            Some(sys::apr_pool_cleanup_null),
+        );
+    }
+    for slot in slots {
+        spawn_slot(slot, Duration::ZERO);
+    }
+    Ok(())
+}
+
+/// In an Apache child: the daemons' listening sockets are not its business.
+pub fn close_inherited_listeners() {
+    for g in daemon::current_groups() {
+        daemon::close_listener(g.listener_fd);
+    }
+}

@@ -1,0 +1,303 @@
+//! The Apache-child side of daemon mode: connect to the group's socket (retrying with
+//! bounded backoff), send the request head, and relay body and response in both
+//! directions at once on the request thread, so an application that writes before it
+//! reads cannot deadlock the proxy.
+#![forbid(unsafe_code)]
+
+use super::group::DaemonGroup;
+use super::socket::poll_fd;
+use crate::wsgi::{BodyReader, ResponseSink, SinkError};
+use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// Largest frame accepted from a daemon (a response head with all its headers).
+const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
+/// Body bytes kept to resend if the daemon asks for a retry (it is restarting).
+const MAX_REPLAY: usize = 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How a proxied request ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProxyOutcome {
+    Complete,
+    ClientGone,
+    /// Nothing was sent to the client: answer with `status`, log `message`.
+    Failed { status: u16, message: String },
+    /// The response had started: the connection must be aborted so the client sees it is
+    /// incomplete.
+    Aborted { message: String },
+}
+
+enum Exchange {
+    Done(ProxyOutcome),
+    /// The daemon refused to start the request because it is restarting.
+    Retry(String),
+}
+
+fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String> {
+    let path = &group.socket_path;
+    let mut delay = Duration::from_millis(10);
+    let started = Instant::now();
+    loop {
+        let err = match UnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let why = match err.raw_os_error() {
+            Some(libc::ENOENT) => "the socket does not exist (daemon group not started, or Apache restarted)",
+            Some(libc::ECONNREFUSED) => "connection refused (no daemon process is listening)",
+            Some(libc::EAGAIN) => "the daemon's listen backlog is full",
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                return Err(format!(
+                    "permission denied connecting to '{}' ({err}); check the WSGISocketPrefix directory permissions and socket-user",
+                    path.display()
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "cannot connect to '{}': {err}",
+                    path.display()
+                ));
+            }
+        };
+        if Instant::now() + delay > deadline {
+            return Err(format!(
+                "unable to connect to daemon process group '{}' at '{}' within {:.1} s: {why} ({err})",
+                group.spec.name,
+                path.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Proxies one request to `group`.
+pub fn proxy(
+    group: &DaemonGroup,
+    head: &RequestHead,
+    body: &mut dyn BodyReader,
+    sink: &mut dyn ResponseSink,
+) -> ProxyOutcome {
+    let deadline = Instant::now() + group.spec.connect_timeout;
+    let mut head_bytes = Vec::with_capacity(4096);
+    wire::encode(&Frame::RequestHead(Box::new(head.clone())), &mut head_bytes);
+    let mut body_state = BodyState {
+        replay: Vec::new(),
+        replayable: true,
+        done: false,
+    };
+    let max_attempts = 2 * group.spec.processes as usize + 2;
+    let mut attempts = 0;
+    loop {
+        let stream = match connect(group, deadline) {
+            Ok(s) => s,
+            Err(message) => return ProxyOutcome::Failed { status: 503, message },
+        };
+        attempts += 1;
+        match exchange(group, stream, &head_bytes, &mut body_state, body, sink) {
+            Exchange::Done(outcome) => return outcome,
+            Exchange::Retry(why) if body_state.replayable && attempts < max_attempts => {
+                tracing::debug!("daemon group '{}' asked for a retry: {why}", group.spec.name);
+            }
+            Exchange::Retry(why) => {
+                return ProxyOutcome::Failed {
+                    status: 503,
+                    message: format!(
+                        "daemon process group '{}' could not take the request: {why}",
+                        group.spec.name
+                    ),
+                };
+            }
+        }
+    }
+}
+
+struct BodyState {
+    /// Encoded body frames sent so far, while they fit in MAX_REPLAY.
+    replay: Vec<u8>,
+    replayable: bool,
+    done: bool,
+}
+
+impl BodyState {
+    /// Reads the next piece of the client's body and appends it as a frame to `out`.
+    fn next_frame(&mut self, body: &mut dyn BodyReader, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; wire::HEADER_LEN]);
+        out.resize(start + wire::HEADER_LEN + READ_CHUNK, 0);
+        let (kind, n) = match body.read(&mut out[start + wire::HEADER_LEN..]) {
+            Ok(0) => (Kind::BodyEnd, 0),
+            Ok(n) => (Kind::Body, n),
+            Err(_) => (Kind::BodyAbort, 0),
+        };
+        if kind != Kind::Body {
+            self.done = true;
+        }
+        out.truncate(start + wire::HEADER_LEN + n);
+        out[start..start + wire::HEADER_LEN].copy_from_slice(&wire::frame_header(kind, n));
+        if self.replayable {
+            if self.replay.len() + out.len() - start > MAX_REPLAY {
+                self.replayable = false;
+                self.replay = Vec::new();
+            } else {
+                self.replay.extend_from_slice(&out[start..]);
+            }
+        }
+    }
+}
+
+fn exchange(
+    group: &DaemonGroup,
+    mut stream: UnixStream,
+    head_bytes: &[u8],
+    body_state: &mut BodyState,
+    body: &mut dyn BodyReader,
+    sink: &mut dyn ResponseSink,
+) -> Exchange {
+    let fail = |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
+    if let Err(e) = stream.set_nonblocking(true) {
+        return fail(503, format!("cannot use daemon socket: {e}"));
+    }
+    let name = &group.spec.name;
+    let mut out = [head_bytes, &body_state.replay].concat();
+    let mut out_pos = 0;
+    let mut peer_reading = true;
+    let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
+    let mut head_sent = false;
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let want_write = peer_reading && (out_pos < out.len() || !body_state.done);
+        let (readable, writable) = match poll_fd(stream.as_raw_fd(), want_write, group.socket_timeout) {
+            Ok(r) => r,
+            Err(e) => return fail(502, format!("poll on daemon socket failed: {e}")),
+        };
+        if !readable && !writable {
+            let message = format!(
+                "timeout after {} s waiting for daemon process group '{name}'",
+                group.socket_timeout.as_secs()
+            );
+            return Exchange::Done(if head_sent {
+                ProxyOutcome::Aborted { message }
+            } else {
+                ProxyOutcome::Failed { status: 504, message }
+            });
+        }
+        if readable {
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    let message = format!(
+                        "daemon process of group '{name}' closed the connection {} (did it crash or exit?)",
+                        if head_sent { "in the middle of the response" } else { "before sending a response" }
+                    );
+                    return Exchange::Done(if head_sent {
+                        ProxyOutcome::Aborted { message }
+                    } else {
+                        ProxyOutcome::Failed { status: 502, message }
+                    });
+                }
+                Ok(n) => decoder.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let message = format!("reading from daemon process group '{name}' failed: {e}");
+                    return Exchange::Done(if head_sent {
+                        ProxyOutcome::Aborted { message }
+                    } else {
+                        ProxyOutcome::Failed { status: 502, message }
+                    });
+                }
+            }
+            loop {
+                let frame = match decoder.next() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let message = format!("bad response from daemon process group '{name}': {e}");
+                        return Exchange::Done(if head_sent {
+                            ProxyOutcome::Aborted { message }
+                        } else {
+                            ProxyOutcome::Failed { status: 502, message }
+                        });
+                    }
+                };
+                if let Some(end) = on_frame(frame, &mut head_sent, sink, name) {
+                    return end;
+                }
+            }
+        }
+        if writable && peer_reading {
+            if out_pos == out.len() {
+                out.clear();
+                out_pos = 0;
+                if !body_state.done {
+                    body_state.next_frame(body, &mut out);
+                }
+            }
+            match stream.write(&out[out_pos..]) {
+                Ok(n) => out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The daemon stopped reading (it answered without consuming the body, or
+                // it died); what it sends back decides the outcome.
+                Err(_) => peer_reading = false,
+            }
+        }
+    }
+}
+
+/// Applies one frame from the daemon; `Some` ends the exchange.
+fn on_frame(
+    frame: Frame,
+    head_sent: &mut bool,
+    sink: &mut dyn ResponseSink,
+    name: &str,
+) -> Option<Exchange> {
+    let done = |o| Some(Exchange::Done(o));
+    let protocol = |what: &str| {
+        Some(Exchange::Done(ProxyOutcome::Failed {
+            status: 502,
+            message: format!("daemon process group '{name}' sent {what}"),
+        }))
+    };
+    match frame {
+        Frame::ResponseHead(h) if !*head_sent => {
+            *head_sent = true;
+            let head = mod_wsgi_http::ResponseHead {
+                code: h.status,
+                status_line: h.status_line,
+            };
+            match sink.send_head(&head, &h.headers) {
+                Ok(()) => None,
+                Err(SinkError::ClientGone) => done(ProxyOutcome::ClientGone),
+                Err(SinkError::Failed(m)) => done(ProxyOutcome::Aborted { message: m }),
+            }
+        }
+        Frame::ResponseHead(_) => protocol("a second response head"),
+        Frame::Data(_) if !*head_sent => protocol("body data before the response head"),
+        Frame::Data(data) => match sink.write(&data) {
+            Ok(()) => None,
+            Err(SinkError::ClientGone) => done(ProxyOutcome::ClientGone),
+            Err(SinkError::Failed(m)) => done(ProxyOutcome::Aborted { message: m }),
+        },
+        Frame::End if *head_sent => done(ProxyOutcome::Complete),
+        Frame::End => protocol("an end of response without a response head"),
+        Frame::Error(kind, message) => {
+            let message = format!("daemon process group '{name}': {message}");
+            if *head_sent {
+                return done(ProxyOutcome::Aborted { message });
+            }
+            let status = match kind {
+                ErrorKind::Restarting => return Some(Exchange::Retry(message)),
+                ErrorKind::QueueTimeout | ErrorKind::RequestTimeout => 504,
+                ErrorKind::Application | ErrorKind::Refused => 500,
+            };
+            done(ProxyOutcome::Failed { status, message })
+        }
+        other => protocol(&format!("an unexpected {:?} frame", other.kind())),
+    }
+}

@@ -1,0 +1,68 @@
+//! The daemon process groups of the running configuration, as the Apache parent set them
+//! up in post_config; Apache children and daemons inherit the table through fork.
+
+use crate::python::PythonSettings;
+use mod_wsgi_config::DaemonSpec;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub const SECRET_LEN: usize = mod_wsgi_wire::SECRET_LEN;
+
+/// A script to load into an interpreter before the process takes requests.
+#[derive(Debug, Clone)]
+pub struct Preload {
+    pub script: PathBuf,
+    pub application_group: String,
+}
+
+/// One `WSGIDaemonProcess` group, ready to fork and to be connected to.
+#[derive(Debug)]
+pub struct DaemonGroup {
+    pub spec: DaemonSpec,
+    pub socket_path: PathBuf,
+    pub listener_fd: RawFd,
+    /// Authenticates requests of this configuration generation.
+    pub secret: [u8; SECRET_LEN],
+    /// The previous generation's secret, accepted while old Apache children finish their
+    /// requests after a graceful restart.
+    pub previous_secret: Option<[u8; SECRET_LEN]>,
+    pub uid: u32,
+    pub gid: u32,
+    pub supplementary_gids: Vec<u32>,
+    pub user_name: String,
+    /// Working directory, also put first on sys.path.
+    pub home: String,
+    /// socket-timeout, or Apache's `Timeout` when unset.
+    pub socket_timeout: Duration,
+    pub preloads: Vec<Preload>,
+    pub python: PythonSettings,
+}
+
+impl DaemonGroup {
+    pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
+        let eq = |a: &[u8; SECRET_LEN]| a.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        eq(&self.secret) || self.previous_secret.as_ref().is_some_and(eq)
+    }
+}
+
+static GROUPS: RwLock<Vec<Arc<DaemonGroup>>> = RwLock::new(Vec::new());
+
+/// Replaces the table (Apache parent, post_config).
+pub fn set_groups(groups: Vec<Arc<DaemonGroup>>) {
+    *GROUPS.write().unwrap_or_else(|p| p.into_inner()) = groups;
+}
+
+pub fn current_groups() -> Vec<Arc<DaemonGroup>> {
+    GROUPS.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+pub fn find_group(name: &str) -> Option<Arc<DaemonGroup>> {
+    GROUPS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|g| g.spec.name == name)
+        .cloned()
+}

@@ -1,0 +1,18 @@
+//! Daemon mode: process groups forked by the Apache parent (`process`), the serving loop
+//! inside each daemon (`server`, `worker`), and the Apache-child side that proxies a
+//! request to them (`client`). Nothing here sees an Apache type; `apache/daemons.rs` drives
+//! it from the hooks.
+
+mod client;
+pub mod group;
+pub mod identity;
+mod process;
+mod server;
+mod socket;
+mod transport;
+mod worker;
+
+pub use client::{ProxyOutcome, proxy};
+pub use group::{DaemonGroup, current_groups, find_group, set_groups};
+pub use process::{ChildSetup, spawn};
+pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

@@ -1,0 +1,191 @@
+//! Forking one daemon process and turning it into a clean, unprivileged server: the only
+//! fork/setuid code of the crate. The child never returns into Apache: it leaves with
+//! `_exit`, so the parent's pools and atexit handlers never run twice.
+
+use super::group::{DaemonGroup, current_groups};
+use std::ffi::CString;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the Apache layer does in a fresh daemon before anything else.
+pub struct ChildSetup {
+    /// Closes Apache's listening sockets and points logging at the error log.
+    pub prepare: fn(),
+    /// argv[0] of the process, overwritten in place by `display-name`.
+    pub argv0: Option<(*mut libc::c_char, usize)>,
+}
+
+/// Forks a daemon of `group`; in the parent returns the child's pid. The child waits
+/// `delay` first (crash-loop backoff) and then serves until it decides to exit.
+pub fn spawn(group: &Arc<DaemonGroup>, delay: Duration, setup: &ChildSetup) -> io::Result<i32> {
+    // SAFETY: the Apache parent is single-threaded (no Python, no tokio there), so the
+    // child may run arbitrary code after fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        return Ok(pid);
+    }
+    let code = match become_daemon(group, delay, setup) {
+        Ok(()) => super::server::run(group.clone()),
+        Err(e) => {
+            tracing::error!(
+                "WSGI0101: daemon process of group '{}' could not start: {e}",
+                group.spec.name
+            );
+            1
+        }
+    };
+    // SAFETY: leaving the forked child without running the parent's exit handlers.
+    unsafe { libc::_exit(code) }
+}
+
+fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
+fn reset_signals() {
+    // SAFETY: plain signal disposition and mask changes in a single-threaded child.
+    unsafe {
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGCHLD,
+            libc::SIGPIPE,
+            libc::SIGALRM,
+            libc::SIGXCPU,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+fn set_title(group: &DaemonGroup, setup: &ChildSetup) {
+    let Some(title) = group.spec.process_title() else {
+        return;
+    };
+    if let Some((argv0, len)) = setup.argv0
+        && len > 0
+    {
+        let bytes = title.as_bytes();
+        let n = bytes.len().min(len);
+        // SAFETY: argv0 points at the process's own argv[0] string of `len` bytes plus its
+        // NUL; we write at most `len` bytes and a NUL within that region.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), argv0.cast::<u8>(), n);
+            std::ptr::write_bytes(argv0.add(n), 0, len + 1 - n);
+        }
+    }
+    if let Ok(name) = CString::new(title.chars().take(15).collect::<String>()) {
+        // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
+}
+
+fn set_limits(group: &DaemonGroup) -> io::Result<()> {
+    let spec = &group.spec;
+    let limits = [
+        (libc::RLIMIT_DATA, spec.memory_limit, "memory-limit"),
+        (libc::RLIMIT_AS, spec.virtual_memory_limit, "virtual-memory-limit"),
+        (libc::RLIMIT_CPU, spec.cpu_time_limit, "cpu-time-limit"),
+    ];
+    for (resource, value, what) in limits {
+        if value == 0 {
+            continue;
+        }
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads one struct.
+        check(unsafe { libc::setrlimit(resource, &limit) }, what)?;
+    }
+    if spec.cpu_priority != 0 {
+        // SAFETY: setpriority on this process.
+        check(
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, spec.cpu_priority) },
+            "cpu-priority",
+        )?;
+    }
+    Ok(())
+}
+
+fn drop_privileges(group: &DaemonGroup) -> io::Result<()> {
+    // SAFETY: identity calls with no memory arguments except the gid list, which lives
+    // across the call.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(());
+        }
+        check(libc::setgid(group.gid), "setgid")?;
+        if group.supplementary_gids.is_empty() {
+            let user = CString::new(group.user_name.as_str()).map_err(io::Error::other)?;
+            check(libc::initgroups(user.as_ptr(), group.gid), "initgroups")?;
+        } else {
+            check(
+                libc::setgroups(group.supplementary_gids.len(), group.supplementary_gids.as_ptr()),
+                "setgroups",
+            )?;
+        }
+        check(libc::setuid(group.uid), "setuid")?;
+    }
+    Ok(())
+}
+
+fn set_environment(group: &DaemonGroup) {
+    let spec = &group.spec;
+    // SAFETY (for set_var): the child is single-threaded until the server starts.
+    unsafe {
+        if let Some(lang) = &spec.lang {
+            std::env::set_var("LANG", lang);
+        }
+        if let Some(locale) = &spec.locale {
+            std::env::set_var("LC_ALL", locale);
+        }
+        std::env::set_var("HOME", &group.home);
+        std::env::set_var("USER", &group.user_name);
+        std::env::set_var("LOGNAME", &group.user_name);
+        if let Some(eggs) = &spec.python_eggs {
+            std::env::set_var("PYTHON_EGG_CACHE", eggs);
+        }
+    }
+    // SAFETY: setlocale with an empty string reads the environment just set.
+    unsafe { libc::setlocale(libc::LC_ALL, c"".as_ptr()) };
+}
+
+fn become_daemon(group: &DaemonGroup, delay: Duration, setup: &ChildSetup) -> io::Result<()> {
+    reset_signals();
+    (setup.prepare)();
+    for other in current_groups() {
+        if other.spec.name != group.spec.name {
+            super::socket::close(other.listener_fd);
+        }
+    }
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    set_title(group, setup);
+    set_limits(group)?;
+    if let Some(mask) = group.spec.umask {
+        // SAFETY: sets this process's creation mask.
+        unsafe { libc::umask(mask) };
+    }
+    drop_privileges(group)?;
+    std::env::set_current_dir(&group.home)
+        .map_err(|e| io::Error::new(e.kind(), format!("chdir to home '{}': {e}", group.home)))?;
+    set_environment(group);
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The Unix listening socket of a daemon group: created by the Apache parent (as root)
+//! before any fork, owned by the user Apache's children run as, mode 0700.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+/// Longest path a `sockaddr_un` holds on Linux, without the terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// A bound and listening socket; the fd is inherited by every daemon of the group.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerSocket {
+    pub fd: RawFd,
+}
+
+/// Binds `path` (removing a stale file first), listens with `backlog`, and hands the
+/// socket file to `owner` with mode 0700.
+pub fn bind_listener(path: &Path, backlog: u32, owner: (u32, u32)) -> io::Result<ListenerSocket> {
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path '{}' is longer than {MAX_SOCKET_PATH} bytes", path.display()),
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    // SAFETY: umask only changes this process's file creation mask; the parent is
+    // single-threaded while it reads its configuration.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    let fd = listener.into_raw_fd();
+    // SAFETY: fd is the listening socket just created and owned here; listen() on a
+    // listening socket only updates its backlog.
+    if unsafe { libc::listen(fd, backlog as libc::c_int) } != 0 {
+        let e = io::Error::last_os_error();
+        close(fd);
+        return Err(e);
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: c_path is a NUL-terminated path that outlives the call.
+    if unsafe { libc::chown(c_path.as_ptr(), owner.0, owner.1) } != 0 {
+        let e = io::Error::last_os_error();
+        // Only root can give the file away; an unprivileged test server keeps it.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            close(fd);
+            return Err(e);
+        }
+    }
+    Ok(ListenerSocket { fd })
+}
+
+/// Closes a descriptor this process owns.
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller owns fd and does not use it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+/// Reads from `fd` at `offset` without moving its file position.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: buf is a valid writable region of buf.len() bytes; fd is borrowed for the
+    // call from a file the application keeps open until the response ends.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Waits until `fd` is readable or (with `want_write`) writable, for at most `timeout`.
+/// Returns (readable, writable); both false means the timeout passed.
+pub fn poll_fd(fd: RawFd, want_write: bool, timeout: std::time::Duration) -> io::Result<(bool, bool)> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    loop {
+        // SAFETY: pfd is one valid pollfd for the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let readable = pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+        let writable = pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0;
+        return Ok((readable, writable));
+    }
+}
+
+/// Takes this process's inherited copy of a group's listening socket, non-blocking.
+pub fn listener_from_fd(fd: RawFd) -> io::Result<UnixListener> {
+    // SAFETY: a daemon owns its inherited copy of the listener fd and hands it over once;
+    // the parent's copy is a separate descriptor.
+    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}

@@ -1,0 +1,163 @@
+//! The WSGI transport traits over a daemon connection: the body arrives as `Body` frames,
+//! the response leaves as `ResponseHead`/`Data` frames.
+
+use crate::wsgi::{BodyReader, ResponseSink, SinkError};
+use mod_wsgi_http::ResponseHead;
+use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
+use std::io::{self, Read, Write};
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+
+pub struct DaemonBody {
+    stream: UnixStream,
+    decoder: Decoder,
+    pending: Vec<u8>,
+    offset: usize,
+    done: bool,
+}
+
+impl DaemonBody {
+    pub fn new(stream: UnixStream, decoder: Decoder) -> Self {
+        DaemonBody {
+            stream,
+            decoder,
+            pending: Vec::new(),
+            offset: 0,
+            done: false,
+        }
+    }
+
+    fn next_frame(&mut self) -> io::Result<Frame> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match self.decoder.next() {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let n = self.stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "Apache closed the connection before the end of the request body",
+                ));
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+}
+
+impl BodyReader for DaemonBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.offset == self.pending.len() {
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            match self.next_frame()? {
+                Frame::Body(data) => {
+                    self.pending = data;
+                    self.offset = 0;
+                }
+                Frame::BodyEnd => self.done = true,
+                Frame::BodyAbort => {
+                    self.done = true;
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "error reading the request body (client went away, timed out or sent a malformed body)",
+                    ));
+                }
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected {:?} frame in the request body", other.kind()),
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.offset);
+        buf[..n].copy_from_slice(&self.pending[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
+
+pub struct DaemonSink {
+    stream: UnixStream,
+    group: String,
+}
+
+impl DaemonSink {
+    pub fn new(stream: UnixStream, group: &str) -> Self {
+        DaemonSink {
+            stream,
+            group: group.to_owned(),
+        }
+    }
+
+    fn data(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        for chunk in data.chunks(MAX_BODY_FRAME) {
+            let header = wire::frame_header(Kind::Data, chunk.len());
+            let sent = self
+                .stream
+                .write_all(&header)
+                .and_then(|()| self.stream.write_all(chunk));
+            if sent.is_err() {
+                return Err(SinkError::ClientGone);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ResponseSink for DaemonSink {
+    fn send_head(
+        &mut self,
+        head: &ResponseHead,
+        headers: &[(String, String)],
+    ) -> Result<(), SinkError> {
+        let mut out = Vec::with_capacity(256);
+        wire::encode(
+            &Frame::ResponseHead(wire::ResponseHead {
+                status: head.code,
+                status_line: head.status_line.clone(),
+                headers: headers.to_vec(),
+            }),
+            &mut out,
+        );
+        self.stream
+            .write_all(&out)
+            .map_err(|_| SinkError::ClientGone)
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        self.data(data)
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {
+        let mut buf = vec![0u8; MAX_BODY_FRAME];
+        let mut done = 0u64;
+        while done < len {
+            let want = (len - done).min(buf.len() as u64) as usize;
+            let n = super::socket::pread(fd, &mut buf[..want], offset + done)
+                .map_err(|e| SinkError::Failed(format!("reading the file failed: {e}")))?;
+            if n == 0 {
+                return Err(SinkError::Failed(
+                    "the file became shorter while it was being sent".to_owned(),
+                ));
+            }
+            self.data(&buf[..n])?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    fn log(&self, level: tracing::Level, message: &str) {
+        let group = &self.group;
+        match level {
+            tracing::Level::ERROR => tracing::error!("[daemon {group}] {message}"),
+            tracing::Level::WARN => tracing::warn!("[daemon {group}] {message}"),
+            tracing::Level::INFO => tracing::info!("[daemon {group}] {message}"),
+            _ => tracing::debug!("[daemon {group}] {message}"),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The Python side of a daemon process: a queue of accepted requests, `threads` worker
+//! threads that run them through the WSGI core, and a monitor thread that enforces
+//! request-timeout, restart-interval and inactivity-timeout.
+#![forbid(unsafe_code)]
+
+use super::group::DaemonGroup;
+use super::transport::{DaemonBody, DaemonSink};
+use crate::python;
+use crate::wsgi::{self, Outcome, WsgiRequest};
+use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, RequestHead};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// An accepted connection whose head has been read and checked.
+pub struct Job {
+    pub stream: UnixStream,
+    pub head: Box<RequestHead>,
+    pub decoder: Decoder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// Finish what is running (graceful-timeout), then exit.
+    Graceful,
+    /// Exit as soon as running requests end, at most shutdown-timeout.
+    Immediate,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    pub reason: &'static str,
+    pub kind: StopKind,
+}
+
+/// A request a worker is running, as the monitor sees it.
+struct Active {
+    started: Instant,
+    thread_ident: u64,
+    application_group: String,
+    interrupted_at: Option<Instant>,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+pub struct Shared {
+    pub group: Arc<DaemonGroup>,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    active: Mutex<Vec<Option<Active>>>,
+    served: AtomicU64,
+    started: Instant,
+    last_activity: Mutex<Instant>,
+    stop: Mutex<Option<Stop>>,
+    pub stopped: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn new(group: Arc<DaemonGroup>) -> Arc<Self> {
+        let threads = group.spec.threads as usize;
+        Arc::new(Shared {
+            group,
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            active: Mutex::new((0..threads).map(|_| None).collect()),
+            served: AtomicU64::new(0),
+            started: Instant::now(),
+            last_activity: Mutex::new(Instant::now()),
+            stop: Mutex::new(None),
+            stopped: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn push(&self, job: Job) {
+        lock(&self.queue).jobs.push_back(job);
+        *lock(&self.last_activity) = Instant::now();
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<Job> {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Lets idle workers exit.
+    pub fn close_queue(&self) {
+        let mut q = lock(&self.queue);
+        q.closed = true;
+        for job in q.jobs.drain(..) {
+            refuse(job.stream, ErrorKind::Restarting, "daemon process is shutting down");
+        }
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    pub fn stop_state(&self) -> Option<Stop> {
+        *lock(&self.stop)
+    }
+
+    /// Decides that this process stops; an immediate stop overrides a graceful one.
+    pub fn request_stop(&self, reason: &'static str, kind: StopKind) {
+        let mut stop = lock(&self.stop);
+        let first = stop.is_none();
+        if first || (kind == StopKind::Immediate && stop.is_some_and(|s| s.kind == StopKind::Graceful)) {
+            *stop = Some(Stop { reason, kind });
+            drop(stop);
+            if first {
+                tracing::info!(
+                    "WSGI0109: daemon process {} of group '{}' stopping: {reason}",
+                    std::process::id(),
+                    self.group.spec.name
+                );
+            }
+            self.stopped.notify_one();
+        }
+    }
+
+    /// No request running and none queued.
+    pub fn is_idle(&self) -> bool {
+        lock(&self.queue).jobs.is_empty() && lock(&self.active).iter().all(Option::is_none)
+    }
+}
+
+/// Starts the worker threads.
+pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    (0..shared.group.spec.threads as usize)
+        .filter_map(|slot| {
+            let shared = shared.clone();
+            let mut builder = std::thread::Builder::new().name(format!("wsgi-worker-{slot}"));
+            if shared.group.spec.stack_size > 0 {
+                builder = builder.stack_size(shared.group.spec.stack_size as usize);
+            }
+            builder
+                .spawn(move || {
+                    while let Some(job) = shared.pop() {
+                        handle(&shared, slot, job);
+                    }
+                })
+                .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
+fn send_frame(stream: &mut UnixStream, frame: &Frame) {
+    let mut out = Vec::new();
+    wire::encode(frame, &mut out);
+    let _ = stream.write_all(&out);
+}
+
+fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
+    let _ = stream.set_nonblocking(false);
+    send_frame(&mut stream, &Frame::Error(kind, message.to_owned()));
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn handle(shared: &Shared, slot: usize, job: Job) {
+    let group = &shared.group;
+    let spec = &group.spec;
+    let Job {
+        stream,
+        head,
+        decoder,
+    } = job;
+    if shared.stop_state().is_some_and(|s| s.kind == StopKind::Immediate) {
+        return refuse(stream, ErrorKind::Restarting, "daemon process is shutting down");
+    }
+    let waited = Duration::from_micros(now_us().saturating_sub(head.request_start_us));
+    if !spec.queue_timeout.is_zero() && waited > spec.queue_timeout {
+        tracing::error!(
+            "WSGI0110: group '{}': request waited {:.1} s for a daemon thread (queue-timeout {} s); not run",
+            spec.name,
+            waited.as_secs_f64(),
+            spec.queue_timeout.as_secs()
+        );
+        return refuse(stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
+    }
+    let script = PathBuf::from(&head.script);
+    if head.reload {
+        let stale = python::with_interpreter(&head.application_group, |py, _| {
+            python::script_is_stale(py, &script, head.script_mtime)
+        });
+        if stale.unwrap_or(false) {
+            shared.request_stop("script reload", StopKind::Graceful);
+            return refuse(stream, ErrorKind::Restarting, "script changed; restarting");
+        }
+    }
+    let setup = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(group.socket_timeout)))
+        .and_then(|()| stream.set_write_timeout(Some(group.socket_timeout)))
+        .and_then(|()| stream.try_clone());
+    let mut writer = match setup {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("WSGI0108: group '{}': {e}", spec.name);
+            return;
+        }
+    };
+    lock(&shared.active)[slot] = Some(Active {
+        started: Instant::now(),
+        thread_ident: python::current_thread_ident(),
+        application_group: head.application_group.clone(),
+        interrupted_at: None,
+    });
+    let request = WsgiRequest {
+        environ: head.environ,
+        application_group: head.application_group,
+        script,
+        script_mtime: head.script_mtime,
+        callable: head.callable,
+        reload: head.reload,
+        header_only: head.header_only,
+        multithread: spec.threads > 1,
+        multiprocess: spec.processes_given || spec.processes > 1,
+        run_once: spec.run_once(),
+    };
+    let sink_stream = match writer.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            lock(&shared.active)[slot] = None;
+            tracing::error!("WSGI0108: group '{}': {e}", spec.name);
+            return;
+        }
+    };
+    let sink = DaemonSink::new(sink_stream, &spec.name);
+    let outcome = wsgi::run(request, Box::new(DaemonBody::new(stream, decoder)), Box::new(sink));
+    let interrupted = lock(&shared.active)[slot]
+        .take()
+        .is_some_and(|a| a.interrupted_at.is_some());
+    match outcome {
+        Outcome::Complete => send_frame(&mut writer, &Frame::End),
+        Outcome::ClientGone => {}
+        Outcome::Failed { .. } if interrupted => send_frame(
+            &mut writer,
+            &Frame::Error(ErrorKind::RequestTimeout, "request-timeout exceeded".into()),
+        ),
+        Outcome::Failed { .. } => send_frame(
+            &mut writer,
+            &Frame::Error(ErrorKind::Application, "application failed".into()),
+        ),
+    }
+    drop(writer);
+    *lock(&shared.last_activity) = Instant::now();
+    let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
+    if spec.maximum_requests > 0 && served >= spec.maximum_requests {
+        shared.request_stop("maximum-requests", StopKind::Graceful);
+    }
+}
+
+/// Starts the thread that watches timeouts; it ends once the process is stopping and idle.
+pub fn start_monitor(shared: &Arc<Shared>) -> JoinHandle<()> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("wsgi-monitor".to_owned())
+        .spawn(move || monitor(&shared))
+        .expect("BUG: cannot start the daemon monitor thread")
+}
+
+fn monitor(shared: &Shared) {
+    let spec = &shared.group.spec;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let stopping = shared.stop_state().is_some();
+        if stopping && shared.is_idle() {
+            return;
+        }
+        if !spec.restart_interval.is_zero() && shared.started.elapsed() >= spec.restart_interval {
+            shared.request_stop("restart-interval", StopKind::Graceful);
+        }
+        if !spec.inactivity_timeout.is_zero()
+            && shared.is_idle()
+            && lock(&shared.last_activity).elapsed() >= spec.inactivity_timeout
+        {
+            shared.request_stop("inactivity-timeout", StopKind::Graceful);
+        }
+        if !spec.request_timeout.is_zero() {
+            enforce_request_timeout(shared);
+        }
+    }
+}
+
+/// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one
+/// has not ended a further request-timeout (at least 5 s) later, the process restarts.
+fn enforce_request_timeout(shared: &Shared) {
+    let limit = shared.group.spec.request_timeout;
+    let grace = limit.max(Duration::from_secs(5));
+    let mut to_interrupt = Vec::new();
+    let mut stuck = false;
+    for active in lock(&shared.active).iter_mut().flatten() {
+        match active.interrupted_at {
+            None if active.started.elapsed() >= limit => {
+                active.interrupted_at = Some(Instant::now());
+                to_interrupt.push((active.application_group.clone(), active.thread_ident));
+            }
+            Some(at) if at.elapsed() >= grace => stuck = true,
+            _ => {}
+        }
+    }
+    for (application_group, ident) in to_interrupt {
+        tracing::error!(
+            "WSGI0111: group '{}': request exceeded request-timeout of {} s; raising mod_wsgi.RequestTimeout in its thread",
+            shared.group.spec.name,
+            limit.as_secs()
+        );
+        let _ = python::with_interpreter(&application_group, |py, _| {
+            python::raise_request_timeout(py, ident)
+        });
+    }
+    if stuck {
+        shared.request_stop("request-timeout", StopKind::Graceful);
+    }
+}

@@ -1,0 +1,125 @@
+//! Daemon mode: requests run in forked daemon processes (not Apache's children), as the
+//! configured user, with the configured processes and threads, routed by WSGIProcessGroup.
+
+mod common;
+use common::{Apache, Mpm};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import os, time, threading, mod_wsgi
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(1.0)
+    body = "%d %d %s %s %s %s %s %s" % (
+        os.getpid(), os.getuid(), mod_wsgi.process_group, environ["mod_wsgi.process_group"],
+        environ["wsgi.multithread"], environ["wsgi.multiprocess"], environ["wsgi.run_once"],
+        threading.get_ident())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+fn words(text: &str) -> Vec<String> {
+    text.split(' ').map(str::to_owned).collect()
+}
+
+fn daemon_pids(group: &str) -> HashSet<u32> {
+    let mut pids = HashSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{pid}/cmdline")) {
+            if cmd.starts_with(&format!("(wsgi:{group})")) {
+                pids.insert(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn runs_in_daemons(mpm: Mpm) {
+    let conf = r#"
+WSGIDaemonProcess basics-app processes=2 threads=4 display-name=%{GROUP}
+WSGIDaemonProcess basics-admin threads=1 user=nobody
+WSGIScriptAlias / {root}/app/app.wsgi
+WSGIProcessGroup basics-app
+<Location /admin>
+  WSGIProcessGroup basics-admin
+</Location>
+"#;
+    let mut apache = Apache::start(mpm, conf, &[("app/app.wsgi", APP)]);
+    let r = apache.get("/hello");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let w = words(&r.text());
+    let pid: u32 = w[0].parse().unwrap();
+    let apache_children: HashSet<u32> = common_children(&apache);
+    assert!(!apache_children.contains(&pid), "request ran in an Apache child {pid}");
+    assert_eq!(w[1], "33", "runs as www-data");
+    assert_eq!(w[2], "basics-app");
+    assert_eq!(w[3], "basics-app");
+    assert_eq!(w[4], "True", "threads=4: multithread");
+    assert_eq!(w[5], "True", "processes=2 given: multiprocess");
+    assert_eq!(w[6], "False");
+
+    // <Location /admin> routes to the second group, which runs as nobody.
+    let admin = words(&apache.get("/admin/x").text());
+    assert_eq!(admin[2], "basics-admin", "{admin:?}");
+    assert_eq!(admin[1], "65534", "user=nobody");
+    assert_eq!(admin[4], "False", "threads=1: not multithread");
+    assert_eq!(admin[5], "False", "processes not given: not multiprocess");
+
+    // 8 concurrent 1 s requests on 2 processes x 4 threads run in parallel on exactly
+    // 2 PIDs.
+    let started = Instant::now();
+    let port = apache.port;
+    let handles: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || common::get(port, "/slow")))
+        .collect();
+    let mut pids = HashSet::new();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200);
+        pids.insert(words(&r.text())[0].clone());
+    }
+    let took = started.elapsed();
+    assert_eq!(pids.len(), 2, "8 slow requests spread over exactly 2 daemon processes: {pids:?}");
+    assert!(took < Duration::from_millis(3500), "8 x 1 s requests took {took:?}: not parallel");
+    assert_eq!(daemon_pids("basics-app").len(), 2, "display-name shows (wsgi:basics-app) twice");
+    apache.stop();
+    assert!(daemon_pids("basics-app").is_empty(), "daemon processes left after stop");
+    let leftovers: Vec<_> = std::fs::read_dir(&apache.scratch.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sock"))
+        .collect();
+    assert!(leftovers.is_empty(), "sockets left after stop: {leftovers:?}");
+}
+
+/// PIDs of Apache's own processes (parent and MPM children) of this test server.
+fn common_children(apache: &Apache) -> HashSet<u32> {
+    let parent: u32 = std::fs::read_to_string(apache.scratch.dir.join("httpd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut out = HashSet::from([parent]);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid: u32 = stat.rsplit(") ").next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == parent && !cmd.starts_with("(wsgi:") {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn daemons_under_event() {
+    runs_in_daemons(Mpm::Event);
+}
+
+#[test]
+fn daemons_under_prefork() {
+    runs_in_daemons(Mpm::Prefork);
+}
