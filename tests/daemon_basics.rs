@@ -23,12 +23,15 @@ fn words(text: &str) -> Vec<String> {
     text.split(' ').map(str::to_owned).collect()
 }
 
-fn daemon_pids(group: &str) -> HashSet<u32> {
+/// Processes of this test server (children of its parent) whose name is the group's title.
+fn daemon_pids(apache: &Apache, group: &str) -> HashSet<u32> {
     let mut pids = HashSet::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{pid}/cmdline")) {
-            if cmd.starts_with(&format!("(wsgi:{group})")) {
+    for pid in children_of(parent_pid(apache)) {
+        // display-name sets the thread name (15 bytes) and argv[0] (truncated to its
+        // original length, as C mod_wsgi does).
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            let title = format!("(wsgi:{group})");
+            if comm.trim_end() == &title[..title.len().min(15)] {
                 pids.insert(pid);
             }
         }
@@ -52,7 +55,10 @@ WSGIProcessGroup basics-app
     let w = words(&r.text());
     let pid: u32 = w[0].parse().unwrap();
     let apache_children: HashSet<u32> = common_children(&apache);
-    assert!(!apache_children.contains(&pid), "request ran in an Apache child {pid}");
+    assert!(
+        !apache_children.contains(&pid),
+        "request ran in an Apache child {pid}"
+    );
     assert_eq!(w[1], "33", "runs as www-data");
     assert_eq!(w[2], "basics-app");
     assert_eq!(w[3], "basics-app");
@@ -81,33 +87,82 @@ WSGIProcessGroup basics-app
         pids.insert(words(&r.text())[0].clone());
     }
     let took = started.elapsed();
-    assert_eq!(pids.len(), 2, "8 slow requests spread over exactly 2 daemon processes: {pids:?}");
-    assert!(took < Duration::from_millis(3500), "8 x 1 s requests took {took:?}: not parallel");
-    assert_eq!(daemon_pids("basics-app").len(), 2, "display-name shows (wsgi:basics-app) twice");
+    assert_eq!(
+        pids.len(),
+        2,
+        "8 slow requests spread over exactly 2 daemon processes: {pids:?}"
+    );
+    assert!(
+        took < Duration::from_millis(3500),
+        "8 x 1 s requests took {took:?}: not parallel"
+    );
+    assert_eq!(
+        daemon_pids(&apache, "basics-app").len(),
+        2,
+        "display-name shows (wsgi:basics-app) twice"
+    );
+    let daemons = daemon_pids(&apache, "basics-app");
     apache.stop();
-    assert!(daemon_pids("basics-app").is_empty(), "daemon processes left after stop");
+    std::thread::sleep(Duration::from_millis(200));
+    let alive: Vec<_> = daemons
+        .iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "daemon processes left after stop: {alive:?}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&apache.scratch.dir)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".sock"))
         .collect();
-    assert!(leftovers.is_empty(), "sockets left after stop: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "sockets left after stop: {leftovers:?}"
+    );
+}
+
+fn parent_pid(apache: &Apache) -> u32 {
+    std::fs::read_to_string(apache.scratch.dir.join("httpd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid: u32 = stat
+            .rsplit(") ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if ppid == parent {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// PIDs of Apache's own processes (parent and MPM children) of this test server.
 fn common_children(apache: &Apache) -> HashSet<u32> {
-    let parent: u32 = std::fs::read_to_string(apache.scratch.dir.join("httpd.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let parent = parent_pid(apache);
     let mut out = HashSet::from([parent]);
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid: u32 = stat.rsplit(") ").next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == parent && !cmd.starts_with("(wsgi:") {
+    for pid in children_of(parent) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with("(wsgi:") {
             out.insert(pid);
         }
     }

@@ -80,12 +80,16 @@ fn socket_prefix(pool: *mut sys::apr_pool_t, main: &ServerConfig) -> String {
 }
 
 fn name_hash(name: &str) -> u32 {
-    name.bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
-    PathBuf::from(format!("{prefix}.{parent_pid}.{:08x}.sock", name_hash(name)))
+    PathBuf::from(format!(
+        "{prefix}.{parent_pid}.{:08x}.sock",
+        name_hash(name)
+    ))
 }
 
 /// Checks what can only be checked once the whole configuration is read. Errors name
@@ -143,7 +147,9 @@ fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32
     }
     // SAFETY: the value stored under this key is always a NUL-terminated string in the
     // process pool (see remember_sockets).
-    let text = unsafe { CStr::from_ptr(data.cast()) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(data.cast()) }
+        .to_string_lossy()
+        .into_owned();
     text.lines()
         .filter_map(|line| {
             let mut parts = line.split('\t');
@@ -191,7 +197,9 @@ fn apache_user() -> (u32, u32, String) {
         let name = if (*c).user_name.is_null() {
             String::new()
         } else {
-            CStr::from_ptr((*c).user_name).to_string_lossy().into_owned()
+            CStr::from_ptr((*c).user_name)
+                .to_string_lossy()
+                .into_owned()
         };
         ((*c).user_id, (*c).group_id, name)
     };
@@ -217,8 +225,12 @@ fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
         }
         for a in &c.aliases {
             let static_group = match (&a.options.process_group, &a.options.application_group) {
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Named(g))) if p == name => g.clone(),
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Global)) if p == name => String::new(),
+                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Named(g))) if p == name => {
+                    g.clone()
+                }
+                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Global)) if p == name => {
+                    String::new()
+                }
                 _ => continue,
             };
             if matches!(a.matcher, AliasMatcher::Prefix(_)) && !a.target.ends_with('/') {
@@ -250,10 +262,19 @@ fn build_group(
             home: "/".to_owned(),
         }),
     };
-    let gid = d.gid.unwrap_or(if d.user.is_some() { account.gid } else { apache_gid });
+    let gid = d.gid.unwrap_or(if d.user.is_some() {
+        account.gid
+    } else {
+        apache_gid
+    });
     let home = d.spec.home.clone().unwrap_or_else(|| {
         if d.user.is_some() && account.uid != apache_uid {
-            account.home.clone()
+            // Accounts like nobody have a home that does not exist; run from / then.
+            if std::path::Path::new(&account.home).is_dir() {
+                account.home.clone()
+            } else {
+                "/".to_owned()
+            }
         } else {
             std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string())
         }
@@ -284,7 +305,11 @@ fn build_group(
     };
     let py = &main.python;
     let python = PythonSettings {
-        python_home: d.spec.python_home.clone().or_else(|| py.python_home.clone()),
+        python_home: d
+            .spec
+            .python_home
+            .clone()
+            .or_else(|| py.python_home.clone()),
         optimize: py.optimize.unwrap_or(0),
         hash_seed: match py.hash_seed {
             Some(HashSeed::Fixed(n)) => Some(n),
@@ -336,8 +361,19 @@ fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
         if process.is_null() || (*process).argv.is_null() || (*(*process).argv).is_null() {
             None
         } else {
-            let p = *(*process).argv as *mut libc::c_char;
-            Some((p, libc::strlen(p)))
+            // The argument strings are contiguous in memory; the title may use all of
+            // them (as setproctitle does), so `ps` shows it whole.
+            let argv = (*process).argv;
+            let start = *argv as *mut libc::c_char;
+            let mut end = start.add(libc::strlen(start));
+            for i in 1..usize::try_from((*process).argc).unwrap_or(0) {
+                let next = *argv.add(i) as *mut libc::c_char;
+                if next.is_null() || next != end.add(1) {
+                    break;
+                }
+                end = next.add(libc::strlen(next));
+            }
+            Some((start, end.offset_from(start) as usize))
         }
     };
     ChildSetup {
@@ -401,12 +437,18 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 // UNREGISTER callback finds pid 0 and does nothing.
                 unsafe { sys::apr_proc_other_child_unregister(data) };
                 let stopping = mpm_stopping() || HARD_STOP.load(Ordering::Relaxed);
-                tracing::error!(
+                let message = format!(
                     "WSGI0122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
                     slot.group.spec.name,
                     lived.as_secs_f64(),
                     if stopping { "" } else { "; starting a new one" }
                 );
+                // Status 0 is a process that chose to exit (recycling) and logged why.
+                if stopping || status == 0 {
+                    tracing::info!("{message}");
+                } else {
+                    tracing::error!("{message}");
+                }
                 if stopping {
                     return;
                 }
@@ -519,7 +561,14 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let prefix = socket_prefix(pconf, main);
     let mut groups = Vec::new();
     for d in configs.iter().flat_map(|c| c.daemons.iter()) {
-        groups.push(Arc::new(build_group(d, main, &configs, &prefix, s, &mut previous)?));
+        groups.push(Arc::new(build_group(
+            d,
+            main,
+            &configs,
+            &prefix,
+            s,
+            &mut previous,
+        )?));
     }
     for (path, (fd, _)) in previous {
         daemon::close_listener(fd);
@@ -546,7 +595,16 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         }
     }
     // SAFETY: as above; registered after the slots so it runs before they are freed.
-    let generation = unsafe { super::pool::into_pool(pconf, Generation { slots: slots.clone(), groups, process_pool }) };
+    let generation = unsafe {
+        super::pool::into_pool(
+            pconf,
+            Generation {
+                slots: slots.clone(),
+                groups,
+                process_pool,
+            },
+        )
+    };
     // SAFETY: pconf is live; the cleanup's data is the Generation just stored in it.
     unsafe {
         sys::apr_pool_cleanup_register(

@@ -3,10 +3,10 @@
 //! (quotes allowed) and dispatches here; errors come back to Apache with file and line.
 
 use super::config::{AliasMatcher, CompiledRegex, DaemonDefinition, ScriptAlias, ServerConfig};
-use crate::daemon::identity::{self, Account};
 use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
+use crate::daemon::identity::{self, Account};
 use mod_wsgi_config::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
     ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, parse_on_off, parse_optimize,
@@ -179,13 +179,20 @@ fn group_id(option: &'static str, value: &str) -> Result<u32, ConfigError> {
     })
 }
 
-fn daemon_process(s: &mut ServerConfig, args: &[String], ctx: &CmdContext) -> Result<(), ConfigError> {
+fn daemon_process(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
     let spec = DaemonSpec::parse(args)?;
     let mut defined = DEFINED_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, at)) = defined.iter().find(|(n, _)| *n == spec.name) {
         return Err(ConfigError::Invalid {
             directive: "WSGIDaemonProcess",
-            reason: format!("name duplicates previous WSGI daemon definition '{}' at {at}", spec.name),
+            reason: format!(
+                "name duplicates previous WSGI daemon definition '{}' at {at}",
+                spec.name
+            ),
         });
     }
     for (option, value) in [("lang", &spec.lang), ("locale", &spec.locale)] {
@@ -198,20 +205,32 @@ fn daemon_process(s: &mut ServerConfig, args: &[String], ctx: &CmdContext) -> Re
             });
         }
     }
-    let user = spec.user.as_deref().map(|u| account("user", u)).transpose()?;
+    let user = spec
+        .user
+        .as_deref()
+        .map(|u| account("user", u))
+        .transpose()?;
     if user.as_ref().is_some_and(|u| u.uid == 0) {
         return Err(ConfigError::Invalid {
             directive: "WSGIDaemonProcess",
             reason: "user: daemon processes may not run as root".to_owned(),
         });
     }
-    let gid = spec.group.as_deref().map(|g| group_id("group", g)).transpose()?;
+    let gid = spec
+        .group
+        .as_deref()
+        .map(|g| group_id("group", g))
+        .transpose()?;
     let supplementary_gids = spec
         .supplementary_groups
         .iter()
         .map(|g| group_id("supplementary-groups", g))
         .collect::<Result<_, _>>()?;
-    let socket_user = spec.socket_user.as_deref().map(|u| account("socket-user", u)).transpose()?;
+    let socket_user = spec
+        .socket_user
+        .as_deref()
+        .map(|u| account("socket-user", u))
+        .transpose()?;
     defined.push((spec.name.clone(), ctx.location.clone()));
     s.daemons.push(DaemonDefinition {
         spec,

@@ -8,10 +8,10 @@ use super::request::{Request, latin1};
 use super::sys;
 use crate::daemon::{self, ProxyOutcome};
 use crate::wsgi::{self, Outcome, WsgiRequest};
-use mod_wsgi_wire::RequestHead;
 use mod_wsgi_config::{
     ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
 };
+use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
 use std::sync::atomic::Ordering;

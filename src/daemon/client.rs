@@ -25,10 +25,15 @@ pub enum ProxyOutcome {
     Complete,
     ClientGone,
     /// Nothing was sent to the client: answer with `status`, log `message`.
-    Failed { status: u16, message: String },
+    Failed {
+        status: u16,
+        message: String,
+    },
     /// The response had started: the connection must be aborted so the client sees it is
     /// incomplete.
-    Aborted { message: String },
+    Aborted {
+        message: String,
+    },
 }
 
 enum Exchange {
@@ -47,7 +52,9 @@ fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String>
             Err(e) => e,
         };
         let why = match err.raw_os_error() {
-            Some(libc::ENOENT) => "the socket does not exist (daemon group not started, or Apache restarted)",
+            Some(libc::ENOENT) => {
+                "the socket does not exist (daemon group not started, or Apache restarted)"
+            }
             Some(libc::ECONNREFUSED) => "connection refused (no daemon process is listening)",
             Some(libc::EAGAIN) => "the daemon's listen backlog is full",
             Some(libc::EACCES) | Some(libc::EPERM) => {
@@ -57,10 +64,7 @@ fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String>
                 ));
             }
             _ => {
-                return Err(format!(
-                    "cannot connect to '{}': {err}",
-                    path.display()
-                ));
+                return Err(format!("cannot connect to '{}': {err}", path.display()));
             }
         };
         if Instant::now() + delay > deadline {
@@ -96,13 +100,21 @@ pub fn proxy(
     loop {
         let stream = match connect(group, deadline) {
             Ok(s) => s,
-            Err(message) => return ProxyOutcome::Failed { status: 503, message },
+            Err(message) => {
+                return ProxyOutcome::Failed {
+                    status: 503,
+                    message,
+                };
+            }
         };
         attempts += 1;
         match exchange(group, stream, &head_bytes, &mut body_state, body, sink) {
             Exchange::Done(outcome) => return outcome,
             Exchange::Retry(why) if body_state.replayable && attempts < max_attempts => {
-                tracing::debug!("daemon group '{}' asked for a retry: {why}", group.spec.name);
+                tracing::debug!(
+                    "daemon group '{}' asked for a retry: {why}",
+                    group.spec.name
+                );
             }
             Exchange::Retry(why) => {
                 return ProxyOutcome::Failed {
@@ -159,7 +171,8 @@ fn exchange(
     body: &mut dyn BodyReader,
     sink: &mut dyn ResponseSink,
 ) -> Exchange {
-    let fail = |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
+    let fail =
+        |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
     if let Err(e) = stream.set_nonblocking(true) {
         return fail(503, format!("cannot use daemon socket: {e}"));
     }
@@ -172,10 +185,11 @@ fn exchange(
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let want_write = peer_reading && (out_pos < out.len() || !body_state.done);
-        let (readable, writable) = match poll_fd(stream.as_raw_fd(), want_write, group.socket_timeout) {
-            Ok(r) => r,
-            Err(e) => return fail(502, format!("poll on daemon socket failed: {e}")),
-        };
+        let (readable, writable) =
+            match poll_fd(stream.as_raw_fd(), want_write, group.socket_timeout) {
+                Ok(r) => r,
+                Err(e) => return fail(502, format!("poll on daemon socket failed: {e}")),
+            };
         if !readable && !writable {
             let message = format!(
                 "timeout after {} s waiting for daemon process group '{name}'",
@@ -184,7 +198,10 @@ fn exchange(
             return Exchange::Done(if head_sent {
                 ProxyOutcome::Aborted { message }
             } else {
-                ProxyOutcome::Failed { status: 504, message }
+                ProxyOutcome::Failed {
+                    status: 504,
+                    message,
+                }
             });
         }
         if readable {
@@ -192,12 +209,19 @@ fn exchange(
                 Ok(0) => {
                     let message = format!(
                         "daemon process of group '{name}' closed the connection {} (did it crash or exit?)",
-                        if head_sent { "in the middle of the response" } else { "before sending a response" }
+                        if head_sent {
+                            "in the middle of the response"
+                        } else {
+                            "before sending a response"
+                        }
                     );
                     return Exchange::Done(if head_sent {
                         ProxyOutcome::Aborted { message }
                     } else {
-                        ProxyOutcome::Failed { status: 502, message }
+                        ProxyOutcome::Failed {
+                            status: 502,
+                            message,
+                        }
                     });
                 }
                 Ok(n) => decoder.push(&buf[..n]),
@@ -208,7 +232,10 @@ fn exchange(
                     return Exchange::Done(if head_sent {
                         ProxyOutcome::Aborted { message }
                     } else {
-                        ProxyOutcome::Failed { status: 502, message }
+                        ProxyOutcome::Failed {
+                            status: 502,
+                            message,
+                        }
                     });
                 }
             }
@@ -217,11 +244,15 @@ fn exchange(
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(e) => {
-                        let message = format!("bad response from daemon process group '{name}': {e}");
+                        let message =
+                            format!("bad response from daemon process group '{name}': {e}");
                         return Exchange::Done(if head_sent {
                             ProxyOutcome::Aborted { message }
                         } else {
-                            ProxyOutcome::Failed { status: 502, message }
+                            ProxyOutcome::Failed {
+                                status: 502,
+                                message,
+                            }
                         });
                     }
                 };

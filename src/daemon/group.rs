@@ -42,7 +42,8 @@ pub struct DaemonGroup {
 
 impl DaemonGroup {
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
-        let eq = |a: &[u8; SECRET_LEN]| a.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        let eq =
+            |a: &[u8; SECRET_LEN]| a.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
         eq(&self.secret) || self.previous_secret.as_ref().is_some_and(eq)
     }
 }

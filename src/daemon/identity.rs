@@ -30,7 +30,13 @@ pub fn user(spec: &str) -> Option<Account> {
             let name = CString::new(spec).ok()?;
             // SAFETY: as above; name is NUL-terminated.
             unsafe {
-                libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+                libc::getpwnam_r(
+                    name.as_ptr(),
+                    &mut pwd,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                )
             }
         }
     };
@@ -59,7 +65,13 @@ pub fn group(spec: &str) -> Option<u32> {
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call.
     let rc = unsafe {
-        libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result)
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
     };
     (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }

@@ -99,7 +99,11 @@ fn set_limits(group: &DaemonGroup) -> io::Result<()> {
     let spec = &group.spec;
     let limits = [
         (libc::RLIMIT_DATA, spec.memory_limit, "memory-limit"),
-        (libc::RLIMIT_AS, spec.virtual_memory_limit, "virtual-memory-limit"),
+        (
+            libc::RLIMIT_AS,
+            spec.virtual_memory_limit,
+            "virtual-memory-limit",
+        ),
         (libc::RLIMIT_CPU, spec.cpu_time_limit, "cpu-time-limit"),
     ];
     for (resource, value, what) in limits {
@@ -136,7 +140,10 @@ fn drop_privileges(group: &DaemonGroup) -> io::Result<()> {
             check(libc::initgroups(user.as_ptr(), group.gid), "initgroups")?;
         } else {
             check(
-                libc::setgroups(group.supplementary_gids.len(), group.supplementary_gids.as_ptr()),
+                libc::setgroups(
+                    group.supplementary_gids.len(),
+                    group.supplementary_gids.as_ptr(),
+                ),
                 "setgroups",
             )?;
         }

@@ -56,7 +56,11 @@ pub fn run(group: Arc<DaemonGroup>) -> i32 {
         "WSGI0106: daemon process {} of group '{name}' exiting ({}{})",
         std::process::id(),
         stop.map_or("stopped", |s| s.reason),
-        if drained { "" } else { "; requests still running were cut off" }
+        if drained {
+            ""
+        } else {
+            "; requests still running were cut off"
+        }
     );
     0
 }
@@ -101,10 +105,26 @@ async fn serve(shared: Arc<Shared>) {
         }
     };
     let signals = [
-        (SignalKind::terminate(), StopKind::Immediate, "shutdown signal"),
-        (SignalKind::interrupt(), StopKind::Immediate, "shutdown signal"),
-        (SignalKind::user_defined1(), StopKind::Graceful, "graceful signal"),
-        (SignalKind::from_raw(libc::SIGXCPU), StopKind::Graceful, "cpu-time-limit"),
+        (
+            SignalKind::terminate(),
+            StopKind::Immediate,
+            "shutdown signal",
+        ),
+        (
+            SignalKind::interrupt(),
+            StopKind::Immediate,
+            "shutdown signal",
+        ),
+        (
+            SignalKind::user_defined1(),
+            StopKind::Graceful,
+            "graceful signal",
+        ),
+        (
+            SignalKind::from_raw(libc::SIGXCPU),
+            StopKind::Graceful,
+            "cpu-time-limit",
+        ),
     ];
     for (kind, stop, reason) in signals {
         match signal(kind) {
@@ -142,7 +162,9 @@ async fn serve(shared: Arc<Shared>) {
     };
     let spec = &group.spec;
     let grace = match stop.kind {
-        StopKind::Graceful if stop.reason == "graceful signal" && !spec.eviction_timeout.is_zero() => {
+        StopKind::Graceful
+            if stop.reason == "graceful signal" && !spec.eviction_timeout.is_zero() =>
+        {
             spec.eviction_timeout
         }
         StopKind::Graceful => spec.graceful_timeout,
@@ -164,7 +186,9 @@ async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
         loop {
             match decoder.next() {
                 Ok(Some(Frame::RequestHead(head))) => return Ok(head),
-                Ok(Some(other)) => return Err(format!("expected a request head, got {:?}", other.kind())),
+                Ok(Some(other)) => {
+                    return Err(format!("expected a request head, got {:?}", other.kind()));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(e.to_string()),
             }
@@ -179,7 +203,10 @@ async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
     let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => {
-            tracing::error!("WSGI0104: group '{}': refused a connection: {e}", group.spec.name);
+            tracing::error!(
+                "WSGI0104: group '{}': refused a connection: {e}",
+                group.spec.name
+            );
             return;
         }
         Err(_) => {
@@ -197,7 +224,10 @@ async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
             group.spec.name
         );
         let mut out = Vec::new();
-        wire::encode(&Frame::Error(ErrorKind::Refused, "bad secret".into()), &mut out);
+        wire::encode(
+            &Frame::Error(ErrorKind::Refused, "bad secret".into()),
+            &mut out,
+        );
         let _ = stream.write_all(&out).await;
         return;
     }

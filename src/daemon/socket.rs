@@ -23,7 +23,10 @@ pub fn bind_listener(path: &Path, backlog: u32, owner: (u32, u32)) -> io::Result
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("socket path '{}' is longer than {MAX_SOCKET_PATH} bytes", path.display()),
+            format!(
+                "socket path '{}' is longer than {MAX_SOCKET_PATH} bytes",
+                path.display()
+            ),
         ));
     }
     match std::fs::remove_file(path) {
@@ -69,7 +72,14 @@ pub fn close(fd: RawFd) {
 pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     // SAFETY: buf is a valid writable region of buf.len() bytes; fd is borrowed for the
     // call from a file the application keeps open until the response ends.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
+    let n = unsafe {
+        libc::pread(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -78,7 +88,11 @@ pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 /// Waits until `fd` is readable or (with `want_write`) writable, for at most `timeout`.
 /// Returns (readable, writable); both false means the timeout passed.
-pub fn poll_fd(fd: RawFd, want_write: bool, timeout: std::time::Duration) -> io::Result<(bool, bool)> {
+pub fn poll_fd(
+    fd: RawFd,
+    want_write: bool,
+    timeout: std::time::Duration,
+) -> io::Result<(bool, bool)> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },

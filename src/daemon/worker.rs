@@ -110,7 +110,11 @@ impl Shared {
         let mut q = lock(&self.queue);
         q.closed = true;
         for job in q.jobs.drain(..) {
-            refuse(job.stream, ErrorKind::Restarting, "daemon process is shutting down");
+            refuse(
+                job.stream,
+                ErrorKind::Restarting,
+                "daemon process is shutting down",
+            );
         }
         drop(q);
         self.ready.notify_all();
@@ -124,7 +128,9 @@ impl Shared {
     pub fn request_stop(&self, reason: &'static str, kind: StopKind) {
         let mut stop = lock(&self.stop);
         let first = stop.is_none();
-        if first || (kind == StopKind::Immediate && stop.is_some_and(|s| s.kind == StopKind::Graceful)) {
+        if first
+            || (kind == StopKind::Immediate && stop.is_some_and(|s| s.kind == StopKind::Graceful))
+        {
             *stop = Some(Stop { reason, kind });
             drop(stop);
             if first {
@@ -190,8 +196,15 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         head,
         decoder,
     } = job;
-    if shared.stop_state().is_some_and(|s| s.kind == StopKind::Immediate) {
-        return refuse(stream, ErrorKind::Restarting, "daemon process is shutting down");
+    if shared
+        .stop_state()
+        .is_some_and(|s| s.kind == StopKind::Immediate)
+    {
+        return refuse(
+            stream,
+            ErrorKind::Restarting,
+            "daemon process is shutting down",
+        );
     }
     let waited = Duration::from_micros(now_us().saturating_sub(head.request_start_us));
     if !spec.queue_timeout.is_zero() && waited > spec.queue_timeout {
@@ -252,7 +265,11 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         }
     };
     let sink = DaemonSink::new(sink_stream, &spec.name);
-    let outcome = wsgi::run(request, Box::new(DaemonBody::new(stream, decoder)), Box::new(sink));
+    let outcome = wsgi::run(
+        request,
+        Box::new(DaemonBody::new(stream, decoder)),
+        Box::new(sink),
+    );
     let interrupted = lock(&shared.active)[slot]
         .take()
         .is_some_and(|a| a.interrupted_at.is_some());

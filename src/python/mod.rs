@@ -14,5 +14,5 @@ pub use error::format_exception;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use runtime::{PythonSettings, initialize, is_initialized};
 pub use script::{load_callable, preload_script, script_is_stale};
-pub use threads::{current_thread_ident, raise_request_timeout};
 pub use shim::MOD_WSGI_API_VERSION;
+pub use threads::{current_thread_ident, raise_request_timeout};

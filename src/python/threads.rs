@@ -22,8 +22,6 @@ pub fn raise_request_timeout(py: Python<'_>, ident: u64) -> bool {
     };
     // SAFETY: the GIL is held (py) and the current thread state belongs to the
     // interpreter the target thread runs in; exc is a live class object for the call.
-    let found = unsafe {
-        ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr())
-    };
+    let found = unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
     found > 0
 }
