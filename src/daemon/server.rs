@@ -71,7 +71,7 @@ fn preload(group: &DaemonGroup) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_secs() as f64);
+            .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0);
         let loaded = python::with_interpreter(&p.application_group, |py, interp| {
             python::preload_script(py, interp, &p.script, mtime).map_err(|e| e.to_string())
         });

@@ -1,0 +1,293 @@
+//! Daemon process lifecycle: recycling by maximum-requests, restart on script change,
+//! preloading, recovery from a crashed daemon, graceful restarts that lose no request,
+//! request-timeout, and the daemon socket's secret.
+
+mod common;
+use common::{Apache, Mpm};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const PID_APP: &str = r#"
+import os, time
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/crash":
+        os._exit(1)
+    if path == "/slow":
+        time.sleep(0.3)
+    if path == "/stuck":
+        for _ in range(300):
+            time.sleep(0.1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+
+fn conf(options: &str) -> String {
+    format!(
+        "WSGIDaemonProcess life {options}\nWSGIScriptAlias / {{root}}/app/app.wsgi\nWSGIProcessGroup life\n"
+    )
+}
+
+fn maximum_requests_recycles(mpm: Mpm) {
+    let mut apache = Apache::start(
+        mpm,
+        &conf("threads=1 maximum-requests=3"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    let mut pids = Vec::new();
+    for i in 0..9 {
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "request {i}: {}", apache.error_log());
+        pids.push(r.text());
+    }
+    let distinct: HashSet<_> = pids.iter().collect();
+    assert!(
+        distinct.len() >= 3,
+        "9 requests with maximum-requests=3 used PIDs {pids:?}"
+    );
+    apache.wait_for_log("stopping: maximum-requests");
+    apache.stop();
+}
+
+#[test]
+fn maximum_requests_recycles_event() {
+    maximum_requests_recycles(Mpm::Event);
+}
+
+#[test]
+fn maximum_requests_recycles_prefork() {
+    maximum_requests_recycles(Mpm::Prefork);
+}
+
+#[test]
+fn touching_the_script_restarts_the_daemon_with_new_code() {
+    let v1 = "import os\ndef application(e, sr):\n    sr('200 OK', [])\n    return [b'v1 %d' % os.getpid()]\n";
+    let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
+    let first = apache.get("/").text();
+    assert!(first.starts_with("v1 "), "{first}");
+    let script = apache.scratch.dir.join("app/app.wsgi");
+    std::fs::write(&script, v1.replace("v1", "v2")).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&script)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let second = apache.get("/");
+    assert_eq!(second.status, 200, "{}", apache.error_log());
+    let text = second.text();
+    assert!(text.starts_with("v2 "), "after touching the script: {text}");
+    assert_ne!(
+        first[3..],
+        text[3..],
+        "a new daemon process serves the new code"
+    );
+    apache.wait_for_log("stopping: script reload");
+    apache.stop();
+}
+
+#[test]
+fn import_script_runs_before_the_first_request() {
+    let preload = "import os, time\nopen(os.path.join(os.path.dirname(__file__), 'marker-%d' % os.getpid()), 'w').write(str(time.time()))\n";
+    let app = "import os\ndef application(e, sr):\n    sr('200 OK', [])\n    return [str(os.getpid()).encode()]\n";
+    let body = "WSGIDaemonProcess pre threads=2\n\
+        WSGIImportScript {root}/app/preload.py process-group=pre application-group=%{GLOBAL}\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=pre application-group=%{GLOBAL}\n";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        body,
+        &[("app/preload.py", preload), ("app/app.wsgi", app)],
+    );
+    // The preload ran without any request being made.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let marker = loop {
+        let found = std::fs::read_dir(apache.scratch.dir.join("app"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("marker-"));
+        if let Some(m) = found {
+            break m.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "WSGIImportScript did not run at start:\n{}",
+            apache.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid = apache.get("/").text();
+    assert_eq!(
+        marker,
+        format!("marker-{pid}"),
+        "preloaded in the process that serves"
+    );
+    // The aliased script was preloaded too (static process-group and application-group).
+    assert_eq!(
+        apache.error_log().matches("loading WSGI script").count(),
+        2,
+        "{}",
+        apache.error_log()
+    );
+    apache.stop();
+}
+
+fn crash_recovers(mpm: Mpm) {
+    let mut apache = Apache::start(mpm, &conf("threads=2"), &[("app/app.wsgi", PID_APP)]);
+    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI0122");
+    let before = apache.get("/").text();
+    let crash = apache.get("/crash");
+    assert_eq!(
+        crash.status, 502,
+        "a daemon dying mid-request is a bad gateway"
+    );
+    let after = apache.get("/");
+    assert_eq!(after.status, 200, "{}", apache.error_log());
+    assert_ne!(after.text(), before, "a new daemon process serves");
+    apache.wait_for_log("exited with status 1");
+    apache.stop();
+}
+
+#[test]
+fn crashed_daemon_is_replaced_event() {
+    crash_recovers(Mpm::Event);
+}
+
+#[test]
+fn crashed_daemon_is_replaced_prefork() {
+    crash_recovers(Mpm::Prefork);
+}
+
+#[test]
+fn graceful_restart_under_load_loses_no_request() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=2 threads=4"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    let port = apache.port;
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while Instant::now() < stop_at {
+                    let path = if i % 2 == 0 { "/slow" } else { "/" };
+                    statuses.push(common::get(port, path).status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    apache.signal("-USR1");
+    std::thread::sleep(Duration::from_millis(1500));
+    apache.signal("-USR1");
+    let mut total = 0;
+    for c in clients {
+        let statuses = c.join().unwrap();
+        total += statuses.len();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "statuses during graceful restarts: {statuses:?}"
+        );
+    }
+    assert!(total > 20, "only {total} requests were made");
+    apache.stop();
+}
+
+#[test]
+fn request_timeout_interrupts_only_the_stuck_request() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("threads=2 request-timeout=2"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    apache.allow_log("WSGI0111");
+    apache.allow_log("WSGI0020");
+    apache.allow_log("WSGI0040");
+    for traceback_line in [
+        "Traceback",
+        "app.wsgi\", line",
+        "time.sleep(0.1)",
+        "mod_wsgi.RequestTimeout",
+    ] {
+        apache.allow_log(traceback_line);
+    }
+    let pid = apache.get("/").text();
+    let started = Instant::now();
+    let r = apache.get("/stuck");
+    assert_eq!(r.status, 504, "{}", apache.error_log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        apache.error_log().contains("RequestTimeout"),
+        "{}",
+        apache.error_log()
+    );
+    assert_eq!(
+        apache.get("/").text(),
+        pid,
+        "the process survived the interrupted request"
+    );
+    apache.stop();
+}
+
+#[test]
+fn a_request_without_the_secret_is_refused() {
+    use std::io::{Read, Write};
+    let mut apache = Apache::start(Mpm::Event, &conf("threads=1"), &[("app/app.wsgi", PID_APP)]);
+    apache.allow_log("WSGI0105");
+    assert_eq!(apache.get("/").status, 200);
+    let socket = std::fs::read_dir(&apache.scratch.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".sock"))
+        .expect("daemon socket in DefaultRuntimeDir");
+    let mut bytes = Vec::new();
+    let head = mod_wsgi_wire::RequestHead {
+        secret: [0; 32],
+        reload: false,
+        header_only: false,
+        request_start_us: 0,
+        script_mtime: 0.0,
+        application_group: String::new(),
+        script: apache
+            .scratch
+            .dir
+            .join("app/app.wsgi")
+            .display()
+            .to_string(),
+        callable: "application".into(),
+        environ: vec![("REQUEST_METHOD".into(), "GET".into())],
+    };
+    mod_wsgi_wire::encode(
+        &mod_wsgi_wire::Frame::RequestHead(Box::new(head)),
+        &mut bytes,
+    );
+    mod_wsgi_wire::encode(&mod_wsgi_wire::Frame::BodyEnd, &mut bytes);
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    s.write_all(&bytes).unwrap();
+    let mut reply = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.read_to_end(&mut reply);
+    let mut d = mod_wsgi_wire::Decoder::new(1 << 20);
+    d.push(&reply);
+    assert!(
+        matches!(
+            d.next(),
+            Ok(Some(mod_wsgi_wire::Frame::Error(
+                mod_wsgi_wire::ErrorKind::Refused,
+                _
+            )))
+        ),
+        "reply: {reply:?}"
+    );
+    apache.wait_for_log("WSGI0105");
+    apache.stop();
+}
