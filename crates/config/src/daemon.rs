@@ -150,7 +150,13 @@ impl DaemonSpec {
         }
         let mut spec = DaemonSpec::new(name);
         for (option, value) in parse_options(DIRECTIVE, options, &DAEMON_OPTIONS)? {
-            spec.apply(option, value)?;
+            spec.apply(option, value).map_err(|e| match e {
+                ConfigError::InvalidValue { value, reason, .. } => ConfigError::Invalid {
+                    directive: DIRECTIVE,
+                    reason: format!("option {option}={value}: {reason}"),
+                },
+                other => other,
+            })?;
         }
         if spec.lang.is_none() && spec.locale.is_none() {
             spec.locale = Some(DEFAULT_LOCALE.to_owned());
