@@ -280,7 +280,7 @@ fn a_request_without_the_secret_is_refused() {
     d.push(&reply);
     assert!(
         matches!(
-            d.next(),
+            d.next_frame(),
             Ok(Some(mod_wsgi_wire::Frame::Error(
                 mod_wsgi_wire::ErrorKind::Refused,
                 _

@@ -240,7 +240,7 @@ fn exchange(
                 }
             }
             loop {
-                let frame = match decoder.next() {
+                let frame = match decoder.next_frame() {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(e) => {

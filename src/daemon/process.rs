@@ -118,8 +118,8 @@ fn set_limits(group: &DaemonGroup) -> io::Result<()> {
         check(unsafe { libc::setrlimit(resource, &limit) }, what)?;
     }
     if spec.cpu_priority != 0 {
-        // SAFETY: setpriority on this process.
         check(
+            // SAFETY: setpriority on this process; no memory is passed.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, spec.cpu_priority) },
             "cpu-priority",
         )?;
@@ -154,7 +154,7 @@ fn drop_privileges(group: &DaemonGroup) -> io::Result<()> {
 
 fn set_environment(group: &DaemonGroup) {
     let spec = &group.spec;
-    // SAFETY (for set_var): the child is single-threaded until the server starts.
+    // SAFETY: set_var is sound here: the child is single-threaded until the server starts.
     unsafe {
         if let Some(lang) = &spec.lang {
             std::env::set_var("LANG", lang);

@@ -184,7 +184,7 @@ async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
     let timeout = group.socket_timeout;
     let head = tokio::time::timeout(timeout, async {
         loop {
-            match decoder.next() {
+            match decoder.next_frame() {
                 Ok(Some(Frame::RequestHead(head))) => return Ok(head),
                 Ok(Some(other)) => {
                     return Err(format!("expected a request head, got {:?}", other.kind()));

@@ -30,7 +30,7 @@ impl DaemonBody {
     fn next_frame(&mut self) -> io::Result<Frame> {
         let mut buf = [0u8; 64 * 1024];
         loop {
-            match self.decoder.next() {
+            match self.decoder.next_frame() {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 /// The calling thread's identity as Python's `threading.get_ident()` reports it.
 pub fn current_thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident needs no GIL and only reads the calling thread's id.
-    u64::from(unsafe { ffi::PyThread_get_thread_ident() })
+    let ident = unsafe { ffi::PyThread_get_thread_ident() };
+    #[allow(clippy::useless_conversion)] // c_ulong is u32 on some targets
+    u64::from(ident)
 }
 
 /// Schedules `mod_wsgi.RequestTimeout` in thread `ident` of the current interpreter. It

@@ -64,7 +64,7 @@ impl Decoder {
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Frame>, WireError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
         let pending = &self.buf[self.start..];
         if pending.len() < HEADER_LEN {
             return Ok(None);
@@ -143,7 +143,7 @@ mod tests {
         let mut out = Vec::new();
         for b in &bytes {
             d.push(std::slice::from_ref(b));
-            while let Some(f) = d.next().unwrap() {
+            while let Some(f) = d.next_frame().unwrap() {
                 out.push(f);
             }
         }
@@ -161,7 +161,7 @@ mod tests {
         let mut d = Decoder::new(100);
         d.push(&frame_header(Kind::Body, 101));
         assert_eq!(
-            d.next(),
+            d.next_frame(),
             Err(WireError::TooLong {
                 len: 101,
                 limit: 100
@@ -177,7 +177,7 @@ mod tests {
         bad_version[HEADER_LEN + 1] = 9;
         let mut d = Decoder::new(1 << 20);
         d.push(&bad_version);
-        assert_eq!(d.next(), Err(WireError::Version(9)));
+        assert_eq!(d.next_frame(), Err(WireError::Version(9)));
 
         let mut trailing = Vec::new();
         encode(&Frame::End, &mut trailing);
@@ -185,7 +185,7 @@ mod tests {
         trailing.push(0);
         let mut d = Decoder::new(1 << 20);
         d.push(&trailing);
-        assert!(matches!(d.next(), Err(WireError::Malformed(_))));
+        assert!(matches!(d.next_frame(), Err(WireError::Malformed(_))));
     }
 
     #[test]
@@ -204,7 +204,7 @@ mod tests {
             let mut d = Decoder::new(4096);
             for c in &chunks {
                 d.push(c);
-                while let Ok(Some(_)) = d.next() {}
+                while let Ok(Some(_)) = d.next_frame() {}
             }
         }
 
@@ -232,9 +232,9 @@ mod tests {
             let mut d = Decoder::new(1 << 20);
             d.push(&bytes[..cut]);
             let mut out = Vec::new();
-            while let Some(f) = d.next().unwrap() { out.push(f); }
+            while let Some(f) = d.next_frame().unwrap() { out.push(f); }
             d.push(&bytes[cut..]);
-            while let Some(f) = d.next().unwrap() { out.push(f); }
+            while let Some(f) = d.next_frame().unwrap() { out.push(f); }
             prop_assert_eq!(out, frames);
         }
     }

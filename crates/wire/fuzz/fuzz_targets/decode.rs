@@ -13,12 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let mut d = Decoder::new(64 * 1024);
     for part in [&rest[..cut], &rest[cut..]] {
         d.push(part);
-        while let Ok(Some(frame)) = d.next() {
+        while let Ok(Some(frame)) = d.next_frame() {
             let mut bytes = Vec::new();
             encode(&frame, &mut bytes);
             let mut again = Decoder::new(usize::MAX);
             again.push(&bytes);
-            let decoded = again.next().expect("re-encoded frame decodes").expect("complete");
+            let decoded = again.next_frame().expect("re-encoded frame decodes").expect("complete");
             if !matches!(&frame, mod_wsgi_wire::Frame::RequestHead(h) if h.script_mtime.is_nan()) {
                 assert_eq!(decoded, frame);
             }
