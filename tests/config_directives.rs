@@ -17,7 +17,7 @@ fn malformed_directives_fail_configtest() {
         ),
         (
             "WSGIScriptAlias /a /x.wsgi process-group=nosuch",
-            "daemon process group 'nosuch' is not defined",
+            "process-group 'nosuch' is not defined by any WSGIDaemonProcess",
         ),
         (
             "WSGIScriptAlias /a /x.wsgi pass-authorization=maybe",

@@ -30,6 +30,8 @@ pub struct ScriptAlias {
     pub matcher: AliasMatcher,
     pub target: String,
     pub options: AliasOptions,
+    /// "file:line" of the directive.
+    pub location: String,
 }
 
 /// A `WSGIDaemonProcess` as read, with its accounts resolved at config time.

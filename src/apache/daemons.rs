@@ -120,8 +120,8 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
                 && !exists(name)
             {
                 return Err(format!(
-                    "WSGIScriptAlias {}: process-group '{name}' is not defined by any WSGIDaemonProcess",
-                    alias.target
+                    "WSGIScriptAlias {} ({}): process-group '{name}' is not defined by any WSGIDaemonProcess",
+                    alias.target, alias.location
                 ));
             }
         }

@@ -248,12 +248,17 @@ fn import_script(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Resul
     Ok(())
 }
 
-fn script_alias(s: &mut ServerConfig, args: &[String], _: &CmdContext) -> Result<(), ConfigError> {
+fn script_alias(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
     let options = alias_options("WSGIScriptAlias", args)?;
     s.aliases.push(ScriptAlias {
         matcher: AliasMatcher::Prefix(args[0].clone()),
         target: args[1].clone(),
         options,
+        location: ctx.location.clone(),
     });
     Ok(())
 }
@@ -279,6 +284,7 @@ fn script_alias_match(
         matcher: AliasMatcher::Regex(CompiledRegex(regex)),
         target: args[1].clone(),
         options,
+        location: ctx.location.clone(),
     });
     Ok(())
 }
