@@ -8,7 +8,7 @@ use super::sys;
 use crate::daemon::identity::{self, Account};
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
-use mod_wsgi_config::{ApplicationGroup, HashSeed, ProcessGroup};
+use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
@@ -303,29 +303,17 @@ fn build_group(
             (l.fd, None)
         }
     };
-    let py = &main.python;
+    let embedded = super::hooks::python_settings(&main.python);
     let python = PythonSettings {
-        python_home: d
-            .spec
-            .python_home
-            .clone()
-            .or_else(|| py.python_home.clone()),
-        optimize: py.optimize.unwrap_or(0),
-        hash_seed: match py.hash_seed {
-            Some(HashSeed::Fixed(n)) => Some(n),
-            _ => None,
-        },
-        dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
+        python_home: d.spec.python_home.clone().or(embedded.python_home.clone()),
         python_path: d.spec.python_path.clone(),
-        restrict_stdin: py.restrict_stdin.unwrap_or(false),
-        restrict_stdout: py.restrict_stdout.unwrap_or(false),
-        restrict_signal: py.restrict_signal.unwrap_or(true),
         process_group: d.spec.name.clone(),
         multithread: d.spec.threads > 1,
         multiprocess: d.spec.processes_given || d.spec.processes > 1,
         maximum_processes: d.spec.processes,
         threads_per_process: d.spec.threads,
         home_on_path: Some(home.clone()),
+        ..embedded
     };
     let socket_timeout = if d.spec.socket_timeout.is_zero() {
         apache_timeout(s)
@@ -550,7 +538,6 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
 /// # Safety
 /// `pconf` and `s` must be the live configuration pool and main server of this pass.
 pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Result<(), String> {
-    check(s, pconf)?;
     let configs = servers(s);
     let Some(main) = configs.first().copied() else {
         return Ok(());

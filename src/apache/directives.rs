@@ -157,10 +157,6 @@ pub const DIRECTIVES: [Directive; 26] = [
         c"On|Off: accepted for compatibility; script paths are case sensitive on this platform"),
 ];
 
-fn alias_options(directive: &'static str, args: &[String]) -> Result<AliasOptions, ConfigError> {
-    AliasOptions::parse(directive, &args[2..])
-}
-
 /// Group names defined so far in this configuration pass (the module is loaded afresh
 /// for every pass, so this starts empty each time).
 static DEFINED_GROUPS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
@@ -253,7 +249,7 @@ fn script_alias(
     args: &[String],
     ctx: &CmdContext,
 ) -> Result<(), ConfigError> {
-    let options = alias_options("WSGIScriptAlias", args)?;
+    let options = AliasOptions::parse("WSGIScriptAlias", &args[2..])?;
     s.aliases.push(ScriptAlias {
         matcher: AliasMatcher::Prefix(args[0].clone()),
         target: args[1].clone(),
@@ -268,7 +264,7 @@ fn script_alias_match(
     args: &[String],
     ctx: &CmdContext,
 ) -> Result<(), ConfigError> {
-    let options = alias_options("WSGIScriptAliasMatch", args)?;
+    let options = AliasOptions::parse("WSGIScriptAliasMatch", &args[2..])?;
     let invalid = |reason: &str| ConfigError::Invalid {
         directive: "WSGIScriptAliasMatch",
         reason: format!("regular expression '{}' {reason}", args[0]),

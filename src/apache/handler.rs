@@ -411,6 +411,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         multithread: MULTITHREAD.load(Ordering::Relaxed),
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
         run_once: false,
+        restart_on_change: false,
     };
     // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
     let lent = unsafe { LentRequest::new(req.raw()) };
@@ -421,6 +422,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     );
     match outcome {
         Outcome::Complete | Outcome::ClientGone => sys::OK,
+        // Only requested by daemon processes (restart_on_change is false here).
+        Outcome::ScriptChanged => sys::HTTP_INTERNAL_SERVER_ERROR,
         Outcome::Failed {
             headers_sent: false,
         } => sys::HTTP_INTERNAL_SERVER_ERROR,

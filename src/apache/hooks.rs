@@ -5,7 +5,7 @@ use super::config::server_config;
 use super::trampoline::guard;
 use super::{daemons, handler, log, sys};
 use crate::python::{self, PythonSettings};
-use mod_wsgi_config::HashSeed;
+use mod_wsgi_config::{HashSeed, PythonConfig};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -82,6 +82,25 @@ pub unsafe extern "C" fn check_config(
     })
 }
 
+/// The Python settings the WSGIPython*/WSGIRestrict* directives give, for embedded mode;
+/// daemon groups start from these and override their own.
+pub fn python_settings(py: &PythonConfig) -> PythonSettings {
+    PythonSettings {
+        python_home: py.python_home.clone(),
+        optimize: py.optimize.unwrap_or(0),
+        hash_seed: match py.hash_seed {
+            Some(HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
+        python_path: py.python_path.clone(),
+        restrict_stdin: py.restrict_stdin.unwrap_or(false),
+        restrict_stdout: py.restrict_stdout.unwrap_or(false),
+        restrict_signal: py.restrict_signal.unwrap_or(true),
+        ..PythonSettings::default()
+    }
+}
+
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status_t {
     guard("child_exit", (), python::run_exit_handlers);
     sys::APR_SUCCESS as sys::apr_status_t
@@ -102,23 +121,9 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
             return;
         }
         let settings = PythonSettings {
-            python_home: py.python_home.clone(),
-            optimize: py.optimize.unwrap_or(0),
-            hash_seed: match py.hash_seed {
-                Some(HashSeed::Fixed(n)) => Some(n),
-                _ => None,
-            },
-            dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
-            python_path: py.python_path.clone(),
-            restrict_stdin: py.restrict_stdin.unwrap_or(false),
-            restrict_stdout: py.restrict_stdout.unwrap_or(false),
-            restrict_signal: py.restrict_signal.unwrap_or(true),
-            process_group: String::new(),
             multithread: MULTITHREAD.load(Ordering::Relaxed),
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
-            maximum_processes: 0,
-            threads_per_process: 0,
-            home_on_path: None,
+            ..python_settings(py)
         };
         if let Err(e) = python::initialize(settings) {
             log::server_error(&format!(

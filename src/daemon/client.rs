@@ -195,14 +195,7 @@ fn exchange(
                 "timeout after {} s waiting for daemon process group '{name}'",
                 group.socket_timeout.as_secs()
             );
-            return Exchange::Done(if head_sent {
-                ProxyOutcome::Aborted { message }
-            } else {
-                ProxyOutcome::Failed {
-                    status: 504,
-                    message,
-                }
-            });
+            return broken(head_sent, 504, message);
         }
         if readable {
             match stream.read(&mut buf) {
@@ -215,28 +208,14 @@ fn exchange(
                             "before sending a response"
                         }
                     );
-                    return Exchange::Done(if head_sent {
-                        ProxyOutcome::Aborted { message }
-                    } else {
-                        ProxyOutcome::Failed {
-                            status: 502,
-                            message,
-                        }
-                    });
+                    return broken(head_sent, 502, message);
                 }
                 Ok(n) => decoder.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let message = format!("reading from daemon process group '{name}' failed: {e}");
-                    return Exchange::Done(if head_sent {
-                        ProxyOutcome::Aborted { message }
-                    } else {
-                        ProxyOutcome::Failed {
-                            status: 502,
-                            message,
-                        }
-                    });
+                    return broken(head_sent, 502, message);
                 }
             }
             loop {
@@ -246,14 +225,7 @@ fn exchange(
                     Err(e) => {
                         let message =
                             format!("bad response from daemon process group '{name}': {e}");
-                        return Exchange::Done(if head_sent {
-                            ProxyOutcome::Aborted { message }
-                        } else {
-                            ProxyOutcome::Failed {
-                                status: 502,
-                                message,
-                            }
-                        });
+                        return broken(head_sent, 502, message);
                     }
                 };
                 if let Some(end) = on_frame(frame, &mut head_sent, sink, name) {
@@ -279,6 +251,16 @@ fn exchange(
             }
         }
     }
+}
+
+/// The exchange failed: before the response head the client gets `status`, after it the
+/// response is aborted.
+fn broken(head_sent: bool, status: u16, message: String) -> Exchange {
+    Exchange::Done(if head_sent {
+        ProxyOutcome::Aborted { message }
+    } else {
+        ProxyOutcome::Failed { status, message }
+    })
 }
 
 /// Applies one frame from the daemon; `Some` ends the exchange.

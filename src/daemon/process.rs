@@ -29,7 +29,17 @@ pub fn spawn(group: &Arc<DaemonGroup>, delay: Duration, setup: &ChildSetup) -> i
         return Ok(pid);
     }
     let code = match become_daemon(group, delay, setup) {
-        Ok(()) => super::server::run(group.clone()),
+        // A panic must not unwind out of the forked child back into Apache's code.
+        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::server::run(group.clone())
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                "WSGI0001: internal error (panic) in a daemon process of group '{}'; it exits",
+                group.spec.name
+            );
+            70
+        }),
         Err(e) => {
             tracing::error!(
                 "WSGI0101: daemon process of group '{}' could not start: {e}",

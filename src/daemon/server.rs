@@ -25,7 +25,15 @@ pub fn run(group: Arc<DaemonGroup>) -> i32 {
     preload(&group);
     let shared = Shared::new(group.clone());
     let workers = super::worker::start(&shared);
-    let monitor = super::worker::start_monitor(&shared);
+    let monitor = match super::worker::start_monitor(&shared) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(
+                "WSGI0102: daemon process of group '{name}': cannot start its monitor thread: {e}"
+            );
+            return 1;
+        }
+    };
     tracing::info!(
         "WSGI0100: daemon process {} of group '{name}' serving ({} threads)",
         std::process::id(),
@@ -141,16 +149,23 @@ async fn serve(shared: Arc<Shared>) {
     }
     loop {
         tokio::select! {
+            biased;
+            () = shared.stopped.notified() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(read_head(shared.clone(), stream));
+                    // Counted until queued, so a stopping process waits for it.
+                    shared.head_started();
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        read_head(shared.clone(), stream).await;
+                        shared.head_finished();
+                    });
                 }
                 Err(e) => {
                     tracing::error!("WSGI0108: accept failed in group '{}': {e}", group.spec.name);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            () = shared.stopped.notified() => break,
         }
         if shared.stop_state().is_some() {
             break;

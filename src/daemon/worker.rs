@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +57,8 @@ pub struct Shared {
     ready: Condvar,
     active: Mutex<Vec<Option<Active>>>,
     served: AtomicU64,
+    /// Accepted connections whose request head is still being read.
+    reading: AtomicUsize,
     started: Instant,
     last_activity: Mutex<Instant>,
     stop: Mutex<Option<Stop>>,
@@ -79,6 +81,7 @@ impl Shared {
             ready: Condvar::new(),
             active: Mutex::new((0..threads).map(|_| None).collect()),
             served: AtomicU64::new(0),
+            reading: AtomicUsize::new(0),
             started: Instant::now(),
             last_activity: Mutex::new(Instant::now()),
             stop: Mutex::new(None),
@@ -144,9 +147,21 @@ impl Shared {
         }
     }
 
-    /// No request running and none queued.
+    /// A connection was accepted; its head is being read.
+    pub fn head_started(&self) {
+        self.reading.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The head of an accepted connection was queued or the connection was dropped.
+    pub fn head_finished(&self) {
+        self.reading.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// No connection being read, no request queued or running.
     pub fn is_idle(&self) -> bool {
-        lock(&self.queue).jobs.is_empty() && lock(&self.active).iter().all(Option::is_none)
+        self.reading.load(Ordering::Acquire) == 0
+            && lock(&self.queue).jobs.is_empty()
+            && lock(&self.active).iter().all(Option::is_none)
     }
 }
 
@@ -180,6 +195,29 @@ fn send_frame(stream: &mut UnixStream, frame: &Frame) {
 fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
     let _ = stream.set_nonblocking(false);
     send_frame(&mut stream, &Frame::Error(kind, message.to_owned()));
+    linger_close(stream);
+}
+
+/// Closes a connection whose request body may still be arriving without resetting it:
+/// closing a Unix socket with unread data makes the peer's read fail with ECONNRESET,
+/// which would hide the error frame just sent. Reads and discards until the Apache child
+/// hangs up (it does on receiving the frame), for at most a second.
+fn linger_close(mut stream: UnixStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 16 * 1024];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .is_err()
+        {
+            return;
+        }
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 fn now_us() -> u64 {
@@ -216,16 +254,6 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         );
         return refuse(stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
     }
-    let script = PathBuf::from(&head.script);
-    if head.reload {
-        let stale = python::with_interpreter(&head.application_group, |py, _| {
-            python::script_is_stale(py, &script, head.script_mtime)
-        });
-        if stale.unwrap_or(false) {
-            shared.request_stop("script reload", StopKind::Graceful);
-            return refuse(stream, ErrorKind::Restarting, "script changed; restarting");
-        }
-    }
     let setup = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(group.socket_timeout)))
@@ -247,7 +275,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
     let request = WsgiRequest {
         environ: head.environ,
         application_group: head.application_group,
-        script,
+        script: PathBuf::from(head.script),
         script_mtime: head.script_mtime,
         callable: head.callable,
         reload: head.reload,
@@ -255,6 +283,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         multithread: spec.threads > 1,
         multiprocess: spec.processes_given || spec.processes > 1,
         run_once: spec.run_once(),
+        restart_on_change: head.reload,
     };
     let sink_stream = match writer.try_clone() {
         Ok(s) => s,
@@ -275,6 +304,10 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         .is_some_and(|a| a.interrupted_at.is_some());
     match outcome {
         Outcome::Complete => send_frame(&mut writer, &Frame::End),
+        Outcome::ScriptChanged => {
+            shared.request_stop("script reload", StopKind::Graceful);
+            return refuse(writer, ErrorKind::Restarting, "script changed; restarting");
+        }
         Outcome::ClientGone => {}
         Outcome::Failed { .. } if interrupted => send_frame(
             &mut writer,
@@ -294,12 +327,11 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
 }
 
 /// Starts the thread that watches timeouts; it ends once the process is stopping and idle.
-pub fn start_monitor(shared: &Arc<Shared>) -> JoinHandle<()> {
+pub fn start_monitor(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("wsgi-monitor".to_owned())
         .spawn(move || monitor(&shared))
-        .expect("BUG: cannot start the daemon monitor thread")
 }
 
 fn monitor(shared: &Shared) {

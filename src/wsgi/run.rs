@@ -27,6 +27,10 @@ pub struct WsgiRequest {
     pub multithread: bool,
     pub multiprocess: bool,
     pub run_once: bool,
+    /// A daemon process restarts rather than reload a changed script in place: with this
+    /// set, a loaded script whose mtime differs ends the request with `ScriptChanged`
+    /// before the application runs.
+    pub restart_on_change: bool,
 }
 
 /// How a request ended, for the transport to act on.
@@ -39,6 +43,8 @@ pub enum Outcome {
     Failed {
         headers_sent: bool,
     },
+    /// The script changed and `restart_on_change` was set; nothing was sent.
+    ScriptChanged,
 }
 
 fn log(response: &SharedResponse, level: Level, message: &str) {
@@ -106,6 +112,9 @@ fn run_in_interpreter(
     input: &SharedInput,
     response: &SharedResponse,
 ) -> Outcome {
+    if req.restart_on_change && python::script_is_stale(py, &req.script, req.script_mtime) {
+        return Outcome::ScriptChanged;
+    }
     let loaded = python::load_callable(
         py,
         interp,

@@ -179,13 +179,7 @@ impl DaemonSpec {
             "threads" => self.threads = count(value, 1, 1024)?,
             "user" => self.user = text()?,
             "group" => self.group = text()?,
-            "supplementary-groups" => {
-                self.supplementary_groups = value
-                    .split(',')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
+            "supplementary-groups" => self.supplementary_groups = list(value, ','),
             "umask" => {
                 self.umask = Some(
                     u32::from_str_radix(value, 8)
@@ -198,13 +192,7 @@ impl DaemonSpec {
             "lang" => self.lang = text()?,
             "locale" => self.locale = text()?,
             "python-home" => self.python_home = text()?,
-            "python-path" => {
-                self.python_path = value
-                    .split(':')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
+            "python-path" => self.python_path = list(value, ':'),
             "python-eggs" => self.python_eggs = text()?,
             "display-name" => self.display_name = text()?,
             "maximum-requests" => self.maximum_requests = number(value)?,
@@ -266,6 +254,14 @@ fn invalid_text(reason: &str) -> ConfigError {
         directive: DIRECTIVE,
         reason: reason.to_owned(),
     }
+}
+
+fn list(value: &str, separator: char) -> Vec<String> {
+    value
+        .split(separator)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn number(value: &str) -> Result<u64, ConfigError> {
