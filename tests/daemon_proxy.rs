@@ -97,3 +97,87 @@ fn daemon_mistakes_fail_configtest_naming_the_directive() {
     );
     assert!(ok, "{output}");
 }
+
+const STATUS_APP: &str = r#"
+import os, time
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/slow":
+        time.sleep(3)
+    if path == "/mark":
+        open(os.path.join(os.path.dirname(__file__), "marker"), "a").write("ran\n")
+    status = "404 Not Found" if path == "/missing" else "200 OK"
+    start_response(status, [("Content-Type", "text/plain")])
+    return [b"from the application"]
+"#;
+
+#[test]
+fn error_override_serves_apaches_error_document() {
+    let body = "WSGIDaemonProcess err threads=2\n\
+        WSGIScriptAlias /over {root}/app/app.wsgi process-group=err\n\
+        WSGIScriptAlias /plain {root}/app/app.wsgi process-group=err\n\
+        <Location /over>\n  WSGIErrorOverride On\n</Location>\n\
+        ErrorDocument 404 \"apache's own not-found page\"\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", STATUS_APP)]);
+    let overridden = apache.get("/over/missing");
+    assert_eq!(overridden.status, 404);
+    assert_eq!(overridden.text(), "apache's own not-found page");
+    let passed = apache.get("/plain/missing");
+    assert_eq!(passed.status, 404);
+    assert_eq!(passed.text(), "from the application");
+    let ok = apache.get("/over/fine");
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.text(), "from the application");
+    apache.stop();
+}
+
+#[test]
+fn queue_timeout_answers_504_without_running_the_app() {
+    let body = "WSGIDaemonProcess q processes=1 threads=1 queue-timeout=1\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=q\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", STATUS_APP)]);
+    apache.allow_log("queue-timeout");
+    let port = apache.port;
+    let slow = std::thread::spawn(move || common::http::get(port, "/slow"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let queued = apache.get("/mark");
+    assert_eq!(queued.status, 504, "{}", apache.error_log());
+    assert_eq!(slow.join().unwrap().status, 200);
+    assert!(
+        !apache.scratch.dir.join("app/marker").exists(),
+        "the queued request ran the application after its queue-timeout"
+    );
+    let log = apache.wait_for_log("queue-timeout");
+    assert!(log.contains("WSGI0040"), "{log}");
+    let after = apache.get("/mark");
+    assert_eq!(after.status, 200, "{}", apache.error_log());
+    apache.stop();
+}
+
+#[test]
+fn a_missing_socket_is_a_503_that_says_why() {
+    let body = "WSGISocketPrefix {root}/sock\n\
+        WSGIDaemonProcess gone threads=1 connect-timeout=1\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=gone\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", STATUS_APP)]);
+    assert_eq!(apache.get("/").status, 200);
+    let sockets: Vec<_> = std::fs::read_dir(&apache.scratch.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".sock"))
+        .collect();
+    assert_eq!(sockets.len(), 1, "{sockets:?}");
+    std::fs::remove_file(&sockets[0]).unwrap();
+    apache.allow_log("the socket does not exist");
+    let started = std::time::Instant::now();
+    let r = apache.get("/");
+    assert_eq!(r.status, 503);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "connect-timeout=1 took {:?}",
+        started.elapsed()
+    );
+    let log = apache.wait_for_log("the socket does not exist");
+    assert!(log.contains("'gone'"), "{log}");
+    apache.stop();
+}

@@ -1,9 +1,10 @@
 //! wsgi.input: every read method, Content-Length bounds, chunked bodies (411 unless
 //! allowed), unsupported transfer codings and large streamed uploads.
+//! Every test runs twice: in embedded mode and through a daemon process group.
 
 mod common;
 use common::http::Connection;
-use common::{Apache, Mpm};
+use common::{Apache, Mode, Mpm};
 
 const INPUT_APP: &str = r##"
 import hashlib
@@ -43,17 +44,19 @@ def application(environ, start_response):
     return [body]
 "##;
 
-fn start(extra: &str) -> Apache {
+fn start(mode: Mode, extra: &str) -> Apache {
     Apache::start(
         Mpm::Event,
-        &format!("WSGIScriptAlias /in {{root}}/app/input.wsgi\n{extra}"),
+        &format!(
+            "WSGIScriptAlias /in {{root}}/app/input.wsgi\n{}{extra}",
+            mode.config()
+        ),
         &[("app/input.wsgi", INPUT_APP)],
     )
 }
 
-#[test]
-fn read_methods() {
-    let mut apache = start("");
+fn read_methods(mode: Mode) {
+    let mut apache = start(mode, "");
     let body = b"line one\nline two\nlast";
     let post = |path: &str| apache.request("POST", path, &[], body).text();
     assert_eq!(post("/in/read"), "line one\nline two\nlast");
@@ -74,9 +77,8 @@ fn read_methods() {
     apache.stop();
 }
 
-#[test]
-fn never_reads_past_content_length() {
-    let mut apache = start("");
+fn never_reads_past_content_length(mode: Mode) {
+    let mut apache = start(mode, "");
     // The bytes after the declared length are the next pipelined request, not this body.
     let mut conn = Connection::open(apache.port);
     let port = apache.port;
@@ -91,9 +93,11 @@ fn never_reads_past_content_length() {
     apache.stop();
 }
 
-#[test]
-fn chunked_bodies_need_wsgi_chunked_request() {
-    let mut apache = start("<Location /in/read>\n  WSGIChunkedRequest On\n</Location>\n");
+fn chunked_bodies_need_wsgi_chunked_request(mode: Mode) {
+    let mut apache = start(
+        mode,
+        "<Location /in/read>\n  WSGIChunkedRequest On\n</Location>\n",
+    );
     let chunked = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     let te = [("Transfer-Encoding", "chunked")];
     let ok = apache.request("POST", "/in/read", &te, chunked);
@@ -108,9 +112,8 @@ fn chunked_bodies_need_wsgi_chunked_request() {
     apache.stop();
 }
 
-#[test]
-fn unsupported_transfer_encoding_is_501() {
-    let mut apache = start("");
+fn unsupported_transfer_encoding_is_501(mode: Mode) {
+    let mut apache = start(mode, "");
     let r = apache.request(
         "POST",
         "/in/read",
@@ -124,9 +127,8 @@ fn unsupported_transfer_encoding_is_501() {
     apache.stop();
 }
 
-#[test]
-fn large_upload_is_streamed_through() {
-    let mut apache = start("");
+fn large_upload_is_streamed_through(mode: Mode) {
+    let mut apache = start(mode, "");
     let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let r = apache.request("POST", "/in/hash", &[], &body);
     let expect = std::process::Command::new("python3")
@@ -137,3 +139,11 @@ fn large_upload_is_streamed_through() {
     assert_eq!(r.text(), format!("{} {digest}", body.len()));
     apache.stop();
 }
+
+in_both_modes!(
+    read_methods,
+    never_reads_past_content_length,
+    chunked_bodies_need_wsgi_chunked_request,
+    unsupported_transfer_encoding_is_501,
+    large_upload_is_streamed_through,
+);

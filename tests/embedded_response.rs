@@ -1,9 +1,10 @@
 //! The response: start_response (exc_info, validation), write(), Content-Length
 //! truncation, streaming generators, close(), HEAD and wsgi.file_wrapper.
+//! Every test runs twice: in embedded mode and through a daemon process group.
 
 mod common;
 use common::http::Connection;
-use common::{Apache, Mpm};
+use common::{Apache, Mode, Mpm};
 
 const APP: &str = r##"
 import io, os, sys, time
@@ -118,10 +119,11 @@ def application(environ, start_response):
     return [b"no route"]
 "##;
 
-fn start(extra: &str) -> Apache {
+fn start(mode: Mode, extra: &str) -> Apache {
     let conf = format!(
-        "LoadModule env_module {}/mod_env.so\nSetEnv MARKER_DIR {{root}}/markers\nWSGIScriptAlias /r {{root}}/app/app.wsgi\n{extra}",
-        common::apache_modules_dir().display()
+        "LoadModule env_module {}/mod_env.so\nSetEnv MARKER_DIR {{root}}/markers\nWSGIScriptAlias /r {{root}}/app/app.wsgi\n{}{extra}",
+        common::apache_modules_dir().display(),
+        mode.config()
     );
     let apache = Apache::start(
         Mpm::Event,
@@ -139,9 +141,8 @@ fn start(extra: &str) -> Apache {
     apache
 }
 
-#[test]
-fn start_response_exc_info_and_write() {
-    let mut apache = start("");
+fn start_response_exc_info_and_write(mode: Mode) {
+    let mut apache = start(mode, "");
     let r = apache.get("/r/exc-info");
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -169,9 +170,8 @@ fn start_response_exc_info_and_write() {
     apache.stop();
 }
 
-#[test]
-fn invalid_status_and_headers_are_500() {
-    let mut apache = start("");
+fn invalid_status_and_headers_are_500(mode: Mode) {
+    let mut apache = start(mode, "");
     for (path, needle) in [
         ("/r/bad-header", "control character"),
         ("/r/bad-header-name", "invalid header name"),
@@ -194,9 +194,8 @@ fn invalid_status_and_headers_are_500() {
     apache.stop();
 }
 
-#[test]
-fn content_length_truncates_and_short_bodies_abort() {
-    let mut apache = start("");
+fn content_length_truncates_and_short_bodies_abort(mode: Mode) {
+    let mut apache = start(mode, "");
     let r = apache.get("/r/long");
     assert_eq!(
         r.text(),
@@ -214,9 +213,8 @@ fn content_length_truncates_and_short_bodies_abort() {
     apache.stop();
 }
 
-#[test]
-fn generators_stream_before_the_app_finishes() {
-    let mut apache = start("");
+fn generators_stream_before_the_app_finishes(mode: Mode) {
+    let mut apache = start(mode, "");
     let mut conn = Connection::open(apache.port);
     conn.send_request("GET", "/r/stream", &[], b"");
     let (status, headers) = conn.read_head();
@@ -241,9 +239,8 @@ fn generators_stream_before_the_app_finishes() {
     apache.stop();
 }
 
-#[test]
-fn close_is_always_called() {
-    let mut apache = start("");
+fn close_is_always_called(mode: Mode) {
+    let mut apache = start(mode, "");
     assert_eq!(apache.get("/r/close").text(), "ab");
     let r = apache.get("/r/close-raising");
     assert!(!r.complete);
@@ -267,9 +264,9 @@ fn close_is_always_called() {
     apache.stop();
 }
 
-#[test]
-fn head_requests_and_map_head_to_get() {
+fn head_requests_and_map_head_to_get(mode: Mode) {
     let mut apache = start(
+        mode,
         "<Location /r/head>\n  WSGIMapHEADToGET Off\n</Location>\n\
                             WSGIScriptAlias /mapped {root}/app/app.wsgi\n<Location /mapped>\n  WSGIMapHEADToGET On\n</Location>\n",
     );
@@ -287,9 +284,11 @@ fn head_requests_and_map_head_to_get() {
     apache.stop();
 }
 
-#[test]
-fn file_wrapper_serves_files() {
-    let mut apache = start("<Location /r/file>\n  WSGIEnableSendfile On\n</Location>\n");
+fn file_wrapper_serves_files(mode: Mode) {
+    let mut apache = start(
+        mode,
+        "<Location /r/file>\n  WSGIEnableSendfile On\n</Location>\n",
+    );
     let expect: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 7 % 256) as u8).collect();
     let r = apache.get("/r/file");
     assert_eq!(r.status, 200);
@@ -312,9 +311,8 @@ fn file_wrapper_serves_files() {
     apache.stop();
 }
 
-#[test]
-fn client_disconnect_stops_the_app_and_calls_close() {
-    let mut apache = start("");
+fn client_disconnect_stops_the_app_and_calls_close(mode: Mode) {
+    let mut apache = start(mode, "");
     {
         let mut conn = Connection::open(apache.port);
         conn.send_request("GET", "/r/endless", &[], b"");
@@ -331,3 +329,14 @@ fn client_disconnect_stops_the_app_and_calls_close() {
     );
     apache.stop();
 }
+
+in_both_modes!(
+    start_response_exc_info_and_write,
+    invalid_status_and_headers_are_500,
+    content_length_truncates_and_short_bodies_abort,
+    generators_stream_before_the_app_finishes,
+    close_is_always_called,
+    head_requests_and_map_head_to_get,
+    file_wrapper_serves_files,
+    client_disconnect_stops_the_app_and_calls_close,
+);

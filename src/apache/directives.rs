@@ -71,7 +71,7 @@ fn flag(name: &'static str, args: &[String]) -> Result<bool, ConfigError> {
     parse_on_off(name, &args[0])
 }
 
-pub const DIRECTIVES: [Directive; 26] = [
+pub const DIRECTIVES: [Directive; 27] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
     directive!(c"WSGISocketPrefix", Global, 1, 1,
@@ -98,6 +98,9 @@ pub const DIRECTIVES: [Directive; 26] = [
     directive!(c"WSGIPassAuthorization", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.pass_authorization = Some(flag("WSGIPassAuthorization", a)?); Ok(()) }),
         c"On|Off: pass the Authorization header to the application"),
+    directive!(c"WSGIErrorOverride", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.error_override = Some(flag("WSGIErrorOverride", a)?); Ok(()) }),
+        c"On|Off: serve Apache's error page (ErrorDocument) instead of a daemon application's 4xx/5xx body"),
     directive!(c"WSGIChunkedRequest", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.chunked_request = Some(flag("WSGIChunkedRequest", a)?); Ok(()) }),
         c"On|Off: accept request bodies with Transfer-Encoding: chunked"),

@@ -368,6 +368,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     }
 
     if let Some(group) = daemon_group {
+        let error_override = dir.error_override == Some(true);
         let head = RequestHead {
             secret: group.secret,
             reload,
@@ -383,8 +384,16 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         let lent = unsafe { LentRequest::new(req.raw()) };
         let mut body = ApacheBody::new(lent);
         let mut sink = ApacheSink::new(lent, sendfile);
-        return match daemon::proxy(&group, &head, &mut body, &mut sink) {
+        return match daemon::proxy(&group, &head, error_override, &mut body, &mut sink) {
             ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
+            ProxyOutcome::Overridden { status } => c_int::from(status),
+            ProxyOutcome::AppFailed {
+                headers_sent: false,
+            } => sys::HTTP_INTERNAL_SERVER_ERROR,
+            ProxyOutcome::AppFailed { headers_sent: true } => {
+                abort_connection(&req);
+                sys::OK
+            }
             ProxyOutcome::Failed { status, message } => {
                 log_request(&req, Level::ERROR, &format!("WSGI0040: {message}"));
                 c_int::from(status)

@@ -29,6 +29,16 @@ pub enum ProxyOutcome {
         status: u16,
         message: String,
     },
+    /// WSGIErrorOverride: the application answered `status` (4xx/5xx); nothing was sent,
+    /// so Apache serves its own error page for it.
+    Overridden {
+        status: u16,
+    },
+    /// The application raised; the daemon logged its traceback. Like embedded mode: 500
+    /// if nothing was sent yet, else the response is aborted.
+    AppFailed {
+        headers_sent: bool,
+    },
     /// The response had started: the connection must be aborted so the client sees it is
     /// incomplete.
     Aborted {
@@ -84,6 +94,7 @@ fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String>
 pub fn proxy(
     group: &DaemonGroup,
     head: &RequestHead,
+    error_override: bool,
     body: &mut dyn BodyReader,
     sink: &mut dyn ResponseSink,
 ) -> ProxyOutcome {
@@ -108,7 +119,15 @@ pub fn proxy(
             }
         };
         attempts += 1;
-        match exchange(group, stream, &head_bytes, &mut body_state, body, sink) {
+        match exchange(
+            group,
+            stream,
+            &head_bytes,
+            &mut body_state,
+            body,
+            sink,
+            error_override,
+        ) {
             Exchange::Done(outcome) => return outcome,
             Exchange::Retry(why) if body_state.replayable && attempts < max_attempts => {
                 tracing::debug!(
@@ -170,6 +189,7 @@ fn exchange(
     body_state: &mut BodyState,
     body: &mut dyn BodyReader,
     sink: &mut dyn ResponseSink,
+    error_override: bool,
 ) -> Exchange {
     let fail =
         |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
@@ -199,16 +219,10 @@ fn exchange(
         }
         if readable {
             match stream.read(&mut buf) {
-                Ok(0) => {
-                    let message = format!(
-                        "daemon process of group '{name}' closed the connection {} (did it crash or exit?)",
-                        if head_sent {
-                            "in the middle of the response"
-                        } else {
-                            "before sending a response"
-                        }
-                    );
-                    return broken(head_sent, 502, message);
+                Ok(0) => return daemon_closed(name, head_sent),
+                // A daemon killed with bytes it never read resets the connection.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return daemon_closed(name, head_sent);
                 }
                 Ok(n) => decoder.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -228,7 +242,7 @@ fn exchange(
                         return broken(head_sent, 502, message);
                     }
                 };
-                if let Some(end) = on_frame(frame, &mut head_sent, sink, name) {
+                if let Some(end) = on_frame(frame, &mut head_sent, sink, name, error_override) {
                     return end;
                 }
             }
@@ -253,6 +267,18 @@ fn exchange(
     }
 }
 
+fn daemon_closed(name: &str, head_sent: bool) -> Exchange {
+    let message = format!(
+        "daemon process of group '{name}' closed the connection {} (did it crash or exit?)",
+        if head_sent {
+            "in the middle of the response"
+        } else {
+            "before sending a response"
+        }
+    );
+    broken(head_sent, 502, message)
+}
+
 /// The exchange failed: before the response head the client gets `status`, after it the
 /// response is aborted.
 fn broken(head_sent: bool, status: u16, message: String) -> Exchange {
@@ -269,6 +295,7 @@ fn on_frame(
     head_sent: &mut bool,
     sink: &mut dyn ResponseSink,
     name: &str,
+    error_override: bool,
 ) -> Option<Exchange> {
     let done = |o| Some(Exchange::Done(o));
     let protocol = |what: &str| {
@@ -278,6 +305,9 @@ fn on_frame(
         }))
     };
     match frame {
+        Frame::ResponseHead(h) if !*head_sent && error_override && h.status >= 400 => {
+            done(ProxyOutcome::Overridden { status: h.status })
+        }
         Frame::ResponseHead(h) if !*head_sent => {
             *head_sent = true;
             let head = mod_wsgi_http::ResponseHead {
@@ -299,6 +329,9 @@ fn on_frame(
         },
         Frame::End if *head_sent => done(ProxyOutcome::Complete),
         Frame::End => protocol("an end of response without a response head"),
+        Frame::Error(ErrorKind::Application, _) => done(ProxyOutcome::AppFailed {
+            headers_sent: *head_sent,
+        }),
         Frame::Error(kind, message) => {
             let message = format!("daemon process group '{name}': {message}");
             if *head_sent {

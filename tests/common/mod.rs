@@ -396,3 +396,43 @@ pub fn configtest(body: &str, files: &[(&str, &str)]) -> (bool, String) {
     let _ = fs::remove_dir_all(&scratch.dir);
     (out.status.success(), text)
 }
+
+/// Where the application runs: in Apache's children or in a daemon process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Daemon,
+}
+
+impl Mode {
+    /// Config lines that route every request of the test to this mode.
+    pub fn config(self) -> &'static str {
+        match self {
+            Mode::Embedded => "",
+            Mode::Daemon => {
+                "WSGIDaemonProcess suite processes=1 threads=4
+WSGIProcessGroup suite
+"
+            }
+        }
+    }
+}
+
+/// Declares `#[test]`s running each named `fn(Mode)` in embedded and in daemon mode.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn embedded() {
+                    super::$name(super::common::Mode::Embedded)
+                }
+                #[test]
+                fn daemon() {
+                    super::$name(super::common::Mode::Daemon)
+                }
+            }
+        )+
+    };
+}

@@ -30,6 +30,8 @@ pub struct DirConfig {
     pub trusted_proxies: Option<Vec<IpNet>>,
     /// WSGIRestrictProcess: the process groups this scope may select.
     pub restrict_process: Option<Vec<String>>,
+    /// WSGIErrorOverride: Apache's error pages replace a daemon application's 4xx/5xx.
+    pub error_override: Option<bool>,
 }
 
 impl Merge for DirConfig {
@@ -48,6 +50,7 @@ impl Merge for DirConfig {
                 .merge(&inner.trusted_proxy_headers),
             trusted_proxies: self.trusted_proxies.merge(&inner.trusted_proxies),
             restrict_process: self.restrict_process.merge(&inner.restrict_process),
+            error_override: self.error_override.merge(&inner.error_override),
         }
     }
 }
