@@ -55,6 +55,20 @@ const fn command_table() -> CommandTable {
 
 static COMMANDS: CommandTable = command_table();
 
+/// A NULL-terminated list of module names, the form APR hook ordering takes.
+struct ModuleNames<const N: usize>([*const std::os::raw::c_char; N]);
+// SAFETY: the pointers are to 'static C string literals that nothing writes.
+unsafe impl<const N: usize> Sync for ModuleNames<N> {}
+
+/// Like C mod_wsgi: `Alias` (mod_alias) wins over a `WSGIScriptAlias` covering the same
+/// URL, and WSGIScriptAlias wins over mod_userdir and mod_vhost_alias.
+static TRANSLATE_AFTER: ModuleNames<2> = ModuleNames([c"mod_alias.c".as_ptr(), null()]);
+static TRANSLATE_BEFORE: ModuleNames<3> = ModuleNames([
+    c"mod_userdir.c".as_ptr(),
+    c"mod_vhost_alias.c".as_ptr(),
+    null(),
+]);
+
 unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     // SAFETY: called by Apache while loading the module; the hook functions are 'static.
     unsafe {
@@ -78,8 +92,8 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
         );
         sys::ap_hook_translate_name(
             Some(hooks::translate_name),
-            null(),
-            null(),
+            TRANSLATE_AFTER.0.as_ptr(),
+            TRANSLATE_BEFORE.0.as_ptr(),
             sys::APR_HOOK_MIDDLE,
         );
         sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE);

@@ -1,0 +1,31 @@
+//! wsgi-express: serve a WSGI application through Apache httpd and mod_wsgi_rs with one
+//! command, or install the module into a system Apache. Errors are one line and a
+//! non-zero exit, never a backtrace.
+
+mod cli;
+mod conf;
+mod install;
+mod locate;
+mod server;
+mod users;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("wsgi-express: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::StartServer(args) => server::start(args, false),
+        Command::SetupServer(args) => server::start(args, true),
+        Command::ModuleConfig(args) => install::module_config(&args),
+        Command::ModuleLocation(args) => install::module_location(&args),
+        Command::InstallModule(args) => install::install_module(&args),
+    };
+    if let Err(message) = result {
+        eprintln!("wsgi-express: error: {message}");
+        std::process::exit(1);
+    }
+}
