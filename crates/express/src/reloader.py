@@ -18,6 +18,9 @@ def _module_files():
 
 
 def _watch():
+    # A file first seen with an mtime after this process started may have changed after
+    # it was imported: that counts as a change too.
+    started = time.time()
     seen = {}
     while True:
         for path in _module_files():
@@ -25,7 +28,7 @@ def _watch():
                 mtime = os.stat(path).st_mtime
             except OSError:
                 continue
-            if seen.setdefault(path, mtime) != mtime:
+            if seen.setdefault(path, min(mtime, started)) != mtime:
                 print(
                     "wsgi-express: %s changed; restarting daemon process %d"
                     % (path, os.getpid()),

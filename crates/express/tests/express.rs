@@ -1,0 +1,551 @@
+//! wsgi-express for real: each test runs the built binary, which execs a real apache2 with
+//! the mod_wsgi_rs module built next to it, and talks HTTP to it on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_wsgi-express");
+
+const PID_APP: &str = "import os\ndef application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'script %d' % os.getpid()]\n";
+
+/// A program from PATH or the sbin directories (often not on a non-login PATH).
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed (Debian: apache2, apache2-dev)"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A directory the test owns, readable by Apache's children (www-data).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "wsgi-express-test-{label}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.0.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        for dir in path
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(&self.0))
+        {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn express(args: &[&str]) -> Command {
+    let mut cmd = Command::new(EXE);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        // Apache signals its process group on shutdown; keep the test out of it.
+        .process_group(0);
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    express(args).output().unwrap()
+}
+
+/// A started server: the wsgi-express process, which became apache2 by exec.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    root: PathBuf,
+}
+
+impl Server {
+    fn start(scratch: &Scratch, extra: &[&str]) -> Server {
+        let port = free_port();
+        let root = scratch.0.join("server-root");
+        let port_text = port.to_string();
+        let mut args = vec![
+            "start-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--server-root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let child = express(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child: Some(child),
+            port,
+            root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                server.child = None;
+                panic!(
+                    "wsgi-express exited ({status}) before serving; error log:\n{}",
+                    server.error_log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not listening after 15 s:\n{}",
+                server.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.root.join("error_log")).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        get(self.port, path)
+    }
+
+    /// SIGTERM, as Ctrl-C or systemd would; returns what wsgi-express printed.
+    fn stop(&mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "apache2 did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+/// PIDs of processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn assert_nothing_left(port: u16, root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<u32> = processes_mentioning(root.to_str().unwrap())
+            .into_iter()
+            .chain(processes_mentioning(&format!("(wsgi:127.0.0.1:{port})")))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes left after stop: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn start_server_serves_a_script_on_two_processes_and_stops_cleanly() {
+    let scratch = Scratch::new("script");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--threads",
+            "2",
+        ],
+    );
+    let mut pids = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids.len() < 2 {
+        // Concurrent requests so both daemon processes take some.
+        let port = server.port;
+        let batch: Vec<_> = (0..6)
+            .map(|_| std::thread::spawn(move || get(port, "/")))
+            .collect();
+        for b in batch {
+            let (status, body) = b.join().unwrap();
+            assert_eq!(status, 200, "{body}\n{}", server.error_log());
+            pids.insert(body.strip_prefix("script ").unwrap().to_owned());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only PIDs {pids:?} with --processes 2"
+        );
+    }
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let summary = server.stop();
+    assert!(
+        summary.contains(&format!("http://127.0.0.1:{}/", server.port)),
+        "{summary}"
+    );
+    assert!(summary.contains("2 processes x 2 threads"), "{summary}");
+    assert_nothing_left(server.port, &server.root);
+}
+
+#[test]
+fn module_entry_point_with_mount_point() {
+    let scratch = Scratch::new("module");
+    scratch.write("proj/mysite/__init__.py", "");
+    scratch.write(
+        "proj/mysite/wsgi.py",
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [('module %s %s' % (environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()]\n",
+    );
+    let proj = scratch.0.join("proj");
+    let mut server = Server::start(
+        &scratch,
+        &[
+            "--application-type",
+            "module",
+            "--entry-point",
+            "mysite.wsgi",
+            "--callable-object",
+            "app",
+            "--mount-point",
+            "/site",
+            "--working-directory",
+            proj.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/site/page");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert_eq!(body, "module /site /page");
+    server.stop();
+}
+
+#[test]
+fn url_alias_is_served_by_apache_beside_the_app() {
+    let scratch = Scratch::new("alias");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    scratch.write("static/style.css", "body { color: red }\n");
+    let static_dir = scratch.0.join("static");
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--url-alias",
+            "/static",
+            static_dir.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/static/style.css");
+    assert_eq!(status, 200, "{}", server.error_log());
+    assert_eq!(body, "body { color: red }\n");
+    let (status, body) = server.get("/anything");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("script "), "{body}");
+    server.stop();
+}
+
+#[test]
+fn reload_on_changes_picks_up_an_edited_module() {
+    let scratch = Scratch::new("reload");
+    let module = scratch.write("app/greeting.py", "TEXT = 'first'\n");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\nimport greeting\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [greeting.TEXT.encode()]\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--reload-on-changes",
+            "--reload-interval",
+            "0.2",
+        ],
+    );
+    assert_eq!(server.get("/"), (200, "first".to_owned()));
+    // Not within the same coarse file-clock tick as the process start (a few ms).
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&module, "TEXT = 'second'\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        if body == "second" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {body:?} after editing the module:\n{}",
+            server.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.error_log().contains("greeting.py changed"));
+    server.stop();
+}
+
+#[test]
+fn setup_server_writes_an_apachectl_that_starts_and_stops() {
+    let scratch = Scratch::new("setup");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let root = scratch.0.join("root");
+    let port = free_port().to_string();
+    let out = run(&[
+        "setup-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--server-root",
+        root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
+    let apachectl = root.join("apachectl");
+    let ctl = |verb: &str| {
+        let o = Command::new(&apachectl)
+            .arg(verb)
+            .process_group(0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "apachectl {verb}: {o:?}");
+    };
+    ctl("configtest");
+    ctl("start");
+    let port: u16 = port.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "apachectl start did not serve");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = get(port, "/");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("script "), "{body}");
+    ctl("stop");
+    assert_nothing_left(port, &root);
+}
+
+#[test]
+fn module_config_is_accepted_by_apache() {
+    let out = run(&["module-config"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert!(lines.starts_with("LoadModule wsgi_module \""), "{lines}");
+    let scratch = Scratch::new("module-config");
+    let modules = String::from_utf8(
+        Command::new(program("apxs"))
+            .args(["-q", "LIBEXECDIR"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let conf = scratch.write(
+        "httpd.conf",
+        &format!(
+            "ServerRoot {root}\nListen 127.0.0.1:{port}\nServerName 127.0.0.1\nPidFile {root}/httpd.pid\nErrorLog {root}/error.log\n\
+             LoadModule mpm_event_module {m}/mod_mpm_event.so\nLoadModule authz_core_module {m}/mod_authz_core.so\n{lines}\
+             <IfModule mod_wsgi.c>\nWSGIDaemonProcess check\n</IfModule>\n",
+            root = scratch.0.display(),
+            port = free_port(),
+            m = modules.trim(),
+        ),
+    );
+    let test = Command::new(program("apache2"))
+        .args(["-t", "-f", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "apache2 -t: {test:?}");
+}
+
+#[test]
+fn install_module_then_a2enmod_in_a_scratch_layout() {
+    let scratch = Scratch::new("install");
+    let modules = scratch.0.join("modules");
+    let conf_dir = scratch.0.join("etc");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::fs::create_dir_all(conf_dir.join("mods-enabled")).unwrap();
+    let install = |envs: &[(&str, &Path)]| {
+        let mut cmd = express(&[
+            "install-module",
+            "--modules-directory",
+            modules.to_str().unwrap(),
+        ]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = install(&[("APACHE_CONFDIR", &conf_dir)]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(modules.join("mod_wsgi_rs.so").is_file());
+    let load = std::fs::read_to_string(conf_dir.join("mods-available/wsgi_rs.load")).unwrap();
+    assert!(
+        load.contains(&format!(
+            "LoadModule wsgi_module \"{}\"",
+            modules.join("mod_wsgi_rs.so").display()
+        )),
+        "{load}"
+    );
+    let a2enmod = Command::new(program("a2enmod"))
+        .args(["-q", "wsgi_rs"])
+        .env("APACHE_CONFDIR", &conf_dir)
+        .output()
+        .unwrap();
+    assert!(a2enmod.status.success(), "{a2enmod:?}");
+    assert!(conf_dir.join("mods-enabled/wsgi_rs.load").exists());
+    assert!(conf_dir.join("mods-enabled/wsgi_rs.conf").exists());
+
+    // With the C mod_wsgi enabled too, both would define wsgi_module: refused.
+    std::fs::write(conf_dir.join("mods-enabled/wsgi.load"), "").unwrap();
+    let out = install(&[("APACHE_CONFDIR", &conf_dir)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the C mod_wsgi is enabled"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_nonzero_exit() {
+    let scratch = Scratch::new("bad");
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let root = scratch.0.join("root");
+    let root = root.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["start-server", "/no/such/app.wsgi", "--server-root", root],
+            "no such WSGI script file: /no/such/app.wsgi",
+        ),
+        (
+            vec![
+                "start-server",
+                script.to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &busy_port,
+                "--server-root",
+                root,
+            ],
+            "is already in use",
+        ),
+        (
+            vec!["start-server", "--no-such-option"],
+            "unexpected argument '--no-such-option'",
+        ),
+        (
+            vec![
+                "start-server",
+                script.to_str().unwrap(),
+                "--httpd-executable",
+                "/no/such/httpd",
+            ],
+            "--httpd-executable /no/such/httpd: not an executable file",
+        ),
+        (
+            vec![
+                "start-server",
+                "--application-type",
+                "module",
+                "not a module",
+            ],
+            "is not a Python module name",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        if !expected.starts_with("unexpected argument") {
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+    drop(busy);
+}
