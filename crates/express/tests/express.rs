@@ -549,3 +549,66 @@ fn bad_input_is_one_line_and_a_nonzero_exit() {
     }
     drop(busy);
 }
+
+/// Copies `examples/<rel>` (a file or a tree) into the scratch directory, readable by
+/// Apache's children wherever the checkout lives.
+fn copy_example(scratch: &Scratch, rel: &str) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    fn copy(from: &Path, to: &Path) {
+        if from.is_dir() {
+            std::fs::create_dir_all(to).unwrap();
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for entry in std::fs::read_dir(from).unwrap().flatten() {
+                if entry.file_name() != "__pycache__" {
+                    copy(&entry.path(), &to.join(entry.file_name()));
+                }
+            }
+        } else {
+            std::fs::copy(from, to).unwrap();
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let to = scratch.0.join(rel);
+    copy(&examples.join(rel), &to);
+    to
+}
+
+#[test]
+fn the_flask_example_runs_unchanged() {
+    let scratch = Scratch::new("flask");
+    let script = copy_example(&scratch, "flask_app.wsgi");
+    let mut server = Server::start(&scratch, &[script.to_str().unwrap()]);
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert_eq!(body, "Hello from Flask under mod_wsgi_rs");
+    server.stop();
+}
+
+#[test]
+fn the_django_example_runs_unchanged() {
+    let scratch = Scratch::new("django");
+    let project = copy_example(&scratch, "django_project");
+    let mut server = Server::start(
+        &scratch,
+        &[
+            "--application-type",
+            "module",
+            "mysite.wsgi",
+            "--working-directory",
+            project.to_str().unwrap(),
+            "--mount-point",
+            "/app/",
+        ],
+    );
+    let (status, body) = server.get("/app/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert_eq!(body, "Hello from Django under mod_wsgi_rs\n");
+    let (status, body) = server.get("/app/info");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"script_name\": \"/app\""), "{body}");
+    assert!(
+        body.contains(&format!("\"process_group\": \"127.0.0.1:{}\"", server.port)),
+        "{body}"
+    );
+    server.stop();
+}
