@@ -342,6 +342,18 @@ fn close_listeners_in_daemon() {
     unsafe { sys::ap_close_listeners() };
 }
 
+/// The process's argument area `[arg_start, arg_end)` as the kernel reports it
+/// (/proc/self/stat fields 48 and 49): the bytes `ps` shows as the command line.
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after "pid (comm) ", numbered from 3 (state).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
+
 fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
     // SAFETY: the process record and its argv live as long as the process.
     let argv0 = unsafe {
@@ -349,19 +361,18 @@ fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
         if process.is_null() || (*process).argv.is_null() || (*(*process).argv).is_null() {
             None
         } else {
-            // The argument strings are contiguous in memory; the title may use all of
-            // them (as setproctitle does), so `ps` shows it whole.
-            let argv = (*process).argv;
-            let start = *argv as *mut libc::c_char;
-            let mut end = start.add(libc::strlen(start));
-            for i in 1..usize::try_from((*process).argc).unwrap_or(0) {
-                let next = *argv.add(i) as *mut libc::c_char;
-                if next.is_null() || next != end.add(1) {
-                    break;
+            let start = *(*process).argv as *mut libc::c_char;
+            let own = libc::strlen(start);
+            // When argv[0] is the start of the kernel's argument area, the title may use
+            // all of it (as setproctitle does), so `ps` shows it whole; the last byte
+            // stays the terminating NUL.
+            let len = match argument_area() {
+                Some((area_start, area_end)) if area_start == start as usize => {
+                    area_end - area_start - 1
                 }
-                end = next.add(libc::strlen(next));
-            }
-            Some((start, end.offset_from(start) as usize))
+                _ => own,
+            };
+            Some((start, len))
         }
     };
     ChildSetup {

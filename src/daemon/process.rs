@@ -77,6 +77,11 @@ fn reset_signals() {
             libc::signal(sig, libc::SIG_DFL);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // Importing Python's `signal` module takes over a SIGINT left at SIG_DFL (the
+        // KeyboardInterrupt handler), whatever install_signal_handlers says; ignored
+        // here, it stays ours until the serving loop installs its own handler. Ctrl-C on
+        // a foreground Apache then drains the daemons instead of raising in them.
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

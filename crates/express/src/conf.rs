@@ -120,10 +120,14 @@ fn mpm_tuning(plan: &Plan) -> String {
                 None => plan.threads.max(1),
             };
             let children = clients.div_ceil(per_child);
+            // ServerLimit leaves slots for children still finishing after a graceful
+            // restart.
             format!(
-                "StartServers 1\nServerLimit {children}\nThreadLimit {per_child}\nThreadsPerChild {per_child}\n\
-                 MaxRequestWorkers {max}\nMinSpareThreads {per_child}\nMaxSpareThreads {max}\n",
+                "StartServers 1\nServerLimit {limit}\nThreadLimit {per_child}\nThreadsPerChild {per_child}\n\
+                 MaxRequestWorkers {max}\nMinSpareThreads {spare}\nMaxSpareThreads {max}\n",
+                limit = children * 2,
                 max = children * per_child,
+                spare = (per_child / 4).max(1),
             )
         }
     }
@@ -405,7 +409,7 @@ mod tests {
         assert!(!c.contains("process-group="));
         assert!(c.contains("WSGIPythonPath \"/app/lib\"\nWSGIPythonPath \"/extra\"\n"));
         assert!(
-            c.contains("ServerLimit 3\nThreadLimit 4\nThreadsPerChild 4\nMaxRequestWorkers 12\n"),
+            c.contains("ServerLimit 6\nThreadLimit 4\nThreadsPerChild 4\nMaxRequestWorkers 12\n"),
             "{c}"
         );
     }

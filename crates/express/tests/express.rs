@@ -261,6 +261,9 @@ fn start_server_serves_a_script_on_two_processes_and_stops_cleanly() {
         );
     }
     assert_eq!(pids.len(), 2, "{pids:?}");
+    // The daemons show their whole display name in ps, not one cut to argv[0]'s length.
+    let titled = processes_mentioning(&format!("(wsgi:127.0.0.1:{})", server.port));
+    assert_eq!(titled.len(), 2, "daemon titles: {titled:?}");
     let summary = server.stop();
     assert!(
         summary.contains(&format!("http://127.0.0.1:{}/", server.port)),
@@ -363,6 +366,17 @@ fn reload_on_changes_picks_up_an_edited_module() {
     server.stop();
 }
 
+/// Stops an Apache started with `apachectl start` if the test fails before it does.
+struct StopOnDrop(PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new(&self.0).arg("stop").process_group(0).status();
+        }
+    }
+}
+
 #[test]
 fn setup_server_writes_an_apachectl_that_starts_and_stops() {
     let scratch = Scratch::new("setup");
@@ -392,6 +406,7 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops() {
     };
     ctl("configtest");
     ctl("start");
+    let _stop_on_panic = StopOnDrop(apachectl.clone());
     let port: u16 = port.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
