@@ -627,3 +627,37 @@ fn the_django_example_runs_unchanged() {
     );
     server.stop();
 }
+
+#[test]
+fn embedded_mode_and_access_log() {
+    let scratch = Scratch::new("embedded");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import os\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [('%s|%d|%s' % (environ['mod_wsgi.process_group'], os.getpid(), environ.get('STAGE'))).encode()]\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--embedded-mode",
+            "--access-log",
+            "--setenv",
+            "STAGE",
+            "testing",
+        ],
+    );
+    let (status, body) = server.get("/hello");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    let parts: Vec<&str> = body.split('|').collect();
+    assert_eq!(parts[0], "", "embedded mode has no process group: {body}");
+    assert_eq!(parts[2], "testing");
+    let pid: u32 = parts[1].parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("httpd.conf"),
+        "served by an Apache child"
+    );
+    server.stop();
+    let access = std::fs::read_to_string(server.root.join("access_log")).unwrap();
+    assert!(access.contains("\"GET /hello HTTP/1.0\" 200"), "{access}");
+}
