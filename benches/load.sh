@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Side-by-side load bench, embedded mode: the same Apache config (event MPM) with this
-# module and with Debian's C mod_wsgi (libapache2-mod-wsgi-py3), driven by wrk over
-# 127.0.0.1 in interleaved rounds. Prints req/s and latency per target and the ratio.
+# Side-by-side load bench, embedded and daemon mode: the same Apache config (event MPM)
+# with this module and with Debian's C mod_wsgi (libapache2-mod-wsgi-py3), driven by wrk
+# over 127.0.0.1 in interleaved rounds. Prints req/s and latency per target and the ratio.
+# Paths: /hello and /big run embedded; /d/hello and /d/big in a daemon group
+# (processes=2 threads=15, application-group=%{GLOBAL}).
 #
-#   benches/embedded_load.sh [seconds-per-run] [rounds]     (as root; needs wrk)
-#   BENCH_SMOKE=1 benches/embedded_load.sh                  (quick run that cannot rot)
+#   benches/load.sh [seconds-per-run] [rounds]     (as root; needs wrk)
+#   BENCH_SMOKE=1 benches/load.sh                  (quick run that cannot rot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +64,9 @@ Group www-data
 </Directory>
 WSGIScriptAlias /hello $root/app/hello.wsgi
 WSGIScriptAlias /big $root/app/big.wsgi
+WSGIDaemonProcess bench processes=2 threads=15
+WSGIScriptAlias /d/hello $root/app/hello.wsgi process-group=bench application-group=%{GLOBAL}
+WSGIScriptAlias /d/big $root/app/big.wsgi process-group=bench application-group=%{GLOBAL}
 CONF
     setsid apache2 -f "$dir/httpd.conf" -DFOREGROUND &
 }
@@ -70,19 +75,22 @@ trap 'stop rs; stop c; sleep 2; rm -rf "$root"' EXIT
 start rs
 start c
 sleep 2
-for t in rs c; do curl -sf "http://127.0.0.1:${PORT[$t]}/hello" >/dev/null; curl -sf "http://127.0.0.1:${PORT[$t]}/big" >/dev/null; done
+paths=(hello big d/hello d/big)
+for t in rs c; do
+    for path in "${paths[@]}"; do curl -sf "http://127.0.0.1:${PORT[$t]}/$path" >/dev/null; done
+done
 
-printf "%-6s %-4s %-7s %12s %10s %10s\n" round conc path "req/s" "p50" "p99"
+printf "%-6s %-4s %-8s %12s %10s %10s\n" round conc path "req/s" "p50" "p99"
 declare -A total
 for round in $(seq "$rounds"); do
-    for path in hello big; do
+    for path in "${paths[@]}"; do
         for conc in 4 32; do
             for t in rs c; do
                 out="$(wrk -t2 -c"$conc" -d"${secs}s" --latency "http://127.0.0.1:${PORT[$t]}/$path")"
                 rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
                 p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
                 p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
-                printf "%-6s %-4s %-7s %12s %10s %10s  %s\n" "$round" "$conc" "$path" "$rps" "$p50" "$p99" "$t"
+                printf "%-6s %-4s %-8s %12s %10s %10s  %s\n" "$round" "$conc" "$path" "$rps" "$p50" "$p99" "$t"
                 key="$path-$conc-$t"
                 total[$key]="$(awk -v a="${total[$key]:-0}" -v b="$rps" 'BEGIN {print a + b}')"
             done
@@ -91,9 +99,9 @@ for round in $(seq "$rounds"); do
 done
 echo
 echo "ratio mod_wsgi_rs / C mod_wsgi (mean req/s over $rounds rounds):"
-for path in hello big; do
+for path in "${paths[@]}"; do
     for conc in 4 32; do
         awk -v a="${total[$path-$conc-rs]}" -v b="${total[$path-$conc-c]}" -v p="$path" -v c="$conc" \
-            'BEGIN {printf "  %-6s c=%-3s %.2fx\n", p, c, (b > 0 ? a / b : 0)}'
+            'BEGIN {printf "  %-8s c=%-3s %.2fx\n", p, c, (b > 0 ? a / b : 0)}'
     done
 done
