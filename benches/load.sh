@@ -75,7 +75,8 @@ trap 'stop rs; stop c; sleep 2; rm -rf "$root"' EXIT
 start rs
 start c
 sleep 2
-paths=(hello big d/hello d/big)
+# BENCH_PATHS="d/hello d/big" limits the run to some paths.
+read -r -a paths <<<"${BENCH_PATHS:-hello big d/hello d/big}"
 for t in rs c; do
     for path in "${paths[@]}"; do curl -sf "http://127.0.0.1:${PORT[$t]}/$path" >/dev/null; done
 done

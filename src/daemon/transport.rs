@@ -4,7 +4,7 @@
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
 use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 
@@ -81,9 +81,14 @@ impl BodyReader for DaemonBody {
     }
 }
 
+/// Response frames towards the Apache child. The response head is held back and leaves
+/// with the first body block (one syscall for both); body blocks are never held back,
+/// so streamed responses stream. Whatever is still held is sent when the WSGI core
+/// drops the sink, which it does before `wsgi::run` returns (before the End frame).
 pub struct DaemonSink {
     stream: UnixStream,
     group: String,
+    held: Vec<u8>,
 }
 
 impl DaemonSink {
@@ -91,21 +96,48 @@ impl DaemonSink {
         DaemonSink {
             stream,
             group: group.to_owned(),
+            held: Vec::new(),
         }
+    }
+
+    /// Writes the held bytes and then `parts`, with as few syscalls as the kernel allows.
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        let mut slices: Vec<IoSlice<'_>> = std::iter::once(held.as_slice())
+            .chain(parts.iter().copied())
+            .filter(|p| !p.is_empty())
+            .map(IoSlice::new)
+            .collect();
+        let mut pending = &mut slices[..];
+        while !pending.is_empty() {
+            match self.stream.write_vectored(pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut pending, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn data(&mut self, data: &[u8]) -> Result<(), SinkError> {
         for chunk in data.chunks(MAX_BODY_FRAME) {
             let header = wire::frame_header(Kind::Data, chunk.len());
-            let sent = self
-                .stream
-                .write_all(&header)
-                .and_then(|()| self.stream.write_all(chunk));
-            if sent.is_err() {
+            if self.send(&[&header, chunk]).is_err() {
                 return Err(SinkError::ClientGone);
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for DaemonSink {
+    fn drop(&mut self) {
+        if !self.held.is_empty() {
+            // A failure here means the Apache child went away; the End frame that
+            // follows fails the same way and the worker treats the client as gone.
+            let _ = self.send(&[]);
+        }
     }
 }
 
@@ -115,18 +147,15 @@ impl ResponseSink for DaemonSink {
         head: &ResponseHead,
         headers: &[(String, String)],
     ) -> Result<(), SinkError> {
-        let mut out = Vec::with_capacity(256);
         wire::encode(
             &Frame::ResponseHead(wire::ResponseHead {
                 status: head.code,
                 status_line: head.status_line.clone(),
                 headers: headers.to_vec(),
             }),
-            &mut out,
+            &mut self.held,
         );
-        self.stream
-            .write_all(&out)
-            .map_err(|_| SinkError::ClientGone)
+        Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
