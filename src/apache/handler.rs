@@ -387,13 +387,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         return match daemon::proxy(&group, &head, error_override, &mut body, &mut sink) {
             ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
             ProxyOutcome::Overridden { status } => c_int::from(status),
-            ProxyOutcome::AppFailed {
-                headers_sent: false,
-            } => sys::HTTP_INTERNAL_SERVER_ERROR,
-            ProxyOutcome::AppFailed { headers_sent: true } => {
-                abort_connection(&req);
-                sys::OK
-            }
+            ProxyOutcome::AppFailed { headers_sent } => app_failed(&req, headers_sent),
             ProxyOutcome::Failed { status, message } => {
                 log_request(&req, Level::ERROR, &format!("WSGI0040: {message}"));
                 c_int::from(status)
@@ -433,13 +427,18 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         Outcome::Complete | Outcome::ClientGone => sys::OK,
         // Only requested by daemon processes (restart_on_change is false here).
         Outcome::ScriptChanged => sys::HTTP_INTERNAL_SERVER_ERROR,
-        Outcome::Failed {
-            headers_sent: false,
-        } => sys::HTTP_INTERNAL_SERVER_ERROR,
-        Outcome::Failed { headers_sent: true } => {
-            abort_connection(&req);
-            sys::OK
-        }
+        Outcome::Failed { headers_sent } => app_failed(&req, headers_sent),
+    }
+}
+
+/// The application raised (its traceback is logged): 500 if nothing was sent yet,
+/// otherwise the started response is aborted.
+fn app_failed(req: &Request<'_>, headers_sent: bool) -> c_int {
+    if headers_sent {
+        abort_connection(req);
+        sys::OK
+    } else {
+        sys::HTTP_INTERNAL_SERVER_ERROR
     }
 }
 

@@ -148,6 +148,14 @@ async fn serve(shared: Arc<Shared>) {
         }
     }
     loop {
+        let slot = tokio::select! {
+            biased;
+            () = shared.stopped.notified() => break,
+            slot = shared.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             biased;
             () = shared.stopped.notified() => break,
@@ -157,7 +165,7 @@ async fn serve(shared: Arc<Shared>) {
                     shared.head_started();
                     let shared = shared.clone();
                     tokio::spawn(async move {
-                        read_head(shared.clone(), stream).await;
+                        read_head(shared.clone(), stream, slot).await;
                         shared.head_finished();
                     });
                 }
@@ -192,7 +200,11 @@ async fn serve(shared: Arc<Shared>) {
 }
 
 /// Reads and checks the request head, then queues the request for a worker thread.
-async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
+async fn read_head(
+    shared: Arc<Shared>,
+    mut stream: tokio::net::UnixStream,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let group = &shared.group;
     let mut decoder = Decoder::new(MAX_HEAD);
     let mut buf = vec![0u8; 16 * 1024];
@@ -257,5 +269,6 @@ async fn read_head(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
         stream,
         head,
         decoder,
+        slot,
     });
 }

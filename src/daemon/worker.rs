@@ -22,6 +22,8 @@ pub struct Job {
     pub stream: UnixStream,
     pub head: Box<RequestHead>,
     pub decoder: Decoder,
+    /// This request's worker slot: released when the request is done.
+    pub slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,10 @@ pub struct Shared {
     last_activity: Mutex<Instant>,
     stop: Mutex<Option<Stop>>,
     pub stopped: tokio::sync::Notify,
+    /// One permit per worker thread. The accept loop takes one before accepting, so a
+    /// process never takes more connections than it has free threads: the others wait
+    /// in the shared listen backlog for whichever process frees a thread first.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +92,7 @@ impl Shared {
             last_activity: Mutex::new(Instant::now()),
             stop: Mutex::new(None),
             stopped: tokio::sync::Notify::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(threads)),
         })
     }
 
@@ -233,6 +240,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         stream,
         head,
         decoder,
+        slot: _slot,
     } = job;
     if shared
         .stop_state()
