@@ -384,7 +384,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         let lent = unsafe { LentRequest::new(req.raw()) };
         let mut body = ApacheBody::new(lent);
         let mut sink = ApacheSink::new(lent, sendfile);
-        return match daemon::proxy(&group, &head, error_override, &mut body, &mut sink) {
+        return match daemon::proxy(&group, head, error_override, &mut body, &mut sink) {
             ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
             ProxyOutcome::Overridden { status } => c_int::from(status),
             ProxyOutcome::AppFailed { headers_sent } => app_failed(&req, headers_sent),

@@ -93,14 +93,14 @@ fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String>
 /// Proxies one request to `group`.
 pub fn proxy(
     group: &DaemonGroup,
-    head: &RequestHead,
+    head: RequestHead,
     error_override: bool,
     body: &mut dyn BodyReader,
     sink: &mut dyn ResponseSink,
 ) -> ProxyOutcome {
     let deadline = Instant::now() + group.spec.connect_timeout;
     let mut head_bytes = Vec::with_capacity(4096);
-    wire::encode(&Frame::RequestHead(Box::new(head.clone())), &mut head_bytes);
+    wire::encode(&Frame::RequestHead(Box::new(head)), &mut head_bytes);
     let mut body_state = BodyState {
         replay: Vec::new(),
         replayable: true,

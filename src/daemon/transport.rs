@@ -147,14 +147,7 @@ impl ResponseSink for DaemonSink {
         head: &ResponseHead,
         headers: &[(String, String)],
     ) -> Result<(), SinkError> {
-        wire::encode(
-            &Frame::ResponseHead(wire::ResponseHead {
-                status: head.code,
-                status_line: head.status_line.clone(),
-                headers: headers.to_vec(),
-            }),
-            &mut self.held,
-        );
+        wire::encode_response_head(head.code, &head.status_line, headers, &mut self.held);
         Ok(())
     }
 

@@ -72,6 +72,21 @@ fn exec_script<'py>(
     }
 }
 
+/// The script module `name` if this interpreter has loaded it.
+fn loaded_module<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyAny>> {
+    py.import("sys")
+        .ok()?
+        .getattr("modules")
+        .ok()?
+        .get_item(name)
+        .ok()
+}
+
+/// The script file's modification time the module was loaded from.
+fn loaded_mtime(module: &Bound<'_, PyAny>) -> Option<f64> {
+    module.getattr("__mtime__").ok()?.extract().ok()
+}
+
 /// Returns the callable `callable` of the script at `path` in the current interpreter,
 /// loading the script on first use or, with `reload`, when `mtime` (seconds, as the
 /// transport last saw the file) differs from the loaded module's.
@@ -85,18 +100,9 @@ pub fn load_callable<'py>(
 ) -> Result<Bound<'py, PyAny>, ScriptError> {
     let name = module_name(path);
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
-        let module = py
-            .import("sys")
-            .ok()?
-            .getattr("modules")
-            .ok()?
-            .get_item(&name)
-            .ok()?;
-        if reload {
-            let loaded: f64 = module.getattr("__mtime__").ok()?.extract().ok()?;
-            if loaded != mtime {
-                return None;
-            }
+        let module = loaded_module(py, &name)?;
+        if reload && loaded_mtime(&module) != Some(mtime) {
+            return None;
         }
         Some(module)
     };
@@ -127,14 +133,9 @@ pub fn load_callable<'py>(
 /// Whether the script at `path` is loaded in the current interpreter with a modification
 /// time other than `mtime` (a daemon then restarts instead of reloading in place).
 pub fn script_is_stale(py: Python<'_>, path: &Path, mtime: f64) -> bool {
-    let name = module_name(path);
-    let loaded = py
-        .import("sys")
-        .and_then(|s| s.getattr("modules"))
-        .and_then(|m| m.get_item(&name))
-        .and_then(|m| m.getattr("__mtime__"))
-        .and_then(|t| t.extract::<f64>());
-    matches!(loaded, Ok(t) if t != mtime)
+    loaded_module(py, &module_name(path))
+        .and_then(|m| loaded_mtime(&m))
+        .is_some_and(|t| t != mtime)
 }
 
 /// Loads the script at `path` into the current interpreter unless it is already loaded
@@ -150,12 +151,7 @@ pub fn preload_script(
         .script_lock
         .lock_py_attached(py)
         .unwrap_or_else(|p| p.into_inner());
-    let loaded = py
-        .import("sys")
-        .and_then(|s| s.getattr("modules"))
-        .and_then(|m| m.contains(&name))
-        .unwrap_or(false);
-    if !loaded {
+    if loaded_module(py, &name).is_none() {
         tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
         exec_script(py, path, &name, mtime)?;
     }

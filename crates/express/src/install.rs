@@ -15,20 +15,21 @@ pub fn config_lines(module: &Path, python_home: Option<&Path>) -> String {
     text
 }
 
-fn python_home(args: &ModuleArgs) -> Option<PathBuf> {
-    args.python_home
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
-}
-
 pub fn module_config(args: &ModuleArgs) -> Result<(), String> {
-    let module = locate::module(args)?;
-    print!("{}", config_lines(&module, python_home(args).as_deref()));
+    let module = locate::module(args, locate::modules_directory(args).ok().as_deref())?;
+    print!(
+        "{}",
+        config_lines(&module, locate::python_home(args).as_deref())
+    );
     Ok(())
 }
 
 pub fn module_location(args: &ModuleArgs) -> Result<(), String> {
-    println!("{}", locate::module(args)?.display());
+    let modules_dir = locate::modules_directory(args).ok();
+    println!(
+        "{}",
+        locate::module(args, modules_dir.as_deref())?.display()
+    );
     Ok(())
 }
 
@@ -47,8 +48,8 @@ const CONF_TEXT: &str = "# Written by wsgi-express install-module: process-wide 
 </IfModule>\n";
 
 pub fn install_module(args: &InstallArgs) -> Result<(), String> {
-    let module = locate::module(&args.module)?;
     let modules_dir = locate::modules_directory(&args.module)?;
+    let module = locate::module(&args.module, Some(&modules_dir))?;
     let available = args
         .mods_available
         .clone()
@@ -85,7 +86,7 @@ pub fn install_module(args: &InstallArgs) -> Result<(), String> {
     fs::write(&load, load_text).map_err(|e| format!("cannot write {}: {e}", load.display()))?;
     let conf = available.join("wsgi_rs.conf");
     let mut conf_text = CONF_TEXT.to_owned();
-    if let Some(home) = python_home(&args.module) {
+    if let Some(home) = locate::python_home(&args.module) {
         conf_text = conf_text.replace(
             "    #WSGIPythonHome /srv/venvs/site\n",
             &format!("    WSGIPythonHome \"{}\"\n", home.display()),

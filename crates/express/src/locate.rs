@@ -80,8 +80,9 @@ pub fn modules_directory(args: &ModuleArgs) -> Result<PathBuf, String> {
 }
 
 /// The module to load: explicit option, then next to this program (a cargo build or an
-/// install that keeps them together), then $MOD_WSGI_RS_MODULE, then Apache's modules.
-pub fn module(args: &ModuleArgs) -> Result<PathBuf, String> {
+/// install that keeps them together), then $MOD_WSGI_RS_MODULE, then Apache's modules
+/// directory `modules_dir` (found by [`modules_directory`]).
+pub fn module(args: &ModuleArgs, modules_dir: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = &args.module_path {
         return if p.is_file() {
             Ok(absolute(p))
@@ -101,7 +102,7 @@ pub fn module(args: &ModuleArgs) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("MOD_WSGI_RS_MODULE") {
         candidates.push(PathBuf::from(p));
     }
-    if let Ok(dir) = modules_directory(args) {
+    if let Some(dir) = modules_dir {
         candidates.push(dir.join(MODULE_FILE));
     }
     candidates
@@ -118,6 +119,13 @@ pub fn module(args: &ModuleArgs) -> Result<PathBuf, String> {
                     .join(", ")
             )
         })
+}
+
+/// WSGIPythonHome / python-home: the option, else the active virtual environment.
+pub fn python_home(args: &ModuleArgs) -> Option<PathBuf> {
+    args.python_home
+        .clone()
+        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
 }
 
 pub fn mpm(modules: &Path, wanted: Option<MpmName>) -> Result<MpmName, String> {

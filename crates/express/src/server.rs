@@ -109,7 +109,7 @@ fn pairs(flat: &[String]) -> Vec<(String, String)> {
 fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     let entry = entry(args)?;
     let modules_dir = locate::modules_directory(&args.module)?;
-    let module = locate::module(&args.module)?;
+    let module = locate::module(&args.module, Some(&modules_dir))?;
     let mpm = locate::mpm(&modules_dir, args.mpm)?;
     if args.threads == 0 {
         return Err("--threads must be at least 1".to_owned());
@@ -207,11 +207,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         inactivity_timeout: args.inactivity_timeout,
         restart_interval: args.restart_interval,
     });
-    let python_home = args
-        .module
-        .python_home
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+    let python_home = locate::python_home(&args.module);
     let plan = Plan {
         document_root: args
             .document_root

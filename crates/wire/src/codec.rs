@@ -1,6 +1,6 @@
 //! Framing: encoding frames into bytes and an incremental, bounded decoder.
 
-use crate::frame::{Frame, HEADER_LEN, Kind, WireError};
+use crate::frame::{Frame, HEADER_LEN, Kind, WireError, put_response_head};
 
 /// The 5 header bytes of a frame of `kind` carrying `len` payload bytes.
 pub fn frame_header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
@@ -11,10 +11,27 @@ pub fn frame_header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
 
 /// Appends `frame`, header and payload, to `out`.
 pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
+    encode_with(frame.kind(), out, |out| frame.write_payload(out));
+}
+
+/// Appends a response head frame from borrowed parts: the same bytes as encoding
+/// `Frame::ResponseHead`, without copying the headers into one first.
+pub fn encode_response_head(
+    status: u16,
+    status_line: &str,
+    headers: &[(String, String)],
+    out: &mut Vec<u8>,
+) {
+    encode_with(Kind::ResponseHead, out, |out| {
+        put_response_head(out, status, status_line, headers)
+    });
+}
+
+fn encode_with(kind: Kind, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    frame.write_payload(out);
-    let header = frame_header(frame.kind(), out.len() - start - HEADER_LEN);
+    payload(out);
+    let header = frame_header(kind, out.len() - start - HEADER_LEN);
     out[start..start + HEADER_LEN].copy_from_slice(&header);
 }
 
@@ -131,6 +148,23 @@ mod tests {
             Frame::End,
             Frame::Error(ErrorKind::QueueTimeout, "waited 3 s".into()),
         ]
+    }
+
+    #[test]
+    fn response_head_from_borrowed_parts_matches_the_frame() {
+        let headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
+        let mut borrowed = Vec::new();
+        encode_response_head(404, "404 Not Found", &headers, &mut borrowed);
+        let mut framed = Vec::new();
+        encode(
+            &Frame::ResponseHead(ResponseHead {
+                status: 404,
+                status_line: "404 Not Found".into(),
+                headers,
+            }),
+            &mut framed,
+        );
+        assert_eq!(borrowed, framed);
     }
 
     #[test]

@@ -119,6 +119,18 @@ pub enum Frame {
     Error(ErrorKind, String),
 }
 
+/// Appends a response head's payload built from borrowed parts.
+pub(crate) fn put_response_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    status_line: &str,
+    headers: &[(String, String)],
+) {
+    out.extend_from_slice(&status.to_be_bytes());
+    put_str(out, status_line);
+    put_pairs(out, headers);
+}
+
 impl Frame {
     pub fn kind(&self) -> Kind {
         match self {
@@ -148,9 +160,7 @@ impl Frame {
                 put_pairs(out, &h.environ);
             }
             Frame::ResponseHead(h) => {
-                out.extend_from_slice(&h.status.to_be_bytes());
-                put_str(out, &h.status_line);
-                put_pairs(out, &h.headers);
+                put_response_head(out, h.status, &h.status_line, &h.headers);
             }
             Frame::Body(data) | Frame::Data(data) => out.extend_from_slice(data),
             Frame::BodyEnd | Frame::BodyAbort | Frame::End => {}
