@@ -3,6 +3,7 @@
 //! request to them (`client`). Nothing here sees an Apache type; `apache/daemons.rs` drives
 //! it from the hooks.
 
+mod acceptor;
 mod client;
 pub mod group;
 pub mod identity;

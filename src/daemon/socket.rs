@@ -115,11 +115,31 @@ pub fn poll_fd(
     }
 }
 
-/// Takes this process's inherited copy of a group's listening socket, non-blocking.
-pub fn listener_from_fd(fd: RawFd) -> io::Result<UnixListener> {
+/// Takes this process's inherited copy of a group's listening socket.
+pub fn listener_from_fd(fd: RawFd) -> UnixListener {
     // SAFETY: a daemon owns its inherited copy of the listener fd and hands it over once;
     // the parent's copy is a separate descriptor.
-    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
+/// Bounds how long a blocking accept() on `fd` waits (SO_RCVTIMEO applies to accept).
+pub fn set_accept_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: tv is a valid timeval for the call; fd is the caller's open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -7,9 +7,11 @@ use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct DaemonBody {
-    stream: UnixStream,
+    stream: Arc<UnixStream>,
     decoder: Decoder,
     pending: Vec<u8>,
     offset: usize,
@@ -17,7 +19,7 @@ pub struct DaemonBody {
 }
 
 impl DaemonBody {
-    pub fn new(stream: UnixStream, decoder: Decoder) -> Self {
+    pub fn new(stream: Arc<UnixStream>, decoder: Decoder) -> Self {
         DaemonBody {
             stream,
             decoder,
@@ -35,7 +37,7 @@ impl DaemonBody {
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
-            let n = self.stream.read(&mut buf)?;
+            let n = (&*self.stream).read(&mut buf)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -83,21 +85,33 @@ impl BodyReader for DaemonBody {
 
 /// Response frames towards the Apache child. The response head is held back and leaves
 /// with the first body block (one syscall for both); body blocks are never held back,
-/// so streamed responses stream. Whatever is still held is sent when the WSGI core
-/// drops the sink, which it does before `wsgi::run` returns (before the End frame).
+/// so streamed responses stream. The block that completes the declared Content-Length
+/// carries the End frame with it: the Apache child finishes the request at once, before
+/// the application's close() runs. Whatever is still held is sent when the WSGI core
+/// drops the sink, which it does before `wsgi::run` returns.
 pub struct DaemonSink {
-    stream: UnixStream,
+    stream: Arc<UnixStream>,
     group: String,
     held: Vec<u8>,
+    /// Body bytes still due under the declared Content-Length.
+    remaining: Option<u64>,
+    ended: Arc<AtomicBool>,
 }
 
 impl DaemonSink {
-    pub fn new(stream: UnixStream, group: &str) -> Self {
+    pub fn new(stream: Arc<UnixStream>, group: &str) -> Self {
         DaemonSink {
             stream,
             group: group.to_owned(),
             held: Vec::new(),
+            remaining: None,
+            ended: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Set once the End frame went out with the last body block.
+    pub fn ended(&self) -> Arc<AtomicBool> {
+        self.ended.clone()
     }
 
     /// Writes the held bytes and then `parts`, with as few syscalls as the kernel allows.
@@ -110,7 +124,7 @@ impl DaemonSink {
             .collect();
         let mut pending = &mut slices[..];
         while !pending.is_empty() {
-            match self.stream.write_vectored(pending) {
+            match (&*self.stream).write_vectored(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => IoSlice::advance_slices(&mut pending, n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -121,11 +135,29 @@ impl DaemonSink {
     }
 
     fn data(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        for chunk in data.chunks(MAX_BODY_FRAME) {
+        if self.ended.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let end = wire::frame_header(Kind::End, 0);
+        let mut chunks = data.chunks(MAX_BODY_FRAME).peekable();
+        while let Some(chunk) = chunks.next() {
             let header = wire::frame_header(Kind::Data, chunk.len());
-            if self.send(&[&header, chunk]).is_err() {
+            let complete =
+                chunks.peek().is_none() && self.remaining.is_some_and(|r| r <= data.len() as u64);
+            let sent = if complete {
+                self.send(&[&header, chunk, &end])
+            } else {
+                self.send(&[&header, chunk])
+            };
+            if sent.is_err() {
                 return Err(SinkError::ClientGone);
             }
+            if complete {
+                self.ended.store(true, Ordering::Release);
+            }
+        }
+        if let Some(r) = &mut self.remaining {
+            *r = r.saturating_sub(data.len() as u64);
         }
         Ok(())
     }
@@ -148,6 +180,10 @@ impl ResponseSink for DaemonSink {
         headers: &[(String, String)],
     ) -> Result<(), SinkError> {
         wire::encode_response_head(head.code, &head.status_line, headers, &mut self.held);
+        self.remaining = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok());
         Ok(())
     }
 

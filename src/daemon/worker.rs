@@ -1,30 +1,21 @@
-//! The Python side of a daemon process: a queue of accepted requests, `threads` worker
-//! threads that run them through the WSGI core, and a monitor thread that enforces
+//! The Python side of a daemon process: `threads` worker threads that take requests from
+//! the acceptor and run them through the WSGI core, and a monitor thread that enforces
 //! request-timeout, restart-interval and inactivity-timeout.
 #![forbid(unsafe_code)]
 
+use super::acceptor::{Acceptor, Job};
 use super::group::DaemonGroup;
 use super::transport::{DaemonBody, DaemonSink};
 use crate::python;
 use crate::wsgi::{self, Outcome, WsgiRequest};
-use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, RequestHead};
-use std::collections::VecDeque;
+use mod_wsgi_wire::{self as wire, ErrorKind, Frame};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
-
-/// An accepted connection whose head has been read and checked.
-pub struct Job {
-    pub stream: UnixStream,
-    pub head: Box<RequestHead>,
-    pub decoder: Decoder,
-    /// This request's worker slot: released when the request is done.
-    pub slot: tokio::sync::OwnedSemaphorePermit,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopKind {
@@ -48,27 +39,15 @@ struct Active {
     interrupted_at: Option<Instant>,
 }
 
-struct Queue {
-    jobs: VecDeque<Job>,
-    closed: bool,
-}
-
 pub struct Shared {
     pub group: Arc<DaemonGroup>,
-    queue: Mutex<Queue>,
-    ready: Condvar,
+    pub acceptor: Acceptor,
     active: Mutex<Vec<Option<Active>>>,
     served: AtomicU64,
-    /// Accepted connections whose request head is still being read.
-    reading: AtomicUsize,
     started: Instant,
     last_activity: Mutex<Instant>,
     stop: Mutex<Option<Stop>>,
     pub stopped: tokio::sync::Notify,
-    /// One permit per worker thread. The accept loop takes one before accepting, so a
-    /// process never takes more connections than it has free threads: the others wait
-    /// in the shared listen backlog for whichever process frees a thread first.
-    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,58 +55,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(group: Arc<DaemonGroup>) -> Arc<Self> {
+    pub fn new(group: Arc<DaemonGroup>, acceptor: Acceptor) -> Arc<Self> {
         let threads = group.spec.threads as usize;
         Arc::new(Shared {
             group,
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                closed: false,
-            }),
-            ready: Condvar::new(),
+            acceptor,
             active: Mutex::new((0..threads).map(|_| None).collect()),
             served: AtomicU64::new(0),
-            reading: AtomicUsize::new(0),
             started: Instant::now(),
             last_activity: Mutex::new(Instant::now()),
             stop: Mutex::new(None),
             stopped: tokio::sync::Notify::new(),
-            slots: Arc::new(tokio::sync::Semaphore::new(threads)),
         })
-    }
-
-    pub fn push(&self, job: Job) {
-        lock(&self.queue).jobs.push_back(job);
-        *lock(&self.last_activity) = Instant::now();
-        self.ready.notify_one();
-    }
-
-    fn pop(&self) -> Option<Job> {
-        let mut q = lock(&self.queue);
-        loop {
-            if let Some(job) = q.jobs.pop_front() {
-                return Some(job);
-            }
-            if q.closed {
-                return None;
-            }
-            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// Lets idle workers exit.
-    pub fn close_queue(&self) {
-        let mut q = lock(&self.queue);
-        q.closed = true;
-        for job in q.jobs.drain(..) {
-            refuse(
-                job.stream,
-                ErrorKind::Restarting,
-                "daemon process is shutting down",
-            );
-        }
-        drop(q);
-        self.ready.notify_all();
     }
 
     pub fn stop_state(&self) -> Option<Stop> {
@@ -154,21 +93,9 @@ impl Shared {
         }
     }
 
-    /// A connection was accepted; its head is being read.
-    pub fn head_started(&self) {
-        self.reading.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The head of an accepted connection was queued or the connection was dropped.
-    pub fn head_finished(&self) {
-        self.reading.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// No connection being read, no request queued or running.
+    /// No request accepted and unfinished.
     pub fn is_idle(&self) -> bool {
-        self.reading.load(Ordering::Acquire) == 0
-            && lock(&self.queue).jobs.is_empty()
-            && lock(&self.active).iter().all(Option::is_none)
+        self.acceptor.is_idle()
     }
 }
 
@@ -183,7 +110,7 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
             }
             builder
                 .spawn(move || {
-                    while let Some(job) = shared.pop() {
+                    while let Some((job, _busy)) = shared.acceptor.next(&shared.group) {
                         handle(&shared, slot, job);
                     }
                 })
@@ -193,15 +120,14 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-fn send_frame(stream: &mut UnixStream, frame: &Frame) {
+fn send_frame(mut stream: &UnixStream, frame: &Frame) {
     let mut out = Vec::new();
     wire::encode(frame, &mut out);
     let _ = stream.write_all(&out);
 }
 
-fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
-    let _ = stream.set_nonblocking(false);
-    send_frame(&mut stream, &Frame::Error(kind, message.to_owned()));
+fn refuse(stream: &UnixStream, kind: ErrorKind, message: &str) {
+    send_frame(stream, &Frame::Error(kind, message.to_owned()));
     linger_close(stream);
 }
 
@@ -209,7 +135,7 @@ fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
 /// closing a Unix socket with unread data makes the peer's read fail with ECONNRESET,
 /// which would hide the error frame just sent. Reads and discards until the Apache child
 /// hangs up (it does on receiving the frame), for at most a second.
-fn linger_close(mut stream: UnixStream) {
+fn linger_close(mut stream: &UnixStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut buf = [0u8; 16 * 1024];
@@ -240,14 +166,13 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         stream,
         head,
         decoder,
-        slot: _slot,
     } = job;
     if shared
         .stop_state()
         .is_some_and(|s| s.kind == StopKind::Immediate)
     {
         return refuse(
-            stream,
+            &stream,
             ErrorKind::Restarting,
             "daemon process is shutting down",
         );
@@ -260,20 +185,9 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
             waited.as_secs_f64(),
             spec.queue_timeout.as_secs()
         );
-        return refuse(stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
+        return refuse(&stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
     }
-    let setup = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(Some(group.socket_timeout)))
-        .and_then(|()| stream.set_write_timeout(Some(group.socket_timeout)))
-        .and_then(|()| stream.try_clone());
-    let mut writer = match setup {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!("WSGI0108: group '{}': {e}", spec.name);
-            return;
-        }
-    };
+    let stream = Arc::new(stream);
     lock(&shared.active)[slot] = Some(Active {
         started: Instant::now(),
         thread_ident: python::current_thread_ident(),
@@ -293,40 +207,38 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         run_once: spec.run_once(),
         restart_on_change: head.reload,
     };
-    let sink_stream = match writer.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            lock(&shared.active)[slot] = None;
-            tracing::error!("WSGI0108: group '{}': {e}", spec.name);
-            return;
-        }
-    };
-    let sink = DaemonSink::new(sink_stream, &spec.name);
+    let sink = DaemonSink::new(stream.clone(), &spec.name);
+    let ended = sink.ended();
     let outcome = wsgi::run(
         request,
-        Box::new(DaemonBody::new(stream, decoder)),
+        Box::new(DaemonBody::new(stream.clone(), decoder)),
         Box::new(sink),
     );
     let interrupted = lock(&shared.active)[slot]
         .take()
         .is_some_and(|a| a.interrupted_at.is_some());
+    // A response that reached its Content-Length already went out with its End frame;
+    // what happened after (close() raising, say) was logged and changes nothing for the
+    // client.
+    let ended = ended.load(Ordering::Acquire);
     match outcome {
-        Outcome::Complete => send_frame(&mut writer, &Frame::End),
         Outcome::ScriptChanged => {
             shared.request_stop("script reload", StopKind::Graceful);
-            return refuse(writer, ErrorKind::Restarting, "script changed; restarting");
+            return refuse(&stream, ErrorKind::Restarting, "script changed; restarting");
         }
+        _ if ended => {}
+        Outcome::Complete => send_frame(&stream, &Frame::End),
         Outcome::ClientGone => {}
         Outcome::Failed { .. } if interrupted => send_frame(
-            &mut writer,
+            &stream,
             &Frame::Error(ErrorKind::RequestTimeout, "request-timeout exceeded".into()),
         ),
         Outcome::Failed { .. } => send_frame(
-            &mut writer,
+            &stream,
             &Frame::Error(ErrorKind::Application, "application failed".into()),
         ),
     }
-    drop(writer);
+    drop(stream);
     *lock(&shared.last_activity) = Instant::now();
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     if spec.maximum_requests > 0 && served >= spec.maximum_requests {
