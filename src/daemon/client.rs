@@ -116,38 +116,41 @@ pub fn proxy(
 ) -> ProxyOutcome {
     let mut head_bytes = Vec::with_capacity(4096);
     wire::encode(&Frame::RequestHead(Box::new(head)), &mut head_bytes);
-    let mut body_state = BodyState {
-        replay: Vec::new(),
-        replayable: true,
-        done: false,
-    };
-    let mut scratch = take_scratch();
-    // The first piece of body leaves with the head; for a request without a body that
-    // is the end frame, so the whole request is one write.
-    body_state.next_frame(body, &mut scratch, &mut Vec::new());
-    let outcome = proxy_with(
+    let mut transfer = Transfer {
         group,
-        &head_bytes,
-        &mut body_state,
-        &mut scratch,
-        error_override,
+        body_state: BodyState {
+            replay: Vec::new(),
+            replayable: true,
+            done: false,
+        },
+        scratch: take_scratch(),
         body,
         sink,
-    );
-    SCRATCH.set(scratch);
+        error_override,
+    };
+    // The first piece of body leaves with the head; for a request without a body that
+    // is the end frame, so the whole request is one write.
+    let t = &mut transfer;
+    t.body_state
+        .next_frame(t.body, &mut t.scratch, &mut Vec::new());
+    let outcome = attempt_all(&mut transfer, &head_bytes);
+    SCRATCH.set(transfer.scratch);
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
-fn proxy_with(
-    group: &DaemonGroup,
-    head_bytes: &[u8],
-    body_state: &mut BodyState,
-    scratch: &mut [u8],
+/// One proxied request's state across connection attempts.
+struct Transfer<'a> {
+    group: &'a DaemonGroup,
+    body_state: BodyState,
+    /// Read buffer for both directions (they never use it at the same time).
+    scratch: Vec<u8>,
+    body: &'a mut dyn BodyReader,
+    sink: &'a mut dyn ResponseSink,
     error_override: bool,
-    body: &mut dyn BodyReader,
-    sink: &mut dyn ResponseSink,
-) -> ProxyOutcome {
+}
+
+fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
+    let group = t.group;
     let deadline = Instant::now() + group.spec.connect_timeout;
     let max_attempts = 2 * group.spec.processes as usize + 2;
     let mut attempts = 0;
@@ -162,18 +165,9 @@ fn proxy_with(
             }
         };
         attempts += 1;
-        match exchange(
-            group,
-            stream,
-            head_bytes,
-            body_state,
-            scratch,
-            body,
-            sink,
-            error_override,
-        ) {
+        match exchange(t, stream, head_bytes) {
             Exchange::Done(outcome) => return outcome,
-            Exchange::Retry(why) if body_state.replayable && attempts < max_attempts => {
+            Exchange::Retry(why) if t.body_state.replayable && attempts < max_attempts => {
                 tracing::debug!(
                     "daemon group '{}' asked for a retry: {why}",
                     group.spec.name
@@ -225,16 +219,16 @@ impl BodyState {
     }
 }
 
-fn exchange(
-    group: &DaemonGroup,
-    mut stream: UnixStream,
-    head_bytes: &[u8],
-    body_state: &mut BodyState,
-    buf: &mut [u8],
-    body: &mut dyn BodyReader,
-    sink: &mut dyn ResponseSink,
-    error_override: bool,
-) -> Exchange {
+fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> Exchange {
+    let Transfer {
+        group,
+        body_state,
+        scratch: buf,
+        body,
+        sink,
+        error_override,
+    } = t;
+    let error_override = *error_override;
     let fail =
         |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
     if let Err(e) = stream.set_nonblocking(true) {
@@ -291,7 +285,9 @@ fn exchange(
                         return broken(head_sent, 502, message);
                     }
                 };
-                if let Some(end) = on_frame(frame, &mut head_sent, sink, name, error_override) {
+                if let Some(end) =
+                    on_frame(frame, &mut head_sent, &mut **sink, name, error_override)
+                {
                     return end;
                 }
             }
@@ -301,7 +297,7 @@ fn exchange(
                 out.clear();
                 out_pos = 0;
                 if !body_state.done {
-                    body_state.next_frame(body, buf, &mut out);
+                    body_state.next_frame(&mut **body, buf, &mut out);
                 }
             }
             match stream.write(&out[out_pos..]) {
