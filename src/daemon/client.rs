@@ -275,6 +275,10 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                     return broken(head_sent, 502, message);
                 }
             }
+            // Body blocks that arrived together go to the client as one write (one flush):
+            // a streaming app's small blocks are not flushed one by one, and nothing that
+            // arrived waits for more.
+            let mut data = Vec::new();
             loop {
                 let frame = match decoder.next_frame() {
                     Ok(Some(f)) => f,
@@ -285,11 +289,29 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                         return broken(head_sent, 502, message);
                     }
                 };
-                if let Some(end) =
-                    on_frame(frame, &mut head_sent, &mut **sink, name, error_override)
-                {
-                    return end;
+                match frame {
+                    Frame::Data(block) if head_sent => {
+                        if data.is_empty() {
+                            data = block;
+                        } else {
+                            data.extend_from_slice(&block);
+                        }
+                        continue;
+                    }
+                    frame => {
+                        if let Some(end) = relay(&mut **sink, &mut data) {
+                            return end;
+                        }
+                        if let Some(end) =
+                            on_frame(frame, &mut head_sent, &mut **sink, name, error_override)
+                        {
+                            return end;
+                        }
+                    }
                 }
+            }
+            if let Some(end) = relay(&mut **sink, &mut data) {
+                return end;
             }
         }
         if writable && peer_reading {
@@ -309,6 +331,20 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                 Err(_) => peer_reading = false,
             }
         }
+    }
+}
+
+/// Writes the body blocks collected from one read; `Some` ends the exchange.
+fn relay(sink: &mut dyn ResponseSink, data: &mut Vec<u8>) -> Option<Exchange> {
+    if data.is_empty() {
+        return None;
+    }
+    let written = sink.write(data);
+    data.clear();
+    match written {
+        Ok(()) => None,
+        Err(SinkError::ClientGone) => Some(Exchange::Done(ProxyOutcome::ClientGone)),
+        Err(SinkError::Failed(m)) => Some(Exchange::Done(ProxyOutcome::Aborted { message: m })),
     }
 }
 

@@ -1,0 +1,300 @@
+"""Side-by-side load bench: mod_wsgi_rs and Debian's C mod_wsgi in one run.
+
+Two Apache servers with the same generated config (event MPM) except the LoadModule line.
+Each serves every app embedded (/APP) and in a daemon group (/d/APP, processes=2
+threads=15, application-group=%{GLOBAL}); Apache's own static file handler serves the
+same bytes (/s/...) as the ceiling. wrk drives every target over 127.0.0.1, targets
+interleaved within each round. Reported: median req/s, p50 and p99 latency over the
+rounds, each target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of
+each server's Apache children and daemon processes.
+
+Run through benches/load.sh (it builds the module and installs wrk and the C module).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+APPS = {
+    "hello": '''
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, World!"]
+''',
+    "big": '''
+BODY = b"x" * (1024 * 1024)
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [BODY]
+''',
+    "upload": '''
+def application(environ, start_response):
+    stream = environ["wsgi.input"]
+    total = 0
+    while True:
+        block = stream.read(65536)
+        if not block:
+            break
+        total += len(block)
+    body = str(total).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+''',
+    "file": '''
+import os
+PATH = "@ROOT@/static/file.bin"
+def application(environ, start_response):
+    f = open(PATH, "rb")
+    size = os.fstat(f.fileno()).st_size
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(size))])
+    return environ["wsgi.file_wrapper"](f, 65536)
+''',
+    "stream": '''
+CHUNK = b"x" * 64
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (CHUNK for _ in range(1000))
+''',
+    "sleep": '''
+import time
+def application(environ, start_response):
+    time.sleep(0.05)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+''',
+}
+
+# app -> (concurrencies, static file standing in for it, expected body length)
+RUNS = {
+    "hello": ((4, 32), "hello.txt", 13),
+    "big": ((4, 32), "big.bin", 1024 * 1024),
+    "upload": ((4, 32), None, 7),
+    "file": ((4, 32), "file.bin", 10 * 1024 * 1024),
+    "stream": ((4, 32), None, 64 * 1000),
+    "sleep": ((64,), None, 2),
+}
+
+UPLOAD_LUA = '''
+wrk.method = "POST"
+wrk.body = string.rep("x", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+'''
+
+
+def conf(root, modules, module, port):
+    lines = [
+        f"ServerRoot {root}/{port}",
+        f"Listen 127.0.0.1:{port}",
+        "ServerName 127.0.0.1",
+        f"PidFile {root}/{port}/httpd.pid",
+        f"ErrorLog {root}/{port}/error.log",
+        "LogLevel warn",
+        f"DefaultRuntimeDir {root}/{port}",
+        f"Mutex file:{root}/{port} default",
+        f"LoadModule mpm_event_module {modules}/mod_mpm_event.so",
+        # Four children from the start and none stopped for being idle: a child
+        # stopped by the MPM closes its keep-alive connections mid-run.
+        "StartServers 4",
+        "ServerLimit 4",
+        "MinSpareThreads 25",
+        "MaxSpareThreads 100",
+        "ThreadsPerChild 25",
+        "MaxRequestWorkers 100",
+        f"LoadModule authz_core_module {modules}/mod_authz_core.so",
+        f"LoadModule wsgi_module {module}",
+        "User www-data",
+        "Group www-data",
+        "EnableSendfile On",
+        "WSGIEnableSendfile On",
+        f"DocumentRoot {root}/static",
+        f"<Directory {root}>",
+        "  Require all granted",
+        "  AllowOverride None",
+        "</Directory>",
+        "WSGIDaemonProcess bench processes=2 threads=15 display-name=(wsgi:bench)",
+    ]
+    for app in APPS:
+        lines.append(f"WSGIScriptAlias /{app} {root}/app/{app}.wsgi")
+        lines.append(
+            f"WSGIScriptAlias /d/{app} {root}/app/{app}.wsgi"
+            " process-group=bench application-group=%{GLOBAL}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def millis(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m[2]]
+    return float(m[1]) * scale
+
+
+def wrk(url, conc, secs, lua):
+    cmd = ["wrk", "-t2", f"-c{conc}", f"-d{secs}s", "--latency", "--timeout", "10s"]
+    if lua:
+        cmd += ["-s", lua]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    p50 = millis(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])
+    p99 = millis(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    problem = None
+    if bad:
+        problem = f"{bad[1]} non-2xx responses"
+    elif errors and re.search(r"(read|write|timeout) [1-9]", errors[1]):
+        problem = f"socket errors: {errors[1]}"
+    return rps, p50, p99, problem
+
+
+def peak_rss(pid_file):
+    """Largest VmHWM (KiB) among the server's children and among its daemon processes."""
+    with open(pid_file) as f:
+        parent = f.read().strip()
+    children, daemons = [0], [0]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            if ppid != parent:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/status") as f:
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read())[1])
+        except (OSError, TypeError, IndexError):
+            continue
+        (daemons if cmdline.startswith(b"(wsgi:") else children).append(hwm)
+    return max(children), max(daemons)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--apps", default=" ".join(RUNS))
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--theirs", required=True)
+    ap.add_argument("--modules", required=True)
+    args = ap.parse_args()
+    apps = args.apps.split()
+    if args.smoke:
+        args.secs, args.rounds = 1, 1
+
+    root = tempfile.mkdtemp(prefix="mod_wsgi_rs-bench.")
+    os.chmod(root, 0o755)
+    for d in ("app", "static"):
+        os.mkdir(f"{root}/{d}", 0o755)
+    for app, source in APPS.items():
+        with open(f"{root}/app/{app}.wsgi", "w") as f:
+            f.write(source.replace("@ROOT@", root))
+    for name, size in (("hello.txt", 13), ("big.bin", 1 << 20), ("file.bin", 10 << 20)):
+        with open(f"{root}/static/{name}", "wb") as f:
+            f.write(b"Hello, World!" if size == 13 else b"x" * size)
+    for d in ("app", "static"):
+        for name in os.listdir(f"{root}/{d}"):
+            os.chmod(f"{root}/{d}/{name}", 0o644)
+    lua = f"{root}/upload.lua"
+    with open(lua, "w") as f:
+        f.write(UPLOAD_LUA)
+
+    servers = {"rs": (args.ours, 18781), "c": (args.theirs, 18782)}
+    procs = []
+    try:
+        for name, (module, port) in servers.items():
+            os.mkdir(f"{root}/{port}")
+            with open(f"{root}/{port}/httpd.conf", "w") as f:
+                f.write(conf(root, args.modules, module, port))
+            procs.append(subprocess.Popen(
+                ["apache2", "-f", f"{root}/{port}/httpd.conf", "-DFOREGROUND"],
+                start_new_session=True))
+        time.sleep(2)
+        targets = check_targets(servers, apps)
+        results = {}
+        for rnd in range(1, args.rounds + 1):
+            for app in apps:
+                concs, _, _ = RUNS[app]
+                for conc in concs:
+                    for target, url in targets[app]:
+                        rps, p50, p99, problem = wrk(
+                            url, conc, args.secs, lua if app == "upload" else None)
+                        print(f"round {rnd} {app:7} c={conc:<3} {target:12} {rps:10.1f} req/s"
+                              f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms", flush=True)
+                        if problem:
+                            sys.exit(f"bench: {target} /{app} at c={conc}: {problem}")
+                        results.setdefault((app, conc, target), []).append((rps, p50, p99))
+        report(results, apps, targets, args, servers, root)
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            p.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def check_targets(servers, apps):
+    """Every target answers 200 with the expected body before anything is timed."""
+    targets = {}
+    for app in apps:
+        _, static, length = RUNS[app]
+        urls = []
+        if static:
+            urls.append(("static", f"http://127.0.0.1:{servers['c'][1]}/{static}"))
+        for name, (_, port) in servers.items():
+            urls.append((f"{name}-embedded", f"http://127.0.0.1:{port}/{app}"))
+            urls.append((f"{name}-daemon", f"http://127.0.0.1:{port}/d/{app}"))
+        for target, url in urls:
+            data = b"x" * (1 << 20) if app == "upload" else None
+            with urllib.request.urlopen(url, data=data, timeout=30) as resp:
+                body = resp.read()
+            if resp.status != 200 or len(body) != length:
+                sys.exit(f"bench: {target} {url}: status {resp.status}, {len(body)} bytes")
+        targets[app] = urls
+    return targets
+
+
+def report(results, apps, targets, args, servers, root):
+    print(f"\nmedians over {args.rounds} round(s) of {args.secs} s; ratio = req/s over C "
+          "mod_wsgi in the same mode (static: over the static handler)\n")
+    print("| app | c | target | req/s | p50 ms | p99 ms | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for app in apps:
+        for conc in RUNS[app][0]:
+            med = {}
+            for target, _ in targets[app]:
+                runs = results[(app, conc, target)]
+                med[target] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+            for target, _ in targets[app]:
+                rps, p50, p99 = med[target]
+                ratio = ""
+                if target.startswith("rs-"):
+                    base = med["c-" + target[3:]][0]
+                    ratio = f"{rps / base:.2f}x"
+                    if "static" in med:
+                        ratio += f" ({rps / med['static'][0]:.2f}x static)"
+                print(f"| {app} | {conc} | {target} | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
+                      f"| {ratio} |")
+    print("\npeak RSS per process (VmHWM, MiB): Apache child / daemon process")
+    for name, (_, port) in servers.items():
+        child, daemon = peak_rss(f"{root}/{port}/httpd.pid")
+        print(f"  {name:3} {child / 1024:7.1f} / {daemon / 1024:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
