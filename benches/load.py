@@ -234,6 +234,9 @@ def main():
                         print(f"round {rnd} {app:7} c={conc:<3} {target:12} {rps:10.1f} req/s"
                               f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms", flush=True)
                         if problem:
+                            port = servers["c" if target == "static" else target[:2].strip("-")][1]
+                            with open(f"{root}/{port}/error.log") as f:
+                                sys.stderr.write("".join(f.readlines()[-20:]))
                             sys.exit(f"bench: {target} /{app} at c={conc}: {problem}")
                         results.setdefault((app, conc, target), []).append((rps, p50, p99))
         report(results, apps, targets, args, servers, root)

@@ -87,6 +87,48 @@ fn touching_the_script_restarts_the_daemon_with_new_code() {
     apache.stop();
 }
 
+/// The request that finds the script changed is refused by the old process before the
+/// application reads its body, and resent whole to the new one, however large the body:
+/// the Apache child sends only the first body block until the daemon asks for the rest.
+#[test]
+fn a_large_upload_that_meets_a_script_reload_is_resent_whole() {
+    let v1 = "import hashlib\ndef application(e, sr):\n    data = e['wsgi.input'].read()\n    sr('200 OK', [])\n    return [b'v1 %d %s' % (len(data), hashlib.md5(data).hexdigest().encode())]\n";
+    let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
+    assert!(apache.get("/").text().starts_with("v1 0 "));
+    let script = apache.scratch.dir.join("app/app.wsgi");
+    std::fs::write(&script, v1.replace("v1", "v2")).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&script)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let digest = python_md5(&body);
+    let response = apache.request("POST", "/", &[], &body);
+    assert_eq!(response.status, 200, "{}", apache.error_log());
+    assert_eq!(response.text(), format!("v2 {} {digest}", body.len()));
+    apache.wait_for_log("stopping: script reload");
+    apache.stop();
+}
+
+fn python_md5(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.md5(sys.stdin.buffer.read()).hexdigest())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 #[test]
 fn import_script_runs_before_the_first_request() {
     let preload = "import os, time\nopen(os.path.join(os.path.dirname(__file__), 'marker-%d' % os.getpid()), 'w').write(str(time.time()))\n";

@@ -70,11 +70,55 @@ impl BodyReader for ApacheBody {
 pub struct ApacheSink {
     r: LentRequest,
     sendfile: bool,
+    /// Reused for every write of the response; lives in the request pool.
+    brigade: Option<Brigade>,
+}
+
+struct Brigade(*mut sys::apr_bucket_brigade);
+
+// SAFETY: allocated from the lent request's pool and used only under the LentRequest
+// contract (one thread at a time, never after the handler returns).
+unsafe impl Send for Brigade {}
+
+/// What `flush_through` needs: the filter to pass to, and whether it ran.
+struct FlushTarget {
+    filter: *mut sys::ap_filter_t,
+    passed: bool,
+}
+
+/// apr_brigade_write's flush callback: passes the brigade (which then holds the caller's
+/// data as a transient bucket, not a copy) with a flush bucket, so the core output
+/// filter writes it out at once instead of setting a copy aside.
+unsafe extern "C" fn flush_through(
+    bb: *mut sys::apr_bucket_brigade,
+    ctx: *mut c_void,
+) -> sys::apr_status_t {
+    // SAFETY: ctx is the FlushTarget on the stack of ApacheSink::write, which outlives
+    // the apr_brigade_write call that invokes this.
+    let target = unsafe { &mut *ctx.cast::<FlushTarget>() };
+    target.passed = true;
+    // SAFETY: the filter and brigade belong to the live request being written.
+    unsafe { sys::ap_fflush(target.filter, bb) }
 }
 
 impl ApacheSink {
     pub fn new(r: LentRequest, sendfile: bool) -> Self {
-        ApacheSink { r, sendfile }
+        ApacheSink {
+            r,
+            sendfile,
+            brigade: None,
+        }
+    }
+
+    fn brigade(&mut self) -> *mut sys::apr_bucket_brigade {
+        if let Some(b) = &self.brigade {
+            return b.0;
+        }
+        let r = self.req();
+        // SAFETY: live request; the brigade is allocated from (and dies with) its pool.
+        let bb = unsafe { sys::apr_brigade_create(r.pool, (*r.connection).bucket_alloc) };
+        self.brigade = Some(Brigade(bb));
+        bb
     }
 
     fn req(&mut self) -> &mut sys::request_rec {
@@ -130,12 +174,37 @@ impl ResponseSink for ApacheSink {
         Ok(())
     }
 
+    /// Large blocks go down the filter chain as a transient bucket followed by a flush
+    /// (no copy: ap_rwrite's path made the core output filter set aside a heap copy of
+    /// every large block, which the thread's allocator then kept); small blocks are
+    /// copied into one heap bucket and flushed.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        // SAFETY: live request; ap_rwrite copies `data` into the output brigade.
-        let written =
-            unsafe { sys::ap_rwrite(data.as_ptr().cast(), data.len() as i32, self.req()) };
-        // SAFETY: live request.
-        if written < 0 || unsafe { sys::ap_rflush(self.req()) } < 0 || self.client_gone() {
+        let bb = self.brigade();
+        let mut target = FlushTarget {
+            filter: self.req().output_filters,
+            passed: data.is_empty(),
+        };
+        // SAFETY: live request and brigade; `data` outlives the call, and a filter that
+        // keeps a transient bucket past its return sets it aside (copies it) first.
+        let rv = unsafe {
+            let mut rv = if data.is_empty() {
+                sys::ap_fflush(target.filter, bb)
+            } else {
+                sys::apr_brigade_write(
+                    bb,
+                    Some(flush_through),
+                    (&raw mut target).cast(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                )
+            };
+            if rv == sys::APR_SUCCESS as sys::apr_status_t && !target.passed {
+                rv = sys::ap_fflush(target.filter, bb);
+            }
+            sys::apr_brigade_cleanup(bb.cast());
+            rv
+        };
+        if rv != sys::APR_SUCCESS as sys::apr_status_t || self.client_gone() {
             return Err(SinkError::ClientGone);
         }
         Ok(())

@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 
 /// Largest frame accepted from a daemon (a response head with all its headers).
 const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
-/// Body bytes kept to resend if the daemon asks for a retry (it is restarting).
-const MAX_REPLAY: usize = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 thread_local! {
@@ -122,6 +120,7 @@ pub fn proxy(
             replay: Vec::new(),
             replayable: true,
             done: false,
+            awaiting_continue: true,
         },
         scratch: take_scratch(),
         body,
@@ -187,10 +186,13 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
 }
 
 struct BodyState {
-    /// Encoded body frames sent so far, while they fit in MAX_REPLAY.
+    /// The body's first frame, sent with the head: what a retry resends.
     replay: Vec<u8>,
+    /// Until the daemon sends Continue, it can still refuse the request for a retry.
     replayable: bool,
     done: bool,
+    /// The rest of the body waits for the daemon's Continue.
+    awaiting_continue: bool,
 }
 
 impl BodyState {
@@ -209,12 +211,7 @@ impl BodyState {
         out.extend_from_slice(&wire::frame_header(kind, n));
         out.extend_from_slice(&scratch[..n]);
         if self.replayable {
-            if self.replay.len() + out.len() - start > MAX_REPLAY {
-                self.replayable = false;
-                self.replay = Vec::new();
-            } else {
-                self.replay.extend_from_slice(&out[start..]);
-            }
+            self.replay.extend_from_slice(&out[start..]);
         }
     }
 }
@@ -236,6 +233,7 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
     }
     let name = &group.spec.name;
     let mut out = [head_bytes, &body_state.replay].concat();
+    body_state.awaiting_continue = !body_state.done;
     let mut out_pos = 0;
     let mut peer_reading = true;
     let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
@@ -243,7 +241,8 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
     // A fresh connection has room for the head: the first write needs no poll.
     let mut fresh = true;
     loop {
-        let want_write = peer_reading && (out_pos < out.len() || !body_state.done);
+        let want_write = peer_reading
+            && (out_pos < out.len() || !(body_state.done || body_state.awaiting_continue));
         let polled = if std::mem::take(&mut fresh) {
             Ok((false, true))
         } else {
@@ -290,6 +289,12 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                     }
                 };
                 match frame {
+                    Frame::Continue => {
+                        body_state.awaiting_continue = false;
+                        body_state.replayable = false;
+                        body_state.replay = Vec::new();
+                        continue;
+                    }
                     Frame::Data(block) if head_sent => {
                         if data.is_empty() {
                             data = block;
@@ -318,7 +323,7 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
             if out_pos == out.len() {
                 out.clear();
                 out_pos = 0;
-                if !body_state.done {
+                if !body_state.done && !body_state.awaiting_continue {
                     body_state.next_frame(&mut **body, buf, &mut out);
                 }
             }

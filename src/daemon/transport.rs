@@ -16,6 +16,7 @@ pub struct DaemonBody {
     pending: Vec<u8>,
     offset: usize,
     done: bool,
+    continued: bool,
 }
 
 impl DaemonBody {
@@ -26,6 +27,7 @@ impl DaemonBody {
             pending: Vec::new(),
             offset: 0,
             done: false,
+            continued: false,
         }
     }
 
@@ -36,6 +38,11 @@ impl DaemonBody {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            if !self.continued {
+                // The application wants more than the first block: ask for the rest.
+                self.continued = true;
+                (&*self.stream).write_all(&wire::frame_header(Kind::Continue, 0))?;
             }
             let n = (&*self.stream).read(&mut buf)?;
             if n == 0 {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 const READ_CHUNK: usize = 64 * 1024;
 const LINE_CHUNK: usize = 8 * 1024;
+/// Largest `read(size)` answered by filling one preallocated bytes object.
+const MAX_PREALLOCATE: usize = 1024 * 1024;
 
 pub(crate) struct InputState {
     reader: Option<Box<dyn BodyReader>>,
@@ -88,7 +90,8 @@ impl InputState {
         let mut out = self.take(size.min(self.available().len()));
         while out.len() < size && !self.eof {
             let have = out.len();
-            out.resize(size, 0);
+            // Grown as the body arrives: a client's Content-Length is not an allocation.
+            out.resize(size.min(have + MAX_PREALLOCATE), 0);
             let Some(reader) = self.reader.as_mut() else {
                 out.truncate(have);
                 self.eof = true;
@@ -104,6 +107,54 @@ impl InputState {
             }
         }
         Ok(out)
+    }
+
+    /// `read(size)` straight into the bytes object returned to Python: no intermediate
+    /// buffer and no second copy (the hot path of an upload).
+    fn read_into_bytes<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let buffered = self.available().len().min(size);
+        let Some(reader) = self
+            .reader
+            .as_mut()
+            .filter(|_| buffered < size && !self.eof)
+        else {
+            return Ok(PyBytes::new(py, &self.take(buffered)));
+        };
+        let head = &self.buf[self.pos..self.pos + buffered];
+        let mut filled = 0;
+        let mut failure = None;
+        let mut eof = false;
+        let bytes = PyBytes::new_with(py, size, |dest| {
+            dest[..buffered].copy_from_slice(head);
+            filled = buffered;
+            while filled < size {
+                match py.detach(|| reader.read(&mut dest[filled..])) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.pos += buffered;
+        self.eof |= eof;
+        if let Some(e) = failure {
+            return Err(PyOSError::new_err(format!("request body read failed: {e}")));
+        }
+        if filled < size {
+            return Ok(PyBytes::new(py, &bytes.as_bytes()[..filled]));
+        }
+        Ok(bytes)
     }
 
     fn readline(&mut self, py: Python<'_>, size: i64) -> PyResult<Vec<u8>> {
@@ -141,10 +192,12 @@ pub(crate) fn native_op<'py>(
             let mut state = shared.try_lock().map_err(|_| {
                 PyRuntimeError::new_err("wsgi.input is being read by another thread")
             })?;
-            let data = if kind == 0 {
-                state.read(py, size)?
-            } else {
-                state.readline(py, size)?
+            let data = match kind {
+                0 if (0..=MAX_PREALLOCATE as i64).contains(&size) => {
+                    return Ok(state.read_into_bytes(py, size as usize)?.unbind());
+                }
+                0 => state.read(py, size)?,
+                _ => state.readline(py, size)?,
             };
             Ok(PyBytes::new(py, &data).unbind())
         },

@@ -146,6 +146,7 @@ mod tests {
             }),
             Frame::Data(vec![0; 1000]),
             Frame::End,
+            Frame::Continue,
             Frame::Error(ErrorKind::QueueTimeout, "waited 3 s".into()),
         ]
     }

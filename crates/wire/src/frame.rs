@@ -1,7 +1,7 @@
 //! Frame kinds, the two head messages and how their payloads are laid out.
 
 /// Protocol version carried in every request head; a daemon refuses any other.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Kind byte plus big-endian u32 payload length.
 pub const HEADER_LEN: usize = 5;
 /// Largest body payload a sender puts in one frame.
@@ -34,6 +34,7 @@ pub enum Kind {
     Data = 0x12,
     End = 0x13,
     Error = 0x14,
+    Continue = 0x15,
 }
 
 impl Kind {
@@ -47,6 +48,7 @@ impl Kind {
             0x12 => Kind::Data,
             0x13 => Kind::End,
             0x14 => Kind::Error,
+            0x15 => Kind::Continue,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
@@ -117,6 +119,10 @@ pub enum Frame {
     Data(Vec<u8>),
     End,
     Error(ErrorKind, String),
+    /// Daemon to child: the application is reading the body, send the rest. Until
+    /// then the child sends only the body's first block, so a daemon that refuses the
+    /// request (restarting) has taken nothing the child cannot resend elsewhere.
+    Continue,
 }
 
 /// Appends a response head's payload built from borrowed parts.
@@ -142,6 +148,7 @@ impl Frame {
             Frame::Data(_) => Kind::Data,
             Frame::End => Kind::End,
             Frame::Error(..) => Kind::Error,
+            Frame::Continue => Kind::Continue,
         }
     }
 
@@ -163,7 +170,7 @@ impl Frame {
                 put_response_head(out, h.status, &h.status_line, &h.headers);
             }
             Frame::Body(data) | Frame::Data(data) => out.extend_from_slice(data),
-            Frame::BodyEnd | Frame::BodyAbort | Frame::End => {}
+            Frame::BodyEnd | Frame::BodyAbort | Frame::End | Frame::Continue => {}
             Frame::Error(kind, message) => {
                 out.push(*kind as u8);
                 out.extend_from_slice(message.as_bytes());
@@ -207,6 +214,7 @@ impl Frame {
             Kind::BodyEnd => Frame::BodyEnd,
             Kind::BodyAbort => Frame::BodyAbort,
             Kind::End => Frame::End,
+            Kind::Continue => Frame::Continue,
             Kind::Error => {
                 let kind = ErrorKind::from_byte(c.u8()?)?;
                 let message = String::from_utf8_lossy(c.rest()).into_owned();
@@ -230,6 +238,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Data => "data",
         Kind::End => "end",
         Kind::Error => "error",
+        Kind::Continue => "continue",
     }
 }
 

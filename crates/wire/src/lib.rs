@@ -1,10 +1,13 @@
 //! The protocol between an Apache child and a daemon process, as pure functions.
 //!
 //! Every message is a frame: a 5-byte header (kind, then the payload length as a big-endian
-//! u32) followed by the payload. The Apache child sends one [`RequestHead`], then
-//! [`Frame::Body`] frames and one [`Frame::BodyEnd`] (or [`Frame::BodyAbort`]); the daemon
-//! answers with one [`ResponseHead`], [`Frame::Data`] frames and one [`Frame::End`], or an
-//! [`Frame::Error`] at any point. Both directions flow at the same time on one connection.
+//! u32) followed by the payload. The Apache child sends one [`RequestHead`] and the first
+//! body frame ([`Frame::Body`], or [`Frame::BodyEnd`] for an empty body); the rest of the
+//! body ([`Frame::Body`] frames, then [`Frame::BodyEnd`] or [`Frame::BodyAbort`]) follows
+//! once the daemon sends [`Frame::Continue`] (when the application starts reading it). The
+//! daemon answers with one [`ResponseHead`], [`Frame::Data`] frames and one [`Frame::End`],
+//! or an [`Frame::Error`] at any point. Both directions flow at the same time on one
+//! connection.
 //!
 //! Decoding never panics and never allocates more than the caller's limit.
 #![forbid(unsafe_code)]
