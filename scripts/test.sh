@@ -19,3 +19,6 @@ fi
 # `cargo test` does not rebuild the cdylib (no test links it), so build it first.
 cargo build --workspace
 cargo test --workspace
+# The load bench in smoke mode (1 s per target, every app, both modules): timings are not
+# checked, but every target must answer correctly under load, so the bench cannot rot.
+BENCH_SMOKE=1 benches/load.sh
