@@ -181,3 +181,52 @@ fn a_missing_socket_is_a_503_that_says_why() {
     assert!(log.contains("'gone'"), "{log}");
     apache.stop();
 }
+
+const FILE_APP: &str = r#"
+import os
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+    f = open(os.path.join(os.path.dirname(__file__), "payload.bin"), "rb")
+    f.seek(int(environ.get("QUERY_STRING") or 0))
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+"#;
+
+/// A daemon's wsgi.file_wrapper response is sent by the Apache child from the file
+/// itself (its descriptor is passed over the socket), not copied through the daemon.
+#[test]
+fn file_wrapper_responses_are_not_copied_through_the_daemon() {
+    let body = "WSGIDaemonProcess files processes=1 threads=2\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=files application-group=%{GLOBAL}\n\
+        <Directory {root}/app>\n  WSGIEnableSendfile On\n</Directory>\n";
+    let payload: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", FILE_APP)]);
+    std::fs::write(apache.scratch.dir.join("app/payload.bin"), &payload).unwrap();
+    let pid = apache.get("/pid").text();
+    // The daemon cannot read its own /proc entry after dropping privileges; the test can.
+    let rchar = |_: &Apache| -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = rchar(&apache);
+    for _ in 0..4 {
+        let r = apache.get("/file");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        assert_eq!(r.header("Content-Length"), Some("8388608"));
+        assert!(r.body == payload, "file body differs");
+    }
+    let r = apache.get("/file?5000000");
+    assert!(r.body == payload[5_000_000..], "from the file position on");
+    let read_by_daemon = rchar(&apache) - before;
+    assert!(
+        read_by_daemon < 1024 * 1024,
+        "the daemon read {read_by_daemon} bytes to send 37 MB of file"
+    );
+    apache.stop();
+}

@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
-use super::socket::poll_fd;
+use super::socket::{poll_fd, recv_with_fds};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead};
 use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -240,6 +242,8 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
     let mut head_sent = false;
     // A fresh connection has room for the head: the first write needs no poll.
     let mut fresh = true;
+    // Descriptors of files the daemon passed, in the order of their File frames.
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         let want_write = peer_reading
             && (out_pos < out.len() || !(body_state.done || body_state.awaiting_continue));
@@ -260,7 +264,7 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
             return broken(head_sent, 504, message);
         }
         if readable {
-            match stream.read(buf) {
+            match recv_with_fds(stream.as_raw_fd(), buf, &mut fds) {
                 Ok(0) => return daemon_closed(name, head_sent),
                 // A daemon killed with bytes it never read resets the connection.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -289,6 +293,27 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                     }
                 };
                 match frame {
+                    Frame::File { offset, len } if head_sent => {
+                        if let Some(end) = relay(&mut **sink, &mut data) {
+                            return end;
+                        }
+                        let Some(fd) = fds.pop_front() else {
+                            let message = format!(
+                                "daemon process group '{name}' sent a file frame without its descriptor"
+                            );
+                            return broken(head_sent, 502, message);
+                        };
+                        match sink.send_file(fd.as_raw_fd(), offset, len) {
+                            Ok(()) => {}
+                            Err(SinkError::ClientGone) => {
+                                return Exchange::Done(ProxyOutcome::ClientGone);
+                            }
+                            Err(SinkError::Failed(message)) => {
+                                return Exchange::Done(ProxyOutcome::Aborted { message });
+                            }
+                        }
+                        continue;
+                    }
                     Frame::Continue => {
                         body_state.awaiting_continue = false;
                         body_state.replayable = false;

@@ -143,3 +143,99 @@ pub fn set_accept_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result
     }
     Ok(())
 }
+
+/// Most descriptors taken from one recvmsg (a daemon passes one per file frame).
+const MAX_FDS_PER_READ: usize = 8;
+
+/// Sends `parts` on the stream socket `sock` as one message carrying `fd` (SCM_RIGHTS).
+/// Returns how many bytes went out; the descriptor travels with the first of them.
+pub fn send_with_fd(sock: RawFd, parts: &[&[u8]], fd: RawFd) -> io::Result<usize> {
+    let mut iov: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the sendmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points at `space` bytes, room for one header carrying one fd;
+    // CMSG_FIRSTHDR is therefore non-null and CMSG_DATA has room for the fd.
+    let rc = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        loop {
+            let rc = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break rc;
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// Reads from the stream socket `sock` into `buf`, keeping any descriptors that came with
+/// the data (close-on-exec) in `fds`, in the order they were sent.
+pub fn recv_with_fds(
+    sock: RawFd,
+    buf: &mut [u8],
+    fds: &mut std::collections::VecDeque<std::os::fd::OwnedFd>,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space =
+        unsafe { libc::CMSG_SPACE((MAX_FDS_PER_READ * std::mem::size_of::<RawFd>()) as u32) };
+    let mut control = vec![0u8; space as usize];
+    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the recvmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len();
+    // SAFETY: buf and control are valid writable regions described by msg.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
+    // headers; each SCM_RIGHTS header's data holds fds now owned by this process.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len - header) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push_back(
+                        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd),
+                    );
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other(
+            "more file descriptors arrived than expected (truncated)",
+        ));
+    }
+    Ok(n as usize)
+}

@@ -5,7 +5,7 @@ use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
 use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,6 +170,49 @@ impl DaemonSink {
     }
 }
 
+enum PassError {
+    /// Nothing went out: the caller can fall back to copying.
+    NotSent(io::Error),
+    /// Part of the frames went out: the response is broken.
+    Sent(io::Error),
+}
+
+impl DaemonSink {
+    fn pass_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), PassError> {
+        let header = wire::frame_header(Kind::File, 16);
+        let mut frame = [0u8; wire::HEADER_LEN + 16];
+        frame[..wire::HEADER_LEN].copy_from_slice(&header);
+        frame[wire::HEADER_LEN..wire::HEADER_LEN + 8].copy_from_slice(&offset.to_be_bytes());
+        frame[wire::HEADER_LEN + 8..].copy_from_slice(&len.to_be_bytes());
+        let complete = self.remaining.is_some_and(|r| r <= len);
+        let end = wire::frame_header(Kind::End, 0);
+        let held = std::mem::take(&mut self.held);
+        let parts: Vec<&[u8]> = [held.as_slice(), &frame, if complete { &end } else { &[] }]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let sent = match super::socket::send_with_fd(self.stream.as_raw_fd(), &parts, fd) {
+            Ok(n) => n,
+            Err(e) => {
+                self.held = held;
+                return Err(PassError::NotSent(e));
+            }
+        };
+        if sent < total {
+            let rest: Vec<u8> = parts.concat()[sent..].to_vec();
+            (&*self.stream).write_all(&rest).map_err(PassError::Sent)?;
+        }
+        if let Some(r) = &mut self.remaining {
+            *r = r.saturating_sub(len);
+        }
+        if complete {
+            self.ended.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for DaemonSink {
     fn drop(&mut self) {
         if !self.held.is_empty() {
@@ -198,7 +241,23 @@ impl ResponseSink for DaemonSink {
         self.data(data)
     }
 
+    /// The file itself goes to the Apache child (its descriptor passed with a File
+    /// frame), which sends it with Apache's file buckets (sendfile): no copy through
+    /// this process. Copying is the fallback if the descriptor cannot be passed.
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {
+        if self.ended.load(Ordering::Relaxed) || len == 0 {
+            return Ok(());
+        }
+        match self.pass_file(fd, offset, len) {
+            Ok(()) => return Ok(()),
+            Err(PassError::Sent(e)) => {
+                return Err(SinkError::Failed(format!("passing the file failed: {e}")));
+            }
+            Err(PassError::NotSent(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Err(SinkError::ClientGone);
+            }
+            Err(PassError::NotSent(_)) => {}
+        }
         let mut buf = vec![0u8; MAX_BODY_FRAME];
         let mut done = 0u64;
         while done < len {

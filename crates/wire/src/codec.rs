@@ -147,6 +147,10 @@ mod tests {
             Frame::Data(vec![0; 1000]),
             Frame::End,
             Frame::Continue,
+            Frame::File {
+                offset: 4096,
+                len: 10 << 20,
+            },
             Frame::Error(ErrorKind::QueueTimeout, "waited 3 s".into()),
         ]
     }

@@ -35,6 +35,7 @@ pub enum Kind {
     End = 0x13,
     Error = 0x14,
     Continue = 0x15,
+    File = 0x16,
 }
 
 impl Kind {
@@ -49,6 +50,7 @@ impl Kind {
             0x13 => Kind::End,
             0x14 => Kind::Error,
             0x15 => Kind::Continue,
+            0x16 => Kind::File,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
@@ -123,6 +125,12 @@ pub enum Frame {
     /// then the child sends only the body's first block, so a daemon that refuses the
     /// request (restarting) has taken nothing the child cannot resend elsewhere.
     Continue,
+    /// Daemon to child: send `len` bytes from `offset` of the file whose descriptor
+    /// travels with this frame (SCM_RIGHTS), so the child can sendfile() it.
+    File {
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// Appends a response head's payload built from borrowed parts.
@@ -149,6 +157,7 @@ impl Frame {
             Frame::End => Kind::End,
             Frame::Error(..) => Kind::Error,
             Frame::Continue => Kind::Continue,
+            Frame::File { .. } => Kind::File,
         }
     }
 
@@ -171,6 +180,10 @@ impl Frame {
             }
             Frame::Body(data) | Frame::Data(data) => out.extend_from_slice(data),
             Frame::BodyEnd | Frame::BodyAbort | Frame::End | Frame::Continue => {}
+            Frame::File { offset, len } => {
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(&len.to_be_bytes());
+            }
             Frame::Error(kind, message) => {
                 out.push(*kind as u8);
                 out.extend_from_slice(message.as_bytes());
@@ -215,6 +228,10 @@ impl Frame {
             Kind::BodyAbort => Frame::BodyAbort,
             Kind::End => Frame::End,
             Kind::Continue => Frame::Continue,
+            Kind::File => Frame::File {
+                offset: c.u64()?,
+                len: c.u64()?,
+            },
             Kind::Error => {
                 let kind = ErrorKind::from_byte(c.u8()?)?;
                 let message = String::from_utf8_lossy(c.rest()).into_owned();
@@ -239,6 +256,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::End => "end",
         Kind::Error => "error",
         Kind::Continue => "continue",
+        Kind::File => "file",
     }
 }
 

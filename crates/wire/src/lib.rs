@@ -5,8 +5,9 @@
 //! body frame ([`Frame::Body`], or [`Frame::BodyEnd`] for an empty body); the rest of the
 //! body ([`Frame::Body`] frames, then [`Frame::BodyEnd`] or [`Frame::BodyAbort`]) follows
 //! once the daemon sends [`Frame::Continue`] (when the application starts reading it). The
-//! daemon answers with one [`ResponseHead`], [`Frame::Data`] frames and one [`Frame::End`],
-//! or an [`Frame::Error`] at any point. Both directions flow at the same time on one
+//! daemon answers with one [`ResponseHead`], [`Frame::Data`] and [`Frame::File`] frames
+//! (a file region whose descriptor is passed with the frame) and one [`Frame::End`], or an
+//! [`Frame::Error`] at any point. Both directions flow at the same time on one
 //! connection.
 //!
 //! Decoding never panics and never allocates more than the caller's limit.
