@@ -3,10 +3,12 @@
 Two Apache servers with the same generated config (event MPM) except the LoadModule line.
 Each serves every app embedded (/APP) and in a daemon group (/d/APP, processes=2
 threads=15, application-group=%{GLOBAL}); Apache's own static file handler serves the
-same bytes (/s/...) as the ceiling. wrk drives every target over 127.0.0.1, targets
-interleaved within each round. Reported: median req/s, p50 and p99 latency over the
-rounds, each target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of
-each server's Apache children and daemon processes.
+same bytes (/hello.txt, /big.bin, /file.bin) as the ceiling. wrk drives every target
+over 127.0.0.1, targets interleaved within each round. Reported: median req/s, p50 and p99
+latency over the rounds, socket errors wrk saw (a connection closed while wrk waited for a
+response; seen now and then for both modules and the static handler under c=32), each
+target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of each server's
+Apache children and daemon processes. A non-2xx response stops the run.
 
 Run through benches/load.sh (it builds the module and installs wrk and the C module).
 """
@@ -152,9 +154,10 @@ def wrk(url, conc, secs, lua):
     problem = None
     if bad:
         problem = f"{bad[1]} non-2xx responses"
-    elif errors and re.search(r"(read|write|timeout) [1-9]", errors[1]):
-        problem = f"socket errors: {errors[1]}"
-    return rps, p50, p99, problem
+    errs = 0
+    if errors:
+        errs = sum(int(n) for n in re.findall(r"\d+", errors[1]))
+    return rps, p50, p99, problem, errs
 
 
 def peak_rss(pid_file):
@@ -229,16 +232,17 @@ def main():
                 concs, _, _ = RUNS[app]
                 for conc in concs:
                     for target, url in targets[app]:
-                        rps, p50, p99, problem = wrk(
+                        rps, p50, p99, problem, errs = wrk(
                             url, conc, args.secs, lua if app == "upload" else None)
                         print(f"round {rnd} {app:7} c={conc:<3} {target:12} {rps:10.1f} req/s"
-                              f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms", flush=True)
+                              f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms"
+                              + (f"  socket errors {errs}" if errs else ""), flush=True)
                         if problem:
                             port = servers["c" if target == "static" else target[:2].strip("-")][1]
                             with open(f"{root}/{port}/error.log") as f:
                                 sys.stderr.write("".join(f.readlines()[-20:]))
                             sys.exit(f"bench: {target} /{app} at c={conc}: {problem}")
-                        results.setdefault((app, conc, target), []).append((rps, p50, p99))
+                        results.setdefault((app, conc, target), []).append((rps, p50, p99, errs))
         report(results, apps, targets, args, servers, root)
     finally:
         for p in procs:
@@ -275,16 +279,17 @@ def check_targets(servers, apps):
 def report(results, apps, targets, args, servers, root):
     print(f"\nmedians over {args.rounds} round(s) of {args.secs} s; ratio = req/s over C "
           "mod_wsgi in the same mode (static: over the static handler)\n")
-    print("| app | c | target | req/s | p50 ms | p99 ms | ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| app | c | target | req/s | p50 ms | p99 ms | socket errors | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for app in apps:
         for conc in RUNS[app][0]:
             med = {}
             for target, _ in targets[app]:
                 runs = results[(app, conc, target)]
                 med[target] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+                med[target] += (sum(r[3] for r in runs),)
             for target, _ in targets[app]:
-                rps, p50, p99 = med[target]
+                rps, p50, p99, errs = med[target]
                 ratio = ""
                 if target.startswith("rs-"):
                     base = med["c-" + target[3:]][0]
@@ -292,7 +297,7 @@ def report(results, apps, targets, args, servers, root):
                     if "static" in med:
                         ratio += f" ({rps / med['static'][0]:.2f}x static)"
                 print(f"| {app} | {conc} | {target} | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
-                      f"| {ratio} |")
+                      f"| {errs} | {ratio} |")
     print("\npeak RSS per process (VmHWM, MiB): Apache child / daemon process")
     for name, (_, port) in servers.items():
         child, daemon = peak_rss(f"{root}/{port}/httpd.pid")
