@@ -6,7 +6,7 @@ threads=15, application-group=%{GLOBAL}); Apache's own static file handler serve
 same bytes (/hello.txt, /big.bin, /file.bin) as the ceiling. wrk drives every target
 over 127.0.0.1, targets interleaved within each round. Reported: median req/s, p50 and p99
 latency over the rounds, socket errors wrk saw (a connection closed while wrk waited for a
-response; seen now and then for both modules and the static handler under c=32), each
+response; seen now and then under c=32 for both modules), each
 target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of each server's
 Apache children and daemon processes. A non-2xx response stops the run.
 
