@@ -3,7 +3,8 @@
 # Only missing packages are installed, so a second run is quick.
 set -euo pipefail
 
-packages=(apache2 apache2-dev python3-dev libclang-dev python3-flask python3-django python3-venv)
+packages=(apache2 apache2-dev python3-dev libclang-dev python3-flask python3-django python3-venv
+    wrk libapache2-mod-wsgi-py3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
