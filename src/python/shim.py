@@ -129,9 +129,10 @@ class FileWrapper:
 
 def _restrict_signal():
     import signal
-    import traceback
 
     def ignored_signal(signum, handler):
+        import traceback  # only when an app tries it: it costs memory in every interpreter
+
         stack = "".join(traceback.format_stack(limit=5)[:-1]).rstrip()
         _log(1, "mod_wsgi_rs: callback registration for signal %d ignored "
                 "(WSGIRestrictSignal On).\n%s" % (signum, stack))
