@@ -6,7 +6,7 @@ use super::response::{self, ResponseState, SharedResponse, WriteError};
 use super::{BodyReader, ResponseSink, SinkError, environ};
 use crate::python::{self, Interpreter};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
 use std::path::PathBuf;
 use tracing::Level;
 
@@ -161,9 +161,14 @@ fn run_in_interpreter(
         Err(e) => fail(e),
         Ok(iterable) => {
             let streamed = stream(py, interp, req, &iterable, response);
-            let closed = match iterable.hasattr("close") {
-                Ok(true) => iterable.call_method0("close").map(drop),
-                _ => Ok(()),
+            // A list or tuple (the usual `[body]`) has no close(); asking would build and
+            // format an AttributeError on every request.
+            let plain = iterable.is_exact_instance_of::<PyList>()
+                || iterable.is_exact_instance_of::<PyTuple>();
+            let closed = if !plain && iterable.hasattr("close").unwrap_or(false) {
+                iterable.call_method0("close").map(drop)
+            } else {
+                Ok(())
             };
             match (streamed, closed) {
                 (Err(e), _) | (Ok(Outcome::Complete), Err(e)) => fail(e),
