@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Largest request head accepted (environ included).
 const MAX_HEAD: usize = 16 * 1024 * 1024;
-const HEAD_CHUNK: usize = 16 * 1024;
+const HEAD_CHUNK: usize = 4 * 1024;
 /// How long a thread blocks in accept() before it checks whether its process stops.
 const ACCEPT_WAKE: Duration = Duration::from_millis(200);
 

@@ -8,30 +8,34 @@ use super::group::DaemonGroup;
 use super::socket::{poll_fd, recv_with_fds};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead};
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Largest frame accepted from a daemon (a response head with all its headers).
 const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
-thread_local! {
-    /// Each Apache thread's read buffer, kept across requests: zero-filling and faulting
-    /// in a fresh 64 KiB per request showed up in profiles.
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
+/// Read buffers kept across requests (zero-filling and faulting in a fresh 64 KiB per
+/// request showed up in profiles), shared by the process's threads so that only as many
+/// exist as requests were proxied at once, up to `MAX_SPARE_BUFFERS` kept.
+static SPARE_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const MAX_SPARE_BUFFERS: usize = 8;
 
 fn take_scratch() -> Vec<u8> {
-    let buf = SCRATCH.take();
-    if buf.len() == READ_CHUNK {
-        buf
-    } else {
-        vec![0; READ_CHUNK]
+    let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
+    spare.unwrap_or_else(|| vec![0; READ_CHUNK])
+}
+
+fn give_back_scratch(buf: Vec<u8>) {
+    if let Ok(mut spare) = SPARE_BUFFERS.lock()
+        && spare.len() < MAX_SPARE_BUFFERS
+    {
+        spare.push(buf);
     }
 }
 
@@ -135,7 +139,7 @@ pub fn proxy(
     t.body_state
         .next_frame(t.body, &mut t.scratch, &mut Vec::new());
     let outcome = attempt_all(&mut transfer, &head_bytes);
-    SCRATCH.set(transfer.scratch);
+    give_back_scratch(transfer.scratch);
     outcome
 }
 

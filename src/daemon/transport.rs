@@ -17,6 +17,7 @@ pub struct DaemonBody {
     offset: usize,
     done: bool,
     continued: bool,
+    read_buf: Vec<u8>,
 }
 
 impl DaemonBody {
@@ -28,11 +29,11 @@ impl DaemonBody {
             offset: 0,
             done: false,
             continued: false,
+            read_buf: Vec::new(),
         }
     }
 
     fn next_frame(&mut self) -> io::Result<Frame> {
-        let mut buf = [0u8; 64 * 1024];
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => return Ok(frame),
@@ -44,14 +45,19 @@ impl DaemonBody {
                 self.continued = true;
                 (&*self.stream).write_all(&wire::frame_header(Kind::Continue, 0))?;
             }
-            let n = (&*self.stream).read(&mut buf)?;
+            // Allocated only when the body does not fit in what came with the head, and not
+            // on the worker's stack, whose touched pages stay resident for the thread's life.
+            if self.read_buf.is_empty() {
+                self.read_buf = vec![0u8; 64 * 1024];
+            }
+            let n = (&*self.stream).read(&mut self.read_buf)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "Apache closed the connection before the end of the request body",
                 ));
             }
-            self.decoder.push(&buf[..n]);
+            self.decoder.push(&self.read_buf[..n]);
         }
     }
 }
