@@ -93,13 +93,13 @@ fn main() {
              server_root_relative|add_version_component|check_cmd_context|allow_options|\
              pregcomp|regexec|pregsub|get_server_port|discard_request_body|\
              get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
-             hook_check_config|hook_pre_config|runtime_dir_relative|fflush)",
+             hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
              pool_cleanup_(register|null|kill)|brigade_(create|cleanup|insert_file|write)|\
              os_file_put|strerror|file_close|proc_other_child_(register|unregister)|\
-             pool_userdata_(get|set))",
+             pool_userdata_(get|set)|proc_other_child_refresh_all)",
         )
         .allowlist_type(
             "module_struct|command_struct|request_rec|server_rec|conn_rec|cmd_parms|\

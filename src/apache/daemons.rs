@@ -14,7 +14,7 @@ use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Userdata key, on the process pool, of the sockets kept across graceful restarts.
@@ -24,13 +24,20 @@ const SOCKETS_KEY: &CStr = c"mod_wsgi_rs:daemon-sockets";
 /// are then terminated and their sockets removed rather than drained and kept.
 static HARD_STOP: AtomicBool = AtomicBool::new(false);
 
-/// One supervised daemon process: lives in pconf for the generation.
+/// One supervised daemon process: lives in pconf for the generation. Slots come in
+/// pairs (partners): when the running process asks for a replacement (its flag in the
+/// shared mapping), its partner is forked as the successor; the running one is then
+/// `retiring` until it exits, and is not replaced when it does.
 struct Slot {
     proc_: sys::apr_proc_t,
     group: Arc<DaemonGroup>,
     started: Instant,
     crashes: u32,
     pconf: *mut sys::apr_pool_t,
+    partner: *mut Slot,
+    /// The pair's "replace me" flag, in the generation's shared mapping.
+    flag: &'static AtomicU32,
+    retiring: bool,
 }
 
 /// Every slot of this generation, for the cleanup that stops them.
@@ -38,6 +45,49 @@ struct Generation {
     slots: Vec<*mut Slot>,
     groups: Vec<Arc<DaemonGroup>>,
     process_pool: *mut sys::apr_pool_t,
+    flags: SharedFlags,
+}
+
+/// Anonymous shared memory made before the daemons are forked: one AtomicU32 per slot
+/// pair, written by the daemon, read and cleared by the parent.
+struct SharedFlags {
+    base: *mut AtomicU32,
+    len: usize,
+}
+
+impl SharedFlags {
+    fn new(count: usize) -> Result<SharedFlags, String> {
+        let len = (count.max(1) * std::mem::size_of::<AtomicU32>()).next_multiple_of(4096);
+        // SAFETY: a fresh anonymous shared mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map shared memory for daemon recycling: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(SharedFlags {
+            base: base.cast(),
+            len,
+        })
+    }
+
+    fn flag(&self, i: usize) -> &'static AtomicU32 {
+        // SAFETY: i < count (callers index the pairs they made the mapping for); the
+        // mapping is zero-filled (a valid AtomicU32) and stays mapped in every daemon for
+        // its whole life. In the parent it is unmapped with the generation, after the
+        // slots' other-child registrations (the only readers there) are gone.
+        unsafe { &*self.base.add(i) }
+    }
 }
 
 fn servers(s: *mut sys::server_rec) -> Vec<&'static ServerConfig> {
@@ -384,12 +434,16 @@ fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
 static SETUP_SERVER: std::sync::atomic::AtomicPtr<sys::server_rec> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
-fn spawn_slot(slot: *mut Slot, delay: Duration) {
+fn spawn_slot(slot: *mut Slot, delay: Duration, predecessor: Option<i32>) {
     let s = SETUP_SERVER.load(Ordering::Acquire);
     // SAFETY: slot lives in pconf for this generation; only the parent's single thread
     // touches it.
     let slot = unsafe { &mut *slot };
-    match daemon::spawn(&slot.group, delay, &child_setup(s)) {
+    let lineage = daemon::Lineage {
+        replace_flag: Some(slot.flag),
+        predecessor,
+    };
+    match daemon::spawn(&slot.group, delay, &child_setup(s), lineage) {
         Ok(pid) => {
             slot.proc_.pid = pid;
             slot.started = Instant::now() + delay;
@@ -436,11 +490,21 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 // UNREGISTER callback finds pid 0 and does nothing.
                 unsafe { sys::apr_proc_other_child_unregister(data) };
                 let stopping = mpm_stopping() || HARD_STOP.load(Ordering::Relaxed);
+                // SAFETY: the partner lives in pconf beside this slot.
+                let partner = unsafe { &mut *slot.partner };
+                // Replaced: its successor serves in its place.
+                let replaced = std::mem::take(&mut slot.retiring) && partner.proc_.pid > 0;
                 let message = format!(
                     "WSGI0122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
                     slot.group.spec.name,
                     lived.as_secs_f64(),
-                    if stopping { "" } else { "; starting a new one" }
+                    if stopping {
+                        ""
+                    } else if replaced {
+                        "; replaced by the process that is serving in its place"
+                    } else {
+                        "; starting a new one"
+                    }
                 );
                 // Status 0 is a process that chose to exit (recycling) and logged why.
                 if stopping || status == 0 {
@@ -448,9 +512,12 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 } else {
                     tracing::error!("{message}");
                 }
-                if stopping {
+                if stopping || replaced {
                     return;
                 }
+                // A successor that died before its predecessor retired is retried (with
+                // the crash-loop backoff) while the predecessor keeps serving.
+                let predecessor = partner.retiring.then_some(partner.proc_.pid);
                 slot.crashes = if status != 0 && lived < Duration::from_secs(10) {
                     slot.crashes + 1
                 } else {
@@ -468,7 +535,26 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                         delay.as_secs()
                     );
                 }
-                spawn_slot(slot, delay);
+                spawn_slot(slot, delay, predecessor);
+            }
+            sys::APR_OC_REASON_RUNNING => {
+                // About once a second while the process lives.
+                // SAFETY: the partner lives in pconf beside this slot.
+                let partner = unsafe { &mut *slot.partner };
+                if slot.proc_.pid > 0
+                    && !slot.retiring
+                    && partner.proc_.pid == 0
+                    && slot.flag.swap(0, Ordering::AcqRel) != 0
+                    && !(mpm_stopping() || HARD_STOP.load(Ordering::Relaxed))
+                {
+                    slot.retiring = true;
+                    tracing::info!(
+                        "WSGI0125: starting a replacement for daemon process {} of group '{}'",
+                        slot.proc_.pid,
+                        slot.group.spec.name
+                    );
+                    spawn_slot(partner, Duration::ZERO, Some(slot.proc_.pid));
+                }
             }
             sys::APR_OC_REASON_RESTART => {
                 HARD_STOP.store(true, Ordering::Relaxed);
@@ -540,6 +626,11 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
             }
             remember_sockets(generation.process_pool, &[]);
         }
+        // SAFETY: the mapping made by SharedFlags::new, unmapped once. Its only readers in
+        // the parent are the slots' maintenance callbacks, whose other-child
+        // registrations were made after this cleanup and so were removed before it ran.
+        // Daemons keep their own inherited mapping.
+        unsafe { libc::munmap(generation.flags.base.cast(), generation.flags.len) };
     });
     sys::APR_SUCCESS as sys::apr_status_t
 }
@@ -576,20 +667,39 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     daemon::set_groups(groups.clone());
     HARD_STOP.store(false, Ordering::Relaxed);
     SETUP_SERVER.store(s, Ordering::Release);
+    let pairs: usize = groups.iter().map(|g| g.spec.processes as usize).sum();
+    let flags = SharedFlags::new(pairs)?;
     let mut slots = Vec::new();
+    let mut first_lanes = Vec::new();
     for g in &groups {
         for _ in 0..g.spec.processes {
-            let slot = Slot {
+            let flag = flags.flag(first_lanes.len());
+            let lane = || Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
                 proc_: unsafe { std::mem::zeroed() },
                 group: g.clone(),
                 started: Instant::now(),
                 crashes: 0,
                 pconf,
+                partner: std::ptr::null_mut(),
+                flag,
+                retiring: false,
             };
-            // SAFETY: pconf is live; the slot is dropped when pconf is cleared, after the
-            // APR other-child cleanups registered later have run.
-            slots.push(unsafe { super::pool::into_pool(pconf, slot) });
+            // SAFETY: pconf is live; the slots are dropped when pconf is cleared, after
+            // the APR other-child cleanups registered later have run.
+            let (a, b) = unsafe {
+                (
+                    super::pool::into_pool(pconf, lane()),
+                    super::pool::into_pool(pconf, lane()),
+                )
+            };
+            // SAFETY: both were just stored in pconf and are only used by this thread.
+            unsafe {
+                (*a).partner = b;
+                (*b).partner = a;
+            }
+            slots.extend([a, b]);
+            first_lanes.push(a);
         }
     }
     // SAFETY: as above; registered after the slots so it runs before they are freed.
@@ -597,9 +707,10 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         super::pool::into_pool(
             pconf,
             Generation {
-                slots: slots.clone(),
+                slots,
                 groups,
                 process_pool,
+                flags,
             },
         )
     };
@@ -612,8 +723,8 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             Some(sys::apr_pool_cleanup_null),
         );
     }
-    for slot in slots {
-        spawn_slot(slot, Duration::ZERO);
+    for slot in first_lanes {
+        spawn_slot(slot, Duration::ZERO, None);
     }
     Ok(())
 }

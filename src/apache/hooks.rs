@@ -106,6 +106,16 @@ unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
+/// Runs in the Apache parent every few seconds: lets each daemon slot look at its
+/// "replace me" flag (APR_OC_REASON_RUNNING), which the MPMs do not deliver themselves.
+pub unsafe extern "C" fn monitor(_p: *mut sys::apr_pool_t, _s: *mut sys::server_rec) -> c_int {
+    guard("monitor", (), || {
+        // SAFETY: in the parent's main loop; walks APR's own other-child list.
+        unsafe { sys::apr_proc_other_child_refresh_all(sys::APR_OC_REASON_RUNNING) };
+    });
+    sys::DECLINED
+}
+
 pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
         // SAFETY: s is the main server, live for this child's whole life.

@@ -97,6 +97,7 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
             sys::APR_HOOK_MIDDLE,
         );
         sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE);
+        sys::ap_hook_monitor(Some(hooks::monitor), null(), null(), sys::APR_HOOK_MIDDLE);
     }
 }
 

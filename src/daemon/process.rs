@@ -6,6 +6,7 @@ use super::group::{DaemonGroup, current_groups};
 use std::ffi::CString;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 /// What the Apache layer does in a fresh daemon before anything else.
@@ -16,9 +17,24 @@ pub struct ChildSetup {
     pub argv0: Option<(*mut libc::c_char, usize)>,
 }
 
+/// Where a daemon process stands in its slot's succession (zero-gap recycling).
+#[derive(Clone, Copy)]
+pub struct Lineage {
+    /// Shared with the parent (an anonymous shared mapping made before any fork): the
+    /// process sets it to ask for a successor instead of stopping.
+    pub replace_flag: Option<&'static AtomicU32>,
+    /// The process this one replaces: told to drain (SIGUSR1) once this one is ready.
+    pub predecessor: Option<i32>,
+}
+
 /// Forks a daemon of `group`; in the parent returns the child's pid. The child waits
 /// `delay` first (crash-loop backoff) and then serves until it decides to exit.
-pub fn spawn(group: &Arc<DaemonGroup>, delay: Duration, setup: &ChildSetup) -> io::Result<i32> {
+pub fn spawn(
+    group: &Arc<DaemonGroup>,
+    delay: Duration,
+    setup: &ChildSetup,
+    lineage: Lineage,
+) -> io::Result<i32> {
     // SAFETY: the Apache parent is single-threaded (no Python, no tokio there), so the
     // child may run arbitrary code after fork.
     let pid = unsafe { libc::fork() };
@@ -31,7 +47,7 @@ pub fn spawn(group: &Arc<DaemonGroup>, delay: Duration, setup: &ChildSetup) -> i
     let code = match become_daemon(group, delay, setup) {
         // A panic must not unwind out of the forked child back into Apache's code.
         Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            super::server::run(group.clone())
+            super::server::run(group.clone(), lineage)
         }))
         .unwrap_or_else(|_| {
             tracing::error!(
@@ -210,4 +226,20 @@ fn become_daemon(group: &DaemonGroup, delay: Duration, setup: &ChildSetup) -> io
         .map_err(|e| io::Error::new(e.kind(), format!("chdir to home '{}': {e}", group.home)))?;
     set_environment(group);
     Ok(())
+}
+
+/// Tells `predecessor` (a sibling daemon: same parent) to drain and exit; a pid that is no
+/// longer our sibling (it died and the number was reused) is left alone.
+pub fn retire(predecessor: i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{predecessor}/stat")).unwrap_or_default();
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<i32>().ok());
+    // SAFETY: getppid has no preconditions.
+    if ppid != Some(unsafe { libc::getppid() }) {
+        return;
+    }
+    // SAFETY: signalling a sibling process checked just above.
+    unsafe { libc::kill(predecessor, libc::SIGUSR1) };
 }

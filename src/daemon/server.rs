@@ -6,6 +6,7 @@
 
 use super::acceptor::Acceptor;
 use super::group::DaemonGroup;
+use super::process::Lineage;
 use super::worker::{Shared, StopKind};
 use crate::python;
 use std::sync::Arc;
@@ -13,13 +14,21 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Serves until told to stop; returns the process exit code.
-pub fn run(group: Arc<DaemonGroup>) -> i32 {
+pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let name = group.spec.name.clone();
     if let Err(e) = python::initialize(group.python.clone()) {
         tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
         return 1;
     }
-    preload(&group);
+    if !preload(&group) && lineage.predecessor.is_some() {
+        // A successor is ready only once its preloads ran: exiting lets the parent retry
+        // it (with the crash-loop backoff) while the process it would replace serves on.
+        tracing::error!(
+            "WSGI0113: replacement daemon process {} of group '{name}' failed its preloads; the running process keeps serving",
+            std::process::id()
+        );
+        return 1;
+    }
     let acceptor = Acceptor::new(super::socket::listener_from_fd(group.listener_fd));
     let acceptor = match acceptor {
         Ok(a) => a,
@@ -28,7 +37,7 @@ pub fn run(group: Arc<DaemonGroup>) -> i32 {
             return 1;
         }
     };
-    let shared = Shared::new(group.clone(), acceptor);
+    let shared = Shared::new(group.clone(), acceptor, lineage.replace_flag);
     let workers = super::worker::start(&shared);
     let monitor = match super::worker::start_monitor(&shared) {
         Ok(m) => m,
@@ -44,6 +53,10 @@ pub fn run(group: Arc<DaemonGroup>) -> i32 {
         std::process::id(),
         group.spec.threads
     );
+    if let Some(predecessor) = lineage.predecessor {
+        // Ready: the process this one replaces stops taking requests and drains.
+        super::process::retire(predecessor);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -77,7 +90,9 @@ pub fn run(group: Arc<DaemonGroup>) -> i32 {
     0
 }
 
-fn preload(group: &DaemonGroup) {
+/// Runs the preloads; false if any failed (each failure is logged).
+fn preload(group: &DaemonGroup) -> bool {
+    let mut all_loaded = true;
     for p in &group.preloads {
         let mtime = std::fs::metadata(&p.script)
             .and_then(|m| m.modified())
@@ -97,7 +112,9 @@ fn preload(group: &DaemonGroup) {
             p.script.display(),
             group.spec.name
         );
+        all_loaded = false;
     }
+    all_loaded
 }
 
 /// Waits for a stop (a signal, or a recycling policy in a worker or the monitor), then
@@ -131,7 +148,11 @@ async fn serve(shared: Arc<Shared>) {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     if s.recv().await.is_some() {
-                        shared.request_stop(reason, stop);
+                        if kind == SignalKind::user_defined1() {
+                            shared.graceful_signal();
+                        } else {
+                            shared.request_stop(reason, stop);
+                        }
                     }
                 });
             }

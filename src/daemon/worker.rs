@@ -12,7 +12,7 @@ use mod_wsgi_wire::{self as wire, ErrorKind, Frame};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -48,6 +48,10 @@ pub struct Shared {
     last_activity: Mutex<Instant>,
     stop: Mutex<Option<Stop>>,
     pub stopped: tokio::sync::Notify,
+    /// Set to ask the Apache parent for a successor (see `recycle`).
+    replace_flag: Option<&'static AtomicU32>,
+    /// Why a successor was asked for: the reason logged when it retires this process.
+    replacement_reason: Mutex<Option<&'static str>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,7 +59,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(group: Arc<DaemonGroup>, acceptor: Acceptor) -> Arc<Self> {
+    pub fn new(
+        group: Arc<DaemonGroup>,
+        acceptor: Acceptor,
+        replace_flag: Option<&'static AtomicU32>,
+    ) -> Arc<Self> {
         let threads = group.spec.threads as usize;
         Arc::new(Shared {
             group,
@@ -66,6 +74,8 @@ impl Shared {
             last_activity: Mutex::new(Instant::now()),
             stop: Mutex::new(None),
             stopped: tokio::sync::Notify::new(),
+            replace_flag,
+            replacement_reason: Mutex::new(None),
         })
     }
 
@@ -91,6 +101,35 @@ impl Shared {
             }
             self.stopped.notify_one();
         }
+    }
+
+    /// A recycling policy fired. The process asks the Apache parent for a successor and
+    /// keeps serving; the successor, once its preloads ran, tells it to drain (SIGUSR1).
+    /// So even a single-process group never stops taking requests. Without a parent to
+    /// ask (no flag), the process drains at once.
+    pub fn recycle(&self, reason: &'static str) {
+        let Some(flag) = self.replace_flag else {
+            return self.request_stop(reason, StopKind::Graceful);
+        };
+        {
+            let mut asked = lock(&self.replacement_reason);
+            if asked.is_some() || self.stop_state().is_some() {
+                return;
+            }
+            *asked = Some(reason);
+        }
+        flag.store(1, Ordering::Release);
+        tracing::info!(
+            "WSGI0112: daemon process {} of group '{}' is due for recycling ({reason}); it serves until its replacement is ready",
+            std::process::id(),
+            self.group.spec.name
+        );
+    }
+
+    /// SIGUSR1: an Apache graceful restart, or this process's successor is ready.
+    pub fn graceful_signal(&self) {
+        let reason = lock(&self.replacement_reason).unwrap_or("graceful signal");
+        self.request_stop(reason, StopKind::Graceful);
     }
 
     /// No request accepted and unfinished.
@@ -242,7 +281,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
     *lock(&shared.last_activity) = Instant::now();
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     if spec.maximum_requests > 0 && served >= spec.maximum_requests {
-        shared.request_stop("maximum-requests", StopKind::Graceful);
+        shared.recycle("maximum-requests");
     }
 }
 
@@ -263,7 +302,7 @@ fn monitor(shared: &Shared) {
             return;
         }
         if !spec.restart_interval.is_zero() && shared.started.elapsed() >= spec.restart_interval {
-            shared.request_stop("restart-interval", StopKind::Graceful);
+            shared.recycle("restart-interval");
         }
         if !spec.inactivity_timeout.is_zero()
             && shared.is_idle()
