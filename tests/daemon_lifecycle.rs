@@ -541,3 +541,34 @@ fn a_failing_replacement_is_retried_while_the_old_process_serves() {
     );
     apache.stop();
 }
+
+/// maximum-requests-jitter: each process draws its own recycling point, so the processes
+/// of a group do not all recycle at the same moment.
+#[test]
+fn maximum_requests_jitter_spreads_recycling_points() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=4 threads=1 maximum-requests=5 maximum-requests-jitter=1000"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let limits = loop {
+        let limits: Vec<u64> = apache
+            .error_log()
+            .lines()
+            .filter_map(|l| l.split("recycled after ").nth(1))
+            .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        if limits.len() >= 4 || Instant::now() > deadline {
+            break limits;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(limits.len(), 4, "{}", apache.error_log());
+    assert!(limits.iter().all(|n| (5..=1005).contains(n)), "{limits:?}");
+    assert!(
+        limits.iter().collect::<HashSet<_>>().len() > 1,
+        "four processes drew the same recycling point: {limits:?}"
+    );
+    apache.stop();
+}

@@ -172,6 +172,7 @@ fn a_missing_socket_is_a_503_that_says_why() {
     let started = std::time::Instant::now();
     let r = apache.get("/");
     assert_eq!(r.status, 503);
+    assert_eq!(r.header("Retry-After"), Some("5"), "{:?}", r.headers);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "connect-timeout=1 took {:?}",

@@ -156,6 +156,12 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_setn(self.r().notes, key.as_ptr(), value) };
     }
 
+    /// Adds a header to the response, error responses included (`err_headers_out`).
+    pub fn set_error_header(&mut self, key: &'static CStr, value: &'static CStr) {
+        // SAFETY: err_headers_out is live for 'r; setn keeps the 'static pointers.
+        unsafe { sys::apr_table_setn(self.r().err_headers_out, key.as_ptr(), value.as_ptr()) };
+    }
+
     pub fn env_var(&self, key: &str) -> Option<String> {
         let key = CString::new(key).ok()?;
         self.table_get(self.r().subprocess_env, &key)

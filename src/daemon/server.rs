@@ -48,8 +48,12 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
             return 1;
         }
     };
+    let recycling = match shared.maximum_requests {
+        0 => String::new(),
+        n => format!(", recycled after {n} requests"),
+    };
     tracing::info!(
-        "WSGI0100: daemon process {} of group '{name}' serving ({} threads)",
+        "WSGI0100: daemon process {} of group '{name}' serving ({} threads{recycling})",
         std::process::id(),
         group.spec.threads
     );

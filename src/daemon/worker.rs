@@ -50,6 +50,8 @@ pub struct Shared {
     pub stopped: tokio::sync::Notify,
     /// Set to ask the Apache parent for a successor (see `recycle`).
     replace_flag: Option<&'static AtomicU32>,
+    /// maximum-requests plus this process's draw of maximum-requests-jitter.
+    pub maximum_requests: u64,
     /// Why a successor was asked for: the reason logged when it retires this process.
     replacement_reason: Mutex<Option<&'static str>>,
 }
@@ -65,6 +67,8 @@ impl Shared {
         replace_flag: Option<&'static AtomicU32>,
     ) -> Arc<Self> {
         let threads = group.spec.threads as usize;
+        let maximum_requests =
+            group.spec.maximum_requests + jitter(group.spec.maximum_requests_jitter);
         Arc::new(Shared {
             group,
             acceptor,
@@ -74,6 +78,7 @@ impl Shared {
             last_activity: Mutex::new(Instant::now()),
             stop: Mutex::new(None),
             stopped: tokio::sync::Notify::new(),
+            maximum_requests,
             replace_flag,
             replacement_reason: Mutex::new(None),
         })
@@ -280,7 +285,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
     drop(stream);
     *lock(&shared.last_activity) = Instant::now();
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
-    if spec.maximum_requests > 0 && served >= spec.maximum_requests {
+    if spec.maximum_requests > 0 && served >= shared.maximum_requests {
         shared.recycle("maximum-requests");
     }
 }
@@ -346,4 +351,15 @@ fn enforce_request_timeout(shared: &Shared) {
     if stuck {
         shared.request_stop("request-timeout", StopKind::Graceful);
     }
+}
+
+/// A number in 0..=max that differs between processes (pid and clock mixed; no need for
+/// a cryptographic source to spread recycling points).
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(std::process::id(), now_us()), &mut h);
+    std::hash::Hasher::finish(&h) % (max + 1)
 }

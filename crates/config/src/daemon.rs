@@ -7,7 +7,7 @@ use std::time::Duration;
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 
 /// Every option `WSGIDaemonProcess` accepts.
-pub const DAEMON_OPTIONS: [&str; 35] = [
+pub const DAEMON_OPTIONS: [&str; 36] = [
     "processes",
     "threads",
     "user",
@@ -22,6 +22,7 @@ pub const DAEMON_OPTIONS: [&str; 35] = [
     "python-eggs",
     "display-name",
     "maximum-requests",
+    "maximum-requests-jitter",
     "restart-interval",
     "inactivity-timeout",
     "request-timeout",
@@ -68,6 +69,9 @@ pub struct DaemonSpec {
     pub python_eggs: Option<String>,
     pub display_name: Option<String>,
     pub maximum_requests: u64,
+    /// Our extension: each process recycles after maximum-requests plus a random 0..=N
+    /// more, so the processes of a group do not all recycle at once.
+    pub maximum_requests_jitter: u64,
     pub restart_interval: Duration,
     pub inactivity_timeout: Duration,
     pub request_timeout: Duration,
@@ -112,6 +116,7 @@ impl DaemonSpec {
             python_eggs: None,
             display_name: None,
             maximum_requests: 0,
+            maximum_requests_jitter: 0,
             restart_interval: Duration::ZERO,
             inactivity_timeout: Duration::ZERO,
             request_timeout: Duration::ZERO,
@@ -196,6 +201,7 @@ impl DaemonSpec {
             "python-eggs" => self.python_eggs = text()?,
             "display-name" => self.display_name = text()?,
             "maximum-requests" => self.maximum_requests = number(value)?,
+            "maximum-requests-jitter" => self.maximum_requests_jitter = number(value)?,
             "restart-interval" => self.restart_interval = seconds(value)?,
             "inactivity-timeout" => self.inactivity_timeout = seconds(value)?,
             "request-timeout" => self.request_timeout = seconds(value)?,
@@ -379,6 +385,7 @@ mod tests {
             "python-path=/a:/b",
             "display-name=%{GROUP}",
             "maximum-requests=100",
+            "maximum-requests-jitter=20",
             "request-timeout=30",
             "lang=en_US.UTF-8",
         ]))
@@ -389,6 +396,7 @@ mod tests {
         assert_eq!(spec.python_path, ["/a", "/b"]);
         assert_eq!(spec.process_title().as_deref(), Some("(wsgi:app)"));
         assert_eq!(spec.maximum_requests, 100);
+        assert_eq!(spec.maximum_requests_jitter, 20);
         assert_eq!(spec.request_timeout, Duration::from_secs(30));
         assert_eq!(spec.locale, None, "lang given: no default locale forced");
     }
