@@ -76,15 +76,7 @@ fn touching_the_script_restarts_the_daemon_with_new_code() {
     let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
     let first = apache.get("/").text();
     assert!(first.starts_with("v1 "), "{first}");
-    let script = apache.scratch.dir.join("app/app.wsgi");
-    std::fs::write(&script, v1.replace("v1", "v2")).unwrap();
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(&script)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    rewrite_script(&apache, &v1.replace("v1", "v2"));
     let second = apache.get("/");
     assert_eq!(second.status, 200, "{}", apache.error_log());
     let text = second.text();
@@ -98,6 +90,20 @@ fn touching_the_script_restarts_the_daemon_with_new_code() {
     apache.stop();
 }
 
+/// Replaces app.wsgi with `source`, its mtime pushed ahead so the change is seen even
+/// within the filesystem's timestamp granularity.
+fn rewrite_script(apache: &Apache, source: &str) {
+    let script = apache.scratch.dir.join("app/app.wsgi");
+    std::fs::write(&script, source).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&script)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+}
+
 /// The request that finds the script changed is refused by the old process before the
 /// application reads its body, and resent whole to the new one, however large the body:
 /// the Apache child sends only the first body block until the daemon asks for the rest.
@@ -106,15 +112,7 @@ fn a_large_upload_that_meets_a_script_reload_is_resent_whole() {
     let v1 = "import hashlib\ndef application(e, sr):\n    data = e['wsgi.input'].read()\n    sr('200 OK', [])\n    return [b'v1 %d %s' % (len(data), hashlib.md5(data).hexdigest().encode())]\n";
     let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
     assert!(apache.get("/").text().starts_with("v1 0 "));
-    let script = apache.scratch.dir.join("app/app.wsgi");
-    std::fs::write(&script, v1.replace("v1", "v2")).unwrap();
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(&script)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    rewrite_script(&apache, &v1.replace("v1", "v2"));
     let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let digest = python_md5(&body);
     let response = apache.request("POST", "/", &[], &body);
