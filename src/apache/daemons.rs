@@ -51,7 +51,8 @@ struct Generation {
 /// Anonymous shared memory made before the daemons are forked: one AtomicU32 per slot
 /// pair, written by the daemon, read and cleared by the parent.
 struct SharedFlags {
-    base: *mut AtomicU32,
+    flags: &'static [AtomicU32],
+    /// The mapping's length in bytes, for munmap.
     len: usize,
 }
 
@@ -75,18 +76,12 @@ impl SharedFlags {
                 std::io::Error::last_os_error()
             ));
         }
-        Ok(SharedFlags {
-            base: base.cast(),
-            len,
-        })
-    }
-
-    fn flag(&self, i: usize) -> &'static AtomicU32 {
-        // SAFETY: i < count (callers index the pairs they made the mapping for); the
-        // mapping is zero-filled (a valid AtomicU32) and stays mapped in every daemon for
-        // its whole life. In the parent it is unmapped with the generation, after the
-        // slots' other-child registrations (the only readers there) are gone.
-        unsafe { &*self.base.add(i) }
+        // SAFETY: the mapping holds at least `count` zero-filled (valid) AtomicU32s and
+        // stays mapped in every daemon for its whole life. In the parent it is unmapped
+        // with the generation (stop_generation), after the slots' other-child
+        // registrations, its only readers there, are gone.
+        let flags = unsafe { std::slice::from_raw_parts(base.cast::<AtomicU32>(), count) };
+        Ok(SharedFlags { flags, len })
     }
 }
 
@@ -538,7 +533,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 spawn_slot(slot, delay, predecessor);
             }
             sys::APR_OC_REASON_RUNNING => {
-                // About once a second while the process lives.
+                // From the monitor hook (every ~10 s) while the process lives.
                 // SAFETY: the partner lives in pconf beside this slot.
                 let partner = unsafe { &mut *slot.partner };
                 if slot.proc_.pid > 0
@@ -630,7 +625,12 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         // the parent are the slots' maintenance callbacks, whose other-child
         // registrations were made after this cleanup and so were removed before it ran.
         // Daemons keep their own inherited mapping.
-        unsafe { libc::munmap(generation.flags.base.cast(), generation.flags.len) };
+        unsafe {
+            libc::munmap(
+                generation.flags.flags.as_ptr().cast_mut().cast(),
+                generation.flags.len,
+            )
+        };
     });
     sys::APR_SUCCESS as sys::apr_status_t
 }
@@ -673,7 +673,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let mut first_lanes = Vec::new();
     for g in &groups {
         for _ in 0..g.spec.processes {
-            let flag = flags.flag(first_lanes.len());
+            let flag = &flags.flags[first_lanes.len()];
             let lane = || Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
                 proc_: unsafe { std::mem::zeroed() },

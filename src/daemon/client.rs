@@ -126,7 +126,6 @@ pub fn proxy(
             replay: Vec::new(),
             replayable: true,
             done: false,
-            awaiting_continue: true,
         },
         scratch: take_scratch(),
         body,
@@ -194,11 +193,10 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
 struct BodyState {
     /// The body's first frame, sent with the head: what a retry resends.
     replay: Vec<u8>,
-    /// Until the daemon sends Continue, it can still refuse the request for a retry.
+    /// Until the daemon sends Continue it can still refuse the request for a retry, and
+    /// the rest of the body waits.
     replayable: bool,
     done: bool,
-    /// The rest of the body waits for the daemon's Continue.
-    awaiting_continue: bool,
 }
 
 impl BodyState {
@@ -220,6 +218,17 @@ impl BodyState {
             self.replay.extend_from_slice(&out[start..]);
         }
     }
+
+    /// More of the body may be read and sent now.
+    fn may_send_more(&self) -> bool {
+        !self.done && !self.replayable
+    }
+
+    /// The daemon's Continue: the application is running and reading the body.
+    fn continued(&mut self) {
+        self.replayable = false;
+        self.replay = Vec::new();
+    }
 }
 
 fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> Exchange {
@@ -231,26 +240,29 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
         sink,
         error_override,
     } = t;
-    let error_override = *error_override;
-    let fail =
-        |status: u16, message: String| Exchange::Done(ProxyOutcome::Failed { status, message });
     if let Err(e) = stream.set_nonblocking(true) {
-        return fail(503, format!("cannot use daemon socket: {e}"));
+        return Exchange::Done(ProxyOutcome::Failed {
+            status: 503,
+            message: format!("cannot use daemon socket: {e}"),
+        });
     }
     let name = &group.spec.name;
+    let mut response = Response {
+        sink: &mut **sink,
+        name,
+        error_override: *error_override,
+        head_sent: false,
+        data: Vec::new(),
+        fds: VecDeque::new(),
+    };
     let mut out = [head_bytes, &body_state.replay].concat();
-    body_state.awaiting_continue = !body_state.done;
     let mut out_pos = 0;
     let mut peer_reading = true;
     let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
-    let mut head_sent = false;
     // A fresh connection has room for the head: the first write needs no poll.
     let mut fresh = true;
-    // Descriptors of files the daemon passed, in the order of their File frames.
-    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     loop {
-        let want_write = peer_reading
-            && (out_pos < out.len() || !(body_state.done || body_state.awaiting_continue));
+        let want_write = peer_reading && (out_pos < out.len() || body_state.may_send_more());
         let polled = if std::mem::take(&mut fresh) {
             Ok((false, true))
         } else {
@@ -258,34 +270,35 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
         };
         let (readable, writable) = match polled {
             Ok(r) => r,
-            Err(e) => return fail(502, format!("poll on daemon socket failed: {e}")),
+            Err(e) => {
+                return Exchange::Done(ProxyOutcome::Failed {
+                    status: 502,
+                    message: format!("poll on daemon socket failed: {e}"),
+                });
+            }
         };
         if !readable && !writable {
             let message = format!(
                 "timeout after {} s waiting for daemon process group '{name}'",
                 group.socket_timeout.as_secs()
             );
-            return broken(head_sent, 504, message);
+            return broken(response.head_sent, 504, message);
         }
         if readable {
-            match recv_with_fds(stream.as_raw_fd(), buf, &mut fds) {
-                Ok(0) => return daemon_closed(name, head_sent),
+            match recv_with_fds(stream.as_raw_fd(), buf, &mut response.fds) {
+                Ok(0) => return daemon_closed(name, response.head_sent),
                 // A daemon killed with bytes it never read resets the connection.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return daemon_closed(name, head_sent);
+                    return daemon_closed(name, response.head_sent);
                 }
                 Ok(n) => decoder.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let message = format!("reading from daemon process group '{name}' failed: {e}");
-                    return broken(head_sent, 502, message);
+                    return broken(response.head_sent, 502, message);
                 }
             }
-            // Body blocks that arrived together go to the client as one write (one flush):
-            // a streaming app's small blocks are not flushed one by one, and nothing that
-            // arrived waits for more.
-            let mut data = Vec::new();
             loop {
                 let frame = match decoder.next_frame() {
                     Ok(Some(f)) => f,
@@ -293,58 +306,14 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                     Err(e) => {
                         let message =
                             format!("bad response from daemon process group '{name}': {e}");
-                        return broken(head_sent, 502, message);
+                        return broken(response.head_sent, 502, message);
                     }
                 };
-                match frame {
-                    Frame::File { offset, len } if head_sent => {
-                        if let Some(end) = relay(&mut **sink, &mut data) {
-                            return end;
-                        }
-                        let Some(fd) = fds.pop_front() else {
-                            let message = format!(
-                                "daemon process group '{name}' sent a file frame without its descriptor"
-                            );
-                            return broken(head_sent, 502, message);
-                        };
-                        match sink.send_file(fd.as_raw_fd(), offset, len) {
-                            Ok(()) => {}
-                            Err(SinkError::ClientGone) => {
-                                return Exchange::Done(ProxyOutcome::ClientGone);
-                            }
-                            Err(SinkError::Failed(message)) => {
-                                return Exchange::Done(ProxyOutcome::Aborted { message });
-                            }
-                        }
-                        continue;
-                    }
-                    Frame::Continue => {
-                        body_state.awaiting_continue = false;
-                        body_state.replayable = false;
-                        body_state.replay = Vec::new();
-                        continue;
-                    }
-                    Frame::Data(block) if head_sent => {
-                        if data.is_empty() {
-                            data = block;
-                        } else {
-                            data.extend_from_slice(&block);
-                        }
-                        continue;
-                    }
-                    frame => {
-                        if let Some(end) = relay(&mut **sink, &mut data) {
-                            return end;
-                        }
-                        if let Some(end) =
-                            on_frame(frame, &mut head_sent, &mut **sink, name, error_override)
-                        {
-                            return end;
-                        }
-                    }
+                if let Some(end) = response.on_frame(frame, body_state) {
+                    return end;
                 }
             }
-            if let Some(end) = relay(&mut **sink, &mut data) {
+            if let Some(end) = response.flush() {
                 return end;
             }
         }
@@ -352,33 +321,129 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
             if out_pos == out.len() {
                 out.clear();
                 out_pos = 0;
-                if !body_state.done && !body_state.awaiting_continue {
+                if body_state.may_send_more() {
                     body_state.next_frame(&mut **body, buf, &mut out);
                 }
             }
-            match stream.write(&out[out_pos..]) {
-                Ok(n) => out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The daemon stopped reading (it answered without consuming the body, or
-                // it died); what it sends back decides the outcome.
-                Err(_) => peer_reading = false,
+            if out_pos < out.len() {
+                match stream.write(&out[out_pos..]) {
+                    Ok(n) => out_pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // The daemon stopped reading (it answered without consuming the body,
+                    // or it died); what it sends back decides the outcome.
+                    Err(_) => peer_reading = false,
+                }
             }
         }
     }
 }
 
-/// Writes the body blocks collected from one read; `Some` ends the exchange.
-fn relay(sink: &mut dyn ResponseSink, data: &mut Vec<u8>) -> Option<Exchange> {
-    if data.is_empty() {
-        return None;
-    }
-    let written = sink.write(data);
-    data.clear();
-    match written {
+/// The response side of one exchange: frames from the daemon applied to the sink.
+struct Response<'a> {
+    sink: &'a mut dyn ResponseSink,
+    name: &'a str,
+    error_override: bool,
+    head_sent: bool,
+    /// Body blocks decoded from the current read, written together by `flush`: a
+    /// streaming app's small blocks are not flushed one by one, and nothing that arrived
+    /// waits for more.
+    data: Vec<u8>,
+    /// Descriptors of files the daemon passed, in the order of their File frames.
+    fds: VecDeque<OwnedFd>,
+}
+
+/// Maps a sink call's result; `Some` ends the exchange.
+fn sunk(result: Result<(), SinkError>) -> Option<Exchange> {
+    match result {
         Ok(()) => None,
         Err(SinkError::ClientGone) => Some(Exchange::Done(ProxyOutcome::ClientGone)),
-        Err(SinkError::Failed(m)) => Some(Exchange::Done(ProxyOutcome::Aborted { message: m })),
+        Err(SinkError::Failed(message)) => Some(Exchange::Done(ProxyOutcome::Aborted { message })),
+    }
+}
+
+impl Response<'_> {
+    /// Writes the collected body blocks; `Some` ends the exchange.
+    fn flush(&mut self) -> Option<Exchange> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let written = self.sink.write(&self.data);
+        self.data.clear();
+        sunk(written)
+    }
+
+    /// Applies one frame from the daemon; `Some` ends the exchange.
+    fn on_frame(&mut self, frame: Frame, body_state: &mut BodyState) -> Option<Exchange> {
+        match frame {
+            Frame::Continue => {
+                body_state.continued();
+                return None;
+            }
+            Frame::Data(block) if self.head_sent => {
+                if self.data.is_empty() {
+                    self.data = block;
+                } else {
+                    self.data.extend_from_slice(&block);
+                }
+                return None;
+            }
+            _ => {}
+        }
+        // Everything else comes after the body blocks before it.
+        if let Some(end) = self.flush() {
+            return Some(end);
+        }
+        let name = self.name;
+        let done = |o| Some(Exchange::Done(o));
+        let protocol = |what: &str| {
+            Some(Exchange::Done(ProxyOutcome::Failed {
+                status: 502,
+                message: format!("daemon process group '{name}' sent {what}"),
+            }))
+        };
+        match frame {
+            Frame::ResponseHead(h) if !self.head_sent && self.error_override && h.status >= 400 => {
+                done(ProxyOutcome::Overridden { status: h.status })
+            }
+            Frame::ResponseHead(h) if !self.head_sent => {
+                self.head_sent = true;
+                let head = mod_wsgi_http::ResponseHead {
+                    code: h.status,
+                    status_line: h.status_line,
+                };
+                sunk(self.sink.send_head(&head, &h.headers))
+            }
+            Frame::ResponseHead(_) => protocol("a second response head"),
+            Frame::Data(_) => protocol("body data before the response head"),
+            Frame::File { offset, len } if self.head_sent => {
+                let Some(fd) = self.fds.pop_front() else {
+                    let message = format!(
+                        "daemon process group '{name}' sent a file frame without its descriptor"
+                    );
+                    return Some(broken(true, 502, message));
+                };
+                sunk(self.sink.send_file(fd.as_raw_fd(), offset, len))
+            }
+            Frame::End if self.head_sent => done(ProxyOutcome::Complete),
+            Frame::End => protocol("an end of response without a response head"),
+            Frame::Error(ErrorKind::Application, _) => done(ProxyOutcome::AppFailed {
+                headers_sent: self.head_sent,
+            }),
+            Frame::Error(kind, message) => {
+                let message = format!("daemon process group '{name}': {message}");
+                if self.head_sent {
+                    return done(ProxyOutcome::Aborted { message });
+                }
+                let status = match kind {
+                    ErrorKind::Restarting => return Some(Exchange::Retry(message)),
+                    ErrorKind::QueueTimeout | ErrorKind::RequestTimeout => 504,
+                    ErrorKind::Application | ErrorKind::Refused => 500,
+                };
+                done(ProxyOutcome::Failed { status, message })
+            }
+            other => protocol(&format!("an unexpected {:?} frame", other.kind())),
+        }
     }
 }
 
@@ -402,63 +467,4 @@ fn broken(head_sent: bool, status: u16, message: String) -> Exchange {
     } else {
         ProxyOutcome::Failed { status, message }
     })
-}
-
-/// Applies one frame from the daemon; `Some` ends the exchange.
-fn on_frame(
-    frame: Frame,
-    head_sent: &mut bool,
-    sink: &mut dyn ResponseSink,
-    name: &str,
-    error_override: bool,
-) -> Option<Exchange> {
-    let done = |o| Some(Exchange::Done(o));
-    let protocol = |what: &str| {
-        Some(Exchange::Done(ProxyOutcome::Failed {
-            status: 502,
-            message: format!("daemon process group '{name}' sent {what}"),
-        }))
-    };
-    match frame {
-        Frame::ResponseHead(h) if !*head_sent && error_override && h.status >= 400 => {
-            done(ProxyOutcome::Overridden { status: h.status })
-        }
-        Frame::ResponseHead(h) if !*head_sent => {
-            *head_sent = true;
-            let head = mod_wsgi_http::ResponseHead {
-                code: h.status,
-                status_line: h.status_line,
-            };
-            match sink.send_head(&head, &h.headers) {
-                Ok(()) => None,
-                Err(SinkError::ClientGone) => done(ProxyOutcome::ClientGone),
-                Err(SinkError::Failed(m)) => done(ProxyOutcome::Aborted { message: m }),
-            }
-        }
-        Frame::ResponseHead(_) => protocol("a second response head"),
-        Frame::Data(_) if !*head_sent => protocol("body data before the response head"),
-        Frame::Data(data) => match sink.write(&data) {
-            Ok(()) => None,
-            Err(SinkError::ClientGone) => done(ProxyOutcome::ClientGone),
-            Err(SinkError::Failed(m)) => done(ProxyOutcome::Aborted { message: m }),
-        },
-        Frame::End if *head_sent => done(ProxyOutcome::Complete),
-        Frame::End => protocol("an end of response without a response head"),
-        Frame::Error(ErrorKind::Application, _) => done(ProxyOutcome::AppFailed {
-            headers_sent: *head_sent,
-        }),
-        Frame::Error(kind, message) => {
-            let message = format!("daemon process group '{name}': {message}");
-            if *head_sent {
-                return done(ProxyOutcome::Aborted { message });
-            }
-            let status = match kind {
-                ErrorKind::Restarting => return Some(Exchange::Retry(message)),
-                ErrorKind::QueueTimeout | ErrorKind::RequestTimeout => 504,
-                ErrorKind::Application | ErrorKind::Refused => 500,
-            };
-            done(ProxyOutcome::Failed { status, message })
-        }
-        other => protocol(&format!("an unexpected {:?} frame", other.kind())),
-    }
 }

@@ -1,7 +1,7 @@
-//! Inside one daemon process: start Python, run the preloads, start the worker threads
-//! (which accept and run requests themselves, see `acceptor`), then wait on a tokio loop
-//! for a signal or a recycling policy to stop the process; in-flight requests are drained
-//! first.
+//! Inside one daemon process: start Python, run the preloads, watch signals on a tokio
+//! runtime, start the worker threads (which accept and run requests themselves, see
+//! `acceptor`), then wait for a signal or a recycling policy to stop the process;
+//! in-flight requests are drained first.
 #![forbid(unsafe_code)]
 
 use super::acceptor::Acceptor;
@@ -38,6 +38,21 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         }
     };
     let shared = Shared::new(group.clone(), acceptor, lineage.replace_flag);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("WSGI0102: daemon process of group '{name}': cannot start tokio: {e}");
+            return 1;
+        }
+    };
+    // Signals are watched before the first request can be accepted.
+    {
+        let _context = runtime.enter();
+        watch_signals(&shared);
+    }
     let workers = super::worker::start(&shared);
     let monitor = match super::worker::start_monitor(&shared) {
         Ok(m) => m,
@@ -61,17 +76,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         // Ready: the process this one replaces stops taking requests and drains.
         super::process::retire(predecessor);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let runtime = match runtime {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("WSGI0102: daemon process of group '{name}': cannot start tokio: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(serve(shared.clone()));
+    runtime.block_on(wait_and_drain(shared.clone()));
     let stop = shared.stop_state();
     let drained = shared.is_idle();
     if drained {
@@ -121,48 +126,38 @@ fn preload(group: &DaemonGroup) -> bool {
     all_loaded
 }
 
-/// Waits for a stop (a signal, or a recycling policy in a worker or the monitor), then
-/// closes the acceptor and lets running requests finish within the stop's grace time.
-async fn serve(shared: Arc<Shared>) {
-    let signals = [
-        (
-            SignalKind::terminate(),
-            StopKind::Immediate,
-            "shutdown signal",
-        ),
-        (
-            SignalKind::interrupt(),
-            StopKind::Immediate,
-            "shutdown signal",
-        ),
-        (
-            SignalKind::user_defined1(),
-            StopKind::Graceful,
-            "graceful signal",
-        ),
-        (
-            SignalKind::from_raw(libc::SIGXCPU),
-            StopKind::Graceful,
-            "cpu-time-limit",
-        ),
+/// Turns signals into stops. Needs the runtime's context; the watching tasks run once
+/// the runtime does.
+fn watch_signals(shared: &Arc<Shared>) {
+    let shutdown = |s: &Shared| s.request_stop("shutdown signal", StopKind::Immediate);
+    type Action = fn(&Shared);
+    let signals: [(SignalKind, Action); 4] = [
+        (SignalKind::terminate(), shutdown),
+        (SignalKind::interrupt(), shutdown),
+        // An Apache graceful restart, or this process's successor is ready.
+        (SignalKind::user_defined1(), Shared::graceful_signal),
+        (SignalKind::from_raw(libc::SIGXCPU), |s| {
+            s.request_stop("cpu-time-limit", StopKind::Graceful)
+        }),
     ];
-    for (kind, stop, reason) in signals {
+    for (kind, action) in signals {
         match signal(kind) {
             Ok(mut s) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     if s.recv().await.is_some() {
-                        if kind == SignalKind::user_defined1() {
-                            shared.graceful_signal();
-                        } else {
-                            shared.request_stop(reason, stop);
-                        }
+                        action(&shared);
                     }
                 });
             }
             Err(e) => tracing::warn!("WSGI0107: cannot watch signal: {e}"),
         }
     }
+}
+
+/// Waits for a stop (a signal, or a recycling policy in a worker or the monitor), then
+/// closes the acceptor and lets running requests finish within the stop's grace time.
+async fn wait_and_drain(shared: Arc<Shared>) {
     let stop = loop {
         if let Some(stop) = shared.stop_state() {
             break stop;

@@ -147,17 +147,32 @@ impl DaemonSink {
         Ok(())
     }
 
+    /// Whether `len` more body bytes complete the declared Content-Length.
+    fn completes(&self, len: u64) -> bool {
+        self.remaining.is_some_and(|r| r <= len)
+    }
+
+    /// Accounts for `len` body bytes sent (with the End frame if `complete`).
+    fn sent(&mut self, len: u64, complete: bool) {
+        if let Some(r) = &mut self.remaining {
+            *r = r.saturating_sub(len);
+        }
+        if complete {
+            self.ended.store(true, Ordering::Release);
+        }
+    }
+
     fn data(&mut self, data: &[u8]) -> Result<(), SinkError> {
         if self.ended.load(Ordering::Relaxed) {
             return Ok(());
         }
         let end = wire::frame_header(Kind::End, 0);
+        let complete = self.completes(data.len() as u64);
         let mut chunks = data.chunks(MAX_BODY_FRAME).peekable();
         while let Some(chunk) = chunks.next() {
             let header = wire::frame_header(Kind::Data, chunk.len());
-            let complete =
-                chunks.peek().is_none() && self.remaining.is_some_and(|r| r <= data.len() as u64);
-            let sent = if complete {
+            let last = chunks.peek().is_none();
+            let sent = if complete && last {
                 self.send(&[&header, chunk, &end])
             } else {
                 self.send(&[&header, chunk])
@@ -165,32 +180,15 @@ impl DaemonSink {
             if sent.is_err() {
                 return Err(SinkError::ClientGone);
             }
-            if complete {
-                self.ended.store(true, Ordering::Release);
-            }
         }
-        if let Some(r) = &mut self.remaining {
-            *r = r.saturating_sub(data.len() as u64);
-        }
+        self.sent(data.len() as u64, complete);
         Ok(())
     }
-}
 
-enum PassError {
-    /// Nothing went out: the caller can fall back to copying.
-    NotSent(io::Error),
-    /// Part of the frames went out: the response is broken.
-    Sent(io::Error),
-}
-
-impl DaemonSink {
     fn pass_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), PassError> {
-        let header = wire::frame_header(Kind::File, 16);
-        let mut frame = [0u8; wire::HEADER_LEN + 16];
-        frame[..wire::HEADER_LEN].copy_from_slice(&header);
-        frame[wire::HEADER_LEN..wire::HEADER_LEN + 8].copy_from_slice(&offset.to_be_bytes());
-        frame[wire::HEADER_LEN + 8..].copy_from_slice(&len.to_be_bytes());
-        let complete = self.remaining.is_some_and(|r| r <= len);
+        let mut frame = Vec::with_capacity(wire::HEADER_LEN + 16);
+        wire::encode(&Frame::File { offset, len }, &mut frame);
+        let complete = self.completes(len);
         let end = wire::frame_header(Kind::End, 0);
         let held = std::mem::take(&mut self.held);
         let parts: Vec<&[u8]> = [held.as_slice(), &frame, if complete { &end } else { &[] }]
@@ -206,17 +204,20 @@ impl DaemonSink {
             }
         };
         if sent < total {
-            let rest: Vec<u8> = parts.concat()[sent..].to_vec();
-            (&*self.stream).write_all(&rest).map_err(PassError::Sent)?;
+            (&*self.stream)
+                .write_all(&parts.concat()[sent..])
+                .map_err(PassError::Sent)?;
         }
-        if let Some(r) = &mut self.remaining {
-            *r = r.saturating_sub(len);
-        }
-        if complete {
-            self.ended.store(true, Ordering::Release);
-        }
+        self.sent(len, complete);
         Ok(())
     }
+}
+
+enum PassError {
+    /// Nothing went out: the caller can fall back to copying.
+    NotSent(io::Error),
+    /// Part of the frames went out: the response is broken.
+    Sent(io::Error),
 }
 
 impl Drop for DaemonSink {
