@@ -496,6 +496,42 @@ fn a_single_process_group_recycles_without_a_gap() {
     apache.stop();
 }
 
+/// The parent starts a replacement as soon as a process asks (the recycling bell), not at
+/// its next maintenance round (about every 10 s): each of three recycles in a row takes
+/// over within a few seconds of the request that made the process due.
+#[test]
+fn replacements_start_promptly() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=1 threads=2 maximum-requests=5"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    let mut current = apache.get("/").text();
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..5 {
+            assert_eq!(apache.get("/").status, 200, "{}", apache.error_log());
+        }
+        let due = Instant::now();
+        loop {
+            let r = apache.get("/");
+            assert_eq!(r.status, 200, "{}", apache.error_log());
+            if r.text() != current {
+                current = r.text();
+                break;
+            }
+            assert!(
+                due.elapsed() < Duration::from_secs(5),
+                "no replacement 5 s after the process became due (earlier: {waits:?})\n{}",
+                apache.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        waits.push(due.elapsed());
+    }
+    apache.stop();
+}
+
 /// A replacement whose initialisation fails is retried with backoff while the process
 /// it would replace keeps serving; once initialisation works again, it takes over.
 #[test]

@@ -40,9 +40,18 @@ struct Slot {
     retiring: bool,
 }
 
+/// The generation's recycling bell (`daemon::spawn_bell`), supervised as an other child:
+/// its exit makes the parent look at the recycling flags at once.
+struct Bell {
+    proc_: sys::apr_proc_t,
+    flags: &'static [AtomicU32],
+    pconf: *mut sys::apr_pool_t,
+}
+
 /// Every slot of this generation, for the cleanup that stops them.
 struct Generation {
     slots: Vec<*mut Slot>,
+    bell: *mut Bell,
     groups: Vec<Arc<DaemonGroup>>,
     process_pool: *mut sys::apr_pool_t,
     flags: SharedFlags,
@@ -507,7 +516,11 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 } else {
                     tracing::error!("{message}");
                 }
-                if stopping || replaced {
+                if replaced {
+                    // The successor may already be due for recycling itself.
+                    return start_successor_if_asked(partner);
+                }
+                if stopping {
                     return;
                 }
                 // A successor that died before its predecessor retired is retried (with
@@ -532,31 +545,98 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 }
                 spawn_slot(slot, delay, predecessor);
             }
-            sys::APR_OC_REASON_RUNNING => {
-                // From the monitor hook (every ~10 s) while the process lives.
-                // SAFETY: the partner lives in pconf beside this slot.
-                let partner = unsafe { &mut *slot.partner };
-                if slot.proc_.pid > 0
-                    && !slot.retiring
-                    && partner.proc_.pid == 0
-                    && slot.flag.swap(0, Ordering::AcqRel) != 0
-                    && !(mpm_stopping() || HARD_STOP.load(Ordering::Relaxed))
-                {
-                    slot.retiring = true;
-                    tracing::info!(
-                        "WSGI0125: starting a replacement for daemon process {} of group '{}'",
-                        slot.proc_.pid,
-                        slot.group.spec.name
-                    );
-                    spawn_slot(partner, Duration::ZERO, Some(slot.proc_.pid));
-                }
-            }
+            // From the bell or the monitor hook while the process lives.
+            sys::APR_OC_REASON_RUNNING => start_successor_if_asked(slot),
             sys::APR_OC_REASON_RESTART => {
                 HARD_STOP.store(true, Ordering::Relaxed);
                 let pid = slot.proc_.pid;
                 if pid > 0 {
                     // SAFETY: signalling our own child.
                     unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+/// A live process whose pair's flag is up, and whose partner slot is free, gets its
+/// successor: the partner is forked and will retire it once ready.
+fn start_successor_if_asked(slot: &mut Slot) {
+    // SAFETY: the partner lives in pconf beside this slot.
+    let partner = unsafe { &mut *slot.partner };
+    if slot.proc_.pid > 0
+        && !slot.retiring
+        && partner.proc_.pid == 0
+        && slot.flag.swap(0, Ordering::AcqRel) != 0
+        && !(mpm_stopping() || HARD_STOP.load(Ordering::Relaxed))
+    {
+        slot.retiring = true;
+        tracing::info!(
+            "WSGI0125: starting a replacement for daemon process {} of group '{}'",
+            slot.proc_.pid,
+            slot.group.spec.name
+        );
+        spawn_slot(partner, Duration::ZERO, Some(slot.proc_.pid));
+    }
+}
+
+fn start_bell(bell: *mut Bell) {
+    let s = SETUP_SERVER.load(Ordering::Acquire);
+    // SAFETY: the bell lives in pconf for this generation; only the parent's single
+    // thread touches it.
+    let bell = unsafe { &mut *bell };
+    let (uid, gid, _) = apache_user();
+    match daemon::spawn_bell(bell.flags, &child_setup(s), (uid, gid)) {
+        Ok(pid) => {
+            bell.proc_.pid = pid;
+            // SAFETY: as for a slot: proc_ and the bell live in pconf until the
+            // generation ends, and APR unregisters them through its own pconf cleanup.
+            unsafe {
+                sys::apr_proc_other_child_register(
+                    &mut bell.proc_,
+                    Some(bell_rang),
+                    (bell as *mut Bell).cast(),
+                    std::ptr::null_mut(),
+                    bell.pconf,
+                );
+            }
+        }
+        Err(e) => tracing::warn!(
+            "WSGI0126: cannot fork the daemon recycling bell: {e}; replacements start from the monitor hook (about every 10 s)"
+        ),
+    }
+}
+
+unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) {
+    super::trampoline::guard("daemon recycling bell", (), || {
+        // SAFETY: data is the Bell registered with this callback, alive in pconf.
+        let bell = unsafe { &mut *data.cast::<Bell>() };
+        match reason {
+            sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
+                bell.proc_.pid = 0;
+                // SAFETY: unregistering the bell's own registration; the re-entrant
+                // UNREGISTER callback does nothing.
+                unsafe { sys::apr_proc_other_child_unregister(data) };
+                if mpm_stopping() || HARD_STOP.load(Ordering::Relaxed) {
+                    return;
+                }
+                // SAFETY: in the parent's main loop; walks APR's own other-child list,
+                // which no caller up the stack is iterating (alert returns after us).
+                unsafe { sys::apr_proc_other_child_refresh_all(sys::APR_OC_REASON_RUNNING) };
+                if reason == sys::APR_OC_REASON_DEATH && status == 0 {
+                    start_bell(bell);
+                } else {
+                    tracing::warn!(
+                        "WSGI0126: the daemon recycling bell exited with status {status}; replacements start from the monitor hook (about every 10 s)"
+                    );
+                }
+            }
+            sys::APR_OC_REASON_RESTART => {
+                HARD_STOP.store(true, Ordering::Relaxed);
+                if bell.proc_.pid > 0 {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(bell.proc_.pid, libc::SIGKILL) };
                 }
             }
             _ => {}
@@ -597,6 +677,16 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         // SAFETY: data is the Generation put in pconf by start; this cleanup runs once.
         let generation = unsafe { &*data.cast::<Generation>() };
         let hard = HARD_STOP.load(Ordering::Relaxed) || mpm_stopping();
+        // SAFETY: the bell lives in pconf beside the generation.
+        let bell = unsafe { &mut *generation.bell };
+        if bell.proc_.pid > 0 {
+            // SAFETY: stopping and reaping our own child, which holds no state.
+            unsafe {
+                libc::kill(bell.proc_.pid, libc::SIGKILL);
+                libc::waitpid(bell.proc_.pid, std::ptr::null_mut(), 0);
+            }
+            bell.proc_.pid = 0;
+        }
         let mut pids = Vec::new();
         let mut limit = Duration::from_secs(1);
         for &slot in &generation.slots {
@@ -702,12 +792,26 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             first_lanes.push(a);
         }
     }
+    // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
+    let unset: sys::apr_proc_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let bell = unsafe {
+        super::pool::into_pool(
+            pconf,
+            Bell {
+                proc_: unset,
+                flags: flags.flags,
+                pconf,
+            },
+        )
+    };
     // SAFETY: as above; registered after the slots so it runs before they are freed.
     let generation = unsafe {
         super::pool::into_pool(
             pconf,
             Generation {
                 slots,
+                bell,
                 groups,
                 process_pool,
                 flags,
@@ -726,6 +830,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for slot in first_lanes {
         spawn_slot(slot, Duration::ZERO, None);
     }
+    start_bell(bell);
     Ok(())
 }
 

@@ -15,5 +15,5 @@ mod worker;
 
 pub use client::{ProxyOutcome, proxy};
 pub use group::{DaemonGroup, current_groups, find_group, set_groups};
-pub use process::{ChildSetup, Lineage, spawn};
+pub use process::{ChildSetup, Lineage, spawn, spawn_bell};
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

@@ -1,12 +1,13 @@
-//! Forking one daemon process and turning it into a clean, unprivileged server: the only
-//! fork/setuid code of the crate. The child never returns into Apache: it leaves with
-//! `_exit`, so the parent's pools and atexit handlers never run twice.
+//! Forking one daemon process and turning it into a clean, unprivileged server, and
+//! forking the recycling bell: the only fork/setuid code of the crate. A child never
+//! returns into Apache: it leaves with `_exit`, so the parent's pools and atexit handlers
+//! never run twice.
 
 use super::group::{DaemonGroup, current_groups};
 use std::ffi::CString;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// What the Apache layer does in a fresh daemon before anything else.
@@ -242,4 +243,70 @@ pub fn retire(predecessor: i32) {
     }
     // SAFETY: signalling a sibling process checked just above.
     unsafe { libc::kill(predecessor, libc::SIGUSR1) };
+}
+
+/// How often the bell looks at the recycling flags.
+const BELL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Forks the recycling bell: a tiny unprivileged process (as `user`: uid, gid) that exits
+/// as soon as a daemon raises a recycling flag it had not seen raised. Its exit is the
+/// Apache parent's doorbell: the MPM reaps children about once a second, while it runs the
+/// monitor hook (where the flags are otherwise read) only about every ten. A flag already
+/// up when the bell starts (its slot could not be answered yet) does not ring it again.
+/// The bell dies with the parent (PR_SET_PDEATHSIG, and a parent check each round).
+pub fn spawn_bell(
+    flags: &'static [AtomicU32],
+    setup: &ChildSetup,
+    user: (u32, u32),
+) -> io::Result<i32> {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: as in `spawn`: the Apache parent is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        return Ok(pid);
+    }
+    reset_signals();
+    (setup.prepare)();
+    for group in current_groups() {
+        super::socket::close(group.listener_fd);
+    }
+    // SAFETY: prctl with integer arguments and a NUL-terminated name; identity calls with
+    // no memory arguments. Failure to drop privileges ends the bell before it loops.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"wsgi-bell".as_ptr());
+        if libc::geteuid() == 0
+            && (libc::setgid(user.1) != 0
+                || libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setuid(user.0) != 0)
+        {
+            libc::_exit(1);
+        }
+    }
+    let mut raised: Vec<bool> = flags
+        .iter()
+        .map(|f| f.load(Ordering::Acquire) != 0)
+        .collect();
+    loop {
+        std::thread::sleep(BELL_INTERVAL);
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != parent {
+            break;
+        }
+        let mut ring = false;
+        for (flag, was) in flags.iter().zip(raised.iter_mut()) {
+            let up = flag.load(Ordering::Acquire) != 0;
+            ring |= up && !*was;
+            *was = up;
+        }
+        if ring {
+            break;
+        }
+    }
+    // SAFETY: leaving the forked child without running the parent's exit handlers.
+    unsafe { libc::_exit(0) }
 }
