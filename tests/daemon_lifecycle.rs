@@ -1,5 +1,5 @@
-//! Daemon process lifecycle: recycling by maximum-requests, restart on script change,
-//! preloading, recovery from a crashed daemon, graceful restarts that lose no request,
+//! Daemon process lifecycle: recycling by maximum-requests, script change, inactivity and
+//! rss-limit (each without a gap), preloading, recovery from a crashed daemon, graceful restarts that lose no request,
 //! request-timeout, and the daemon socket's secret.
 
 mod common;
@@ -70,22 +70,35 @@ fn maximum_requests_recycles_prefork() {
     maximum_requests_recycles(Mpm::Prefork);
 }
 
+/// Touching the script replaces the daemon without a gap: the old process answers with
+/// the old code (the request that noticed the change included) until its successor has
+/// loaded the new code, then the successor serves it; no request fails on the way.
 #[test]
-fn touching_the_script_restarts_the_daemon_with_new_code() {
+fn touching_the_script_replaces_the_daemon_with_new_code() {
     let v1 = "import os\ndef application(e, sr):\n    sr('200 OK', [])\n    return [b'v1 %d' % os.getpid()]\n";
     let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
     let first = apache.get("/").text();
     assert!(first.starts_with("v1 "), "{first}");
     rewrite_script(&apache, &v1.replace("v1", "v2"));
-    let second = apache.get("/");
-    assert_eq!(second.status, 200, "{}", apache.error_log());
-    let text = second.text();
-    assert!(text.starts_with("v2 "), "after touching the script: {text}");
-    assert_ne!(
-        first[3..],
-        text[3..],
-        "a new daemon process serves the new code"
+    let results = load(&apache, 2, |r| {
+        r.iter().any(|(_, t, _)| t.starts_with("v2 "))
+    });
+    let failed: Vec<_> = results.iter().filter(|(s, _, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", apache.error_log());
+    assert!(
+        results[0].1 == first,
+        "the request that noticed the change was answered by the old process: {results:?}"
     );
+    let second = results
+        .iter()
+        .find(|(_, t, _)| t.starts_with("v2 "))
+        .map(|(_, t, _)| t.clone())
+        .unwrap_or_else(|| panic!("no v2 within 30 s\n{}", apache.error_log()));
+    assert_ne!(first[3..], second[3..], "a new process serves the new code");
+    for _ in 0..5 {
+        assert_eq!(apache.get("/").text(), second, "the old process is retired");
+    }
+    apache.wait_for_log("due for recycling (script reload)");
     apache.wait_for_log("stopping: script reload");
     apache.stop();
 }
@@ -104,21 +117,27 @@ fn rewrite_script(apache: &Apache, source: &str) {
         .unwrap();
 }
 
-/// The request that finds the script changed is refused by the old process before the
-/// application reads its body, and resent whole to the new one, however large the body:
-/// the Apache child sends only the first body block until the daemon asks for the rest.
+/// A large upload arriving as the script changes is read whole by the process that takes
+/// it, whichever code answers it: the body is never cut at a reload.
 #[test]
-fn a_large_upload_that_meets_a_script_reload_is_resent_whole() {
+fn a_large_upload_that_meets_a_script_reload_is_read_whole() {
     let v1 = "import hashlib\ndef application(e, sr):\n    data = e['wsgi.input'].read()\n    sr('200 OK', [])\n    return [b'v1 %d %s' % (len(data), hashlib.md5(data).hexdigest().encode())]\n";
     let mut apache = Apache::start(Mpm::Event, &conf("threads=2"), &[("app/app.wsgi", v1)]);
     assert!(apache.get("/").text().starts_with("v1 0 "));
     rewrite_script(&apache, &v1.replace("v1", "v2"));
     let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let digest = python_md5(&body);
-    let response = apache.request("POST", "/", &[], &body);
-    assert_eq!(response.status, 200, "{}", apache.error_log());
-    assert_eq!(response.text(), format!("v2 {} {digest}", body.len()));
-    apache.wait_for_log("stopping: script reload");
+    for _ in 0..3 {
+        let response = apache.request("POST", "/", &[], &body);
+        assert_eq!(response.status, 200, "{}", apache.error_log());
+        let text = response.text();
+        assert!(
+            text == format!("v1 {} {digest}", body.len())
+                || text == format!("v2 {} {digest}", body.len()),
+            "{text}"
+        );
+    }
+    apache.wait_for_log("due for recycling (script reload)");
     apache.stop();
 }
 
@@ -529,6 +548,62 @@ fn replacements_start_promptly() {
         }
         waits.push(due.elapsed());
     }
+    apache.stop();
+}
+
+/// inactivity-timeout replaces an idle process (its memory is released) by a fresh one
+/// that ran its preloads; requests keep being answered throughout.
+#[test]
+fn inactivity_timeout_replaces_an_idle_process() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &preload_conf("processes=1 threads=2 inactivity-timeout=1"),
+        &[("app/app.wsgi", PID_APP), ("app/preload.py", SLOW_PRELOAD)],
+    );
+    let first = apache.get("/").text();
+    apache.wait_for_log("due for recycling (inactivity-timeout)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = first.clone();
+    while now == first && Instant::now() < deadline {
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        now = r.text();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(now, first, "replaced\n{}", apache.error_log());
+    apache.wait_for_log("stopping: inactivity-timeout");
+    apache.stop();
+}
+
+/// rss-limit (our extension): a process whose resident memory grows past the limit is
+/// replaced without a gap.
+#[test]
+fn rss_limit_replaces_a_grown_process() {
+    let app = "import os\nhoard = []\ndef application(e, sr):\n    if e['PATH_INFO'] == '/grow':\n        hoard.append(b'x' * (96 << 20))\n    sr('200 OK', [])\n    return [str(os.getpid()).encode()]\n";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=1 threads=2 rss-limit=80M"),
+        &[("app/app.wsgi", app)],
+    );
+    let first = apache.get("/").text();
+    for _ in 0..5 {
+        assert_eq!(
+            apache.get("/").text(),
+            first,
+            "below the limit: not recycled"
+        );
+    }
+    assert_eq!(apache.get("/grow").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = first.clone();
+    while now == first && Instant::now() < deadline {
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        now = r.text();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(now, first, "replaced\n{}", apache.error_log());
+    apache.wait_for_log("due for recycling (rss-limit)");
     apache.stop();
 }
 

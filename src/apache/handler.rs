@@ -7,7 +7,7 @@ use super::io::{ApacheBody, ApacheSink, LentRequest};
 use super::request::{Request, latin1};
 use super::sys;
 use crate::daemon::{self, ProxyOutcome};
-use crate::wsgi::{self, Outcome, WsgiRequest};
+use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_config::{
     ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
 };
@@ -419,7 +419,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         multithread: MULTITHREAD.load(Ordering::Relaxed),
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
         run_once: false,
-        restart_on_change: false,
+        on_script_change: OnScriptChange::Reload,
     };
     // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
     let lent = unsafe { LentRequest::new(req.raw()) };
@@ -430,8 +430,6 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     );
     match outcome {
         Outcome::Complete | Outcome::ClientGone => sys::OK,
-        // Only requested by daemon processes (restart_on_change is false here).
-        Outcome::ScriptChanged => sys::HTTP_INTERNAL_SERVER_ERROR,
         Outcome::Failed { headers_sent } => app_failed(&req, headers_sent),
     }
 }

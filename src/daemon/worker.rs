@@ -1,13 +1,14 @@
 //! The Python side of a daemon process: `threads` worker threads that take requests from
 //! the acceptor and run them through the WSGI core, and a monitor thread that enforces
-//! request-timeout, restart-interval and inactivity-timeout.
+//! request-timeout and the recycling policies (restart-interval, inactivity-timeout,
+//! rss-limit).
 #![forbid(unsafe_code)]
 
 use super::acceptor::{Acceptor, Job};
 use super::group::DaemonGroup;
 use super::transport::{DaemonBody, DaemonSink};
 use crate::python;
-use crate::wsgi::{self, Outcome, WsgiRequest};
+use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_wire::{self as wire, ErrorKind, Frame};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -154,8 +155,12 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
             }
             builder
                 .spawn(move || {
+                    let report = {
+                        let shared = shared.clone();
+                        OnScriptChange::Report(Arc::new(move || shared.recycle("script reload")))
+                    };
                     while let Some((job, _busy)) = shared.acceptor.next(&shared.group) {
-                        handle(&shared, slot, job);
+                        handle(&shared, slot, job, &report);
                     }
                 })
                 .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
@@ -203,7 +208,7 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-fn handle(shared: &Shared, slot: usize, job: Job) {
+fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptChange) {
     let group = &shared.group;
     let spec = &group.spec;
     let Job {
@@ -249,7 +254,7 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
         multithread: spec.threads > 1,
         multiprocess: spec.processes_given || spec.processes > 1,
         run_once: spec.run_once(),
-        restart_on_change: head.reload,
+        on_script_change: on_script_change.clone(),
     };
     let sink = DaemonSink::new(stream.clone(), &spec.name);
     let ended = sink.ended();
@@ -266,10 +271,6 @@ fn handle(shared: &Shared, slot: usize, job: Job) {
     // client.
     let ended = ended.load(Ordering::Acquire);
     match outcome {
-        Outcome::ScriptChanged => {
-            shared.request_stop("script reload", StopKind::Graceful);
-            return refuse(&stream, ErrorKind::Restarting, "script changed; restarting");
-        }
         _ if ended => {}
         Outcome::Complete => send_frame(&stream, &Frame::End),
         Outcome::ClientGone => {}
@@ -300,6 +301,7 @@ pub fn start_monitor(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
 
 fn monitor(shared: &Shared) {
     let spec = &shared.group.spec;
+    let mut rounds: u64 = 0;
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let stopping = shared.stop_state().is_some();
@@ -313,12 +315,26 @@ fn monitor(shared: &Shared) {
             && shared.is_idle()
             && lock(&shared.last_activity).elapsed() >= spec.inactivity_timeout
         {
-            shared.request_stop("inactivity-timeout", StopKind::Graceful);
+            shared.recycle("inactivity-timeout");
+        }
+        rounds += 1;
+        if spec.rss_limit > 0 && rounds % 10 == 0 && resident_bytes() > spec.rss_limit {
+            shared.recycle("rss-limit");
         }
         if !spec.request_timeout.is_zero() {
             enforce_request_timeout(shared);
         }
     }
+}
+
+/// This process's resident set (VmRSS), 0 if unknown.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one

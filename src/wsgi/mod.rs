@@ -11,5 +11,5 @@ mod response;
 mod run;
 mod transport;
 
-pub use run::{Outcome, WsgiRequest, run};
+pub use run::{OnScriptChange, Outcome, WsgiRequest, run};
 pub use transport::{BodyReader, ResponseSink, SinkError};

@@ -8,7 +8,19 @@ use crate::python::{self, Interpreter};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tracing::Level;
+
+/// What happens when a loaded script has changed on disk.
+#[derive(Clone)]
+pub enum OnScriptChange {
+    /// Reloaded in place when `reload` is set (embedded mode, as in mod_wsgi).
+    Reload,
+    /// Served with the code already loaded, and the change reported once per request
+    /// that notices it: a daemon process asks for a successor, which loads the new code
+    /// and takes over when ready (zero-gap reloading).
+    Report(Arc<dyn Fn() + Send + Sync>),
+}
 
 /// Everything the WSGI core needs to know about one request.
 pub struct WsgiRequest {
@@ -27,10 +39,7 @@ pub struct WsgiRequest {
     pub multithread: bool,
     pub multiprocess: bool,
     pub run_once: bool,
-    /// A daemon process restarts rather than reload a changed script in place: with this
-    /// set, a loaded script whose mtime differs ends the request with `ScriptChanged`
-    /// before the application runs.
-    pub restart_on_change: bool,
+    pub on_script_change: OnScriptChange,
 }
 
 /// How a request ended, for the transport to act on.
@@ -43,8 +52,6 @@ pub enum Outcome {
     Failed {
         headers_sent: bool,
     },
-    /// The script changed and `restart_on_change` was set; nothing was sent.
-    ScriptChanged,
 }
 
 fn log(response: &SharedResponse, level: Level, message: &str) {
@@ -112,16 +119,22 @@ fn run_in_interpreter(
     input: &SharedInput,
     response: &SharedResponse,
 ) -> Outcome {
-    if req.restart_on_change && python::script_is_stale(py, &req.script, req.script_mtime) {
-        return Outcome::ScriptChanged;
-    }
+    let reload = match &req.on_script_change {
+        OnScriptChange::Reload => req.reload,
+        OnScriptChange::Report(report) => {
+            if req.reload && python::script_is_stale(py, &req.script, req.script_mtime) {
+                report();
+            }
+            false
+        }
+    };
     let loaded = python::load_callable(
         py,
         interp,
         &req.script,
         req.script_mtime,
         &req.callable,
-        req.reload,
+        reload,
     );
     let app = match loaded {
         Ok(app) => app,

@@ -7,7 +7,7 @@ use std::time::Duration;
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 
 /// Every option `WSGIDaemonProcess` accepts.
-pub const DAEMON_OPTIONS: [&str; 36] = [
+pub const DAEMON_OPTIONS: [&str; 37] = [
     "processes",
     "threads",
     "user",
@@ -23,6 +23,7 @@ pub const DAEMON_OPTIONS: [&str; 36] = [
     "display-name",
     "maximum-requests",
     "maximum-requests-jitter",
+    "rss-limit",
     "restart-interval",
     "inactivity-timeout",
     "request-timeout",
@@ -72,6 +73,9 @@ pub struct DaemonSpec {
     /// Our extension: each process recycles after maximum-requests plus a random 0..=N
     /// more, so the processes of a group do not all recycle at once.
     pub maximum_requests_jitter: u64,
+    /// Our extension: a process whose resident memory exceeds this many bytes is recycled
+    /// (without a gap, like maximum-requests); 0 is no limit.
+    pub rss_limit: u64,
     pub restart_interval: Duration,
     pub inactivity_timeout: Duration,
     pub request_timeout: Duration,
@@ -117,6 +121,7 @@ impl DaemonSpec {
             display_name: None,
             maximum_requests: 0,
             maximum_requests_jitter: 0,
+            rss_limit: 0,
             restart_interval: Duration::ZERO,
             inactivity_timeout: Duration::ZERO,
             request_timeout: Duration::ZERO,
@@ -202,6 +207,7 @@ impl DaemonSpec {
             "display-name" => self.display_name = text()?,
             "maximum-requests" => self.maximum_requests = number(value)?,
             "maximum-requests-jitter" => self.maximum_requests_jitter = number(value)?,
+            "rss-limit" => self.rss_limit = byte_size(value)?,
             "restart-interval" => self.restart_interval = seconds(value)?,
             "inactivity-timeout" => self.inactivity_timeout = seconds(value)?,
             "request-timeout" => self.request_timeout = seconds(value)?,
@@ -274,6 +280,26 @@ fn number(value: &str) -> Result<u64, ConfigError> {
     value
         .parse::<u64>()
         .map_err(|_| invalid(value, "expected a non-negative whole number"))
+}
+
+/// Bytes, optionally with a K, M or G suffix (powers of 1024).
+fn byte_size(value: &str) -> Result<u64, ConfigError> {
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&value[..i], c.to_ascii_uppercase()),
+        _ => (value, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(invalid(value, "expected bytes, or a number with K, M or G")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| invalid(value, "expected bytes, or a number with K, M or G"))
 }
 
 fn count(value: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
@@ -386,6 +412,7 @@ mod tests {
             "display-name=%{GROUP}",
             "maximum-requests=100",
             "maximum-requests-jitter=20",
+            "rss-limit=512M",
             "request-timeout=30",
             "lang=en_US.UTF-8",
         ]))
@@ -397,6 +424,7 @@ mod tests {
         assert_eq!(spec.process_title().as_deref(), Some("(wsgi:app)"));
         assert_eq!(spec.maximum_requests, 100);
         assert_eq!(spec.maximum_requests_jitter, 20);
+        assert_eq!(spec.rss_limit, 512 << 20);
         assert_eq!(spec.request_timeout, Duration::from_secs(30));
         assert_eq!(spec.locale, None, "lang given: no default locale forced");
     }
@@ -412,6 +440,9 @@ mod tests {
             &["app", "user="],
             &["app", "send-buffer-size=10"],
             &["app", "graceful-timeout=-1"],
+            &["app", "rss-limit=12X"],
+            &["app", "rss-limit=M"],
+            &["app", "rss-limit=99999999999G"],
             &["a/b"],
             &[],
         ] {
