@@ -607,6 +607,48 @@ fn rss_limit_replaces_a_grown_process() {
     apache.stop();
 }
 
+/// `apachectl graceful` hands a processes=1 group over without a gap: the old process
+/// keeps serving until the new generation's process has run its preloads, then drains.
+#[test]
+fn a_graceful_restart_hands_over_without_a_gap() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &preload_conf("processes=1 threads=4"),
+        &[("app/app.wsgi", PID_APP), ("app/preload.py", SLOW_PRELOAD)],
+    );
+    let first = apache.get("/").text();
+    let results = std::thread::scope(|scope| {
+        let running = scope.spawn(|| load(&apache, 4, |r| distinct_pids(r).len() >= 2));
+        std::thread::sleep(Duration::from_millis(300));
+        apache.signal("-USR1");
+        running.join().unwrap()
+    });
+    let failed: Vec<_> = results.iter().filter(|(s, _, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", apache.error_log());
+    let pids = distinct_pids(&results);
+    assert_eq!(pids.len(), 2, "{pids:?}\n{}", apache.error_log());
+    assert_eq!(pids[0], first);
+    let import_started: f64 =
+        std::fs::read_to_string(apache.scratch.dir.join(format!("app/preload-{}", pids[1])))
+            .unwrap()
+            .parse()
+            .unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|(_, pid, at)| *pid == first && *at > import_started + 0.5),
+        "the old process stopped serving before the new generation's was ready"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            apache.get("/").text(),
+            pids[1],
+            "the old process was retired"
+        );
+    }
+    apache.stop();
+}
+
 /// A replacement whose initialisation fails is retried with backoff while the process
 /// it would replace keeps serving; once initialisation works again, it takes over.
 #[test]

@@ -286,3 +286,35 @@ fn atexit_handlers_run_when_children_exit() {
         "sub-interpreter atexit ran: {names:?}"
     );
 }
+
+/// Requests that arrive while another thread is still importing the script wait for that
+/// import instead of seeing the half-executed module, with or without reloading.
+#[test]
+fn concurrent_first_requests_wait_for_the_import() {
+    let slow = "import time\ntime.sleep(0.5)\ndef application(e, s):\n    s('200 OK', [])\n    return [b'loaded']\n";
+    let conf = "WSGIScriptAlias /live {root}/app/live.wsgi\n\
+                WSGIScriptAlias /frozen {root}/app/frozen.wsgi\n\
+                <Location /frozen>\n  WSGIScriptReloading Off\n</Location>\n\
+                ServerLimit 1\nMaxRequestWorkers 8\n";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        conf,
+        &[("app/live.wsgi", slow), ("app/frozen.wsgi", slow)],
+    );
+    let port = apache.port;
+    let handles: Vec<_> = ["/live", "/frozen"]
+        .iter()
+        .flat_map(|path| std::iter::repeat_n(*path, 4))
+        .map(|path| std::thread::spawn(move || common::get(port, path)))
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "loaded".to_owned()),
+            "{}",
+            apache.error_log()
+        );
+    }
+    apache.stop();
+}

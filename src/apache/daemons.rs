@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// Userdata key, on the process pool, of the sockets kept across graceful restarts.
 const SOCKETS_KEY: &CStr = c"mod_wsgi_rs:daemon-sockets";
 
+/// Userdata key, on the process pool, of the daemons a graceful restart left serving
+/// until the new generation's processes are ready to retire them ("group\tpid" lines).
+const HANDOVER_KEY: &CStr = c"mod_wsgi_rs:daemon-handover";
+
 /// Set when Apache announces a hard restart or a stop (APR_OC_REASON_RESTART): daemons
 /// are then terminated and their sockets removed rather than drained and kept.
 static HARD_STOP: AtomicBool = AtomicBool::new(false);
@@ -38,6 +42,9 @@ struct Slot {
     /// The pair's "replace me" flag, in the generation's shared mapping.
     flag: &'static AtomicU32,
     retiring: bool,
+    /// A process of the previous generation (graceful restart) that this slot's process
+    /// retires once ready, as a successor does.
+    handover: Option<i32>,
 }
 
 /// The generation's recycling bell (`daemon::spawn_bell`), supervised as an other child:
@@ -193,18 +200,8 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
 
 /// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
 fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32, [u8; 32])> {
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: reads a userdata pointer of the live process pool.
-    unsafe { sys::apr_pool_userdata_get(&mut data, SOCKETS_KEY.as_ptr(), process_pool) };
-    if data.is_null() {
-        return HashMap::new();
-    }
-    // SAFETY: the value stored under this key is always a NUL-terminated string in the
-    // process pool (see remember_sockets).
-    let text = unsafe { CStr::from_ptr(data.cast()) }
-        .to_string_lossy()
-        .into_owned();
-    text.lines()
+    read_userdata(process_pool, SOCKETS_KEY)
+        .lines()
         .filter_map(|line| {
             let mut parts = line.split('\t');
             let path = PathBuf::from(parts.next()?);
@@ -227,12 +224,7 @@ fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGrou
             format!("{}\t{}\t{hex}\n", g.socket_path.display(), g.listener_fd)
         })
         .collect();
-    // SAFETY: the string is copied into the process pool, which outlives every generation;
-    // no cleanup is attached (the module's code may be unloaded before the pool dies).
-    unsafe {
-        let copy = super::pool::copy_text(process_pool, text.as_bytes());
-        sys::apr_pool_userdata_set(copy.cast(), SOCKETS_KEY.as_ptr(), None, process_pool);
-    }
+    write_userdata(process_pool, SOCKETS_KEY, &text);
 }
 
 fn random_secret() -> [u8; 32] {
@@ -335,8 +327,7 @@ fn build_group(
     });
     let parent_pid = std::process::id();
     let path = socket_path(prefix, parent_pid, &d.spec.name);
-    let secret = random_secret();
-    let (fd, previous_secret) = match previous.remove(&path) {
+    let (fd, kept_secret) = match previous.remove(&path) {
         // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
         Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
             (fd, Some(old))
@@ -378,8 +369,7 @@ fn build_group(
         spec: d.spec.clone(),
         socket_path: path,
         listener_fd: fd,
-        secret,
-        previous_secret,
+        secret: kept_secret.unwrap_or_else(random_secret),
         uid: account.uid,
         gid,
         supplementary_gids: d.supplementary_gids.clone(),
@@ -524,8 +514,12 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     return;
                 }
                 // A successor that died before its predecessor retired is retried (with
-                // the crash-loop backoff) while the predecessor keeps serving.
-                let predecessor = partner.retiring.then_some(partner.proc_.pid);
+                // the crash-loop backoff) while the predecessor keeps serving; so is the
+                // first process of a generation while the one it takes over from serves.
+                let predecessor = partner
+                    .retiring
+                    .then_some(partner.proc_.pid)
+                    .or(slot.handover.filter(|&pid| is_live_child(pid)));
                 slot.crashes = if status != 0 && lived < Duration::from_secs(10) {
                     slot.crashes + 1
                 } else {
@@ -644,6 +638,65 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
     });
 }
 
+/// Whether `pid` is a live (not zombie) child of this process.
+fn is_live_child(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let mut fields = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace())
+        .into_iter()
+        .flatten();
+    let state = fields.next();
+    let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+    state.is_some_and(|s| s != "Z") && ppid == Some(std::process::id())
+}
+
+fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: reads a userdata pointer of the live process pool.
+    unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool) };
+    if data.is_null() {
+        return String::new();
+    }
+    // SAFETY: the values stored under our keys are NUL-terminated strings in the process
+    // pool (see write_userdata).
+    unsafe { CStr::from_ptr(data.cast()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn write_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr, text: &str) {
+    // SAFETY: the string is copied into the process pool, which outlives every generation;
+    // no cleanup is attached (the module's code may be unloaded before the pool dies).
+    unsafe {
+        let copy = super::pool::copy_text(process_pool, text.as_bytes());
+        sys::apr_pool_userdata_set(copy.cast(), key.as_ptr(), None, process_pool);
+    }
+}
+
+/// The previous generation's daemons still serving, by group, in the order they should be
+/// taken over (processes being replaced last).
+fn take_handover(process_pool: *mut sys::apr_pool_t) -> HashMap<String, Vec<i32>> {
+    let text = read_userdata(process_pool, HANDOVER_KEY);
+    write_userdata(process_pool, HANDOVER_KEY, "");
+    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+    for line in text.lines() {
+        if let Some((group, pid)) = line.split_once('\t')
+            && let Ok(pid) = pid.parse::<i32>()
+            && is_live_child(pid)
+        {
+            out.entry(group.to_owned()).or_default().push(pid);
+        }
+    }
+    out
+}
+
+fn drain(pid: i32) {
+    // SAFETY: signalling our own child (checked by the caller): it finishes its requests
+    // within graceful-timeout and exits.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+}
+
 fn reap(pids: &[i32], limit: Duration) {
     let deadline = Instant::now() + limit;
     let mut left: Vec<i32> = pids.to_vec();
@@ -689,20 +742,35 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         }
         let mut pids = Vec::new();
         let mut limit = Duration::from_secs(1);
+        // A graceful restart leaves the processes serving; the next generation's
+        // processes retire them once ready (serving ones first, those being replaced and
+        // those still handing over from an earlier generation last).
+        let mut handover: Vec<(bool, String, i32)> = Vec::new();
         for &slot in &generation.slots {
             // SAFETY: slots live in pconf, which is being cleared after this cleanup.
             let slot = unsafe { &mut *slot };
-            let pid = slot.proc_.pid;
-            if pid <= 0 {
-                continue;
+            let name = &slot.group.spec.name;
+            let older = slot.handover.take().filter(|&pid| is_live_child(pid));
+            let pid = std::mem::take(&mut slot.proc_.pid);
+            let listed = [(slot.retiring, pid), (true, older.unwrap_or(0))];
+            for (last, pid) in listed.into_iter().filter(|&(_, pid)| pid > 0) {
+                if hard {
+                    // SAFETY: signalling our own child: SIGTERM stops it, finishing
+                    // requests for at most shutdown-timeout.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    pids.push(pid);
+                    limit = limit.max(slot.group.spec.shutdown_timeout + Duration::from_secs(1));
+                } else {
+                    handover.push((last, name.clone(), pid));
+                }
             }
-            slot.proc_.pid = 0;
-            // SAFETY: signalling our own child: SIGTERM stops it (finishing requests for
-            // at most shutdown-timeout); SIGUSR1 drains it (graceful-timeout).
-            unsafe { libc::kill(pid, if hard { libc::SIGTERM } else { libc::SIGUSR1 }) };
-            pids.push(pid);
-            limit = limit.max(slot.group.spec.shutdown_timeout + Duration::from_secs(1));
         }
+        handover.sort_by_key(|(last, _, _)| *last);
+        let text: String = handover
+            .iter()
+            .map(|(_, group, pid)| format!("{group}\t{pid}\n"))
+            .collect();
+        write_userdata(generation.process_pool, HANDOVER_KEY, &text);
         if hard {
             reap(&pids, limit);
             for g in &generation.groups {
@@ -737,6 +805,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     // SAFETY: the process record outlives every generation.
     let process_pool = unsafe { (*(*s).process).pool };
     let mut previous = previous_sockets(process_pool);
+    let handover = take_handover(process_pool);
     let prefix = socket_prefix(pconf, main);
     let mut groups = Vec::new();
     for d in configs.iter().flat_map(|c| c.daemons.iter()) {
@@ -753,6 +822,17 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         daemon::close_listener(fd);
         let _ = std::fs::remove_file(path);
     }
+    // Daemons of groups that are gone, or beyond the new process count, drain now.
+    for (name, pids) in &handover {
+        let kept = groups
+            .iter()
+            .find(|g| g.spec.name == *name)
+            .map_or(0, |g| g.spec.processes as usize);
+        pids.iter().skip(kept).for_each(|&pid| drain(pid));
+    }
+    let handover_for = |name: &str, index: usize| -> Option<i32> {
+        handover.get(name).and_then(|pids| pids.get(index).copied())
+    };
     remember_sockets(process_pool, &groups);
     daemon::set_groups(groups.clone());
     HARD_STOP.store(false, Ordering::Relaxed);
@@ -762,7 +842,8 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let mut slots = Vec::new();
     let mut first_lanes = Vec::new();
     for g in &groups {
-        for _ in 0..g.spec.processes {
+        for index in 0..g.spec.processes as usize {
+            let taken_over = handover_for(&g.spec.name, index);
             let flag = &flags.flags[first_lanes.len()];
             let lane = || Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
@@ -774,6 +855,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 partner: std::ptr::null_mut(),
                 flag,
                 retiring: false,
+                handover: None,
             };
             // SAFETY: pconf is live; the slots are dropped when pconf is cleared, after
             // the APR other-child cleanups registered later have run.
@@ -788,6 +870,8 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 (*a).partner = b;
                 (*b).partner = a;
             }
+            // SAFETY: as above.
+            unsafe { (*a).handover = taken_over };
             slots.extend([a, b]);
             first_lanes.push(a);
         }
@@ -828,7 +912,9 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         );
     }
     for slot in first_lanes {
-        spawn_slot(slot, Duration::ZERO, None);
+        // SAFETY: the slot was just stored in pconf.
+        let predecessor = unsafe { (*slot).handover };
+        spawn_slot(slot, Duration::ZERO, predecessor);
     }
     start_bell(bell);
     Ok(())

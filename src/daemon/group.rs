@@ -23,11 +23,9 @@ pub struct DaemonGroup {
     pub spec: DaemonSpec,
     pub socket_path: PathBuf,
     pub listener_fd: RawFd,
-    /// Authenticates requests of this configuration generation.
+    /// Authenticates requests; kept with the socket across graceful restarts, so old and
+    /// new generations of Apache children and daemons can serve each other meanwhile.
     pub secret: [u8; SECRET_LEN],
-    /// The previous generation's secret, accepted while old Apache children finish their
-    /// requests after a graceful restart.
-    pub previous_secret: Option<[u8; SECRET_LEN]>,
     pub uid: u32,
     pub gid: u32,
     pub supplementary_gids: Vec<u32>,
@@ -42,9 +40,11 @@ pub struct DaemonGroup {
 
 impl DaemonGroup {
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
-        let eq =
-            |a: &[u8; SECRET_LEN]| a.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        eq(&self.secret) || self.previous_secret.as_ref().is_some_and(eq)
+        self.secret
+            .iter()
+            .zip(secret)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 }
 

@@ -301,6 +301,7 @@ pub fn start_monitor(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
 
 fn monitor(shared: &Shared) {
     let spec = &shared.group.spec;
+    let apache_parent = std::os::unix::process::parent_id();
     let mut rounds: u64 = 0;
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -316,6 +317,11 @@ fn monitor(shared: &Shared) {
             && lock(&shared.last_activity).elapsed() >= spec.inactivity_timeout
         {
             shared.recycle("inactivity-timeout");
+        }
+        if std::os::unix::process::parent_id() != apache_parent {
+            // Apache went away without stopping us (killed, or a graceful restart whose
+            // new configuration failed): nobody would ever retire or replace this process.
+            shared.request_stop("the Apache parent process exited", StopKind::Graceful);
         }
         rounds += 1;
         if spec.rss_limit > 0 && rounds % 10 == 0 && resident_bytes() > spec.rss_limit {

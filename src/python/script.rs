@@ -101,7 +101,10 @@ pub fn load_callable<'py>(
     let name = module_name(path);
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
         let module = loaded_module(py, &name)?;
-        if reload && loaded_mtime(&module) != Some(mtime) {
+        // No __mtime__ yet: another thread is still executing the script (it is in
+        // sys.modules from the start, so it can import itself); wait for it on the lock.
+        let loaded = loaded_mtime(&module)?;
+        if reload && loaded != mtime {
             return None;
         }
         Some(module)
