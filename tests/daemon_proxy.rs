@@ -132,7 +132,7 @@ fn error_override_serves_apaches_error_document() {
 }
 
 #[test]
-fn queue_timeout_answers_504_without_running_the_app() {
+fn queue_timeout_answers_503_without_running_the_app() {
     let body = "WSGIDaemonProcess q processes=1 threads=1 queue-timeout=1\n\
         WSGIScriptAlias / {root}/app/app.wsgi process-group=q\n";
     let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", STATUS_APP)]);
@@ -141,7 +141,8 @@ fn queue_timeout_answers_504_without_running_the_app() {
     let slow = std::thread::spawn(move || common::http::get(port, "/slow"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let queued = apache.get("/mark");
-    assert_eq!(queued.status, 504, "{}", apache.error_log());
+    assert_eq!(queued.status, 503, "{}", apache.error_log());
+    assert_eq!(queued.header("Retry-After"), Some("5"));
     assert_eq!(slow.join().unwrap().status, 200);
     assert!(
         !apache.scratch.dir.join("app/marker").exists(),

@@ -391,8 +391,9 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             ProxyOutcome::Failed { status, message } => {
                 log_request(&req, Level::ERROR, &format!("WSGI0040: {message}"));
                 if status == 503 {
-                    // No daemon took the request within connect-timeout (starting or
-                    // restarting): clients and proxies may try again shortly.
+                    // No daemon could take the request in time (connect-timeout, or
+                    // queue-timeout while the group starts, restarts or is saturated):
+                    // clients and proxies may try again shortly.
                     req.set_error_header(c"Retry-After", c"5");
                 }
                 c_int::from(status)

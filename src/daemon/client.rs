@@ -437,7 +437,10 @@ impl Response<'_> {
                 }
                 let status = match kind {
                     ErrorKind::Restarting => return Some(Exchange::Retry(message)),
-                    ErrorKind::QueueTimeout | ErrorKind::RequestTimeout => 504,
+                    // Waited too long for a free daemon thread: overload or a restart,
+                    // which a client may retry (503 carries Retry-After).
+                    ErrorKind::QueueTimeout => 503,
+                    ErrorKind::RequestTimeout => 504,
                     ErrorKind::Application | ErrorKind::Refused => 500,
                 };
                 done(ProxyOutcome::Failed { status, message })
