@@ -45,6 +45,9 @@ struct Slot {
     /// A process of the previous generation (graceful restart) that this slot's process
     /// retires once ready, as a successor does.
     handover: Option<i32>,
+    /// Index of the pair in its group (both partners share it): with session affinity,
+    /// the lane socket the process serves.
+    lane: usize,
 }
 
 /// The generation's recycling bell (`daemon::spawn_bell`), supervised as an other child:
@@ -153,6 +156,11 @@ fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
     ))
 }
 
+/// Lane `index`'s socket beside the group's: `<prefix>...<hash>.<index>.sock`.
+fn lane_path(group_socket: &std::path::Path, index: usize) -> PathBuf {
+    group_socket.with_extension(format!("{index}.sock"))
+}
+
 /// Checks what can only be checked once the whole configuration is read. Errors name
 /// the directive and, where known, its file and line.
 pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), String> {
@@ -164,7 +172,13 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
     let exists = |name: &str| defined.iter().any(|d| d.spec.name == name);
     let prefix = socket_prefix(pool, main);
     for d in &defined {
-        let worst = socket_path(&prefix, 9_999_999, &d.spec.name);
+        let worst = match d.spec.session_affinity {
+            Some(_) => lane_path(
+                &socket_path(&prefix, 9_999_999, &d.spec.name),
+                d.spec.processes as usize,
+            ),
+            None => socket_path(&prefix, 9_999_999, &d.spec.name),
+        };
         if worst.as_os_str().len() > daemon::MAX_SOCKET_PATH {
             return Err(format!(
                 "WSGIDaemonProcess '{}' ({}): socket path '{}' would exceed {} bytes; shorten WSGISocketPrefix",
@@ -217,13 +231,15 @@ fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32
 }
 
 fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGroup>]) {
-    let text: String = groups
-        .iter()
-        .map(|g| {
-            let hex: String = g.secret.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{}\t{}\t{hex}\n", g.socket_path.display(), g.listener_fd)
-        })
-        .collect();
+    let mut text = String::new();
+    for g in groups {
+        let hex: String = g.secret.iter().map(|b| format!("{b:02x}")).collect();
+        let sockets = std::iter::once((&g.socket_path, g.listener_fd))
+            .chain(g.lanes.iter().map(|l| (&l.path, l.fd)));
+        for (path, fd) in sockets {
+            text.push_str(&format!("{}\t{fd}\t{hex}\n", path.display()));
+        }
+    }
     write_userdata(process_pool, SOCKETS_KEY, &text);
 }
 
@@ -327,27 +343,38 @@ fn build_group(
     });
     let parent_pid = std::process::id();
     let path = socket_path(prefix, parent_pid, &d.spec.name);
-    let (fd, kept_secret) = match previous.remove(&path) {
-        // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
-        Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
-            (fd, Some(old))
-        }
-        _ => {
-            let owner = d
-                .socket_user
-                .as_ref()
-                .map_or((apache_uid, apache_gid), |u| (u.uid, u.gid));
-            let l = daemon::bind_listener(&path, d.spec.listen_backlog, owner).map_err(|e| {
-                format!(
-                    "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
-                    d.spec.name,
-                    d.defined_at,
-                    path.display()
-                )
-            })?;
-            (l.fd, None)
+    let owner = d
+        .socket_user
+        .as_ref()
+        .map_or((apache_uid, apache_gid), |u| (u.uid, u.gid));
+    // A socket the previous generation left open is kept (with its secret); else bound.
+    let mut open_socket = |path: &std::path::Path| -> Result<(i32, Option<[u8; 32]>), String> {
+        match previous.remove(path) {
+            // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
+            Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
+                Ok((fd, Some(old)))
+            }
+            _ => daemon::bind_listener(path, d.spec.listen_backlog, owner)
+                .map(|l| (l.fd, None))
+                .map_err(|e| {
+                    format!(
+                        "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
+                        d.spec.name,
+                        d.defined_at,
+                        path.display()
+                    )
+                }),
         }
     };
+    let (fd, kept_secret) = open_socket(&path)?;
+    let mut lanes = Vec::new();
+    if d.spec.session_affinity.is_some() {
+        for index in 0..d.spec.processes as usize {
+            let lane = lane_path(&path, index);
+            let (fd, _) = open_socket(&lane)?;
+            lanes.push(daemon::Lane { path: lane, fd });
+        }
+    }
     let embedded = super::hooks::python_settings(&main.python);
     let python = PythonSettings {
         python_home: d.spec.python_home.clone().or(embedded.python_home.clone()),
@@ -369,6 +396,7 @@ fn build_group(
         spec: d.spec.clone(),
         socket_path: path,
         listener_fd: fd,
+        lanes,
         secret: kept_secret.unwrap_or_else(random_secret),
         uid: account.uid,
         gid,
@@ -436,6 +464,7 @@ fn spawn_slot(slot: *mut Slot, delay: Duration, predecessor: Option<i32>) {
     let lineage = daemon::Lineage {
         replace_flag: Some(slot.flag),
         predecessor,
+        lane: slot.lane,
     };
     match daemon::spawn(&slot.group, delay, &child_setup(s), lineage) {
         Ok(pid) => {
@@ -774,8 +803,11 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         if hard {
             reap(&pids, limit);
             for g in &generation.groups {
-                daemon::close_listener(g.listener_fd);
-                let _ = std::fs::remove_file(&g.socket_path);
+                g.listener_fds().for_each(daemon::close_listener);
+                let lanes = g.lanes.iter().map(|l| &l.path);
+                for path in std::iter::once(&g.socket_path).chain(lanes) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
             remember_sockets(generation.process_pool, &[]);
         }
@@ -856,6 +888,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 flag,
                 retiring: false,
                 handover: None,
+                lane: index,
             };
             // SAFETY: pconf is live; the slots are dropped when pconf is cleared, after
             // the APR other-child cleanups registered later have run.
@@ -923,6 +956,6 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
 /// In an Apache child: the daemons' listening sockets are not its business.
 pub fn close_inherited_listeners() {
     for g in daemon::current_groups() {
-        daemon::close_listener(g.listener_fd);
+        g.listener_fds().for_each(daemon::close_listener);
     }
 }

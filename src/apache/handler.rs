@@ -6,7 +6,7 @@ use super::hooks::{EMBEDDED_RESTRICTED, MULTIPROCESS, MULTITHREAD};
 use super::io::{ApacheBody, ApacheSink, LentRequest};
 use super::request::{Request, latin1};
 use super::sys;
-use crate::daemon::{self, ProxyOutcome};
+use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_config::{
     ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
@@ -369,6 +369,18 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
 
     if let Some(group) = daemon_group {
         let error_override = dir.error_override == Some(true);
+        let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
+            let lanes = group.lanes.len();
+            let cookie = environ
+                .iter()
+                .find(|(k, _)| k == "HTTP_COOKIE")
+                .and_then(|(_, v)| affinity::pinned_lane(v, cookie_name, lanes));
+            cookie.unwrap_or_else(|| {
+                let lane = affinity::next_lane(lanes);
+                req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));
+                lane
+            })
+        });
         let head = RequestHead {
             secret: group.secret,
             reload,
@@ -384,7 +396,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         let lent = unsafe { LentRequest::new(req.raw()) };
         let mut body = ApacheBody::new(lent);
         let mut sink = ApacheSink::new(lent, sendfile);
-        return match daemon::proxy(&group, head, error_override, &mut body, &mut sink) {
+        return match daemon::proxy(&group, lane, head, error_override, &mut body, &mut sink) {
             ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
             ProxyOutcome::Overridden { status } => c_int::from(status),
             ProxyOutcome::AppFailed { headers_sent } => app_failed(&req, headers_sent),

@@ -162,6 +162,17 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_setn(self.r().err_headers_out, key.as_ptr(), value.as_ptr()) };
     }
 
+    /// Adds a header line with a computed value to every response of this request
+    /// (`err_headers_out`), beside any the application sets under the same name.
+    pub fn add_error_header(&mut self, key: &'static CStr, value: &str) {
+        let Ok(value) = CString::new(value) else {
+            return;
+        };
+        // SAFETY: err_headers_out is live for 'r; apr_table_add copies key and value
+        // into the table's pool.
+        unsafe { sys::apr_table_add(self.r().err_headers_out, key.as_ptr(), value.as_ptr()) };
+    }
+
     pub fn env_var(&self, key: &str) -> Option<String> {
         let key = CString::new(key).ok()?;
         self.table_get(self.r().subprocess_env, &key)

@@ -72,8 +72,12 @@ enum Exchange {
     Retry(String),
 }
 
-fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String> {
-    let path = &group.socket_path;
+fn connect(
+    group: &DaemonGroup,
+    lane: Option<usize>,
+    deadline: Instant,
+) -> Result<UnixStream, String> {
+    let path = group.socket_for(lane);
     let mut delay = Duration::from_millis(10);
     let started = Instant::now();
     loop {
@@ -110,9 +114,10 @@ fn connect(group: &DaemonGroup, deadline: Instant) -> Result<UnixStream, String>
     }
 }
 
-/// Proxies one request to `group`.
+/// Proxies one request to `group` (to one process slot's socket with session affinity).
 pub fn proxy(
     group: &DaemonGroup,
+    lane: Option<usize>,
     head: RequestHead,
     error_override: bool,
     body: &mut dyn BodyReader,
@@ -122,6 +127,7 @@ pub fn proxy(
     wire::encode(&Frame::RequestHead(Box::new(head)), &mut head_bytes);
     let mut transfer = Transfer {
         group,
+        lane,
         body_state: BodyState {
             replay: Vec::new(),
             replayable: true,
@@ -145,6 +151,7 @@ pub fn proxy(
 /// One proxied request's state across connection attempts.
 struct Transfer<'a> {
     group: &'a DaemonGroup,
+    lane: Option<usize>,
     body_state: BodyState,
     /// Read buffer for both directions (they never use it at the same time).
     scratch: Vec<u8>,
@@ -159,7 +166,7 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
     let max_attempts = 2 * group.spec.processes as usize + 2;
     let mut attempts = 0;
     loop {
-        let stream = match connect(group, deadline) {
+        let stream = match connect(group, t.lane, deadline) {
             Ok(s) => s,
             Err(message) => {
                 return ProxyOutcome::Failed {
@@ -234,6 +241,7 @@ impl BodyState {
 fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> Exchange {
     let Transfer {
         group,
+        lane: _,
         body_state,
         scratch: buf,
         body,

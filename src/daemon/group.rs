@@ -17,12 +17,22 @@ pub struct Preload {
     pub application_group: String,
 }
 
+/// A per-process socket of a group with session affinity: lane i is served by the
+/// process in slot i (and its successors).
+#[derive(Debug, Clone)]
+pub struct Lane {
+    pub path: PathBuf,
+    pub fd: RawFd,
+}
+
 /// One `WSGIDaemonProcess` group, ready to fork and to be connected to.
 #[derive(Debug)]
 pub struct DaemonGroup {
     pub spec: DaemonSpec,
     pub socket_path: PathBuf,
     pub listener_fd: RawFd,
+    /// With session affinity, one socket per process slot (else empty).
+    pub lanes: Vec<Lane>,
     /// Authenticates requests; kept with the socket across graceful restarts, so old and
     /// new generations of Apache children and daemons can serve each other meanwhile.
     pub secret: [u8; SECRET_LEN],
@@ -39,6 +49,22 @@ pub struct DaemonGroup {
 }
 
 impl DaemonGroup {
+    /// Every listening socket of the group: its shared one and its lanes.
+    pub fn listener_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.listener_fd).chain(self.lanes.iter().map(|l| l.fd))
+    }
+
+    /// The listening socket the process in slot `lane` accepts on.
+    pub fn serving_fd(&self, lane: usize) -> RawFd {
+        self.lanes.get(lane).map_or(self.listener_fd, |l| l.fd)
+    }
+
+    /// The socket a request for `lane` connects to (the shared one without affinity).
+    pub fn socket_for(&self, lane: Option<usize>) -> &std::path::Path {
+        lane.and_then(|l| self.lanes.get(l))
+            .map_or(&self.socket_path, |l| &l.path)
+    }
+
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
         self.secret
             .iter()

@@ -4,6 +4,7 @@
 //! it from the hooks.
 
 mod acceptor;
+pub mod affinity;
 mod client;
 pub mod group;
 pub mod identity;
@@ -14,6 +15,6 @@ mod transport;
 mod worker;
 
 pub use client::{ProxyOutcome, proxy};
-pub use group::{DaemonGroup, current_groups, find_group, set_groups};
+pub use group::{DaemonGroup, Lane, current_groups, find_group, set_groups};
 pub use process::{ChildSetup, Lineage, spawn, spawn_bell};
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

@@ -26,6 +26,8 @@ pub struct Lineage {
     pub replace_flag: Option<&'static AtomicU32>,
     /// The process this one replaces: told to drain (SIGUSR1) once this one is ready.
     pub predecessor: Option<i32>,
+    /// The process's slot in its group: with session affinity, the lane it serves.
+    pub lane: usize,
 }
 
 /// Forks a daemon of `group`; in the parent returns the child's pid. The child waits
@@ -45,7 +47,7 @@ pub fn spawn(
     if pid > 0 {
         return Ok(pid);
     }
-    let code = match become_daemon(group, delay, setup) {
+    let code = match become_daemon(group, delay, setup, &lineage) {
         // A panic must not unwind out of the forked child back into Apache's code.
         Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             super::server::run(group.clone(), lineage)
@@ -205,12 +207,22 @@ fn set_environment(group: &DaemonGroup) {
     unsafe { libc::setlocale(libc::LC_ALL, c"".as_ptr()) };
 }
 
-fn become_daemon(group: &DaemonGroup, delay: Duration, setup: &ChildSetup) -> io::Result<()> {
+fn become_daemon(
+    group: &DaemonGroup,
+    delay: Duration,
+    setup: &ChildSetup,
+    lineage: &Lineage,
+) -> io::Result<()> {
     reset_signals();
     (setup.prepare)();
-    for other in current_groups() {
-        if other.spec.name != group.spec.name {
-            super::socket::close(other.listener_fd);
+    // Only the socket this process serves stays open.
+    let own = group.serving_fd(lineage.lane);
+    for fd in current_groups()
+        .iter()
+        .flat_map(|g| g.listener_fds().collect::<Vec<_>>())
+    {
+        if fd != own {
+            super::socket::close(fd);
         }
     }
     if !delay.is_zero() {
@@ -271,8 +283,11 @@ pub fn spawn_bell(
     }
     reset_signals();
     (setup.prepare)();
-    for group in current_groups() {
-        super::socket::close(group.listener_fd);
+    for fd in current_groups()
+        .iter()
+        .flat_map(|g| g.listener_fds().collect::<Vec<_>>())
+    {
+        super::socket::close(fd);
     }
     // SAFETY: prctl with integer arguments and a NUL-terminated name; identity calls with
     // no memory arguments. Failure to drop privileges ends the bell before it loops.

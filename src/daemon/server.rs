@@ -29,7 +29,9 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         );
         return 1;
     }
-    let acceptor = Acceptor::new(super::socket::listener_from_fd(group.listener_fd));
+    let acceptor = Acceptor::new(super::socket::listener_from_fd(
+        group.serving_fd(lineage.lane),
+    ));
     let acceptor = match acceptor {
         Ok(a) => a,
         Err(e) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 
 /// Every option `WSGIDaemonProcess` accepts.
-pub const DAEMON_OPTIONS: [&str; 37] = [
+pub const DAEMON_OPTIONS: [&str; 38] = [
     "processes",
     "threads",
     "user",
@@ -24,6 +24,7 @@ pub const DAEMON_OPTIONS: [&str; 37] = [
     "maximum-requests",
     "maximum-requests-jitter",
     "rss-limit",
+    "session-affinity",
     "restart-interval",
     "inactivity-timeout",
     "request-timeout",
@@ -76,6 +77,8 @@ pub struct DaemonSpec {
     /// Our extension: a process whose resident memory exceeds this many bytes is recycled
     /// (without a gap, like maximum-requests); 0 is no limit.
     pub rss_limit: u64,
+    /// Our extension: the cookie that pins a client to one of the group's processes.
+    pub session_affinity: Option<String>,
     pub restart_interval: Duration,
     pub inactivity_timeout: Duration,
     pub request_timeout: Duration,
@@ -122,6 +125,7 @@ impl DaemonSpec {
             maximum_requests: 0,
             maximum_requests_jitter: 0,
             rss_limit: 0,
+            session_affinity: None,
             restart_interval: Duration::ZERO,
             inactivity_timeout: Duration::ZERO,
             request_timeout: Duration::ZERO,
@@ -208,6 +212,13 @@ impl DaemonSpec {
             "maximum-requests" => self.maximum_requests = number(value)?,
             "maximum-requests-jitter" => self.maximum_requests_jitter = number(value)?,
             "rss-limit" => self.rss_limit = byte_size(value)?,
+            "session-affinity" => {
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if value.is_empty() || !value.chars().all(token) {
+                    return Err(invalid(value, "expected a cookie name (an HTTP token)"));
+                }
+                self.session_affinity = Some(value.to_owned());
+            }
             "restart-interval" => self.restart_interval = seconds(value)?,
             "inactivity-timeout" => self.inactivity_timeout = seconds(value)?,
             "request-timeout" => self.request_timeout = seconds(value)?,
@@ -413,6 +424,7 @@ mod tests {
             "maximum-requests=100",
             "maximum-requests-jitter=20",
             "rss-limit=512M",
+            "session-affinity=WSGI_PIN",
             "request-timeout=30",
             "lang=en_US.UTF-8",
         ]))
@@ -425,6 +437,7 @@ mod tests {
         assert_eq!(spec.maximum_requests, 100);
         assert_eq!(spec.maximum_requests_jitter, 20);
         assert_eq!(spec.rss_limit, 512 << 20);
+        assert_eq!(spec.session_affinity.as_deref(), Some("WSGI_PIN"));
         assert_eq!(spec.request_timeout, Duration::from_secs(30));
         assert_eq!(spec.locale, None, "lang given: no default locale forced");
     }
@@ -442,6 +455,8 @@ mod tests {
             &["app", "graceful-timeout=-1"],
             &["app", "rss-limit=12X"],
             &["app", "rss-limit=M"],
+            &["app", "session-affinity=a;b"],
+            &["app", "session-affinity="],
             &["app", "rss-limit=99999999999G"],
             &["a/b"],
             &[],
