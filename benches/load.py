@@ -10,6 +10,11 @@ response; seen now and then under c=32 for both modules), each
 target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of each server's
 Apache children and daemon processes. A non-2xx response stops the run.
 
+"recycle" measures recycling under load: the hello app with a 0.3 s import, preloaded in
+two processes=1 threads=15 daemon groups, one steady (/s/recycle) and one recycled every
+2000 requests (/r/recycle); compare p99 and errors of each module's recycled group with
+its steady one (C mod_wsgi stops the process, then starts and imports the new one).
+
 Run through benches/load.sh (it builds the module and installs wrk and the C module).
 """
 
@@ -66,6 +71,13 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return (CHUNK for _ in range(1000))
 ''',
+    "recycle": '''
+import time
+time.sleep(0.3)
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, World!"]
+''',
     "sleep": '''
 import time
 def application(environ, start_response):
@@ -83,7 +95,11 @@ RUNS = {
     "file": ((4, 32), "file.bin", 10 * 1024 * 1024),
     "stream": ((4, 32), None, 64 * 1000),
     "sleep": ((64,), None, 2),
+    "recycle": ((8,), None, 13),
 }
+
+# The recycle app's groups: target suffix -> (URL prefix, extra WSGIDaemonProcess options).
+RECYCLE_GROUPS = {"steady": ("/s", ""), "recycled": ("/r", " maximum-requests=2000")}
 
 UPLOAD_LUA = '''
 wrk.method = "POST"
@@ -124,7 +140,14 @@ def conf(root, modules, module, port):
         "</Directory>",
         "WSGIDaemonProcess bench processes=2 threads=15 display-name=(wsgi:bench)",
     ]
+    for name, (prefix, options) in RECYCLE_GROUPS.items():
+        lines.append(f"WSGIDaemonProcess {name} processes=1 threads=15"
+                     f" display-name=(wsgi:{name}){options}")
+        lines.append(f"WSGIScriptAlias {prefix}/recycle {root}/app/recycle.wsgi"
+                     f" process-group={name} application-group=%{{GLOBAL}}")
     for app in APPS:
+        if app == "recycle":
+            continue
         lines.append(f"WSGIScriptAlias /{app} {root}/app/{app}.wsgi")
         lines.append(
             f"WSGIScriptAlias /d/{app} {root}/app/{app}.wsgi"
@@ -264,6 +287,10 @@ def check_targets(servers, apps):
         if static:
             urls.append(("static", f"http://127.0.0.1:{servers['c'][1]}/{static}"))
         for name, (_, port) in servers.items():
+            if app == "recycle":
+                for group, (prefix, _) in RECYCLE_GROUPS.items():
+                    urls.append((f"{name}-{group}", f"http://127.0.0.1:{port}{prefix}/{app}"))
+                continue
             urls.append((f"{name}-embedded", f"http://127.0.0.1:{port}/{app}"))
             urls.append((f"{name}-daemon", f"http://127.0.0.1:{port}/d/{app}"))
         for target, url in urls:
