@@ -693,6 +693,69 @@ fn a_failing_replacement_is_retried_while_the_old_process_serves() {
     apache.stop();
 }
 
+/// A process is not ready until its preloads succeed: at first start, an initialisation
+/// that fails twice is retried with backoff, the request sent meanwhile waits and is
+/// answered by the process that finally initialised, never by a broken one.
+#[test]
+fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
+    let scratch = common::Scratch::new("failing-start");
+    scratch.write("app/app.wsgi", PID_APP);
+    scratch.write("app/preload.py", SLOW_PRELOAD);
+    scratch.write("app/fail", "");
+    let mut apache = Apache::start_in(Mpm::Event, scratch, &preload_conf("processes=1 threads=2"));
+    for expected in [
+        "WSGI0103",
+        "WSGI0113",
+        "WSGI0122",
+        "WSGI0123",
+        "Traceback (most recent call last)",
+        "app/preload.py\", line",
+        "raise RuntimeError(",
+        "^^^^",
+        "RuntimeError: initialisation failed on purpose",
+    ] {
+        apache.allow_log(expected);
+    }
+    let port = apache.port;
+    let waiting = std::thread::spawn(move || common::get(port, "/"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while apache.error_log().matches("WSGI0113").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(apache.scratch.dir.join("app/fail")).unwrap();
+    let answered = waiting.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", apache.error_log());
+    assert!(
+        apache
+            .scratch
+            .dir
+            .join(format!("app/preload-{}", answered.text()))
+            .exists(),
+        "answered by a process that ran its preload"
+    );
+    apache.stop();
+}
+
+/// restart-interval recycles a processes=1 group under load without a failed request.
+#[test]
+fn restart_interval_recycles_without_a_gap() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &preload_conf("processes=1 threads=4 restart-interval=2"),
+        &[("app/app.wsgi", PID_APP), ("app/preload.py", SLOW_PRELOAD)],
+    );
+    let results = load(&apache, 2, |r| distinct_pids(r).len() >= 2);
+    assert!(
+        results.iter().all(|(s, _, _)| *s == 200),
+        "{}",
+        apache.error_log()
+    );
+    assert!(distinct_pids(&results).len() >= 2, "{}", apache.error_log());
+    apache.wait_for_log("due for recycling (restart-interval)");
+    apache.stop();
+}
+
 /// maximum-requests-jitter: each process draws its own recycling point, so the processes
 /// of a group do not all recycle at the same moment.
 #[test]

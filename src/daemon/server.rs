@@ -20,12 +20,19 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
         return 1;
     }
-    if !preload(&group) && lineage.predecessor.is_some() {
-        // A successor is ready only once its preloads ran: exiting lets the parent retry
-        // it (with the crash-loop backoff) while the process it would replace serves on.
+    if !preload(&group) {
+        // A process is ready only once its preloads ran: exiting lets the parent retry it
+        // with the crash-loop backoff, so no request meets a half-initialised application.
+        // Meanwhile a process it would replace serves on; without one, requests wait in
+        // the group's backlog (queue-timeout bounds that wait).
         tracing::error!(
-            "WSGI0113: replacement daemon process {} of group '{name}' failed its preloads; the running process keeps serving",
-            std::process::id()
+            "WSGI0113: daemon process {} of group '{name}' failed its preloads; {}",
+            std::process::id(),
+            if lineage.predecessor.is_some() {
+                "the running process keeps serving while it is retried"
+            } else {
+                "it exits and is retried with backoff instead of serving a broken application"
+            }
         );
         return 1;
     }
