@@ -562,17 +562,28 @@ fn inactivity_timeout_replaces_an_idle_process() {
     );
     let first = apache.get("/").text();
     apache.wait_for_log("due for recycling (inactivity-timeout)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut now = first.clone();
-    while now == first && Instant::now() < deadline {
-        let r = apache.get("/");
-        assert_eq!(r.status, 200, "{}", apache.error_log());
-        now = r.text();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_ne!(now, first, "replaced\n{}", apache.error_log());
+    served_by_a_new_process(&apache, &first);
     apache.wait_for_log("stopping: inactivity-timeout");
     apache.stop();
+}
+
+/// Requests `/` until a process other than `first` answers (20 s at most); every answer
+/// must be a 200.
+fn served_by_a_new_process(apache: &Apache, first: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        if r.text() != first {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{first} was not replaced\n{}",
+            apache.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// rss-limit (our extension): a process whose resident memory grows past the limit is
@@ -594,15 +605,7 @@ fn rss_limit_replaces_a_grown_process() {
         );
     }
     assert_eq!(apache.get("/grow").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut now = first.clone();
-    while now == first && Instant::now() < deadline {
-        let r = apache.get("/");
-        assert_eq!(r.status, 200, "{}", apache.error_log());
-        now = r.text();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_ne!(now, first, "replaced\n{}", apache.error_log());
+    served_by_a_new_process(&apache, &first);
     apache.wait_for_log("due for recycling (rss-limit)");
     apache.stop();
 }

@@ -93,17 +93,19 @@ fn rewrite_later(path: &std::path::Path, content: &str) {
         .unwrap();
 }
 
+/// /live reloads its script when it changes, /frozen (WSGIScriptReloading Off) does not.
+const LIVE_AND_FROZEN: &str = "WSGIScriptAlias /live {root}/app/live.wsgi\n\
+    WSGIScriptAlias /frozen {root}/app/frozen.wsgi\n\
+    <Location /frozen>\n  WSGIScriptReloading Off\n</Location>\n\
+    ServerLimit 1\nMaxRequestWorkers 8\n";
+
 #[test]
 fn scripts_reload_when_their_mtime_changes() {
     let v1 = "def application(e, s):\n    s('200 OK', [])\n    return [b'version 1']\n";
     let v2 = "def application(e, s):\n    s('200 OK', [])\n    return [b'version 2']\n";
-    let conf = "WSGIScriptAlias /live {root}/app/live.wsgi\n\
-                WSGIScriptAlias /frozen {root}/app/frozen.wsgi\n\
-                <Location /frozen>\n  WSGIScriptReloading Off\n</Location>\n\
-                ServerLimit 1\nMaxRequestWorkers 8\n";
     let mut apache = Apache::start(
         Mpm::Event,
-        conf,
+        LIVE_AND_FROZEN,
         &[("app/live.wsgi", v1), ("app/frozen.wsgi", v1)],
     );
     assert_eq!(apache.get("/live").text(), "version 1");
@@ -292,13 +294,9 @@ fn atexit_handlers_run_when_children_exit() {
 #[test]
 fn concurrent_first_requests_wait_for_the_import() {
     let slow = "import time\ntime.sleep(0.5)\ndef application(e, s):\n    s('200 OK', [])\n    return [b'loaded']\n";
-    let conf = "WSGIScriptAlias /live {root}/app/live.wsgi\n\
-                WSGIScriptAlias /frozen {root}/app/frozen.wsgi\n\
-                <Location /frozen>\n  WSGIScriptReloading Off\n</Location>\n\
-                ServerLimit 1\nMaxRequestWorkers 8\n";
     let mut apache = Apache::start(
         Mpm::Event,
-        conf,
+        LIVE_AND_FROZEN,
         &[("app/live.wsgi", slow), ("app/frozen.wsgi", slow)],
     );
     let port = apache.port;
