@@ -644,9 +644,8 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
                 if mpm_stopping() || HARD_STOP.load(Ordering::Relaxed) {
                     return;
                 }
-                // SAFETY: in the parent's main loop; walks APR's own other-child list,
-                // which no caller up the stack is iterating (alert returns after us).
-                unsafe { sys::apr_proc_other_child_refresh_all(sys::APR_OC_REASON_RUNNING) };
+                // The new bell first: a flag raised from here on rings it, and one raised
+                // before it looked is answered just below.
                 if reason == sys::APR_OC_REASON_DEATH && status == 0 {
                     start_bell(bell);
                 } else {
@@ -654,6 +653,9 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
                         "WSGI0126: the daemon recycling bell exited with status {status}; replacements start from the monitor hook (about every 10 s)"
                     );
                 }
+                // SAFETY: in the parent's main loop; walks APR's own other-child list,
+                // which no caller up the stack is iterating (alert returns after us).
+                unsafe { sys::apr_proc_other_child_refresh_all(sys::APR_OC_REASON_RUNNING) };
             }
             sys::APR_OC_REASON_RESTART => {
                 HARD_STOP.store(true, Ordering::Relaxed);

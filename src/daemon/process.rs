@@ -273,6 +273,13 @@ pub fn spawn_bell(
 ) -> io::Result<i32> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
+    // Taken before the fork, so that any flag the parent has not looked at yet (it looks
+    // right after starting the bell) is either seen by it or rings the bell.
+    let mut raised: Vec<bool> = flags
+        .iter()
+        .map(|f| f.load(Ordering::Acquire) != 0)
+        .collect();
+
     // SAFETY: as in `spawn`: the Apache parent is single-threaded.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -302,10 +309,6 @@ pub fn spawn_bell(
             libc::_exit(1);
         }
     }
-    let mut raised: Vec<bool> = flags
-        .iter()
-        .map(|f| f.load(Ordering::Acquire) != 0)
-        .collect();
     loop {
         std::thread::sleep(BELL_INTERVAL);
         // SAFETY: getppid has no preconditions.
