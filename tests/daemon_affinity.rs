@@ -58,10 +58,10 @@ fn pinned_get(apache: &Apache, cookie: &str, path: &str) -> common::http::Respon
 
 #[test]
 fn a_cookie_pins_a_client_to_one_process_until_it_recycles() {
-    let mut apache = start("maximum-requests=60");
+    let mut apache = start("maximum-requests=150");
     let cookie = pin(&apache);
     let first = pinned_get(&apache, &cookie, "/").text();
-    for _ in 0..40 {
+    for _ in 0..100 {
         let r = pinned_get(&apache, &format!("other=x; {cookie}"), "/");
         assert_eq!((r.status, r.text()), (200, first.clone()));
     }
