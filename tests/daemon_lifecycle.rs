@@ -432,6 +432,19 @@ with open(os.path.join(here, "preload-%d" % os.getpid()), "w") as f:
 time.sleep(1.0)
 "#;
 
+/// What a failing SLOW_PRELOAD logs, and nothing else, is expected in its tests.
+const PRELOAD_FAILURE_LOG: [&str; 9] = [
+    "WSGI0103",
+    "WSGI0113",
+    "WSGI0122",
+    "WSGI0123",
+    "Traceback (most recent call last)",
+    "app/preload.py\", line",
+    "raise RuntimeError(",
+    "^^^^",
+    "RuntimeError: initialisation failed on purpose",
+];
+
 fn preload_conf(options: &str) -> String {
     format!(
         "WSGIDaemonProcess life {options}\n\
@@ -661,18 +674,7 @@ fn a_failing_replacement_is_retried_while_the_old_process_serves() {
         &preload_conf("processes=1 threads=2 maximum-requests=5"),
         &[("app/app.wsgi", PID_APP), ("app/preload.py", SLOW_PRELOAD)],
     );
-    // What the failing replacements log, and nothing else, is expected.
-    for expected in [
-        "WSGI0103",
-        "WSGI0113",
-        "WSGI0122",
-        "WSGI0123",
-        "Traceback (most recent call last)",
-        "app/preload.py\", line",
-        "raise RuntimeError(",
-        "^^^^",
-        "RuntimeError: initialisation failed on purpose",
-    ] {
+    for expected in PRELOAD_FAILURE_LOG {
         apache.allow_log(expected);
     }
     let first = apache.get("/").text();
@@ -706,17 +708,7 @@ fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
     scratch.write("app/preload.py", SLOW_PRELOAD);
     scratch.write("app/fail", "");
     let mut apache = Apache::start_in(Mpm::Event, scratch, &preload_conf("processes=1 threads=2"));
-    for expected in [
-        "WSGI0103",
-        "WSGI0113",
-        "WSGI0122",
-        "WSGI0123",
-        "Traceback (most recent call last)",
-        "app/preload.py\", line",
-        "raise RuntimeError(",
-        "^^^^",
-        "RuntimeError: initialisation failed on purpose",
-    ] {
+    for expected in PRELOAD_FAILURE_LOG {
         apache.allow_log(expected);
     }
     let port = apache.port;
