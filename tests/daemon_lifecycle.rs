@@ -95,6 +95,11 @@ fn touching_the_script_replaces_the_daemon_with_new_code() {
         .map(|(_, t, _)| t.clone())
         .unwrap_or_else(|| panic!("no v2 within 30 s\n{}", apache.error_log()));
     assert_ne!(first[3..], second[3..], "a new process serves the new code");
+    // Both accept for a moment while the old one is told to drain.
+    apache.wait_for_log(&format!(
+        "daemon process {} of group 'life' exiting",
+        &first[3..]
+    ));
     for _ in 0..5 {
         assert_eq!(apache.get("/").text(), second, "the old process is retired");
     }
@@ -655,6 +660,8 @@ fn a_graceful_restart_hands_over_without_a_gap() {
             .any(|(_, pid, at)| *pid == first && *at > import_started + 0.5),
         "the old process stopped serving before the new generation's was ready"
     );
+    // Both accept for a moment while the old one is told to drain.
+    apache.wait_for_log(&format!("daemon process {first} of group 'life' exiting"));
     for _ in 0..5 {
         assert_eq!(
             apache.get("/").text(),
