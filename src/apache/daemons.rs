@@ -1,7 +1,8 @@
 //! Daemon process groups from the Apache parent's side: validating them (check_config),
 //! binding their sockets and forking them (post_config), supervising them as Apache
-//! "other children" (respawn with crash-loop backoff), and stopping them on restart:
-//! drained on a graceful restart, terminated on a hard restart or stop.
+//! "other children" (respawn with crash-loop backoff, successors for recycling woken by
+//! the recycling bell), and ending a generation: handed over to the next one on a
+//! graceful restart, terminated on a hard restart or stop.
 
 use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
 use super::sys;
@@ -417,10 +418,7 @@ fn close_listeners_in_daemon() {
 /// The process's argument area `[arg_start, arg_end)` as the kernel reports it
 /// (/proc/self/stat fields 48 and 49): the bytes `ps` shows as the command line.
 fn argument_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after "pid (comm) ", numbered from 3 (state).
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split(' ').collect();
+    let fields = daemon::stat_fields("self")?;
     let start = fields.get(48 - 3)?.parse().ok()?;
     let end = fields.get(49 - 3)?.parse().ok()?;
     (end > start).then_some((start, end))
@@ -462,7 +460,7 @@ fn spawn_slot(slot: *mut Slot, delay: Duration, predecessor: Option<i32>) {
     // touches it.
     let slot = unsafe { &mut *slot };
     let lineage = daemon::Lineage {
-        replace_flag: Some(slot.flag),
+        replace_flag: slot.flag,
         predecessor,
         lane: slot.lane,
     };
@@ -671,15 +669,7 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
 
 /// Whether `pid` is a live (not zombie) child of this process.
 fn is_live_child(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let mut fields = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace())
-        .into_iter()
-        .flatten();
-    let state = fields.next();
-    let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
-    state.is_some_and(|s| s != "Z") && ppid == Some(std::process::id())
+    daemon::is_live_child_of(pid, std::process::id())
 }
 
 fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
@@ -814,9 +804,9 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
             remember_sockets(generation.process_pool, &[]);
         }
         // SAFETY: the mapping made by SharedFlags::new, unmapped once. Its only readers in
-        // the parent are the slots' maintenance callbacks, whose other-child
+        // the parent are the slots' and the bell's other-child callbacks, whose
         // registrations were made after this cleanup and so were removed before it ran.
-        // Daemons keep their own inherited mapping.
+        // Daemons (and a killed bell) keep their own inherited mapping.
         unsafe {
             libc::munmap(
                 generation.flags.flags.as_ptr().cast_mut().cast(),
@@ -874,12 +864,11 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let pairs: usize = groups.iter().map(|g| g.spec.processes as usize).sum();
     let flags = SharedFlags::new(pairs)?;
     let mut slots = Vec::new();
-    let mut first_lanes = Vec::new();
+    let mut first_slots = Vec::new();
     for g in &groups {
         for index in 0..g.spec.processes as usize {
-            let taken_over = handover_for(&g.spec.name, index);
-            let flag = &flags.flags[first_lanes.len()];
-            let lane = || Slot {
+            let flag = &flags.flags[first_slots.len()];
+            let new_slot = |handover| Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
                 proc_: unsafe { std::mem::zeroed() },
                 group: g.clone(),
@@ -889,15 +878,15 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 partner: std::ptr::null_mut(),
                 flag,
                 retiring: false,
-                handover: None,
+                handover,
                 lane: index,
             };
             // SAFETY: pconf is live; the slots are dropped when pconf is cleared, after
             // the APR other-child cleanups registered later have run.
             let (a, b) = unsafe {
                 (
-                    super::pool::into_pool(pconf, lane()),
-                    super::pool::into_pool(pconf, lane()),
+                    super::pool::into_pool(pconf, new_slot(handover_for(&g.spec.name, index))),
+                    super::pool::into_pool(pconf, new_slot(None)),
                 )
             };
             // SAFETY: both were just stored in pconf and are only used by this thread.
@@ -905,10 +894,8 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 (*a).partner = b;
                 (*b).partner = a;
             }
-            // SAFETY: as above.
-            unsafe { (*a).handover = taken_over };
             slots.extend([a, b]);
-            first_lanes.push(a);
+            first_slots.push(a);
         }
     }
     // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
@@ -946,7 +933,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             Some(sys::apr_pool_cleanup_null),
         );
     }
-    for slot in first_lanes {
+    for slot in first_slots {
         // SAFETY: the slot was just stored in pconf.
         let predecessor = unsafe { (*slot).handover };
         spawn_slot(slot, Duration::ZERO, predecessor);

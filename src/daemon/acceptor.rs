@@ -7,8 +7,9 @@
 
 use super::group::DaemonGroup;
 use super::socket::set_accept_timeout;
-use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, RequestHead};
-use std::io::{self, Read, Write};
+use super::transport::send_frame;
+use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -166,12 +167,10 @@ fn read_head(group: &DaemonGroup, mut stream: UnixStream) -> Option<Job> {
         tracing::error!(
             "WSGI0105: group '{name}': refused a request without this server's secret (another local process tried to talk to the daemon socket?)"
         );
-        let mut out = Vec::new();
-        wire::encode(
+        send_frame(
+            &stream,
             &Frame::Error(ErrorKind::Refused, "bad secret".into()),
-            &mut out,
         );
-        let _ = stream.write_all(&out);
         return None;
     }
     Some(Job {

@@ -23,7 +23,7 @@ pub struct ChildSetup {
 pub struct Lineage {
     /// Shared with the parent (an anonymous shared mapping made before any fork): the
     /// process sets it to ask for a successor instead of stopping.
-    pub replace_flag: Option<&'static AtomicU32>,
+    pub replace_flag: &'static AtomicU32,
     /// The process this one replaces: told to drain (SIGUSR1) once this one is ready.
     pub predecessor: Option<i32>,
     /// The process's slot in its group: with session affinity, the lane it serves.
@@ -244,17 +244,27 @@ fn become_daemon(
 /// Tells `predecessor` (a sibling daemon: same parent) to drain and exit; a pid that is no
 /// longer our sibling (it died and the number was reused) is left alone.
 pub fn retire(predecessor: i32) {
-    let stat = std::fs::read_to_string(format!("/proc/{predecessor}/stat")).unwrap_or_default();
-    let ppid = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-        .and_then(|p| p.parse::<i32>().ok());
-    // SAFETY: getppid has no preconditions.
-    if ppid != Some(unsafe { libc::getppid() }) {
+    if !is_live_child_of(predecessor, std::os::unix::process::parent_id()) {
         return;
     }
     // SAFETY: signalling a sibling process checked just above.
     unsafe { libc::kill(predecessor, libc::SIGUSR1) };
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name ("self" for this process):
+/// index 0 is the state (the man page's field 3), 1 the parent pid, and so on.
+pub fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Whether `pid` is a live (not zombie) child of `parent`.
+pub fn is_live_child_of(pid: i32, parent: u32) -> bool {
+    stat_fields(&pid.to_string()).is_some_and(|f| {
+        f.first().is_some_and(|state| state != "Z")
+            && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
+    })
 }
 
 /// How often the bell looks at the recycling flags.

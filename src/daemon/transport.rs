@@ -10,6 +10,14 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Writes one frame; a failure means the Apache child went away, which the caller learns
+/// anyway from its next read or write.
+pub fn send_frame(mut stream: &UnixStream, frame: &Frame) {
+    let mut out = Vec::new();
+    wire::encode(frame, &mut out);
+    let _ = stream.write_all(&out);
+}
+
 pub struct DaemonBody {
     stream: Arc<UnixStream>,
     decoder: Decoder,

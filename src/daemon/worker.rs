@@ -6,11 +6,10 @@
 
 use super::acceptor::{Acceptor, Job};
 use super::group::DaemonGroup;
-use super::transport::{DaemonBody, DaemonSink};
+use super::transport::{DaemonBody, DaemonSink, send_frame};
 use crate::python;
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
-use mod_wsgi_wire::{self as wire, ErrorKind, Frame};
-use std::io::Write;
+use mod_wsgi_wire::{ErrorKind, Frame};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -50,7 +49,7 @@ pub struct Shared {
     stop: Mutex<Option<Stop>>,
     pub stopped: tokio::sync::Notify,
     /// Set to ask the Apache parent for a successor (see `recycle`).
-    replace_flag: Option<&'static AtomicU32>,
+    replace_flag: &'static AtomicU32,
     /// maximum-requests plus this process's draw of maximum-requests-jitter.
     pub maximum_requests: u64,
     /// Why a successor was asked for: the reason logged when it retires this process.
@@ -65,7 +64,7 @@ impl Shared {
     pub fn new(
         group: Arc<DaemonGroup>,
         acceptor: Acceptor,
-        replace_flag: Option<&'static AtomicU32>,
+        replace_flag: &'static AtomicU32,
     ) -> Arc<Self> {
         let threads = group.spec.threads as usize;
         let maximum_requests =
@@ -111,12 +110,8 @@ impl Shared {
 
     /// A recycling policy fired. The process asks the Apache parent for a successor and
     /// keeps serving; the successor, once its preloads ran, tells it to drain (SIGUSR1).
-    /// So even a single-process group never stops taking requests. Without a parent to
-    /// ask (no flag), the process drains at once.
+    /// So even a single-process group never stops taking requests.
     pub fn recycle(&self, reason: &'static str) {
-        let Some(flag) = self.replace_flag else {
-            return self.request_stop(reason, StopKind::Graceful);
-        };
         {
             let mut asked = lock(&self.replacement_reason);
             if asked.is_some() || self.stop_state().is_some() {
@@ -124,7 +119,7 @@ impl Shared {
             }
             *asked = Some(reason);
         }
-        flag.store(1, Ordering::Release);
+        self.replace_flag.store(1, Ordering::Release);
         tracing::info!(
             "WSGI0112: daemon process {} of group '{}' is due for recycling ({reason}); it serves until its replacement is ready",
             std::process::id(),
@@ -167,12 +162,6 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                 .ok()
         })
         .collect()
-}
-
-fn send_frame(mut stream: &UnixStream, frame: &Frame) {
-    let mut out = Vec::new();
-    wire::encode(frame, &mut out);
-    let _ = stream.write_all(&out);
 }
 
 fn refuse(stream: &UnixStream, kind: ErrorKind, message: &str) {
