@@ -7,4 +7,5 @@
 mod apache;
 mod daemon;
 mod python;
+mod shared;
 mod wsgi;

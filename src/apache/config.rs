@@ -5,7 +5,9 @@ use super::pool::into_pool;
 use super::sys;
 use super::trampoline::guard;
 use crate::daemon::identity::Account;
-use mod_wsgi_config::{AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig};
+use mod_wsgi_config::{
+    AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig, SharedStoreSpec,
+};
 use std::ffi::c_void;
 
 /// A compiled `WSGIScriptAliasMatch` pattern, allocated and freed by the config pool.
@@ -46,6 +48,14 @@ pub struct DaemonDefinition {
     pub defined_at: String,
 }
 
+/// A `WSGISharedStore` as read.
+#[derive(Clone)]
+pub struct StoreDefinition {
+    pub spec: SharedStoreSpec,
+    /// "file:line" of the directive.
+    pub defined_at: String,
+}
+
 /// Configuration of one server (main or virtual host).
 #[derive(Clone, Default)]
 pub struct ServerConfig {
@@ -57,6 +67,8 @@ pub struct ServerConfig {
     /// Only meaningful on the main server; the directives are GLOBAL_ONLY.
     pub python: PythonConfig,
     pub socket_prefix: Option<String>,
+    /// WSGISharedStore lines (main server only; the directive is GLOBAL_ONLY).
+    pub stores: Vec<StoreDefinition>,
 }
 
 pub unsafe extern "C" fn create_server_config(
@@ -86,6 +98,7 @@ pub unsafe extern "C" fn merge_server_config(
             imports: add.imports.clone(),
             python: base.python.clone(),
             socket_prefix: base.socket_prefix.clone(),
+            stores: base.stores.clone(),
         };
         // SAFETY: Apache passes its live config pool.
         unsafe { into_pool(pool, merged).cast() }

@@ -5,6 +5,7 @@
 //! graceful restart, terminated on a hard restart or stop.
 
 use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
+use super::pool::{read_userdata, write_userdata};
 use super::sys;
 use crate::daemon::identity::{self, Account};
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
@@ -670,29 +671,6 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
 /// Whether `pid` is a live (not zombie) child of this process.
 fn is_live_child(pid: i32) -> bool {
     daemon::is_live_child_of(pid, std::process::id())
-}
-
-fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: reads a userdata pointer of the live process pool.
-    unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool) };
-    if data.is_null() {
-        return String::new();
-    }
-    // SAFETY: the values stored under our keys are NUL-terminated strings in the process
-    // pool (see write_userdata).
-    unsafe { CStr::from_ptr(data.cast()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn write_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr, text: &str) {
-    // SAFETY: the string is copied into the process pool, which outlives every generation;
-    // no cleanup is attached (the module's code may be unloaded before the pool dies).
-    unsafe {
-        let copy = super::pool::copy_text(process_pool, text.as_bytes());
-        sys::apr_pool_userdata_set(copy.cast(), key.as_ptr(), None, process_pool);
-    }
 }
 
 /// The previous generation's daemons still serving, by group, in the order they should be

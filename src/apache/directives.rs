@@ -2,14 +2,17 @@
 //! function that applies it. One RAW_ARGS setter tokenises arguments the way Apache does
 //! (quotes allowed) and dispatches here; errors come back to Apache with file and line.
 
-use super::config::{AliasMatcher, CompiledRegex, DaemonDefinition, ScriptAlias, ServerConfig};
+use super::config::{
+    AliasMatcher, CompiledRegex, DaemonDefinition, ScriptAlias, ServerConfig, StoreDefinition,
+};
 use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
 use crate::daemon::identity::{self, Account};
 use mod_wsgi_config::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
-    ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, parse_on_off, parse_optimize,
+    ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec, parse_on_off,
+    parse_optimize,
 };
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
@@ -71,9 +74,11 @@ fn flag(name: &'static str, args: &[String]) -> Result<bool, ConfigError> {
     parse_on_off(name, &args[0])
 }
 
-pub const DIRECTIVES: [Directive; 27] = [
+pub const DIRECTIVES: [Directive; 28] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
+    directive!(c"WSGISharedStore", Global, 1, MANY, Apply::Server(shared_store),
+        c"name [size=N[K|M|G]] [file=path] | name redis://host[:port][/db] [prefix=text] [timeout=seconds]"),
     directive!(c"WSGISocketPrefix", Global, 1, 1,
         Apply::Server(|s, a, _| { s.socket_prefix = Some(a[0].clone()); Ok(()) }),
         c"path prefix of daemon sockets (relative paths are under ServerRoot)"),
@@ -237,6 +242,28 @@ fn daemon_process(
         gid,
         supplementary_gids,
         socket_user,
+        defined_at: ctx.location.clone(),
+    });
+    Ok(())
+}
+
+fn shared_store(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
+    let spec = SharedStoreSpec::parse(args)?;
+    if let Some(first) = s.stores.iter().find(|d| d.spec.name == spec.name) {
+        return Err(ConfigError::Invalid {
+            directive: "WSGISharedStore",
+            reason: format!(
+                "store '{}' is already defined at {}",
+                spec.name, first.defined_at
+            ),
+        });
+    }
+    s.stores.push(StoreDefinition {
+        spec,
         defined_at: ctx.location.clone(),
     });
     Ok(())

@@ -3,7 +3,7 @@
 
 use super::config::server_config;
 use super::trampoline::guard;
-use super::{daemons, handler, log, sys};
+use super::{daemons, handler, log, stores, sys};
 use crate::python::{self, PythonSettings};
 use mod_wsgi_config::{HashSeed, PythonConfig};
 use std::os::raw::c_int;
@@ -58,6 +58,11 @@ pub unsafe extern "C" fn post_config(
         // SAFETY: s is the main server of this generation, live until pconf is cleared;
         // the parent logs through it from here on.
         unsafe { log::install(s) };
+        // SAFETY: s is this pass's live main server; stores are opened before any fork.
+        if let Err(e) = unsafe { stores::open_for(s) } {
+            log::server_error(&format!("WSGI0004: {e}"));
+            return sys::HTTP_INTERNAL_SERVER_ERROR;
+        }
         // SAFETY: pconf and s are this pass's live pool and main server.
         if let Err(e) = unsafe { daemons::start(pconf, s) } {
             log::server_error(&format!("WSGI0003: {e}"));

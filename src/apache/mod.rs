@@ -11,5 +11,6 @@ mod log;
 mod module;
 mod pool;
 mod request;
+mod stores;
 pub mod sys;
 mod trampoline;

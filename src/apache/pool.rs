@@ -2,7 +2,7 @@
 //! pool (dropped by one of its cleanups).
 
 use super::sys;
-use std::ffi::c_void;
+use std::ffi::{CStr, c_void};
 use std::os::raw::c_char;
 
 /// Copies `bytes` into `pool` as a NUL-terminated C string. Text from Apache or validated
@@ -38,4 +38,29 @@ pub unsafe fn into_pool<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut T {
         );
     }
     raw
+}
+
+/// Text stored under `key` in the process pool (survives generations); "" if none.
+pub fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: reads a userdata pointer of the live process pool.
+    unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool) };
+    if data.is_null() {
+        return String::new();
+    }
+    // SAFETY: the values stored under our keys are NUL-terminated strings in the process
+    // pool (see write_userdata).
+    unsafe { CStr::from_ptr(data.cast()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Stores `text` under `key` in the process pool, replacing what was there.
+pub fn write_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr, text: &str) {
+    // SAFETY: the string is copied into the process pool, which outlives every generation;
+    // no cleanup is attached (the module's code may be unloaded before the pool dies).
+    unsafe {
+        let copy = copy_text(process_pool, text.as_bytes());
+        sys::apr_pool_userdata_set(copy.cast(), key.as_ptr(), None, process_pool);
+    }
 }

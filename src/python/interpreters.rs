@@ -9,6 +9,7 @@ use pyo3::sync::MutexExt;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// One Python interpreter of this process and its `mod_wsgi` objects.
@@ -18,6 +19,8 @@ pub struct Interpreter {
     pub shim: ShimObjects,
     /// Serialises loading of scripts into this interpreter.
     pub(crate) script_lock: Mutex<()>,
+    /// The broadcast bus sequence this interpreter's subscribers last caught up with.
+    pub(crate) broadcast_seen: AtomicU64,
 }
 
 struct InterpreterState(*mut ffi::PyInterpreterState);
@@ -98,6 +101,7 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
             state: InterpreterState(state),
             shim,
             script_lock: Mutex::new(()),
+            broadcast_seen: AtomicU64::new(super::shared::current_sequence()),
         });
     }
     // SAFETY: the GIL is held (attached); Py_NewInterpreter makes a new thread state
@@ -123,6 +127,7 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
             state: InterpreterState(state),
             shim,
             script_lock: Mutex::new(()),
+            broadcast_seen: AtomicU64::new(super::shared::current_sequence()),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The only code that calls into CPython: runtime start-up, the interpreter registry with
-//! its per-thread thread states, the per-interpreter `mod_wsgi` module, and script loading.
+//! its per-thread thread states, the per-interpreter `mod_wsgi` module (with the shared
+//! store and broadcast API), and script loading.
 //!
 //! Nothing here knows about Apache; log lines leave through `tracing`.
 
@@ -7,6 +8,7 @@ mod error;
 mod interpreters;
 mod runtime;
 mod script;
+mod shared;
 mod shim;
 mod threads;
 
@@ -14,5 +16,6 @@ pub use error::format_exception;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use runtime::{PythonSettings, initialize, is_initialized};
 pub use script::{load_callable, preload_script, script_is_stale};
+pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;
 pub use threads::{current_thread_ident, raise_request_timeout};

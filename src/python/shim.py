@@ -149,3 +149,132 @@ def _install_streams(restrict_stdin, restrict_stdout):
         sys.stdout = LogStream(lambda line: _log(0, line), "<stdout>")
     if restrict_stdin:
         sys.stdin = RestrictedStream("sys.stdin")
+
+
+class SharedStoreError(Exception):
+    """A shared store operation could not be carried out."""
+
+
+class SharedStoreFull(SharedStoreError, MemoryError):
+    """The store has no room for the value (nothing was changed)."""
+
+
+class SharedStoreUnavailable(SharedStoreError, OSError):
+    """The store cannot be reached (its Redis server is down, or its memory is damaged)."""
+
+
+class SharedStore:
+    """One WSGISharedStore: keys (str or bytes) to values (bytes, str or int) that every
+    process and interpreter of the server sees. Each method is atomic."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return "<mod_wsgi.SharedStore %r>" % self.name
+
+    def get(self, key, default=None):
+        found, value = _store(0, self.name, key)
+        return value if found else default
+
+    def set(self, key, value, ttl=None):
+        """Stores value; with ttl (seconds) it disappears after that long."""
+        _store(1, self.name, key, value, None, ttl)
+
+    def delete(self, key):
+        """Removes key; True if it was there."""
+        return _store(2, self.name, key)
+
+    def incr(self, key, delta=1):
+        """Adds delta to the integer under key (missing counts as 0); returns the result."""
+        return _store(3, self.name, key, delta)
+
+    def decr(self, key, delta=1):
+        return _store(3, self.name, key, -delta)
+
+    def cas(self, key, expected, new, ttl=None):
+        """Sets key to new only if it holds expected (None: only if absent)."""
+        return _store(4, self.name, key, expected, new, ttl)
+
+    def keys(self, prefix=""):
+        return _store(5, self.name, prefix)
+
+    def clear(self):
+        _store(6, self.name, b"")
+
+    def stats(self):
+        return _store(7, self.name, b"")
+
+    def __getitem__(self, key):
+        found, value = _store(0, self.name, key)
+        if not found:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key, value):
+        _store(1, self.name, key, value)
+
+    def __delitem__(self, key):
+        if not _store(2, self.name, key):
+            raise KeyError(key)
+
+    def __contains__(self, key):
+        return _store(0, self.name, key)[0]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
+
+
+def shared(name):
+    """The WSGISharedStore called name."""
+    names = _store_names()
+    if name not in names:
+        raise KeyError(
+            "no WSGISharedStore named %r (configured: %s)" % (name, ", ".join(names) or "none")
+        )
+    return SharedStore(name)
+
+
+import threading as _threading
+
+_subscriptions = {}
+_delivery_lock = _threading.RLock()
+
+
+def broadcast(topic, message=None):
+    """Tells every process of the server that topic changed. Each interpreter that
+    subscribed to it runs its callbacks once, before its next request, with the latest
+    message (bytes, str, int or None). Returns the topic's new generation number."""
+    return _broadcast(topic, message)
+
+
+def subscribe(topic, callback):
+    """Calls callback(topic, message) in this interpreter after each later broadcast
+    on topic (several broadcasts between two requests give one call, the latest message)."""
+    with _delivery_lock:
+        entry = _subscriptions.get(topic)
+        if entry is None:
+            entry = _subscriptions[topic] = [_topic(topic)[0], []]
+        entry[1].append(callback)
+
+
+def _deliver():
+    import traceback
+
+    with _delivery_lock:
+        for topic, entry in list(_subscriptions.items()):
+            generation, message = _topic(topic)
+            if generation == entry[0]:
+                continue
+            entry[0] = generation
+            for callback in list(entry[1]):
+                try:
+                    callback(topic, message)
+                except Exception:
+                    _log(0, "WSGI0134: broadcast subscriber %r of topic %r raised:\n%s"
+                         % (callback, topic, traceback.format_exc().rstrip()))

@@ -64,6 +64,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     let ns = module.dict();
     ns.set_item("_log", log)?;
     ns.set_item("__builtins__", py.import("builtins")?)?;
+    super::shared::install(py, &ns)?;
     py.run(SHIM_SOURCE, Some(&ns), None)?;
     let version: (u32, u32, u32) = (
         env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),

@@ -128,6 +128,7 @@ fn run_in_interpreter(
             false
         }
     };
+    python::deliver_broadcasts(py, interp);
     let loaded = python::load_callable(
         py,
         interp,

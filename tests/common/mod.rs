@@ -158,6 +158,14 @@ impl Scratch {
         Scratch { dir }
     }
 
+    /// The directory of an earlier scratch, to start a server in it again.
+    #[allow(dead_code)]
+    pub fn reuse(dir: &str) -> Scratch {
+        Scratch {
+            dir: PathBuf::from(dir),
+        }
+    }
+
     /// Writes `content` to `rel` (creating world-readable directories as needed).
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
         let path = self.dir.join(rel);

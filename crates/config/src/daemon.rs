@@ -293,24 +293,8 @@ fn number(value: &str) -> Result<u64, ConfigError> {
         .map_err(|_| invalid(value, "expected a non-negative whole number"))
 }
 
-/// Bytes, optionally with a K, M or G suffix (powers of 1024).
 fn byte_size(value: &str) -> Result<u64, ConfigError> {
-    let (digits, unit) = match value.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&value[..i], c.to_ascii_uppercase()),
-        _ => (value, 'B'),
-    };
-    let shift = match unit {
-        'B' => 0,
-        'K' => 10,
-        'M' => 20,
-        'G' => 30,
-        _ => return Err(invalid(value, "expected bytes, or a number with K, M or G")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| invalid(value, "expected bytes, or a number with K, M or G"))
+    crate::values::byte_size(DIRECTIVE, value)
 }
 
 fn count(value: &str, min: u32, max: u32) -> Result<u32, ConfigError> {

@@ -12,6 +12,7 @@ mod groups;
 mod merge;
 mod net;
 mod options;
+mod store;
 mod values;
 
 pub use alias::{AliasOptions, prefix_match_len};
@@ -21,6 +22,7 @@ pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts};
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
+pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreBackend};
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,
 };

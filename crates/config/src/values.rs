@@ -175,6 +175,31 @@ impl ProxyHeader {
     }
 }
 
+/// Bytes, optionally with a K, M or G suffix (powers of 1024).
+pub(crate) fn byte_size(directive: &'static str, value: &str) -> Result<u64, ConfigError> {
+    let invalid = || ConfigError::InvalidValue {
+        directive,
+        value: value.to_owned(),
+        reason: "expected bytes, or a number with K, M or G",
+    };
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&value[..i], c.to_ascii_uppercase()),
+        _ => (value, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(invalid()),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,203 @@
+//! `WSGISharedStore`: a named key/value store every process of the server shares, in
+//! shared memory (optionally backed by a file) or in a Redis server.
+
+use crate::ConfigError;
+use crate::options::parse_options;
+
+const DIRECTIVE: &str = "WSGISharedStore";
+/// Memory of a store when `size=` is not given.
+pub const DEFAULT_STORE_SIZE: u64 = 16 << 20;
+/// The smallest `size=` accepted (the store's own minimum plus its control block).
+pub const MIN_STORE_SIZE: u64 = 128 << 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Shared memory mapped by the Apache parent; with `file`, a file mapping whose keys
+    /// survive a stop.
+    Memory { size: u64, file: Option<String> },
+    /// A Redis server; keys are stored under `prefix`.
+    Redis {
+        host: String,
+        port: u16,
+        db: u32,
+        prefix: String,
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedStoreSpec {
+    pub name: String,
+    pub backend: StoreBackend,
+}
+
+fn invalid(value: &str, reason: &'static str) -> ConfigError {
+    ConfigError::InvalidValue {
+        directive: DIRECTIVE,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+impl SharedStoreSpec {
+    /// `name [size=N[K|M|G]] [file=path]` or `name redis://host[:port][/db] [prefix=text]
+    /// [timeout=seconds]`.
+    pub fn parse(args: &[String]) -> Result<SharedStoreSpec, ConfigError> {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(ConfigError::Invalid {
+                directive: DIRECTIVE,
+                reason: "a store name is required".to_owned(),
+            });
+        };
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !valid_name {
+            return Err(invalid(name, "use letters, digits, '_', '-' and '.'"));
+        }
+        let backend = match rest.split_first() {
+            Some((url, options)) if url.starts_with("redis://") => redis(name, url, options)?,
+            _ => memory(rest)?,
+        };
+        Ok(SharedStoreSpec {
+            name: name.clone(),
+            backend,
+        })
+    }
+}
+
+fn memory(options: &[String]) -> Result<StoreBackend, ConfigError> {
+    let mut size = DEFAULT_STORE_SIZE;
+    let mut file = None;
+    for (option, value) in parse_options(DIRECTIVE, options, &["size", "file"])? {
+        match option {
+            "size" => {
+                size = crate::values::byte_size(DIRECTIVE, value)?;
+                if size < MIN_STORE_SIZE {
+                    return Err(invalid(value, "a store needs at least 128K"));
+                }
+            }
+            _ => {
+                if !value.starts_with('/') {
+                    return Err(invalid(value, "file= needs an absolute path"));
+                }
+                file = Some(value.to_owned());
+            }
+        }
+    }
+    Ok(StoreBackend::Memory { size, file })
+}
+
+fn redis(name: &str, url: &str, options: &[String]) -> Result<StoreBackend, ConfigError> {
+    let rest = &url["redis://".len()..];
+    let (authority, db) = match rest.split_once('/') {
+        Some((a, "")) => (a, 0),
+        Some((a, db)) => (
+            a,
+            db.parse()
+                .map_err(|_| invalid(url, "the database after '/' must be a number"))?,
+        ),
+        None => (rest, 0),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| invalid(url, "the port must be a number"))?,
+        ),
+        None => (authority, 6379),
+    };
+    if host.is_empty() || host.contains('@') {
+        return Err(invalid(url, "expected redis://host[:port][/db]"));
+    }
+    let mut prefix = format!("mod_wsgi:{name}:");
+    let mut timeout_ms = 5_000;
+    for (option, value) in parse_options(DIRECTIVE, options, &["prefix", "timeout"])? {
+        match option {
+            "prefix" => prefix = value.to_owned(),
+            _ => {
+                timeout_ms = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(|s| s * 1000)
+                    .ok_or_else(|| invalid(value, "timeout= is whole seconds above 0"))?;
+            }
+        }
+    }
+    Ok(StoreBackend::Redis {
+        host: host.to_owned(),
+        port,
+        db,
+        prefix,
+        timeout_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<SharedStoreSpec, ConfigError> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        SharedStoreSpec::parse(&args)
+    }
+
+    #[test]
+    fn memory_stores_default_to_16m_without_a_file() {
+        assert_eq!(
+            parse("sessions").unwrap().backend,
+            StoreBackend::Memory {
+                size: 16 << 20,
+                file: None
+            }
+        );
+        assert_eq!(
+            parse("s size=64M file=/var/lib/app/s.store")
+                .unwrap()
+                .backend,
+            StoreBackend::Memory {
+                size: 64 << 20,
+                file: Some("/var/lib/app/s.store".into())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = |l| parse(l).unwrap_err().to_string();
+        assert!(err("s size=12").contains("at least 128K"));
+        assert!(err("s size=lots").contains("'lots'"));
+        assert!(err("s file=rel/path").contains("absolute"));
+        assert!(err("s colour=red").contains("unknown option 'colour'"));
+        assert!(err("bad/name").contains("'bad/name'"));
+        assert!(err("r redis://host:port").contains("port must be a number"));
+    }
+
+    #[test]
+    fn redis_urls() {
+        assert_eq!(
+            parse("r redis://127.0.0.1:6380/2 timeout=2")
+                .unwrap()
+                .backend,
+            StoreBackend::Redis {
+                host: "127.0.0.1".into(),
+                port: 6380,
+                db: 2,
+                prefix: "mod_wsgi:r:".into(),
+                timeout_ms: 2000
+            }
+        );
+        assert_eq!(
+            parse("r redis://cache prefix=app:").unwrap().backend,
+            StoreBackend::Redis {
+                host: "cache".into(),
+                port: 6379,
+                db: 0,
+                prefix: "app:".into(),
+                timeout_ms: 5000
+            }
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Opens the `WSGISharedStore` stores and the broadcast bus in the Apache parent, before
+//! any child or daemon is forked, so that every process inherits the same memory.
+//!
+//! A store outlives graceful and hard restarts: its address, size and file are written to
+//! the process pool's userdata, and the next generation (new code, same process) takes the
+//! mapping over when the definition is unchanged. A removed or resized store is unmapped
+//! in the parent (processes of the old generation keep their own inherited mapping until
+//! they exit). Everything is gone when Apache stops, unless `file=` backs the store.
+
+use super::config::{ServerConfig, server_config};
+use super::pool::{read_userdata, write_userdata};
+use super::sys;
+use crate::shared::{Backend, Registry};
+use mod_wsgi_config::StoreBackend;
+use mod_wsgi_store::{Opened, SharedStore};
+use std::ffi::CStr;
+use std::path::Path;
+
+const STORES_KEY: &CStr = c"mod_wsgi_rs:shared-stores";
+/// The broadcast bus: an internal store for topic generations and their latest message.
+const BUS_SIZE: usize = 1 << 20;
+/// The bus's name in the userdata (user store names cannot be empty).
+const BUS_NAME: &str = "";
+
+/// A mapping of the previous generation, as recorded in the userdata.
+struct Previous {
+    name: String,
+    size: usize,
+    file: String,
+    address: usize,
+}
+
+fn previous(process_pool: *mut sys::apr_pool_t) -> Vec<Previous> {
+    read_userdata(process_pool, STORES_KEY)
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split('\t');
+            Some(Previous {
+                name: f.next()?.to_owned(),
+                size: f.next()?.parse().ok()?,
+                file: f.next()?.to_owned(),
+                address: f.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Takes over the previous generation's mapping of (`name`, `size`, `file`), if any.
+fn reuse(previous: &mut Vec<Previous>, name: &str, size: usize, file: &str) -> Option<SharedStore> {
+    let at = previous
+        .iter()
+        .position(|p| p.name == name && p.size == size && p.file == file)?;
+    let p = previous.swap_remove(at);
+    // SAFETY: the userdata names mappings made by earlier generations of this module in
+    // this process; each entry is taken over once (removed from the list here) and only
+    // unmapped when it is not taken over.
+    unsafe { SharedStore::from_raw(p.address, p.size) }
+}
+
+fn open_memory(
+    previous: &mut Vec<Previous>,
+    name: &str,
+    size: usize,
+    file: Option<&str>,
+) -> Result<(SharedStore, &'static str), String> {
+    if let Some(store) = reuse(previous, name, size, file.unwrap_or("")) {
+        return Ok((store, "kept across the restart"));
+    }
+    match file {
+        None => SharedStore::anonymous(size)
+            .map(|s| (s, "new"))
+            .map_err(|e| e.to_string()),
+        Some(path) => match SharedStore::file(Path::new(path), size) {
+            Ok((s, Opened::Kept)) => Ok((s, "keys kept from its file")),
+            Ok((s, Opened::Empty)) => Ok((s, "new file")),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+/// Opens the stores of the main server `s` and the bus (see `open`).
+///
+/// # Safety
+/// `s` must be the live main server of this configuration pass.
+pub unsafe fn open_for(s: *mut sys::server_rec) -> Result<(), String> {
+    // SAFETY: per the caller; the process record outlives every generation.
+    let (process_pool, main) = unsafe { ((*(*s).process).pool, server_config(s)) };
+    match main {
+        Some(main) => open(process_pool, main),
+        None => open(process_pool, &ServerConfig::default()),
+    }
+}
+
+/// Opens every store of `main` (the main server's config) and the bus, records them for
+/// the next generation and installs them for this process and its future children.
+fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), String> {
+    let mut previous = previous(process_pool);
+    let mut record = String::new();
+    let mut note = |name: &str, size: usize, file: &str, store: &SharedStore| {
+        record.push_str(&format!("{name}\t{size}\t{file}\t{}\n", store.address()));
+    };
+    let mut stores = Vec::new();
+    for definition in &main.stores {
+        let name = &definition.spec.name;
+        match &definition.spec.backend {
+            StoreBackend::Memory { size, file } => {
+                let size = usize::try_from(*size)
+                    .map_err(|_| format!("WSGISharedStore '{name}': size too large"))?;
+                let (store, how) = open_memory(&mut previous, name, size, file.as_deref())
+                    .map_err(|e| {
+                        format!("WSGISharedStore '{name}' ({}): {e}", definition.defined_at)
+                    })?;
+                note(name, size, file.as_deref().unwrap_or(""), &store);
+                tracing::info!(
+                    "WSGI0131: shared store '{name}': {} KiB of shared memory ({how})",
+                    size >> 10
+                );
+                stores.push((name.clone(), Backend::Memory(store)));
+            }
+            StoreBackend::Redis { .. } => {
+                return Err(format!(
+                    "WSGISharedStore '{name}' ({}): the Redis backend is not available in \
+                     this build",
+                    definition.defined_at
+                ));
+            }
+        }
+    }
+    let (bus, _) = open_memory(&mut previous, BUS_NAME, BUS_SIZE, None)
+        .map_err(|e| format!("broadcast bus: {e}"))?;
+    note(BUS_NAME, BUS_SIZE, "", &bus);
+    for gone in previous {
+        // SAFETY: as in `reuse`: a mapping of an earlier generation that nothing took over.
+        if let Some(store) = unsafe { SharedStore::from_raw(gone.address, gone.size) } {
+            tracing::info!(
+                "WSGI0132: shared store '{}' removed or resized; its keys are dropped",
+                gone.name
+            );
+            store.unmap();
+        }
+    }
+    write_userdata(process_pool, STORES_KEY, &record);
+    crate::shared::install(Registry {
+        stores,
+        bus: Some(bus),
+    });
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The shared-memory backend: each operation takes the store's lock, runs on the table
+//! and lets go. A repair after a dead lock holder is logged once, by whoever noticed it.
+
+use super::ops::{Failure, Op, Reply};
+use mod_wsgi_store::{KeyKind, SharedStore, TableError, Value, now_ms};
+
+fn failure(store: &str, e: TableError) -> Failure {
+    let text = format!("store '{store}': {e}");
+    match e {
+        TableError::Full(_) => Failure::Full(text),
+        TableError::NotAnInteger => Failure::NotAnInteger(text),
+        TableError::Overflow => Failure::Overflow(text),
+        TableError::KeyTooLong(_) => Failure::BadKey(text),
+        TableError::Corrupt(_) => Failure::Unavailable(text),
+    }
+}
+
+fn expiry(ttl_ms: Option<i64>, now: i64) -> i64 {
+    ttl_ms.map_or(0, |t| now.saturating_add(t.max(1)))
+}
+
+pub fn execute(name: &str, store: &SharedStore, op: Op) -> Result<Reply, Failure> {
+    let mut guard = store
+        .lock()
+        .map_err(|e| Failure::Unavailable(format!("store '{name}': {e}")))?;
+    if let Some(r) = guard.repaired() {
+        tracing::warn!(
+            "WSGI0130: store '{name}': a process died while changing it; recounted \
+             ({} damaged index entries removed{})",
+            r.dropped,
+            if r.reformatted {
+                ", memory emptied"
+            } else {
+                ""
+            }
+        );
+    }
+    let mut table = guard.table();
+    let now = now_ms();
+    let fail = |e| failure(name, e);
+    Ok(match op {
+        Op::Get(key) => Reply::Value(table.get(&key, now).map_err(fail)?),
+        Op::Set {
+            key,
+            kind,
+            value,
+            ttl_ms,
+        } => {
+            table
+                .set(&key, kind, value.as_ref(), expiry(ttl_ms, now), now)
+                .map_err(fail)?;
+            Reply::Done
+        }
+        Op::Delete(key) => Reply::Bool(table.delete(&key, now).map_err(fail)?),
+        Op::Incr { key, kind, delta } => {
+            Reply::Int(table.incr(&key, kind, delta, now).map_err(fail)?)
+        }
+        Op::CompareAndSet {
+            key,
+            kind,
+            expected,
+            new,
+            ttl_ms,
+        } => Reply::Bool(
+            table
+                .compare_and_set(
+                    &key,
+                    kind,
+                    expected.as_ref().map(Value::as_ref),
+                    new.as_ref(),
+                    expiry(ttl_ms, now),
+                    now,
+                )
+                .map_err(fail)?,
+        ),
+        Op::Keys(prefix) => Reply::Keys(table.keys(&prefix, now).map_err(fail)?),
+        Op::Clear => {
+            table.clear();
+            Reply::Done
+        }
+        Op::Stats => Reply::Stats(table.stats()),
+    })
+}
+
+fn topic_key(what: &str, topic: &[u8]) -> Vec<u8> {
+    let mut key = format!("{what}\0").into_bytes();
+    key.extend_from_slice(topic);
+    key
+}
+
+/// Bumps `topic`'s generation and stores its latest message, under one lock.
+pub fn publish(bus: &SharedStore, topic: &[u8], message: Option<Value>) -> Result<i64, Failure> {
+    let mut guard = bus
+        .lock()
+        .map_err(|e| Failure::Unavailable(format!("broadcast bus: {e}")))?;
+    let mut table = guard.table();
+    let now = now_ms();
+    let fail = |e| failure("(broadcast)", e);
+    let message_key = topic_key("message", topic);
+    match message {
+        Some(m) => table.set(&message_key, KeyKind::Bytes, m.as_ref(), 0, now),
+        None => table.delete(&message_key, now).map(drop),
+    }
+    .map_err(fail)?;
+    table
+        .incr(&topic_key("generation", topic), KeyKind::Bytes, 1, now)
+        .map_err(fail)
+}
+
+/// The generation and latest message of `topic` (0 and None before its first broadcast).
+pub fn topic_state(bus: &SharedStore, topic: &[u8]) -> Result<(i64, Option<Value>), Failure> {
+    let mut guard = bus
+        .lock()
+        .map_err(|e| Failure::Unavailable(format!("broadcast bus: {e}")))?;
+    let table = guard.table();
+    let now = now_ms();
+    let fail = |e| failure("(broadcast)", e);
+    let generation = match table
+        .get(&topic_key("generation", topic), now)
+        .map_err(fail)?
+    {
+        Some(Value::Int(g)) => g,
+        _ => 0,
+    };
+    let message = table.get(&topic_key("message", topic), now).map_err(fail)?;
+    Ok((generation, message))
+}

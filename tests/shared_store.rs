@@ -1,0 +1,281 @@
+//! `WSGISharedStore` and `mod_wsgi.shared()` against a real Apache: one store seen by
+//! prefork children (embedded mode) and two daemon groups, exact counts under concurrent
+//! clients, values that keep their type across processes, TTL, a full store, a daemon
+//! killed in the middle of an increment loop, survival across a graceful restart and
+//! (with file=) across a full stop, and configuration errors with file and line.
+
+mod common;
+use common::{Apache, Mpm, configtest};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import os, time, urllib.parse
+import mod_wsgi
+
+store = mod_wsgi.shared("counters")
+
+def application(environ, start_response):
+    q = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+    path = environ["PATH_INFO"]
+    status = "200 OK"
+    if path == "/incr":
+        body = str(store.incr("hits"))
+    elif path == "/get":
+        value = store.get(q["key"], "<missing>")
+        body = "%s:%r" % (type(value).__name__, value)
+    elif path == "/set":
+        kind = q.get("type", "str")
+        convert = {"str": str, "bytes": str.encode, "int": int}[kind]
+        value = convert(q["value"])
+        ttl = float(q["ttl"]) if "ttl" in q else None
+        store.set(q["key"], value, ttl=ttl)
+        body = "ok"
+    elif path == "/keys":
+        body = ",".join(sorted(store.keys(q.get("prefix", ""))))
+    elif path == "/cas":
+        expected = q.get("expected")
+        body = str(store.cas(q["key"], expected, q["new"]))
+    elif path == "/fill":
+        small = mod_wsgi.shared("small")
+        small["keep"] = "me"
+        n = 0
+        try:
+            while True:
+                small.set("k%d" % n, b"x" * 1000)
+                n += 1
+        except mod_wsgi.SharedStoreFull as e:
+            assert isinstance(e, MemoryError)
+            body = "full after %d: %s; keep=%s; stats=%r" % (n, e, small["keep"], small.stats())
+    elif path == "/spin":
+        # Increments until killed: the test SIGKILLs this process mid-loop.
+        open(q["marker"], "w").write(str(os.getpid()))
+        while True:
+            store.incr("spin")
+    elif path == "/unknown":
+        try:
+            mod_wsgi.shared("nope")
+            body = "no error"
+        except KeyError as e:
+            body = str(e)
+    else:
+        body = str(os.getpid())
+    start_response(status, [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+/// Two daemon groups and embedded mode (prefork: several children) on one store.
+const CONF: &str = "WSGISharedStore counters size=1M
+WSGISharedStore small size=128K
+WSGIDaemonProcess one processes=2 threads=4
+WSGIDaemonProcess two processes=2 threads=4
+WSGIScriptAlias /one {root}/app/app.wsgi process-group=one application-group=%{GLOBAL}
+WSGIScriptAlias /two {root}/app/app.wsgi process-group=two
+WSGIScriptAlias /embedded {root}/app/app.wsgi
+";
+
+fn start() -> Apache {
+    Apache::start(Mpm::Prefork, CONF, &[("app/app.wsgi", APP)])
+}
+
+fn body(apache: &Apache, path: &str) -> String {
+    let r = apache.get(path);
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}\n{}",
+        r.text(),
+        apache.error_log()
+    );
+    r.text()
+}
+
+#[test]
+fn increments_from_every_process_and_mode_add_up_exactly() {
+    let apache = start();
+    let prefixes = ["/one", "/two", "/embedded"];
+    let pids = std::sync::Mutex::new(HashMap::<&str, Vec<String>>::new());
+    std::thread::scope(|s| {
+        for client in 0..8 {
+            let (apache, pids) = (&apache, &pids);
+            s.spawn(move || {
+                for i in 0..1000 {
+                    let prefix = prefixes[(client + i) % 3];
+                    body(apache, &format!("{prefix}/incr"));
+                    if i % 50 == 0 {
+                        let pid = body(apache, &format!("{prefix}/pid"));
+                        let mut pids = pids.lock().unwrap();
+                        let seen = pids.entry(prefix).or_default();
+                        if !seen.contains(&pid) {
+                            seen.push(pid);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(body(&apache, "/two/get?key=hits"), "int:8000");
+    let pids = pids.into_inner().unwrap();
+    for prefix in prefixes {
+        assert!(
+            pids[prefix].len() >= 2,
+            "{prefix} was served by one process only: {pids:?}"
+        );
+    }
+}
+
+#[test]
+fn values_keep_their_type_expire_and_compare_across_processes() {
+    let apache = start();
+    assert_eq!(body(&apache, "/one/set?key=s&value=caf%C3%A9"), "ok");
+    assert_eq!(body(&apache, "/embedded/get?key=s"), "str:'café'");
+    body(&apache, "/two/set?key=b&value=raw&type=bytes");
+    assert_eq!(body(&apache, "/one/get?key=b"), "bytes:b'raw'");
+    body(&apache, "/embedded/set?key=n&value=-42&type=int");
+    assert_eq!(body(&apache, "/two/get?key=n"), "int:-42");
+    assert_eq!(body(&apache, "/one/keys"), "b,n,s");
+
+    assert_eq!(body(&apache, "/one/cas?key=c&new=1"), "True", "absent: set");
+    assert_eq!(
+        body(&apache, "/two/cas?key=c&new=2"),
+        "False",
+        "present now"
+    );
+    assert_eq!(
+        body(&apache, "/embedded/cas?key=c&expected=1&new=2"),
+        "True"
+    );
+    assert_eq!(body(&apache, "/one/get?key=c"), "str:'2'");
+
+    body(&apache, "/one/set?key=short&value=v&ttl=0.5");
+    assert_eq!(body(&apache, "/two/get?key=short"), "str:'v'");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(body(&apache, "/embedded/get?key=short"), "str:'<missing>'");
+    assert_eq!(body(&apache, "/two/keys?prefix=sh"), "");
+
+    let unknown = body(&apache, "/one/unknown");
+    assert!(
+        unknown.contains("no WSGISharedStore named 'nope'"),
+        "{unknown}"
+    );
+    assert!(unknown.contains("counters, small"), "{unknown}");
+}
+
+#[test]
+fn a_full_store_raises_and_keeps_its_keys() {
+    let apache = start();
+    let text = body(&apache, "/two/fill");
+    assert!(text.starts_with("full after "), "{text}");
+    let n: usize = text["full after ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 10, "{text}");
+    assert!(text.contains("shared store is full"), "{text}");
+    assert!(text.contains("keep=me"), "{text}");
+    // Still usable from another process: a delete makes room again.
+    let again = body(&apache, "/embedded/fill");
+    assert!(again.starts_with("full after 0"), "{again}");
+}
+
+#[test]
+fn a_daemon_killed_mid_increment_leaves_the_store_usable() {
+    let mut apache = start();
+    let marker = apache.scratch.path("spinning");
+    let port = apache.port;
+    let spinner =
+        std::thread::spawn(move || common::http::get(port, &format!("/one/spin?marker={marker}")));
+    let marker = std::path::PathBuf::from(apache.scratch.path("spinning"));
+    common::wait_for_file(&marker, "spinning request");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: pid is a daemon process of this test's Apache.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let killed = spinner.join().unwrap();
+    assert_ne!(killed.status, 200, "the spinning request never finished");
+    apache.allow_log("WSGI0130");
+    apache.allow_log("WSGI0040: daemon process of group 'one' closed the connection");
+    let spun: i64 = body(&apache, "/two/get?key=spin")
+        .trim_start_matches("int:")
+        .parse()
+        .unwrap();
+    assert!(spun > 100, "the loop ran: {spun}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for _ in 0..50 {
+        body(&apache, "/embedded/incr");
+        body(&apache, "/one/incr");
+    }
+    assert_eq!(body(&apache, "/two/get?key=hits"), "int:100");
+    assert!(
+        Instant::now() < deadline,
+        "the store was slow after the kill"
+    );
+}
+
+#[test]
+fn keys_survive_a_graceful_restart() {
+    let apache = start();
+    body(&apache, "/one/set?key=kept&value=yes");
+    for _ in 0..3 {
+        body(&apache, "/embedded/incr");
+    }
+    apache.signal("-USR1");
+    apache.wait_for_log("resuming normal operations");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = apache.get("/two/get?key=kept");
+        if r.status == 200 {
+            assert_eq!(r.text(), "str:'yes'");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(body(&apache, "/embedded/get?key=hits"), "int:3");
+    assert!(apache.error_log().contains("kept across the restart"));
+}
+
+#[test]
+fn a_file_backed_store_keeps_its_keys_across_a_full_stop() {
+    let scratch = common::Scratch::new("store-file");
+    scratch.write("app/app.wsgi", APP);
+    let conf = "WSGISharedStore counters size=256K file={root}/counters.store\n\
+                WSGISharedStore small size=128K\n\
+                WSGIScriptAlias / {root}/app/app.wsgi\n";
+    let dir = scratch.path("");
+    let mut apache = Apache::start_in(Mpm::Event, scratch, conf);
+    body(&apache, "/set?key=durable&value=1&type=int");
+    body(&apache, "/incr");
+    apache.stop();
+    let scratch = common::Scratch::reuse(&dir);
+    let apache = Apache::start_in(Mpm::Event, scratch, conf);
+    assert_eq!(body(&apache, "/get?key=durable"), "int:1");
+    assert_eq!(body(&apache, "/get?key=hits"), "int:1");
+    apache.wait_for_log("keys kept from its file");
+}
+
+#[test]
+fn store_mistakes_are_reported_with_file_and_line() {
+    let (ok, out) = configtest(
+        "WSGISharedStore a size=1M\nWSGISharedStore a size=2M\n",
+        &[],
+    );
+    assert!(!ok);
+    assert!(out.contains("store 'a' is already defined at"), "{out}");
+    assert!(out.contains("httpd.conf"), "{out}");
+    let (ok, out) = configtest("WSGISharedStore b size=10\n", &[]);
+    assert!(!ok);
+    assert!(out.contains("a store needs at least 128K"), "{out}");
+    let (ok, out) = configtest(
+        "<VirtualHost *:80>\nWSGISharedStore c\n</VirtualHost>\n",
+        &[],
+    );
+    assert!(!ok);
+    assert!(out.contains("cannot occur within"), "{out}");
+}
