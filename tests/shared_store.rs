@@ -279,3 +279,147 @@ fn store_mistakes_are_reported_with_file_and_line() {
     assert!(!ok);
     assert!(out.contains("cannot occur within"), "{out}");
 }
+
+const BROADCAST_APP: &str = r#"
+import os, time, urllib.parse
+import mod_wsgi
+
+config = {"colour": "red", "calls": 0}
+
+def changed(topic, message):
+    config["colour"] = message
+    config["calls"] += 1
+
+def broken(topic, message):
+    raise RuntimeError("subscriber bug")
+
+mod_wsgi.subscribe("colour", changed)
+mod_wsgi.subscribe("boom", broken)
+
+def application(environ, start_response):
+    q = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+    if environ["PATH_INFO"] == "/send":
+        body = str(mod_wsgi.broadcast(q["topic"], q.get("message")))
+    else:
+        time.sleep(float(q.get("sleep", 0)))
+        body = "%d:%s:%d" % (os.getpid(), config["colour"], config["calls"])
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+/// Concurrent sleeping requests, so that each lands in a different process; returns
+/// pid -> (colour, calls) as each process reports it.
+fn survey(apache: &Apache, prefix: &str) -> HashMap<String, (String, u32)> {
+    let mut seen = HashMap::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| body(apache, &format!("{prefix}/?sleep=0.3"))))
+            .collect();
+        for h in handles {
+            let text = h.join().unwrap();
+            let mut f = text.split(':');
+            let pid = f.next().unwrap().to_owned();
+            let colour = f.next().unwrap().to_owned();
+            let calls = f.next().unwrap().parse().unwrap();
+            seen.insert(pid, (colour, calls));
+        }
+    });
+    seen
+}
+
+/// Surveys until every process in `pids` reported `colour`, and returns their reports.
+fn until_all_report(
+    apache: &Apache,
+    prefix: &str,
+    pids: &[String],
+    colour: &str,
+) -> HashMap<String, (String, u32)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut latest: HashMap<String, (String, u32)> = HashMap::new();
+    while !pids
+        .iter()
+        .all(|p| latest.get(p).is_some_and(|(c, _)| c == colour))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{prefix}: not every process saw '{colour}': {latest:?}"
+        );
+        latest.extend(survey(apache, prefix));
+    }
+    latest
+}
+
+#[test]
+fn a_broadcast_reaches_every_process_once_before_its_next_request() {
+    let mut apache = Apache::start(
+        Mpm::Prefork,
+        "WSGIDaemonProcess d processes=3 threads=1\n\
+         WSGIScriptAlias /d {root}/app/app.wsgi process-group=d\n\
+         WSGIScriptAlias /e {root}/app/app.wsgi\n",
+        &[("app/app.wsgi", BROADCAST_APP)],
+    );
+    let mut processes: HashMap<&str, Vec<String>> = HashMap::new();
+    for (prefix, want) in [("/d", 3), ("/e", 2)] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let pids = processes.entry(prefix).or_default();
+        while pids.len() < want {
+            assert!(Instant::now() < deadline, "{prefix}: {pids:?}");
+            for (pid, (colour, _)) in survey(&apache, prefix) {
+                assert_eq!(colour, "red");
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    assert_eq!(body(&apache, "/e/send?topic=colour&message=blue"), "1");
+    for (prefix, pids) in &processes {
+        for (pid, (colour, calls)) in until_all_report(&apache, prefix, pids, "blue") {
+            // A process started since (prefork spawns children) caught up at import.
+            let expected_calls = if pids.contains(&pid) { 1 } else { calls };
+            assert_eq!(
+                (colour.as_str(), calls),
+                ("blue", expected_calls),
+                "{prefix} pid {pid}"
+            );
+        }
+    }
+    assert_eq!(body(&apache, "/d/send?topic=colour&message=green"), "2");
+    for (prefix, pids) in &processes {
+        for (pid, (colour, calls)) in until_all_report(&apache, prefix, pids, "green") {
+            // A process started since (prefork spawns children) caught up at import.
+            let expected_calls = if pids.contains(&pid) { 2 } else { calls };
+            assert_eq!(
+                (colour.as_str(), calls),
+                ("green", expected_calls),
+                "{prefix} pid {pid}"
+            );
+        }
+    }
+    // After a graceful restart every process is new: each catches up when its app
+    // subscribes at import.
+    apache.signal("-USR1");
+    apache.wait_for_log("resuming normal operations");
+    for (prefix, old) in &processes {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let fresh = loop {
+            assert!(Instant::now() < deadline, "{prefix}: no new process");
+            if let Some(report) = survey(&apache, prefix)
+                .into_iter()
+                .find(|(pid, _)| !old.contains(pid))
+            {
+                break report;
+            }
+        };
+        assert_eq!(fresh.1, ("green".to_owned(), 1), "{prefix}: {fresh:?}");
+    }
+    apache.allow_log("WSGI0134");
+    apache.allow_log("subscriber bug");
+    apache.allow_log("Traceback");
+    apache.allow_log("File \"");
+    apache.allow_log("raise RuntimeError");
+    apache.allow_log("^^^^");
+    body(&apache, "/d/send?topic=boom");
+    body(&apache, "/d/");
+    apache.wait_for_log("WSGI0134: broadcast subscriber");
+}

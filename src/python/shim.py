@@ -254,13 +254,19 @@ def broadcast(topic, message=None):
 
 
 def subscribe(topic, callback):
-    """Calls callback(topic, message) in this interpreter after each later broadcast
-    on topic (several broadcasts between two requests give one call, the latest message)."""
+    """Calls callback(topic, message) in this interpreter after each later broadcast on
+    topic (several broadcasts between two requests give one call, with the latest
+    message). If topic was broadcast before, callback runs at once with the latest
+    message, so a process started after a change (a recycled daemon, a new Apache child)
+    catches up."""
     with _delivery_lock:
+        generation, message = _topic(topic)
         entry = _subscriptions.get(topic)
         if entry is None:
-            entry = _subscriptions[topic] = [_topic(topic)[0], []]
+            entry = _subscriptions[topic] = [generation, []]
         entry[1].append(callback)
+    if generation:
+        callback(topic, message)
 
 
 def _deliver():
