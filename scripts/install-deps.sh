@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(apache2 apache2-dev python3-dev libclang-dev python3-flask python3-django python3-venv
-    wrk libapache2-mod-wsgi-py3)
+    wrk libapache2-mod-wsgi-py3 python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -534,6 +534,14 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 } else {
                     tracing::error!("{message}");
                 }
+                if !stopping && status != 0 {
+                    let reason = if status == daemon::INIT_FAILURE_STATUS {
+                        "init-failure"
+                    } else {
+                        "crash"
+                    };
+                    crate::shared::metrics::record_restart(&slot.group.spec.name, reason);
+                }
                 if replaced {
                     // The successor may already be due for recycling itself.
                     return start_successor_if_asked(partner);
@@ -835,6 +843,9 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let handover_for = |name: &str, index: usize| -> Option<i32> {
         handover.get(name).and_then(|pids| pids.get(index).copied())
     };
+    for g in &groups {
+        crate::shared::metrics::register_group(&g.spec.name);
+    }
     remember_sockets(process_pool, &groups);
     daemon::set_groups(groups.clone());
     HARD_STOP.store(false, Ordering::Relaxed);

@@ -19,6 +19,10 @@ use tracing::Level;
 
 const ALIAS_NOTE: &CStr = c"mod_wsgi_rs.alias";
 const HANDLER_NAMES: [&CStr; 2] = [c"wsgi-script", c"application/x-httpd-wsgi"];
+/// `SetHandler wsgi-metrics`: the Prometheus text endpoint.
+const METRICS_HANDLER: &CStr = c"wsgi-metrics";
+/// The process group ("" = embedded) a WSGI request is counted under.
+const METRICS_NOTE: &CStr = c"mod_wsgi_rs.metrics-group";
 const MAX_REGEX_GROUPS: usize = 10;
 
 /// Joins an alias target and the rest of the URI (raw bytes) without doubling the slash.
@@ -183,9 +187,14 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let Some(handler_name) = req.handler() else {
         return sys::DECLINED;
     };
+    if handler_name == METRICS_HANDLER {
+        return serve_metrics(&mut req);
+    }
     if !HANDLER_NAMES.contains(&handler_name) {
         return sys::DECLINED;
     }
+    req.set_note(METRICS_NOTE, "");
+    let _busy = crate::shared::metrics::busy();
     // SAFETY: the request's server is live for the request.
     let Some(server) = (unsafe { server_config(req.server()) }) else {
         return sys::DECLINED;
@@ -368,6 +377,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     }
 
     if let Some(group) = daemon_group {
+        req.set_note(METRICS_NOTE, &group.spec.name);
         let error_override = dir.error_override == Some(true);
         let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
             let lanes = group.lanes.len();
@@ -468,5 +478,33 @@ fn abort_connection(req: &Request<'_>) {
         let c = &mut *req.connection();
         c.keepalive = sys::AP_CONN_CLOSE;
         c.aborted = 1;
+    }
+}
+
+/// `SetHandler wsgi-metrics`: the server's metrics in Prometheus text format.
+fn serve_metrics(req: &mut Request<'_>) -> c_int {
+    if !req.is_get() {
+        return sys::HTTP_METHOD_NOT_ALLOWED;
+    }
+    let body = crate::shared::metrics::render();
+    req.respond(c"text/plain; version=0.0.4; charset=utf-8", body.as_bytes());
+    sys::OK
+}
+
+/// Adds a finished request to the server metrics if a WSGI handler took it.
+///
+/// # Safety
+/// `r` must be a live request_rec owned by this thread for the call.
+pub unsafe fn count_request(r: *mut sys::request_rec) {
+    // SAFETY: per the caller.
+    let req = unsafe { Request::from_raw(r) };
+    if let (Some(group), status) = req.outcome_for_metrics(METRICS_NOTE) {
+        let started_us = req.request_time();
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let took =
+            std::time::Duration::from_micros(now_us.saturating_sub(started_us).max(0) as u64);
+        crate::shared::metrics::record_request(&group, u16::try_from(status).unwrap_or(0), took);
     }
 }

@@ -126,6 +126,8 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         // SAFETY: s is the main server, live for this child's whole life.
         unsafe { log::install(s) };
         daemons::close_inherited_listeners();
+        let threads = mpm_query(sys::AP_MPMQ_MAX_THREADS).max(1);
+        crate::shared::metrics::claim_process("", threads as u64);
         // SAFETY: as above.
         let Some(config) = (unsafe { server_config(s) }) else {
             return;
@@ -156,6 +158,16 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
                 Some(sys::apr_pool_cleanup_null),
             );
         }
+    })
+}
+
+/// Counts each request a WSGI handler (or the daemon proxy) took, with its final status
+/// and duration, in the server metrics.
+pub unsafe extern "C" fn log_transaction(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: Apache passes a live request_rec owned by this thread for the call.
+    guard("log_transaction", sys::DECLINED, || unsafe {
+        handler::count_request(r);
+        sys::DECLINED
     })
 }
 

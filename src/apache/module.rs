@@ -98,6 +98,12 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
         );
         sys::ap_hook_handler(Some(hooks::handler), null(), null(), sys::APR_HOOK_MIDDLE);
         sys::ap_hook_monitor(Some(hooks::monitor), null(), null(), sys::APR_HOOK_MIDDLE);
+        sys::ap_hook_log_transaction(
+            Some(hooks::log_transaction),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
     }
 }
 

@@ -244,6 +244,42 @@ impl<'r> Request<'r> {
             && unsafe { !(*f).frec.is_null() && (*(*f).frec).ftype < sys::AP_FTYPE_PROTOCOL }
     }
 
+    /// True for GET (and HEAD, which Apache gives the GET method number).
+    pub fn is_get(&self) -> bool {
+        self.r().method_number == sys::M_GET
+    }
+
+    /// Sends a complete small response: content type, length and body.
+    pub fn respond(&mut self, content_type: &'static CStr, body: &[u8]) {
+        // SAFETY: the request is live for 'r; the content type is 'static; ap_rwrite
+        // copies the body (its length fits an int: the callers' bodies are small).
+        unsafe {
+            sys::ap_set_content_type(self.raw, content_type.as_ptr());
+            sys::ap_set_content_length(self.raw, body.len() as sys::apr_off_t);
+            if !self.header_only() {
+                sys::ap_rwrite(body.as_ptr().cast(), body.len() as i32, self.raw);
+            }
+        }
+    }
+
+    /// The final status and the metrics note of a request that ended: the note is looked
+    /// up along the internal-redirect chain (`r->next`), the status is the last request's.
+    pub fn outcome_for_metrics(&self, note: &CStr) -> (Option<String>, i32) {
+        let mut found = self.note(note);
+        let mut last = self.raw;
+        // SAFETY: the redirect chain's requests live in the original request's pool, which
+        // is live for 'r.
+        unsafe {
+            while !(*last).next.is_null() {
+                last = (*last).next;
+                if found.is_none() {
+                    found = self.table_get((*last).notes, note);
+                }
+            }
+            (found, (*last).status)
+        }
+    }
+
     pub fn request_time(&self) -> i64 {
         self.r().request_time
     }

@@ -1,5 +1,6 @@
-//! Opens the `WSGISharedStore` stores and the broadcast bus in the Apache parent, before
-//! any child or daemon is forked, so that every process inherits the same memory.
+//! Opens the `WSGISharedStore` stores, the broadcast bus and the metrics memory in the
+//! Apache parent, before any child or daemon is forked, so that every process inherits
+//! the same memory.
 //!
 //! A store outlives graceful and hard restarts: its address, size and file are written to
 //! the process pool's userdata, and the next generation (new code, same process) takes the
@@ -12,7 +13,8 @@ use super::pool::{read_userdata, write_userdata};
 use super::sys;
 use crate::shared::{Backend, Registry};
 use mod_wsgi_config::StoreBackend;
-use mod_wsgi_store::{Opened, SharedStore};
+use mod_wsgi_metrics::WORDS;
+use mod_wsgi_store::{Opened, SharedStore, SharedWords};
 use std::ffi::CStr;
 use std::path::Path;
 
@@ -21,6 +23,11 @@ const STORES_KEY: &CStr = c"mod_wsgi_rs:shared-stores";
 const BUS_SIZE: usize = 1 << 20;
 /// The bus's name in the userdata (user store names cannot be empty).
 const BUS_NAME: &str = "";
+/// Application metrics (`mod_wsgi.metrics`), kept as entries of an internal store.
+const APP_METRICS_SIZE: usize = 4 << 20;
+/// Its name in the userdata ('#' cannot start a user store's name).
+const APP_METRICS_NAME: &str = "#metrics";
+const METRICS_KEY: &CStr = c"mod_wsgi_rs:server-metrics";
 
 /// A mapping of the previous generation, as recorded in the userdata.
 struct Previous {
@@ -129,6 +136,9 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
     let (bus, _) = open_memory(&mut previous, BUS_NAME, BUS_SIZE, None)
         .map_err(|e| format!("broadcast bus: {e}"))?;
     note(BUS_NAME, BUS_SIZE, "", &bus);
+    let (app_metrics, _) = open_memory(&mut previous, APP_METRICS_NAME, APP_METRICS_SIZE, None)
+        .map_err(|e| format!("application metrics: {e}"))?;
+    note(APP_METRICS_NAME, APP_METRICS_SIZE, "", &app_metrics);
     for gone in previous {
         // SAFETY: as in `reuse`: a mapping of an earlier generation that nothing took over.
         if let Some(store) = unsafe { SharedStore::from_raw(gone.address, gone.size) } {
@@ -143,6 +153,38 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
     crate::shared::install(Registry {
         stores,
         bus: Some(bus),
+        app_metrics: Some(app_metrics),
     });
+    open_metrics(process_pool)
+}
+
+/// Maps the server metrics' words, or takes over the previous generation's (counters
+/// keep counting across restarts), and registers embedded mode's group.
+fn open_metrics(process_pool: *mut sys::apr_pool_t) -> Result<(), String> {
+    let previous = read_userdata(process_pool, METRICS_KEY);
+    let kept = previous
+        .split_once('\t')
+        .and_then(|(a, n)| Some((a.parse().ok()?, n.trim().parse().ok()?)))
+        .filter(|&(_, n): &(usize, usize)| n == WORDS)
+        // SAFETY: the userdata names the words an earlier generation of this module
+        // mapped in this process; nothing else owns or unmapped them.
+        .and_then(|(a, n)| unsafe { SharedWords::from_raw(a, n) });
+    let words = match kept {
+        Some(w) => w,
+        None => SharedWords::anonymous(WORDS).map_err(|e| format!("server metrics: {e}"))?,
+    };
+    write_userdata(
+        process_pool,
+        METRICS_KEY,
+        &format!("{}\t{}", words.address(), words.count()),
+    );
+    if let Err(words) = crate::shared::metrics::install(words) {
+        // Already installed by an earlier pass of this same load of the module.
+        let installed = crate::shared::metrics::words_address();
+        if installed != Some(words.address()) {
+            words.unmap();
+        }
+    }
+    crate::shared::metrics::register_group("");
     Ok(())
 }

@@ -13,13 +13,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// The exit status of a daemon process that could not initialise (Python or its
+/// preloads): the parent counts it as an initialisation failure, not a crash.
+pub const INIT_FAILURE_STATUS: i32 = 3;
+
 /// Serves until told to stop; returns the process exit code.
 pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let name = group.spec.name.clone();
     if let Err(e) = python::initialize(group.python.clone()) {
         tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
-        return 1;
+        return INIT_FAILURE_STATUS;
     }
+    crate::shared::metrics::claim_process(&name, u64::from(group.spec.threads));
     if !preload(&group) {
         // A process is ready only once its preloads ran: exiting lets the parent retry it
         // with the crash-loop backoff, so no request meets a half-initialised application.
@@ -34,7 +39,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
                 "it exits and is retried with backoff instead of serving a broken application"
             }
         );
-        return 1;
+        return INIT_FAILURE_STATUS;
     }
     let acceptor = Acceptor::new(super::socket::listener_from_fd(
         group.serving_fd(lineage.lane),

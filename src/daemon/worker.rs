@@ -97,6 +97,10 @@ impl Shared {
         {
             *stop = Some(Stop { reason, kind });
             drop(stop);
+            // A recycle was counted when the successor was asked for.
+            if first && lock(&self.replacement_reason).is_none() {
+                crate::shared::metrics::record_restart(&self.group.spec.name, reason);
+            }
             if first {
                 tracing::info!(
                     "WSGI0109: daemon process {} of group '{}' stopping: {reason}",
@@ -119,6 +123,7 @@ impl Shared {
             }
             *asked = Some(reason);
         }
+        crate::shared::metrics::record_restart(&self.group.spec.name, reason);
         self.replace_flag.store(1, Ordering::Release);
         tracing::info!(
             "WSGI0112: daemon process {} of group '{}' is due for recycling ({reason}); it serves until its replacement is ready",
@@ -198,6 +203,7 @@ fn now_us() -> u64 {
 }
 
 fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptChange) {
+    let _busy = crate::shared::metrics::busy();
     let group = &shared.group;
     let spec = &group.spec;
     let Job {
@@ -216,6 +222,7 @@ fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptCha
         );
     }
     let waited = Duration::from_micros(now_us().saturating_sub(head.request_start_us));
+    crate::shared::metrics::record_queue_wait(&spec.name, waited);
     if !spec.queue_timeout.is_zero() && waited > spec.queue_timeout {
         tracing::error!(
             "WSGI0110: group '{}': request waited {:.1} s for a daemon thread (queue-timeout {} s); not run",
@@ -324,12 +331,7 @@ fn monitor(shared: &Shared) {
 
 /// This process's resident set (VmRSS), 0 if unknown.
 fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    crate::shared::metrics::status_bytes("self", "VmRSS").unwrap_or(0)
 }
 
 /// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one

@@ -162,7 +162,9 @@ pub fn with_interpreter<R>(
         return Err(InterpreterError::NotInitialized);
     }
     pin_thread();
+    let asked = std::time::Instant::now();
     Python::attach(|py| {
+        crate::shared::metrics::record_gil_wait(asked.elapsed());
         let interp = get_or_create(py, name)?;
         if interp.is_main() {
             return Ok(f(py, &interp));

@@ -239,11 +239,64 @@ pub(crate) fn install(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
             ))
         },
     )?;
+    let declare = PyCFunction::new_closure(
+        py,
+        Some(c"_metric_declare"),
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let py = args.py();
+            let (family, kind, help): (String, String, String) = args.extract()?;
+            py.detach(|| shared::declare_metric(&family, &kind, &help))
+                .map_err(|f| to_pyerr(py, f))
+        },
+    )?;
+    let update = PyCFunction::new_closure(
+        py,
+        Some(c"_metric_update"),
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let py = args.py();
+            let (family, updates): (String, Vec<(String, f64, bool)>) = args.extract()?;
+            py.detach(|| shared::update_metric(&family, &updates))
+                .map_err(|f| to_pyerr(py, f))
+        },
+    )?;
+    let process_metrics = PyCFunction::new_closure(
+        py,
+        Some(c"_process_metrics"),
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+            process_metrics(args.py())
+        },
+    )?;
+    ns.set_item("_metric_declare", declare)?;
+    ns.set_item("_metric_update", update)?;
+    ns.set_item("_process_metrics", process_metrics)?;
     ns.set_item("_store", store)?;
     ns.set_item("_store_names", names)?;
     ns.set_item("_broadcast", broadcast)?;
     ns.set_item("_topic", topic_state)?;
     Ok(())
+}
+
+/// `mod_wsgi.process_metrics()`: this process's counters and resource use, with C
+/// mod_wsgi's key names where they exist.
+fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("pid", std::process::id())?;
+    if let Some(info) = shared::metrics::process().and_then(|p| p.info()) {
+        d.set_item("request_count", info.requests)?;
+        d.set_item("active_requests", info.busy)?;
+        d.set_item("threads", info.threads)?;
+        d.set_item("start_time", info.started_unix)?;
+        d.set_item("gil_wait_time", info.gil_wait_us as f64 / 1e6)?;
+    }
+    let usage = shared::metrics::resource_usage();
+    d.set_item("cpu_user_time", usage.user_seconds)?;
+    d.set_item("cpu_system_time", usage.system_seconds)?;
+    d.set_item("memory_max_rss", usage.max_rss_bytes)?;
+    d.set_item("memory_rss", usage.rss_bytes)?;
+    Ok(d.into_any().unbind())
 }
 
 /// Runs the interpreter's broadcast subscribers if anything was broadcast since it last

@@ -284,3 +284,119 @@ def _deliver():
                 except Exception:
                     _log(0, "WSGI0134: broadcast subscriber %r of topic %r raised:\n%s"
                          % (callback, topic, traceback.format_exc().rstrip()))
+
+
+import re as _re
+
+_METRIC_NAME = _re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME = _re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def _labels_text(labels, extra=()):
+    items = sorted(labels.items()) + list(extra)
+    if not items:
+        return ""
+    parts = []
+    for name, value in items:
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError("invalid label name %r" % name)
+        value = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        parts.append('%s="%s"' % (name, value))
+    return "{" + ",".join(parts) + "}"
+
+
+def _number(value):
+    value = float(value)
+    if value != value:
+        raise ValueError("a metric value cannot be NaN")
+    return value
+
+
+class _Metric:
+    kind = None
+
+    def __init__(self, name, documentation=""):
+        if not isinstance(name, str) or not _METRIC_NAME.match(name):
+            raise ValueError("invalid metric name %r" % (name,))
+        self.name = name
+        _metric_declare(name, self.kind, str(documentation))
+
+    def __repr__(self):
+        return "<mod_wsgi.metrics %s %r>" % (self.kind, self.name)
+
+
+class Counter(_Metric):
+    """A count that only goes up, summed over every process of the server."""
+
+    kind = "counter"
+
+    def inc(self, amount=1, **labels):
+        amount = _number(amount)
+        if amount < 0:
+            raise ValueError("a counter only goes up")
+        _metric_update(self.name, [(self.name + _labels_text(labels), amount, False)])
+
+
+class Gauge(_Metric):
+    """A value that goes up and down, one for the whole server (the last set() wins)."""
+
+    kind = "gauge"
+
+    def set(self, value, **labels):
+        _metric_update(self.name, [(self.name + _labels_text(labels), _number(value), True)])
+
+    def inc(self, amount=1, **labels):
+        _metric_update(self.name, [(self.name + _labels_text(labels), _number(amount), False)])
+
+    def dec(self, amount=1, **labels):
+        _metric_update(self.name, [(self.name + _labels_text(labels), -_number(amount), False)])
+
+
+class Histogram(_Metric):
+    """Observations counted in buckets, summed over every process of the server."""
+
+    kind = "histogram"
+    DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self, name, documentation="", buckets=DEFAULT_BUCKETS):
+        super().__init__(name, documentation)
+        self.buckets = sorted(_number(b) for b in buckets)
+
+    def observe(self, value, **labels):
+        value = _number(value)
+        name = self.name
+        updates = [
+            (name + "_bucket" + _labels_text(labels, [("le", repr(le))]),
+             1.0 if value <= le else 0.0, False)
+            for le in self.buckets
+        ]
+        updates.append((name + "_bucket" + _labels_text(labels, [("le", "+Inf")]), 1.0, False))
+        updates.append((name + "_sum" + _labels_text(labels), value, False))
+        updates.append((name + "_count" + _labels_text(labels), 1.0, False))
+        _metric_update(name, updates)
+
+
+class _MetricsNamespace:
+    """mod_wsgi.metrics: application metrics served by `SetHandler wsgi-metrics`."""
+
+    Counter = Counter
+    Gauge = Gauge
+    Histogram = Histogram
+    counter = Counter
+    gauge = Gauge
+    histogram = Histogram
+
+
+metrics = _MetricsNamespace()
+
+
+def process_metrics():
+    """This process's request counts and resource use (C mod_wsgi's key names)."""
+    return _process_metrics()
+
+
+def subscribe_shutdown(callback):
+    """Calls callback("process_stopping", shutdown_reason=...) when this process exits."""
+    import atexit
+
+    atexit.register(lambda: callback("process_stopping", shutdown_reason="exit"))

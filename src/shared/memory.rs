@@ -2,7 +2,7 @@
 //! and lets go. A repair after a dead lock holder is logged once, by whoever noticed it.
 
 use super::ops::{Failure, Op, Reply};
-use mod_wsgi_store::{KeyKind, SharedStore, TableError, Value, now_ms};
+use mod_wsgi_store::{KeyKind, SharedStore, TableError, Value, ValueRef, now_ms};
 
 fn failure(store: &str, e: TableError) -> Failure {
     let text = format!("store '{store}': {e}");
@@ -124,4 +124,68 @@ pub fn topic_state(bus: &SharedStore, topic: &[u8]) -> Result<(i64, Option<Value
     };
     let message = table.get(&topic_key("message", topic), now).map_err(fail)?;
     Ok((generation, message))
+}
+
+/// Adds to (or sets) f64 values stored as 8 bytes, all under one lock, so a histogram's
+/// buckets, sum and count move together.
+pub fn update_floats(store: &SharedStore, updates: &[(Vec<u8>, f64, bool)]) -> Result<(), Failure> {
+    let mut guard = store
+        .lock()
+        .map_err(|e| Failure::Unavailable(format!("metrics: {e}")))?;
+    let mut table = guard.table();
+    let now = now_ms();
+    let fail = |e| failure("(metrics)", e);
+    for (key, value, set) in updates {
+        let current = match table.get(key, now).map_err(fail)? {
+            Some(Value::Bytes(b)) => b.try_into().map(f64::from_ne_bytes).unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let next = if *set { *value } else { current + value };
+        table
+            .set(
+                key,
+                KeyKind::Bytes,
+                ValueRef::Bytes(&next.to_ne_bytes()),
+                0,
+                now,
+            )
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Records a metric family's "type\nhelp" once; the type of an existing family must match.
+pub fn declare_family(
+    store: &SharedStore,
+    key: &[u8],
+    kind: &str,
+    help: &str,
+) -> Result<(), Failure> {
+    let mut guard = store
+        .lock()
+        .map_err(|e| Failure::Unavailable(format!("metrics: {e}")))?;
+    let mut table = guard.table();
+    let now = now_ms();
+    let fail = |e| failure("(metrics)", e);
+    match table.get(key, now).map_err(fail)? {
+        Some(Value::Str(existing)) => {
+            let existing_kind = existing.split('\n').next().unwrap_or("");
+            if existing_kind == kind {
+                Ok(())
+            } else {
+                Err(Failure::BadKey(format!(
+                    "metric already declared as a {existing_kind}, not a {kind}"
+                )))
+            }
+        }
+        _ => table
+            .set(
+                key,
+                KeyKind::Bytes,
+                ValueRef::Str(&format!("{kind}\n{help}")),
+                0,
+                now,
+            )
+            .map_err(fail),
+    }
 }

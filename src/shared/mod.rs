@@ -1,9 +1,10 @@
 //! Data shared by every process of the server: the `WSGISharedStore` stores (in shared
-//! memory or Redis) and the broadcast bus. The Apache parent opens them before it forks
+//! memory or Redis), the broadcast bus, and the metrics (`metrics.rs`). The Apache parent opens them before it forks
 //! (`apache/stores.rs`) and installs them here; children and daemons inherit the mapping
 //! and the registry, and Python reaches them through `python/shared.rs`.
 
 mod memory;
+pub mod metrics;
 mod ops;
 
 pub use ops::{Failure, Op, Reply};
@@ -23,6 +24,13 @@ impl Backend {
             Backend::Memory(m) => memory::execute(store, m, op),
         }
     }
+
+    /// How full the store is; None where the backend cannot tell cheaply.
+    pub fn stats(&self) -> Option<mod_wsgi_store::Stats> {
+        match self {
+            Backend::Memory(m) => m.lock().ok().map(|mut g| g.table().stats()),
+        }
+    }
 }
 
 /// The stores of this server generation.
@@ -31,6 +39,8 @@ pub struct Registry {
     pub stores: Vec<(String, Backend)>,
     /// The internal store broadcasts go through; None only before the parent set it up.
     pub bus: Option<SharedStore>,
+    /// The internal store application metrics live in.
+    pub app_metrics: Option<SharedStore>,
 }
 
 static REGISTRY: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
@@ -93,4 +103,30 @@ pub fn broadcast(topic: &[u8], message: Option<Value>) -> Result<i64, Failure> {
         bus.sequence().fetch_add(1, Ordering::AcqRel);
         Ok(generation)
     })
+}
+
+fn with_app_metrics<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
+    let registry = registry()
+        .ok_or_else(|| Failure::Unavailable("no metrics store in this process".to_owned()))?;
+    match registry.app_metrics.as_ref() {
+        Some(store) => f(store),
+        None => Err(Failure::Unavailable(
+            "no metrics store in this process".to_owned(),
+        )),
+    }
+}
+
+/// Declares an application metric family (`mod_wsgi.metrics`).
+pub fn declare_metric(family: &str, kind: &str, help: &str) -> Result<(), Failure> {
+    let key = mod_wsgi_metrics::meta_key(family);
+    with_app_metrics(|store| memory::declare_family(store, &key, kind, help))
+}
+
+/// Applies (sample, value, set-instead-of-add) updates to one family at once.
+pub fn update_metric(family: &str, updates: &[(String, f64, bool)]) -> Result<(), Failure> {
+    let updates: Vec<(Vec<u8>, f64, bool)> = updates
+        .iter()
+        .map(|(sample, v, set)| (mod_wsgi_metrics::sample_key(family, sample), *v, *set))
+        .collect();
+    with_app_metrics(|store| memory::update_floats(store, &updates))
 }

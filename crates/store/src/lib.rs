@@ -11,6 +11,6 @@ mod shm;
 mod table;
 mod value;
 
-pub use shm::{Guard, Opened, SharedStore, StoreError, now_ms};
+pub use shm::{Guard, Opened, SharedStore, SharedWords, StoreError, now_ms};
 pub use table::{MAX_KEY, MIN_SIZE, Repair, Stats, Table, TableError};
 pub use value::{KeyKind, Value, ValueRef};

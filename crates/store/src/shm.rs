@@ -304,6 +304,56 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// A block of atomic words in anonymous shared memory (zeroed when mapped), for counters
+/// that every forked process updates without a lock.
+pub struct SharedWords {
+    base: NonNull<u8>,
+    count: usize,
+}
+
+// SAFETY: the words are atomics in a mapping that lives as long as the value; sharing
+// atomics between threads (and processes) is what they are for.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    pub fn anonymous(count: usize) -> Result<SharedWords, StoreError> {
+        let len = count.max(1) * 8;
+        let base = map(len, -1)?;
+        Ok(SharedWords { base, count })
+    }
+
+    /// Takes over words mapped by `anonymous` earlier in this process.
+    ///
+    /// # Safety
+    /// `address` and `count` must be those of a `SharedWords` of this process that was
+    /// neither unmapped nor is owned by another live value.
+    pub unsafe fn from_raw(address: usize, count: usize) -> Option<SharedWords> {
+        NonNull::new(address as *mut u8).map(|base| SharedWords { base, count })
+    }
+
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping holds `count` page-aligned, zero-initialised u64 words (a
+        // valid AtomicU64 bit pattern) and lives as long as self; atomics allow shared
+        // mutation through &.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().cast::<AtomicU64>(), self.count) }
+    }
+
+    pub fn address(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn unmap(self) {
+        // SAFETY: the mapping this value owns; consumed, so no slice into it remains.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.count.max(1) * 8) };
+    }
+}
+
 /// Milliseconds since the Unix epoch: the clock expiry times are kept in, the same in
 /// every process.
 pub fn now_ms() -> i64 {
