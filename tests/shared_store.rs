@@ -201,6 +201,9 @@ fn a_daemon_killed_mid_increment_leaves_the_store_usable() {
     assert_ne!(killed.status, 200, "the spinning request never finished");
     apache.allow_log("WSGI0130");
     apache.allow_log("WSGI0040: daemon process of group 'one' closed the connection");
+    apache.allow_log(&format!(
+        "WSGI0122: daemon process {pid} of group 'one' exited"
+    ));
     let spun: i64 = body(&apache, "/two/get?key=spin")
         .trim_start_matches("int:")
         .parse()
@@ -252,6 +255,16 @@ fn a_file_backed_store_keeps_its_keys_across_a_full_stop() {
     let mut apache = Apache::start_in(Mpm::Event, scratch, conf);
     body(&apache, "/set?key=durable&value=1&type=int");
     body(&apache, "/incr");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(format!("{dir}/counters.store"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the keys are not readable by other users"
+    );
     apache.stop();
     let scratch = common::Scratch::reuse(&dir);
     let apache = Apache::start_in(Mpm::Event, scratch, conf);

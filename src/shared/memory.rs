@@ -2,7 +2,7 @@
 //! and lets go. A repair after a dead lock holder is logged once, by whoever noticed it.
 
 use super::ops::{Failure, Op, Reply};
-use mod_wsgi_store::{KeyKind, SharedStore, TableError, Value, ValueRef, now_ms};
+use mod_wsgi_store::{KeyKind, SharedStore, Table, TableError, Value, ValueRef, now_ms};
 
 fn failure(store: &str, e: TableError) -> Failure {
     let text = format!("store '{store}': {e}");
@@ -19,7 +19,13 @@ fn expiry(ttl_ms: Option<i64>, now: i64) -> i64 {
     ttl_ms.map_or(0, |t| now.saturating_add(t.max(1)))
 }
 
-pub fn execute(name: &str, store: &SharedStore, op: Op) -> Result<Reply, Failure> {
+/// Runs `f` on the table of `store` (called `name` in messages) under its lock, with the
+/// current time in ms.
+fn locked<T>(
+    name: &str,
+    store: &SharedStore,
+    f: impl FnOnce(&mut Table<'_>, i64) -> Result<T, TableError>,
+) -> Result<T, Failure> {
     let mut guard = store
         .lock()
         .map_err(|e| Failure::Unavailable(format!("store '{name}': {e}")))?;
@@ -35,50 +41,45 @@ pub fn execute(name: &str, store: &SharedStore, op: Op) -> Result<Reply, Failure
             }
         );
     }
-    let mut table = guard.table();
-    let now = now_ms();
-    let fail = |e| failure(name, e);
-    Ok(match op {
-        Op::Get(key) => Reply::Value(table.get(&key, now).map_err(fail)?),
-        Op::Set {
-            key,
-            kind,
-            value,
-            ttl_ms,
-        } => {
-            table
-                .set(&key, kind, value.as_ref(), expiry(ttl_ms, now), now)
-                .map_err(fail)?;
-            Reply::Done
-        }
-        Op::Delete(key) => Reply::Bool(table.delete(&key, now).map_err(fail)?),
-        Op::Incr { key, kind, delta } => {
-            Reply::Int(table.incr(&key, kind, delta, now).map_err(fail)?)
-        }
-        Op::CompareAndSet {
-            key,
-            kind,
-            expected,
-            new,
-            ttl_ms,
-        } => Reply::Bool(
-            table
-                .compare_and_set(
-                    &key,
-                    kind,
-                    expected.as_ref().map(Value::as_ref),
-                    new.as_ref(),
-                    expiry(ttl_ms, now),
-                    now,
-                )
-                .map_err(fail)?,
-        ),
-        Op::Keys(prefix) => Reply::Keys(table.keys(&prefix, now).map_err(fail)?),
-        Op::Clear => {
-            table.clear();
-            Reply::Done
-        }
-        Op::Stats => Reply::Stats(table.stats()),
+    f(&mut guard.table(), now_ms()).map_err(|e| failure(name, e))
+}
+
+pub fn execute(name: &str, store: &SharedStore, op: Op) -> Result<Reply, Failure> {
+    locked(name, store, |table, now| {
+        Ok(match op {
+            Op::Get(key) => Reply::Value(table.get(&key, now)?),
+            Op::Set {
+                key,
+                kind,
+                value,
+                ttl_ms,
+            } => {
+                table.set(&key, kind, value.as_ref(), expiry(ttl_ms, now), now)?;
+                Reply::Done
+            }
+            Op::Delete(key) => Reply::Bool(table.delete(&key, now)?),
+            Op::Incr { key, kind, delta } => Reply::Int(table.incr(&key, kind, delta, now)?),
+            Op::CompareAndSet {
+                key,
+                kind,
+                expected,
+                new,
+                ttl_ms,
+            } => Reply::Bool(table.compare_and_set(
+                &key,
+                kind,
+                expected.as_ref().map(Value::as_ref),
+                new.as_ref(),
+                expiry(ttl_ms, now),
+                now,
+            )?),
+            Op::Keys(prefix) => Reply::Keys(table.keys(&prefix, now)?),
+            Op::Clear => {
+                table.clear();
+                Reply::Done
+            }
+            Op::Stats => Reply::Stats(table.stats()),
+        })
     })
 }
 
@@ -90,68 +91,47 @@ fn topic_key(what: &str, topic: &[u8]) -> Vec<u8> {
 
 /// Bumps `topic`'s generation and stores its latest message, under one lock.
 pub fn publish(bus: &SharedStore, topic: &[u8], message: Option<Value>) -> Result<i64, Failure> {
-    let mut guard = bus
-        .lock()
-        .map_err(|e| Failure::Unavailable(format!("broadcast bus: {e}")))?;
-    let mut table = guard.table();
-    let now = now_ms();
-    let fail = |e| failure("(broadcast)", e);
-    let message_key = topic_key("message", topic);
-    match message {
-        Some(m) => table.set(&message_key, KeyKind::Bytes, m.as_ref(), 0, now),
-        None => table.delete(&message_key, now).map(drop),
-    }
-    .map_err(fail)?;
-    table
-        .incr(&topic_key("generation", topic), KeyKind::Bytes, 1, now)
-        .map_err(fail)
+    locked("(broadcast)", bus, |table, now| {
+        let message_key = topic_key("message", topic);
+        match message {
+            Some(m) => table.set(&message_key, KeyKind::Bytes, m.as_ref(), 0, now)?,
+            None => drop(table.delete(&message_key, now)?),
+        }
+        table.incr(&topic_key("generation", topic), KeyKind::Bytes, 1, now)
+    })
 }
 
 /// The generation and latest message of `topic` (0 and None before its first broadcast).
 pub fn topic_state(bus: &SharedStore, topic: &[u8]) -> Result<(i64, Option<Value>), Failure> {
-    let mut guard = bus
-        .lock()
-        .map_err(|e| Failure::Unavailable(format!("broadcast bus: {e}")))?;
-    let table = guard.table();
-    let now = now_ms();
-    let fail = |e| failure("(broadcast)", e);
-    let generation = match table
-        .get(&topic_key("generation", topic), now)
-        .map_err(fail)?
-    {
-        Some(Value::Int(g)) => g,
-        _ => 0,
-    };
-    let message = table.get(&topic_key("message", topic), now).map_err(fail)?;
-    Ok((generation, message))
+    locked("(broadcast)", bus, |table, now| {
+        let generation = match table.get(&topic_key("generation", topic), now)? {
+            Some(Value::Int(g)) => g,
+            _ => 0,
+        };
+        Ok((generation, table.get(&topic_key("message", topic), now)?))
+    })
 }
 
 /// Adds to (or sets) f64 values stored as 8 bytes, all under one lock, so a histogram's
 /// buckets, sum and count move together.
 pub fn update_floats(store: &SharedStore, updates: &[(Vec<u8>, f64, bool)]) -> Result<(), Failure> {
-    let mut guard = store
-        .lock()
-        .map_err(|e| Failure::Unavailable(format!("metrics: {e}")))?;
-    let mut table = guard.table();
-    let now = now_ms();
-    let fail = |e| failure("(metrics)", e);
-    for (key, value, set) in updates {
-        let current = match table.get(key, now).map_err(fail)? {
-            Some(Value::Bytes(b)) => b.try_into().map(f64::from_ne_bytes).unwrap_or(0.0),
-            _ => 0.0,
-        };
-        let next = if *set { *value } else { current + value };
-        table
-            .set(
+    locked("(metrics)", store, |table, now| {
+        for (key, value, set) in updates {
+            let current = match table.get(key, now)? {
+                Some(Value::Bytes(b)) => b.try_into().map(f64::from_ne_bytes).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            let next = if *set { *value } else { current + value };
+            table.set(
                 key,
                 KeyKind::Bytes,
                 ValueRef::Bytes(&next.to_ne_bytes()),
                 0,
                 now,
-            )
-            .map_err(fail)?;
-    }
-    Ok(())
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// Records a metric family's "type\nhelp" once; the type of an existing family must match.
@@ -161,31 +141,27 @@ pub fn declare_family(
     kind: &str,
     help: &str,
 ) -> Result<(), Failure> {
-    let mut guard = store
-        .lock()
-        .map_err(|e| Failure::Unavailable(format!("metrics: {e}")))?;
-    let mut table = guard.table();
-    let now = now_ms();
-    let fail = |e| failure("(metrics)", e);
-    match table.get(key, now).map_err(fail)? {
-        Some(Value::Str(existing)) => {
-            let existing_kind = existing.split('\n').next().unwrap_or("");
-            if existing_kind == kind {
-                Ok(())
-            } else {
-                Err(Failure::BadKey(format!(
-                    "metric already declared as a {existing_kind}, not a {kind}"
-                )))
-            }
+    let existing = locked("(metrics)", store, |table, now| {
+        match table.get(key, now)? {
+            Some(Value::Str(existing)) => Ok(Some(existing)),
+            _ => table
+                .set(
+                    key,
+                    KeyKind::Bytes,
+                    ValueRef::Str(&format!("{kind}\n{help}")),
+                    0,
+                    now,
+                )
+                .map(|()| None),
         }
-        _ => table
-            .set(
-                key,
-                KeyKind::Bytes,
-                ValueRef::Str(&format!("{kind}\n{help}")),
-                0,
-                now,
-            )
-            .map_err(fail),
+    })?;
+    match existing
+        .as_deref()
+        .map(|e| e.split('\n').next().unwrap_or(""))
+    {
+        Some(existing_kind) if existing_kind != kind => Err(Failure::BadKey(format!(
+            "metric already declared as a {existing_kind}, not a {kind}"
+        ))),
+        _ => Ok(()),
     }
 }

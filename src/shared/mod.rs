@@ -79,15 +79,21 @@ pub fn bus_sequence() -> Option<u64> {
     Some(registry.bus.as_ref()?.sequence().load(Ordering::Acquire))
 }
 
-fn with_bus<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
-    let registry = registry()
-        .ok_or_else(|| Failure::Unavailable("no broadcast bus in this process".to_owned()))?;
-    match registry.bus.as_ref() {
-        Some(bus) => f(bus),
-        None => Err(Failure::Unavailable(
-            "no broadcast bus in this process".to_owned(),
-        )),
+/// Runs `f` on one of the internal stores every registry has (`select` picks it).
+fn with_internal<T>(
+    what: &str,
+    select: fn(&Registry) -> Option<&SharedStore>,
+    f: impl FnOnce(&SharedStore) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let registry = registry();
+    match registry.as_deref().and_then(select) {
+        Some(store) => f(store),
+        None => Err(Failure::Unavailable(format!("no {what} in this process"))),
     }
+}
+
+fn with_bus<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
+    with_internal("broadcast bus", |r| r.bus.as_ref(), f)
 }
 
 /// The generation and latest message of `topic` (0 and None before its first broadcast).
@@ -106,14 +112,7 @@ pub fn broadcast(topic: &[u8], message: Option<Value>) -> Result<i64, Failure> {
 }
 
 fn with_app_metrics<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
-    let registry = registry()
-        .ok_or_else(|| Failure::Unavailable("no metrics store in this process".to_owned()))?;
-    match registry.app_metrics.as_ref() {
-        Some(store) => f(store),
-        None => Err(Failure::Unavailable(
-            "no metrics store in this process".to_owned(),
-        )),
-    }
+    with_internal("metrics store", |r| r.app_metrics.as_ref(), f)
 }
 
 /// Declares an application metric family (`mod_wsgi.metrics`).

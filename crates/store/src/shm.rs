@@ -12,6 +12,7 @@ use std::cell::UnsafeCell;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
@@ -91,11 +92,14 @@ impl SharedStore {
             path: path.display().to_string(),
             err,
         };
+        // Only the server's own processes use the keys, through the inherited mapping:
+        // nobody needs to read the file.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)
             .map_err(file_error)?;
         let existing = file.metadata().map_err(file_error)?.len();
@@ -282,10 +286,7 @@ impl Guard<'_> {
         let mem = unsafe {
             std::slice::from_raw_parts_mut(self.store.base.as_ptr().add(CONTROL_LEN), len)
         };
-        match Table::attach(mem) {
-            Some(t) => t,
-            None => unreachable!("store length was checked when it was mapped"),
-        }
+        Table::over(mem)
     }
 
     /// Some(report) if the previous holder died holding the lock.

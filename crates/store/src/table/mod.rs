@@ -174,11 +174,13 @@ impl<'a> Table<'a> {
 
     /// Reads a table `format` laid out earlier over the same memory.
     pub fn attach(mem: &'a mut [u8]) -> Option<Table<'a>> {
-        if mem.len() < MIN_SIZE {
-            return None;
-        }
-        let geo = Geometry::of(mem.len());
-        Some(Table { mem, geo })
+        (mem.len() >= MIN_SIZE).then(|| Table::over(mem))
+    }
+
+    /// As `attach`, for memory whose length the caller checked against MIN_SIZE.
+    pub(crate) fn over(mem: &'a mut [u8]) -> Table<'a> {
+        let geo = Geometry::of(mem.len().max(MIN_SIZE));
+        Table { mem, geo }
     }
 
     /// Removes every key.
