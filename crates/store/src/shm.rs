@@ -79,7 +79,7 @@ impl SharedStore {
         Self::check_len(len)?;
         let base = map(len, -1)?;
         let store = SharedStore { base, len };
-        store.initialise()?;
+        store.initialise(true)?;
         Ok(store)
     }
 
@@ -120,7 +120,7 @@ impl SharedStore {
             store.lock()?.table().repair();
             Ok((store, Opened::Kept))
         } else {
-            store.initialise()?;
+            store.initialise(false)?;
             Ok((store, Opened::Empty))
         }
     }
@@ -169,7 +169,10 @@ impl SharedStore {
         unsafe { &*self.base.as_ptr().cast::<Control>() }
     }
 
-    fn initialise(&self) -> Result<(), StoreError> {
+    /// Writes the control block and an empty table. `zeroed` memory (a fresh anonymous
+    /// mapping) already is an empty table: not touching it keeps its pages unallocated
+    /// until used.
+    fn initialise(&self, zeroed: bool) -> Result<(), StoreError> {
         // SAFETY: called before the mapping is shared with any other process or thread
         // (right after mapping it), so this is the only access.
         unsafe {
@@ -180,7 +183,9 @@ impl SharedStore {
             (*c).len = self.len as u64;
         }
         self.init_mutex()?;
-        self.lock()?.table().clear();
+        if !zeroed {
+            self.lock()?.table().clear();
+        }
         Ok(())
     }
 

@@ -14,6 +14,16 @@ fn key(i: u8) -> Vec<u8> {
 }
 
 #[test]
+fn zeroed_memory_is_an_empty_table() {
+    let mut mem = vec![0u8; MIN_SIZE];
+    let mut t = Table::attach(&mut mem).unwrap();
+    assert_eq!(t.get(b"k", 0).unwrap(), None);
+    assert_eq!(t.repair(), Repair::default());
+    t.set(b"k", KeyKind::Str, ValueRef::Int(1), 0, 0).unwrap();
+    assert_eq!(t.stats().keys, 1);
+}
+
+#[test]
 fn values_come_back_as_they_went_in() {
     let mut mem = vec![0u8; MIN_SIZE];
     let mut t = table(&mut mem);
