@@ -11,12 +11,13 @@ use crate::daemon::identity::{self, Account};
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
+use mod_wsgi_store::SharedWords;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Userdata key, on the process pool, of the sockets kept across graceful restarts.
@@ -42,7 +43,7 @@ struct Slot {
     pconf: *mut sys::apr_pool_t,
     partner: *mut Slot,
     /// The pair's "replace me" flag, in the generation's shared mapping.
-    flag: &'static AtomicU32,
+    flag: &'static AtomicU64,
     retiring: bool,
     /// A process of the previous generation (graceful restart) that this slot's process
     /// retires once ready, as a successor does.
@@ -56,7 +57,7 @@ struct Slot {
 /// its exit makes the parent look at the recycling flags at once.
 struct Bell {
     proc_: sys::apr_proc_t,
-    flags: &'static [AtomicU32],
+    flags: &'static [AtomicU64],
     pconf: *mut sys::apr_pool_t,
 }
 
@@ -69,40 +70,27 @@ struct Generation {
     flags: SharedFlags,
 }
 
-/// Anonymous shared memory made before the daemons are forked: one AtomicU32 per slot
+/// Anonymous shared memory made before the daemons are forked: one flag word per slot
 /// pair, written by the daemon, read and cleared by the parent.
 struct SharedFlags {
-    flags: &'static [AtomicU32],
-    /// The mapping's length in bytes, for munmap.
-    len: usize,
+    /// None once unmapped (stop_generation).
+    words: Option<SharedWords>,
+    flags: &'static [AtomicU64],
 }
 
 impl SharedFlags {
     fn new(count: usize) -> Result<SharedFlags, String> {
-        let len = (count.max(1) * std::mem::size_of::<AtomicU32>()).next_multiple_of(4096);
-        // SAFETY: a fresh anonymous shared mapping; no existing memory is touched.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map shared memory for daemon recycling: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: the mapping holds at least `count` zero-filled (valid) AtomicU32s and
-        // stays mapped in every daemon for its whole life. In the parent it is unmapped
-        // with the generation (stop_generation), after the slots' other-child
-        // registrations, its only readers there, are gone.
-        let flags = unsafe { std::slice::from_raw_parts(base.cast::<AtomicU32>(), count) };
-        Ok(SharedFlags { flags, len })
+        let words = SharedWords::anonymous(count)
+            .map_err(|e| format!("cannot map shared memory for daemon recycling: {e}"))?;
+        // SAFETY: the words stay mapped in every daemon (and the bell) for its whole life.
+        // In the parent they are unmapped with the generation (stop_generation), after the
+        // slots' and the bell's other-child registrations, their only readers there, are
+        // gone; nothing else keeps the 'static reference.
+        let flags = unsafe { &*std::ptr::from_ref(words.words()) };
+        Ok(SharedFlags {
+            words: Some(words),
+            flags,
+        })
     }
 }
 
@@ -735,7 +723,7 @@ fn reap(pids: &[i32], limit: Duration) {
 unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
     super::trampoline::guard("daemon cleanup", (), || {
         // SAFETY: data is the Generation put in pconf by start; this cleanup runs once.
-        let generation = unsafe { &*data.cast::<Generation>() };
+        let generation = unsafe { &mut *data.cast::<Generation>() };
         let hard = HARD_STOP.load(Ordering::Relaxed) || mpm_stopping();
         // SAFETY: the bell lives in pconf beside the generation.
         let bell = unsafe { &mut *generation.bell };
@@ -789,16 +777,12 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
             }
             remember_sockets(generation.process_pool, &[]);
         }
-        // SAFETY: the mapping made by SharedFlags::new, unmapped once. Its only readers in
-        // the parent are the slots' and the bell's other-child callbacks, whose
-        // registrations were made after this cleanup and so were removed before it ran.
-        // Daemons (and a killed bell) keep their own inherited mapping.
-        unsafe {
-            libc::munmap(
-                generation.flags.flags.as_ptr().cast_mut().cast(),
-                generation.flags.len,
-            )
-        };
+        // The flags' only readers in the parent are the slots' and the bell's other-child
+        // callbacks, whose registrations were made after this cleanup and so were removed
+        // before it ran. Daemons (and a killed bell) keep their own inherited mapping.
+        if let Some(words) = generation.flags.words.take() {
+            words.unmap();
+        }
     });
     sys::APR_SUCCESS as sys::apr_status_t
 }
@@ -933,7 +917,5 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
 
 /// In an Apache child: the daemons' listening sockets are not its business.
 pub fn close_inherited_listeners() {
-    for g in daemon::current_groups() {
-        g.listener_fds().for_each(daemon::close_listener);
-    }
+    daemon::close_group_listeners(None);
 }

@@ -38,12 +38,16 @@ pub struct Acceptor {
     busy: AtomicUsize,
 }
 
-/// Marks its thread busy until dropped (when the request is finished or abandoned).
-pub struct Busy<'a>(&'a AtomicUsize);
+/// Marks its thread busy until dropped (when the request is finished or abandoned), for
+/// the process's draining and in the server metrics.
+pub struct Busy<'a> {
+    count: &'a AtomicUsize,
+    _metrics: crate::shared::metrics::Busy,
+}
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -101,7 +105,13 @@ impl Acceptor {
             }
             self.accepting.fetch_sub(1, Ordering::SeqCst);
             match accepted {
-                Ok((stream, _)) => return Some((stream, Busy(&self.busy))),
+                Ok((stream, _)) => {
+                    let busy = Busy {
+                        count: &self.busy,
+                        _metrics: crate::shared::metrics::busy(),
+                    };
+                    return Some((stream, busy));
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

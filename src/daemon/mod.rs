@@ -15,7 +15,9 @@ mod transport;
 mod worker;
 
 pub use client::{ProxyOutcome, proxy};
-pub use group::{DaemonGroup, Lane, current_groups, find_group, set_groups};
-pub use process::{ChildSetup, Lineage, is_live_child_of, spawn, spawn_bell, stat_fields};
+pub use group::{DaemonGroup, Lane, find_group, set_groups};
+pub use process::{
+    ChildSetup, Lineage, close_group_listeners, is_live_child_of, spawn, spawn_bell, stat_fields,
+};
 pub use server::INIT_FAILURE_STATUS;
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

@@ -6,8 +6,9 @@
 use super::group::{DaemonGroup, current_groups};
 use std::ffi::CString;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What the Apache layer does in a fresh daemon before anything else.
@@ -23,7 +24,7 @@ pub struct ChildSetup {
 pub struct Lineage {
     /// Shared with the parent (an anonymous shared mapping made before any fork): the
     /// process sets it to ask for a successor instead of stopping.
-    pub replace_flag: &'static AtomicU32,
+    pub replace_flag: &'static AtomicU64,
     /// The process this one replaces: told to drain (SIGUSR1) once this one is ready.
     pub predecessor: Option<i32>,
     /// The process's slot in its group: with session affinity, the lane it serves.
@@ -216,15 +217,7 @@ fn become_daemon(
     reset_signals();
     (setup.prepare)();
     // Only the socket this process serves stays open.
-    let own = group.serving_fd(lineage.lane);
-    for fd in current_groups()
-        .iter()
-        .flat_map(|g| g.listener_fds().collect::<Vec<_>>())
-    {
-        if fd != own {
-            super::socket::close(fd);
-        }
-    }
+    close_group_listeners(Some(group.serving_fd(lineage.lane)));
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
@@ -239,6 +232,15 @@ fn become_daemon(
         .map_err(|e| io::Error::new(e.kind(), format!("chdir to home '{}': {e}", group.home)))?;
     set_environment(group);
     Ok(())
+}
+
+/// Closes this process's inherited copies of every group's listening sockets, but `keep`.
+pub fn close_group_listeners(keep: Option<RawFd>) {
+    for group in current_groups() {
+        for fd in group.listener_fds().filter(|&fd| Some(fd) != keep) {
+            super::socket::close(fd);
+        }
+    }
 }
 
 /// Tells `predecessor` (a sibling daemon: same parent) to drain and exit; a pid that is no
@@ -277,7 +279,7 @@ const BELL_INTERVAL: Duration = Duration::from_millis(100);
 /// up when the bell starts (its slot could not be answered yet) does not ring it again.
 /// The bell dies with the parent (PR_SET_PDEATHSIG, and a parent check each round).
 pub fn spawn_bell(
-    flags: &'static [AtomicU32],
+    flags: &'static [AtomicU64],
     setup: &ChildSetup,
     user: (u32, u32),
 ) -> io::Result<i32> {
@@ -300,12 +302,7 @@ pub fn spawn_bell(
     }
     reset_signals();
     (setup.prepare)();
-    for fd in current_groups()
-        .iter()
-        .flat_map(|g| g.listener_fds().collect::<Vec<_>>())
-    {
-        super::socket::close(fd);
-    }
+    close_group_listeners(None);
     // SAFETY: prctl with integer arguments and a NUL-terminated name; identity calls with
     // no memory arguments. Failure to drop privileges ends the bell before it loops.
     unsafe {

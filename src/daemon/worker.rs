@@ -12,7 +12,7 @@ use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_wire::{ErrorKind, Frame};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -49,7 +49,7 @@ pub struct Shared {
     stop: Mutex<Option<Stop>>,
     pub stopped: tokio::sync::Notify,
     /// Set to ask the Apache parent for a successor (see `recycle`).
-    replace_flag: &'static AtomicU32,
+    replace_flag: &'static AtomicU64,
     /// maximum-requests plus this process's draw of maximum-requests-jitter.
     pub maximum_requests: u64,
     /// Why a successor was asked for: the reason logged when it retires this process.
@@ -64,7 +64,7 @@ impl Shared {
     pub fn new(
         group: Arc<DaemonGroup>,
         acceptor: Acceptor,
-        replace_flag: &'static AtomicU32,
+        replace_flag: &'static AtomicU64,
     ) -> Arc<Self> {
         let threads = group.spec.threads as usize;
         let maximum_requests =
@@ -203,7 +203,6 @@ fn now_us() -> u64 {
 }
 
 fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptChange) {
-    let _busy = crate::shared::metrics::busy();
     let group = &shared.group;
     let spec = &group.spec;
     let Job {
@@ -320,18 +319,14 @@ fn monitor(shared: &Shared) {
             shared.request_stop("the Apache parent process exited", StopKind::Graceful);
         }
         rounds += 1;
-        if spec.rss_limit > 0 && rounds % 10 == 0 && resident_bytes() > spec.rss_limit {
+        let resident = || crate::shared::metrics::status_bytes("self", "VmRSS").unwrap_or(0);
+        if spec.rss_limit > 0 && rounds % 10 == 0 && resident() > spec.rss_limit {
             shared.recycle("rss-limit");
         }
         if !spec.request_timeout.is_zero() {
             enforce_request_timeout(shared);
         }
     }
-}
-
-/// This process's resident set (VmRSS), 0 if unknown.
-fn resident_bytes() -> u64 {
-    crate::shared::metrics::status_bytes("self", "VmRSS").unwrap_or(0)
 }
 
 /// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one
