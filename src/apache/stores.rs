@@ -11,12 +11,14 @@
 use super::config::{ServerConfig, server_config};
 use super::pool::{read_userdata, write_userdata};
 use super::sys;
-use crate::shared::{Backend, Registry};
+use crate::shared::{Backend, Redis, Registry};
 use mod_wsgi_config::StoreBackend;
 use mod_wsgi_metrics::WORDS;
+use mod_wsgi_redis::{Endpoint, RedisStore};
 use mod_wsgi_store::{Opened, SharedStore, SharedWords};
 use std::ffi::CStr;
 use std::path::Path;
+use std::time::Duration;
 
 const STORES_KEY: &CStr = c"mod_wsgi_rs:shared-stores";
 /// The broadcast bus: an internal store for topic generations and their latest message.
@@ -124,12 +126,37 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
                 );
                 stores.push((name.clone(), Backend::Memory(store)));
             }
-            StoreBackend::Redis { .. } => {
-                return Err(format!(
-                    "WSGISharedStore '{name}' ({}): the Redis backend is not available in \
-                     this build",
-                    definition.defined_at
-                ));
+            StoreBackend::Redis {
+                host,
+                port,
+                db,
+                username,
+                password,
+                prefix,
+                timeout_ms,
+            } => {
+                let endpoint = Endpoint {
+                    host: host.clone(),
+                    port: *port,
+                    db: *db,
+                    username: username.clone(),
+                    password: password.clone(),
+                    timeout: Duration::from_millis(*timeout_ms),
+                };
+                let store = RedisStore::new(endpoint, prefix);
+                // A cache server may come up after Apache: warn now, connect on first use.
+                match store.ping() {
+                    Ok(()) => tracing::info!(
+                        "WSGI0131: shared store '{name}': {} (keys under '{prefix}')",
+                        store.endpoint()
+                    ),
+                    Err(e) => tracing::warn!(
+                        "WSGI0135: shared store '{name}' ({}): {e}; requests that use it \
+                         get SharedStoreUnavailable until it answers",
+                        definition.defined_at
+                    ),
+                }
+                stores.push((name.clone(), Backend::Redis(Redis::new(store))));
             }
         }
     }

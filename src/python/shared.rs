@@ -3,7 +3,7 @@
 //! exceptions shim.py defines.
 
 use super::interpreters::Interpreter;
-use crate::shared::{self, Failure, Op, Reply};
+use crate::shared::{self, Failure, Op, Reply, StatValue};
 use mod_wsgi_store::{KeyKind, Value};
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -171,12 +171,14 @@ fn store_call(args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
                 .collect();
             PyList::new(py, items)?.into_any().unbind()
         }
-        Reply::Stats(s) => {
+        Reply::Stats(figures) => {
             let d = PyDict::new(py);
-            d.set_item("keys", s.keys)?;
-            d.set_item("key_capacity", s.key_capacity)?;
-            d.set_item("used_bytes", s.used_bytes)?;
-            d.set_item("capacity_bytes", s.capacity_bytes)?;
+            for (name, figure) in figures {
+                match figure {
+                    StatValue::Int(n) => d.set_item(name, n)?,
+                    StatValue::Text(t) => d.set_item(name, t)?,
+                }
+            }
             d.into_any().unbind()
         }
     })

@@ -78,7 +78,7 @@ pub fn execute(name: &str, store: &SharedStore, op: Op) -> Result<Reply, Failure
                 table.clear();
                 Reply::Done
             }
-            Op::Stats => Reply::Stats(table.stats()),
+            Op::Stats => Reply::memory_stats(table.stats()),
         })
     })
 }

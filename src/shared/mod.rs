@@ -1,13 +1,16 @@
 //! Data shared by every process of the server: the `WSGISharedStore` stores (in shared
-//! memory or Redis), the broadcast bus, and the metrics (`metrics.rs`). The Apache parent opens them before it forks
-//! (`apache/stores.rs`) and installs them here; children and daemons inherit the mapping
-//! and the registry, and Python reaches them through `python/shared.rs`.
+//! memory, `memory.rs`, or Redis, `redis.rs`), the broadcast bus, and the metrics
+//! (`metrics.rs`). The Apache parent opens them before it forks (`apache/stores.rs`) and
+//! installs them here; children and daemons inherit the mapping and the registry, and
+//! Python reaches them through `python/shared.rs`.
 
 mod memory;
 pub mod metrics;
 mod ops;
+mod redis;
 
-pub use ops::{Failure, Op, Reply};
+pub use ops::{Failure, Op, Reply, StatValue};
+pub use redis::Redis;
 
 use mod_wsgi_store::{SharedStore, Value};
 use std::sync::atomic::Ordering;
@@ -16,12 +19,14 @@ use std::sync::{Arc, RwLock};
 /// Where a store's keys live.
 pub enum Backend {
     Memory(SharedStore),
+    Redis(Redis),
 }
 
 impl Backend {
     pub fn execute(&self, store: &str, op: Op) -> Result<Reply, Failure> {
         match self {
             Backend::Memory(m) => memory::execute(store, m, op),
+            Backend::Redis(r) => redis::execute(store, r, op),
         }
     }
 
@@ -29,6 +34,7 @@ impl Backend {
     pub fn stats(&self) -> Option<mod_wsgi_store::Stats> {
         match self {
             Backend::Memory(m) => m.lock().ok().map(|mut g| g.table().stats()),
+            Backend::Redis(_) => None,
         }
     }
 }

@@ -35,7 +35,26 @@ pub enum Reply {
     Bool(bool),
     Int(i64),
     Keys(Vec<(Vec<u8>, KeyKind)>),
-    Stats(Stats),
+    /// What `stats()` returns, which differs by backend.
+    Stats(Vec<(&'static str, StatValue)>),
+}
+
+pub enum StatValue {
+    Int(u64),
+    Text(String),
+}
+
+impl Reply {
+    /// A shared-memory table's figures as `stats()` reports them.
+    pub fn memory_stats(s: Stats) -> Reply {
+        Reply::Stats(vec![
+            ("backend", StatValue::Text("memory".into())),
+            ("keys", StatValue::Int(s.keys)),
+            ("key_capacity", StatValue::Int(s.key_capacity)),
+            ("used_bytes", StatValue::Int(s.used_bytes)),
+            ("capacity_bytes", StatValue::Int(s.capacity_bytes)),
+        ])
+    }
 }
 
 /// Why an operation did not happen; each maps to one Python exception.

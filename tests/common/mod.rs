@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod redis;
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -134,7 +135,7 @@ fn assert_not_stale(so: &Path) {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -20,6 +20,9 @@ pub enum StoreBackend {
         host: String,
         port: u16,
         db: u32,
+        /// From `redis://user:password@host` (ACL login) or `redis://:password@host`.
+        username: Option<String>,
+        password: Option<String>,
         prefix: String,
         timeout_ms: u64,
     },
@@ -40,8 +43,8 @@ fn invalid(value: &str, reason: &'static str) -> ConfigError {
 }
 
 impl SharedStoreSpec {
-    /// `name [size=N[K|M|G]] [file=path]` or `name redis://host[:port][/db] [prefix=text]
-    /// [timeout=seconds]`.
+    /// `name [size=N[K|M|G]] [file=path]` or `name redis://[[user]:password@]host[:port][/db]
+    /// [prefix=text] [timeout=seconds]`.
     pub fn parse(args: &[String]) -> Result<SharedStoreSpec, ConfigError> {
         let Some((name, rest)) = args.split_first() else {
             return Err(ConfigError::Invalid {
@@ -100,6 +103,23 @@ fn redis(name: &str, url: &str, options: &[String]) -> Result<StoreBackend, Conf
         ),
         None => (rest, 0),
     };
+    let (login, authority) = match authority.rsplit_once('@') {
+        Some((login, host)) => (Some(login), host),
+        None => (None, authority),
+    };
+    let (username, password) = match login.map(|l| l.split_once(':')) {
+        None => (None, None),
+        Some(Some((user, password))) if !password.is_empty() => (
+            Some(user.to_owned()).filter(|u| !u.is_empty()),
+            Some(password.to_owned()),
+        ),
+        Some(_) => {
+            return Err(invalid(
+                url,
+                "a login is written redis://user:password@host or redis://:password@host",
+            ));
+        }
+    };
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (
             h,
@@ -108,8 +128,11 @@ fn redis(name: &str, url: &str, options: &[String]) -> Result<StoreBackend, Conf
         ),
         None => (authority, 6379),
     };
-    if host.is_empty() || host.contains('@') {
-        return Err(invalid(url, "expected redis://host[:port][/db]"));
+    if host.is_empty() {
+        return Err(invalid(
+            url,
+            "expected redis://[[user]:password@]host[:port][/db]",
+        ));
     }
     let mut prefix = format!("mod_wsgi:{name}:");
     let mut timeout_ms = 5_000;
@@ -130,6 +153,8 @@ fn redis(name: &str, url: &str, options: &[String]) -> Result<StoreBackend, Conf
         host: host.to_owned(),
         port,
         db,
+        username,
+        password,
         prefix,
         timeout_ms,
     })
@@ -185,6 +210,8 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 6380,
                 db: 2,
+                username: None,
+                password: None,
                 prefix: "mod_wsgi:r:".into(),
                 timeout_ms: 2000
             }
@@ -195,9 +222,30 @@ mod tests {
                 host: "cache".into(),
                 port: 6379,
                 db: 0,
+                username: None,
+                password: None,
                 prefix: "app:".into(),
                 timeout_ms: 5000
             }
         );
+        let login = |line| match parse(line).unwrap().backend {
+            StoreBackend::Redis {
+                username,
+                password,
+                host,
+                ..
+            } => (username, password, host),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            login("r redis://app:s3cr@t@cache:6380"),
+            (Some("app".into()), Some("s3cr@t".into()), "cache".into())
+        );
+        assert_eq!(
+            login("r redis://:pw@cache"),
+            (None, Some("pw".into()), "cache".into())
+        );
+        assert!(parse("r redis://user@cache").is_err());
+        assert!(parse("r redis://user:@cache").is_err());
     }
 }
