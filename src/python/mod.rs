@@ -5,6 +5,7 @@
 //! Nothing here knows about Apache; log lines leave through `tracing`.
 
 mod error;
+mod events;
 mod interpreters;
 mod runtime;
 mod script;
@@ -13,6 +14,7 @@ mod shim;
 mod threads;
 
 pub use error::format_exception;
+pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use runtime::{PythonSettings, initialize, is_initialized};
 pub use script::{load_callable, preload_script, script_is_stale};

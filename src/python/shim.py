@@ -395,8 +395,94 @@ def process_metrics():
     return _process_metrics()
 
 
+def request_metrics():
+    """This process's requests since the previous call: count, rate, mean application
+    time, capacity utilization, status classes and a latency histogram."""
+    return _request_metrics()
+
+
+def start_recording_metrics():
+    """Kept for mod_wsgi 5/6 code: request metrics are always recorded here."""
+
+
+event_callbacks = []
+shutdown_callbacks = []
+_stopping_hooked = False
+
+
+def _log_callback_failure(what):
+    import traceback
+
+    _log(0, "WSGI0137: %s raised:\n%s" % (what, traceback.format_exc().rstrip()))
+
+
+def _publish_event(name, **event):
+    if name != "process_stopping":
+        event["request_data"] = request_data()
+    for callback in list(event_callbacks):
+        try:
+            callback(name, **event)
+        except Exception:
+            _log_callback_failure("event callback %r for %r" % (callback, name))
+
+
+def _process_stopping():
+    for callback in list(shutdown_callbacks):
+        try:
+            callback("process_stopping", shutdown_reason="exit")
+        except Exception:
+            _log_callback_failure("shutdown callback %r" % (callback,))
+    if event_callbacks:
+        _publish_event("process_stopping", shutdown_reason="exit")
+
+
+def _hook_stopping():
+    global _stopping_hooked
+    if not _stopping_hooked:
+        import atexit
+
+        atexit.register(_process_stopping)
+        _stopping_hooked = True
+
+
+def subscribe_events(callback):
+    """Calls callback(name, **event) for request_started, response_started,
+    request_exception, request_finished and process_stopping in this interpreter."""
+    event_callbacks.append(callback)
+    _hook_stopping()
+
+
 def subscribe_shutdown(callback):
     """Calls callback("process_stopping", shutdown_reason=...) when this process exits."""
-    import atexit
+    shutdown_callbacks.append(callback)
+    _hook_stopping()
 
-    atexit.register(lambda: callback("process_stopping", shutdown_reason="exit"))
+
+_request_state = _threading.local()
+
+
+def request_data():
+    """A dict private to the request this thread is serving (shared with event callbacks)."""
+    serial = _request_serial()
+    if not serial:
+        raise RuntimeError("request_data() is only available while a request is served")
+    state = _request_state
+    if getattr(state, "serial", 0) != serial:
+        state.serial = serial
+        state.data = {}
+    return state.data
+
+
+def _observe_start_response(start_response):
+    def observed(status, headers, exc_info=None):
+        _publish_event(
+            "response_started",
+            response_status=status,
+            response_headers=headers,
+            exception_info=exc_info,
+        )
+        if exc_info is None:
+            return start_response(status, headers)
+        return start_response(status, headers, exc_info)
+
+    return observed

@@ -3,7 +3,7 @@
 
 use super::runtime::settings;
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict, PyModule, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyTuple};
 
 const SHIM_SOURCE: &std::ffi::CStr =
     match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!("shim.py"), "\0").as_bytes()) {
@@ -21,6 +21,9 @@ pub struct ShimObjects {
     pub input_class: Py<PyAny>,
     pub file_wrapper_class: Py<PyAny>,
     pub log_stream_class: Py<PyAny>,
+    /// `mod_wsgi.event_callbacks`, checked (not called) on every request.
+    pub event_callbacks: Py<PyList>,
+    pub publish_event: Py<PyAny>,
 }
 
 /// Maps the level numbers used by shim.py to tracing levels.
@@ -65,6 +68,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     ns.set_item("_log", log)?;
     ns.set_item("__builtins__", py.import("builtins")?)?;
     super::shared::install(py, &ns)?;
+    super::events::install(py, &ns)?;
     py.run(SHIM_SOURCE, Some(&ns), None)?;
     let version: (u32, u32, u32) = (
         env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
@@ -103,5 +107,10 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
         input_class: module.getattr("Input")?.unbind(),
         file_wrapper_class: module.getattr("FileWrapper")?.unbind(),
         log_stream_class: module.getattr("LogStream")?.unbind(),
+        event_callbacks: module
+            .getattr("event_callbacks")?
+            .cast_into::<PyList>()?
+            .unbind(),
+        publish_event: module.getattr("_publish_event")?.unbind(),
     })
 }

@@ -17,6 +17,8 @@ pub(crate) struct InputState {
     buf: Vec<u8>,
     pos: usize,
     eof: bool,
+    /// Body bytes read from the transport so far.
+    pub(crate) received: u64,
 }
 
 pub(crate) type SharedInput = Arc<Mutex<InputState>>;
@@ -28,6 +30,7 @@ impl InputState {
             buf: Vec::new(),
             pos: 0,
             eof: false,
+            received: 0,
         }))
     }
 
@@ -59,6 +62,7 @@ impl InputState {
         let n = py
             .detach(|| reader.read(dest))
             .map_err(|e| PyOSError::new_err(format!("request body read failed: {e}")))?;
+        self.received += n as u64;
         if n == 0 {
             self.eof = true;
         }
@@ -102,6 +106,7 @@ impl InputState {
                 .detach(|| reader.read(dest))
                 .map_err(|e| PyOSError::new_err(format!("request body read failed: {e}")))?;
             out.truncate(have + n);
+            self.received += n as u64;
             if n == 0 {
                 self.eof = true;
             }
@@ -147,6 +152,7 @@ impl InputState {
             Ok(())
         })?;
         self.pos += buffered;
+        self.received += (filled - buffered) as u64;
         self.eof |= eof;
         if let Some(e) = failure {
             return Err(PyOSError::new_err(format!("request body read failed: {e}")));

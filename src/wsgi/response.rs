@@ -13,6 +13,8 @@ pub(crate) struct ResponseState {
     sink: Option<Box<dyn ResponseSink>>,
     pending: Option<(ResponseHead, Headers)>,
     pub(crate) head_sent: bool,
+    /// The status code sent (0 until the head is).
+    pub(crate) status: u16,
     pub(crate) content_length: Option<u64>,
     pub(crate) written: u64,
 }
@@ -36,6 +38,7 @@ impl ResponseState {
             sink: Some(sink),
             pending: None,
             head_sent: false,
+            status: 0,
             content_length: None,
             written: 0,
         }))
@@ -61,6 +64,7 @@ impl ResponseState {
         let (head, headers) = self.pending.take().ok_or(WriteError::NoStartResponse)?;
         let sink = self.sink.as_mut().ok_or(WriteError::Finished)?;
         self.head_sent = true;
+        self.status = head.code;
         sink.send_head(&head, &headers)?;
         Ok(())
     }

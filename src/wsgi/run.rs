@@ -146,7 +146,9 @@ fn run_in_interpreter(
             };
         }
     };
+    let trace = python::RequestTrace::begin(py, interp);
     let fail = |e: PyErr| {
+        trace.exception(&e);
         let tb = python::format_exception(py, &e);
         log(
             response,
@@ -169,6 +171,7 @@ fn run_in_interpreter(
         let input_obj = interp.shim.input_class.bind(py).call1((op,))?;
         let env = environ::build(py, interp, req, input_obj, errors.clone())?;
         let start = response::start_response(py, response)?;
+        let start = trace.started(&env, start.into_any());
         Ok((env, start))
     })();
     let outcome = match prepared.and_then(|(env, start)| app.call1((env, start))) {
@@ -195,6 +198,15 @@ fn run_in_interpreter(
         }
     };
     let _ = errors.call_method0("flush");
+    let status = match outcome {
+        Outcome::Failed {
+            headers_sent: false,
+        } => 500,
+        _ => response.try_lock().map_or(0, |s| s.status),
+    };
+    let written = response.try_lock().map_or(0, |s| s.written);
+    let received = input.try_lock().map_or(0, |s| s.received);
+    trace.finished(status, received, written);
     outcome
 }
 

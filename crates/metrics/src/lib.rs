@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod interval;
 mod layout;
 mod render;
 #[cfg(test)]
 mod tests;
 
 pub use app::{AppSample, META_PREFIX, SAMPLE_PREFIX, meta_key, render_app_metrics, sample_key};
+pub use interval::{Interval, IntervalReport};
 pub use layout::{BUCKETS, Metrics, ProcessInfo, ProcessSlot, REASONS, WORDS, reason_label};
 pub use render::ProcessFacts;
