@@ -404,11 +404,11 @@ impl Response<'_> {
         }
         let name = self.name;
         let done = |o| Some(Exchange::Done(o));
+        // After the head, a 502 can no longer be sent: the response is aborted instead.
+        let head_sent = self.head_sent;
         let protocol = |what: &str| {
-            Some(Exchange::Done(ProxyOutcome::Failed {
-                status: 502,
-                message: format!("daemon process group '{name}' sent {what}"),
-            }))
+            let message = format!("daemon process group '{name}' sent {what}");
+            Some(broken(head_sent, 502, message))
         };
         match frame {
             Frame::ResponseHead(h) if !self.head_sent && self.error_override && h.status >= 400 => {
