@@ -78,18 +78,6 @@ fn start() -> Apache {
     Apache::start(Mpm::Prefork, CONF, &[("app/app.wsgi", APP)])
 }
 
-fn body(apache: &Apache, path: &str) -> String {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    r.text()
-}
-
 #[test]
 fn increments_from_every_process_and_mode_add_up_exactly() {
     let apache = start();
@@ -101,9 +89,9 @@ fn increments_from_every_process_and_mode_add_up_exactly() {
             s.spawn(move || {
                 for i in 0..1000 {
                     let prefix = prefixes[(client + i) % 3];
-                    body(apache, &format!("{prefix}/incr"));
+                    apache.get_ok(&format!("{prefix}/incr"));
                     if i % 50 == 0 {
-                        let pid = body(apache, &format!("{prefix}/pid"));
+                        let pid = apache.get_ok(&format!("{prefix}/pid"));
                         let mut pids = pids.lock().unwrap();
                         let seen = pids.entry(prefix).or_default();
                         if !seen.contains(&pid) {
@@ -114,7 +102,7 @@ fn increments_from_every_process_and_mode_add_up_exactly() {
             });
         }
     });
-    assert_eq!(body(&apache, "/two/get?key=hits"), "int:8000");
+    assert_eq!(apache.get_ok("/two/get?key=hits"), "int:8000");
     let pids = pids.into_inner().unwrap();
     for prefix in prefixes {
         assert!(
@@ -127,33 +115,33 @@ fn increments_from_every_process_and_mode_add_up_exactly() {
 #[test]
 fn values_keep_their_type_expire_and_compare_across_processes() {
     let apache = start();
-    assert_eq!(body(&apache, "/one/set?key=s&value=caf%C3%A9"), "ok");
-    assert_eq!(body(&apache, "/embedded/get?key=s"), "str:'café'");
-    body(&apache, "/two/set?key=b&value=raw&type=bytes");
-    assert_eq!(body(&apache, "/one/get?key=b"), "bytes:b'raw'");
-    body(&apache, "/embedded/set?key=n&value=-42&type=int");
-    assert_eq!(body(&apache, "/two/get?key=n"), "int:-42");
-    assert_eq!(body(&apache, "/one/keys"), "b,n,s");
+    assert_eq!(apache.get_ok("/one/set?key=s&value=caf%C3%A9"), "ok");
+    assert_eq!(apache.get_ok("/embedded/get?key=s"), "str:'café'");
+    apache.get_ok("/two/set?key=b&value=raw&type=bytes");
+    assert_eq!(apache.get_ok("/one/get?key=b"), "bytes:b'raw'");
+    apache.get_ok("/embedded/set?key=n&value=-42&type=int");
+    assert_eq!(apache.get_ok("/two/get?key=n"), "int:-42");
+    assert_eq!(apache.get_ok("/one/keys"), "b,n,s");
 
-    assert_eq!(body(&apache, "/one/cas?key=c&new=1"), "True", "absent: set");
+    assert_eq!(apache.get_ok("/one/cas?key=c&new=1"), "True", "absent: set");
     assert_eq!(
-        body(&apache, "/two/cas?key=c&new=2"),
+        apache.get_ok("/two/cas?key=c&new=2"),
         "False",
         "present now"
     );
     assert_eq!(
-        body(&apache, "/embedded/cas?key=c&expected=1&new=2"),
+        apache.get_ok("/embedded/cas?key=c&expected=1&new=2"),
         "True"
     );
-    assert_eq!(body(&apache, "/one/get?key=c"), "str:'2'");
+    assert_eq!(apache.get_ok("/one/get?key=c"), "str:'2'");
 
-    body(&apache, "/one/set?key=short&value=v&ttl=0.5");
-    assert_eq!(body(&apache, "/two/get?key=short"), "str:'v'");
+    apache.get_ok("/one/set?key=short&value=v&ttl=0.5");
+    assert_eq!(apache.get_ok("/two/get?key=short"), "str:'v'");
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(body(&apache, "/embedded/get?key=short"), "str:'<missing>'");
-    assert_eq!(body(&apache, "/two/keys?prefix=sh"), "");
+    assert_eq!(apache.get_ok("/embedded/get?key=short"), "str:'<missing>'");
+    assert_eq!(apache.get_ok("/two/keys?prefix=sh"), "");
 
-    let unknown = body(&apache, "/one/unknown");
+    let unknown = apache.get_ok("/one/unknown");
     assert!(
         unknown.contains("no WSGISharedStore named 'nope'"),
         "{unknown}"
@@ -164,7 +152,7 @@ fn values_keep_their_type_expire_and_compare_across_processes() {
 #[test]
 fn a_full_store_raises_and_keeps_its_keys() {
     let apache = start();
-    let text = body(&apache, "/two/fill");
+    let text = apache.get_ok("/two/fill");
     assert!(text.starts_with("full after "), "{text}");
     let n: usize = text["full after ".len()..]
         .split(':')
@@ -176,7 +164,7 @@ fn a_full_store_raises_and_keeps_its_keys() {
     assert!(text.contains("shared store is full"), "{text}");
     assert!(text.contains("keep=me"), "{text}");
     // Still usable from another process: a delete makes room again.
-    let again = body(&apache, "/embedded/fill");
+    let again = apache.get_ok("/embedded/fill");
     assert!(again.starts_with("full after 0"), "{again}");
 }
 
@@ -204,17 +192,18 @@ fn a_daemon_killed_mid_increment_leaves_the_store_usable() {
     apache.allow_log(&format!(
         "WSGI0122: daemon process {pid} of group 'one' exited"
     ));
-    let spun: i64 = body(&apache, "/two/get?key=spin")
+    let spun: i64 = apache
+        .get_ok("/two/get?key=spin")
         .trim_start_matches("int:")
         .parse()
         .unwrap();
     assert!(spun > 100, "the loop ran: {spun}");
     let deadline = Instant::now() + Duration::from_secs(5);
     for _ in 0..50 {
-        body(&apache, "/embedded/incr");
-        body(&apache, "/one/incr");
+        apache.get_ok("/embedded/incr");
+        apache.get_ok("/one/incr");
     }
-    assert_eq!(body(&apache, "/two/get?key=hits"), "int:100");
+    assert_eq!(apache.get_ok("/two/get?key=hits"), "int:100");
     assert!(
         Instant::now() < deadline,
         "the store was slow after the kill"
@@ -224,9 +213,9 @@ fn a_daemon_killed_mid_increment_leaves_the_store_usable() {
 #[test]
 fn keys_survive_a_graceful_restart() {
     let apache = start();
-    body(&apache, "/one/set?key=kept&value=yes");
+    apache.get_ok("/one/set?key=kept&value=yes");
     for _ in 0..3 {
-        body(&apache, "/embedded/incr");
+        apache.get_ok("/embedded/incr");
     }
     apache.signal("-USR1");
     apache.wait_for_log("resuming normal operations");
@@ -240,7 +229,7 @@ fn keys_survive_a_graceful_restart() {
         assert!(Instant::now() < deadline, "{}", apache.error_log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(body(&apache, "/embedded/get?key=hits"), "int:3");
+    assert_eq!(apache.get_ok("/embedded/get?key=hits"), "int:3");
     assert!(apache.error_log().contains("kept across the restart"));
 }
 
@@ -253,8 +242,8 @@ fn a_file_backed_store_keeps_its_keys_across_a_full_stop() {
                 WSGIScriptAlias / {root}/app/app.wsgi\n";
     let dir = scratch.path("");
     let mut apache = Apache::start_in(Mpm::Event, scratch, conf);
-    body(&apache, "/set?key=durable&value=1&type=int");
-    body(&apache, "/incr");
+    apache.get_ok("/set?key=durable&value=1&type=int");
+    apache.get_ok("/incr");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(format!("{dir}/counters.store"))
             .unwrap()
@@ -268,8 +257,8 @@ fn a_file_backed_store_keeps_its_keys_across_a_full_stop() {
     apache.stop();
     let scratch = common::Scratch::reuse(&dir);
     let apache = Apache::start_in(Mpm::Event, scratch, conf);
-    assert_eq!(body(&apache, "/get?key=durable"), "int:1");
-    assert_eq!(body(&apache, "/get?key=hits"), "int:1");
+    assert_eq!(apache.get_ok("/get?key=durable"), "int:1");
+    assert_eq!(apache.get_ok("/get?key=hits"), "int:1");
     apache.wait_for_log("keys kept from its file");
 }
 
@@ -326,7 +315,7 @@ fn survey(apache: &Apache, prefix: &str) -> HashMap<String, (String, u32)> {
     let mut seen = HashMap::new();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| body(apache, &format!("{prefix}/?sleep=0.3"))))
+            .map(|_| s.spawn(|| apache.get_ok(&format!("{prefix}/?sleep=0.3"))))
             .collect();
         for h in handles {
             let text = h.join().unwrap();
@@ -385,7 +374,7 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
             }
         }
     }
-    assert_eq!(body(&apache, "/e/send?topic=colour&message=blue"), "1");
+    assert_eq!(apache.get_ok("/e/send?topic=colour&message=blue"), "1");
     for (prefix, pids) in &processes {
         for (pid, (colour, calls)) in until_all_report(&apache, prefix, pids, "blue") {
             // A process started since (prefork spawns children) caught up at import.
@@ -397,7 +386,7 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
             );
         }
     }
-    assert_eq!(body(&apache, "/d/send?topic=colour&message=green"), "2");
+    assert_eq!(apache.get_ok("/d/send?topic=colour&message=green"), "2");
     for (prefix, pids) in &processes {
         for (pid, (colour, calls)) in until_all_report(&apache, prefix, pids, "green") {
             // A process started since (prefork spawns children) caught up at import.
@@ -432,7 +421,7 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
     apache.allow_log("File \"");
     apache.allow_log("raise RuntimeError");
     apache.allow_log("^^^^");
-    body(&apache, "/d/send?topic=boom");
-    body(&apache, "/d/");
+    apache.get_ok("/d/send?topic=boom");
+    apache.get_ok("/d/");
     apache.wait_for_log("WSGI0134: broadcast subscriber");
 }

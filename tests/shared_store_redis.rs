@@ -99,25 +99,13 @@ fn start(redis: &RedisServer) -> Apache {
     Apache::start(Mpm::Prefork, &conf(redis.port), &[("app/app.wsgi", APP)])
 }
 
-fn body(apache: &Apache, path: &str) -> String {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    r.text()
-}
-
 #[test]
 fn the_redis_store_passes_the_same_api_checks_as_shared_memory() {
     let redis = RedisServer::start();
     let apache = start(&redis);
-    assert_eq!(body(&apache, "/embedded/check?store=local"), "ok memory");
-    assert_eq!(body(&apache, "/embedded/check?store=remote"), "ok redis");
-    assert_eq!(body(&apache, "/one/check?store=remote"), "ok redis");
+    assert_eq!(apache.get_ok("/embedded/check?store=local"), "ok memory");
+    assert_eq!(apache.get_ok("/embedded/check?store=remote"), "ok redis");
+    assert_eq!(apache.get_ok("/one/check?store=remote"), "ok redis");
     assert!(
         apache
             .error_log()
@@ -137,12 +125,12 @@ fn increments_from_daemons_and_children_add_up_exactly_in_redis() {
             let apache = &apache;
             s.spawn(move || {
                 for i in 0..1000 {
-                    body(apache, &format!("{}/incr", prefixes[(client + i) % 3]));
+                    apache.get_ok(&format!("{}/incr", prefixes[(client + i) % 3]));
                 }
             });
         }
     });
-    assert_eq!(body(&apache, "/two/get?key=hits"), "8000");
+    assert_eq!(apache.get_ok("/two/get?key=hits"), "8000");
     assert_eq!(redis.cli(2, &["GET", "it:hits"]), "8000");
 }
 
@@ -155,14 +143,14 @@ fn two_apache_servers_share_one_counter_through_redis() {
             for _ in 0..2 {
                 s.spawn(move || {
                     for _ in 0..250 {
-                        body(apache, "/one/incr?key=cluster");
+                        apache.get_ok("/one/incr?key=cluster");
                     }
                 });
             }
         }
     });
-    assert_eq!(body(&first, "/embedded/get?key=cluster"), "1000");
-    assert_eq!(body(&second, "/embedded/get?key=cluster"), "1000");
+    assert_eq!(first.get_ok("/embedded/get?key=cluster"), "1000");
+    assert_eq!(second.get_ok("/embedded/get?key=cluster"), "1000");
 }
 
 #[test]
@@ -171,7 +159,7 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
     let port = redis.port;
     let mut apache = start(&redis);
     apache.allow_log("WSGI0135");
-    assert_eq!(body(&apache, "/one/incr"), "1");
+    assert_eq!(apache.get_ok("/one/incr"), "1");
     redis.stop();
     let r = apache.get("/one/incr");
     assert_eq!(r.status, 503, "{}", r.text());
@@ -182,7 +170,7 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
         r.text()
     );
     apache.wait_for_log("WSGI0135: shared store 'remote'");
-    let local = body(&apache, "/one/incr?store=local");
+    let local = apache.get_ok("/one/incr?store=local");
     assert_eq!(local, "1", "memory stores are unaffected");
 
     let _redis = RedisServer::on(port);
@@ -221,5 +209,5 @@ fn apache_starts_while_redis_is_down_and_says_so() {
     assert_eq!(r.status, 503, "{}", r.text());
     let _redis = RedisServer::on(port);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(body(&apache, "/embedded/incr"), "1");
+    assert_eq!(apache.get_ok("/embedded/incr"), "1");
 }

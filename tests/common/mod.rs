@@ -302,6 +302,14 @@ impl Apache {
         get(self.port, path)
     }
 
+    /// GETs `path` and returns the body; fails the test (with the error log) unless the
+    /// answer is 200.
+    pub fn get_ok(&self, path: &str) -> String {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), self.error_log());
+        r.text()
+    }
+
     pub fn request(
         &self,
         method: &str,
