@@ -5,9 +5,10 @@
 //! Nothing is built for events while an interpreter has no subscriber.
 
 use super::interpreters::Interpreter;
+use super::shim::add_native;
 use mod_wsgi_metrics::Interval;
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -166,24 +167,7 @@ fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
 }
 
 /// Adds `_request_serial` and `_request_metrics` to the module namespace `ns`.
-pub(crate) fn install(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
-    let serial = PyCFunction::new_closure(
-        py,
-        Some(c"_request_serial"),
-        None,
-        |_args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<u64> {
-            Ok(SERIAL.with(Cell::get))
-        },
-    )?;
-    let metrics = PyCFunction::new_closure(
-        py,
-        Some(c"_request_metrics"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
-            request_metrics(args.py())
-        },
-    )?;
-    ns.set_item("_request_serial", serial)?;
-    ns.set_item("_request_metrics", metrics)?;
-    Ok(())
+pub(crate) fn install(ns: &Bound<'_, PyDict>) -> PyResult<()> {
+    add_native(ns, c"_request_serial", |_| Ok(SERIAL.with(Cell::get)))?;
+    add_native(ns, c"_request_metrics", |args| request_metrics(args.py()))
 }

@@ -3,11 +3,12 @@
 //! exceptions shim.py defines.
 
 use super::interpreters::Interpreter;
+use super::shim::add_native;
 use crate::shared::{self, Failure, Op, Reply, StatValue};
 use mod_wsgi_store::{KeyKind, Value};
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::Ordering;
 
 fn shim_error(py: Python<'_>, class: &str, text: String) -> PyErr {
@@ -191,94 +192,45 @@ fn topic(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 /// Adds the native functions shim.py's SharedStore, shared(), broadcast() and subscribe()
 /// call to the module namespace `ns`.
-pub(crate) fn install(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
-    let store = PyCFunction::new_closure(
-        py,
-        Some(c"_store"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| store_call(args),
-    )?;
-    let names = PyCFunction::new_closure(
-        py,
-        Some(c"_store_names"),
-        None,
-        |_args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Vec<String>> {
-            Ok(shared::store_names())
-        },
-    )?;
-    let broadcast = PyCFunction::new_closure(
-        py,
-        Some(c"_broadcast"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<i64> {
-            let py = args.py();
-            let t = topic(&args.get_item(0)?)?;
-            let message = args.get_item(1)?;
-            let message = if message.is_none() {
-                None
-            } else {
-                Some(value(&message)?)
-            };
-            py.detach(|| shared::broadcast(&t, message))
-                .map_err(|f| to_pyerr(py, f))
-        },
-    )?;
-    let topic_state = PyCFunction::new_closure(
-        py,
-        Some(c"_topic"),
-        None,
-        |args: &Bound<'_, PyTuple>,
-         _kw: Option<&Bound<'_, PyDict>>|
-         -> PyResult<(i64, Py<PyAny>)> {
-            let py = args.py();
-            let t = topic(&args.get_item(0)?)?;
-            let (generation, message) = py
-                .detach(|| shared::topic_state(&t))
-                .map_err(|f| to_pyerr(py, f))?;
-            Ok((
-                generation,
-                message.map_or_else(|| py.None(), |m| to_python(py, m)),
-            ))
-        },
-    )?;
-    let declare = PyCFunction::new_closure(
-        py,
-        Some(c"_metric_declare"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            let py = args.py();
-            let (family, kind, help): (String, String, String) = args.extract()?;
-            py.detach(|| shared::declare_metric(&family, &kind, &help))
-                .map_err(|f| to_pyerr(py, f))
-        },
-    )?;
-    let update = PyCFunction::new_closure(
-        py,
-        Some(c"_metric_update"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            let py = args.py();
-            let (family, updates): (String, Vec<(String, f64, bool)>) = args.extract()?;
-            py.detach(|| shared::update_metric(&family, &updates))
-                .map_err(|f| to_pyerr(py, f))
-        },
-    )?;
-    let process_metrics = PyCFunction::new_closure(
-        py,
-        Some(c"_process_metrics"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
-            process_metrics(args.py())
-        },
-    )?;
-    ns.set_item("_metric_declare", declare)?;
-    ns.set_item("_metric_update", update)?;
-    ns.set_item("_process_metrics", process_metrics)?;
-    ns.set_item("_store", store)?;
-    ns.set_item("_store_names", names)?;
-    ns.set_item("_broadcast", broadcast)?;
-    ns.set_item("_topic", topic_state)?;
-    Ok(())
+pub(crate) fn install(ns: &Bound<'_, PyDict>) -> PyResult<()> {
+    add_native(ns, c"_store", store_call)?;
+    add_native(ns, c"_store_names", |_| Ok(shared::store_names()))?;
+    add_native(ns, c"_broadcast", |args| {
+        let py = args.py();
+        let t = topic(&args.get_item(0)?)?;
+        let message = args.get_item(1)?;
+        let message = if message.is_none() {
+            None
+        } else {
+            Some(value(&message)?)
+        };
+        py.detach(|| shared::broadcast(&t, message))
+            .map_err(|f| to_pyerr(py, f))
+    })?;
+    add_native(ns, c"_topic", |args| {
+        let py = args.py();
+        let t = topic(&args.get_item(0)?)?;
+        let (generation, message) = py
+            .detach(|| shared::topic_state(&t))
+            .map_err(|f| to_pyerr(py, f))?;
+        Ok((
+            generation,
+            message.map_or_else(|| py.None(), |m| to_python(py, m)),
+        ))
+    })?;
+    add_native(ns, c"_metric_declare", |args| {
+        let py = args.py();
+        let (family, kind, help): (String, String, String) = args.extract()?;
+        py.detach(|| shared::declare_metric(&family, &kind, &help))
+            .map_err(|f| to_pyerr(py, f))
+    })?;
+    add_native(ns, c"_metric_update", |args| {
+        let py = args.py();
+        let (family, updates): (String, Vec<(String, f64, bool)>) = args.extract()?;
+        py.detach(|| shared::update_metric(&family, &updates))
+            .map_err(|f| to_pyerr(py, f))
+    })?;
+    add_native(ns, c"_process_metrics", |args| process_metrics(args.py()))
 }
 
 /// `mod_wsgi.process_metrics()`: this process's counters and resource use, with C
@@ -293,7 +245,8 @@ fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         d.set_item("start_time", info.started_unix)?;
         d.set_item("gil_wait_time", info.gil_wait_us as f64 / 1e6)?;
     }
-    let usage = shared::metrics::resource_usage();
+    // Reads /proc: not with the GIL held.
+    let usage = py.detach(shared::metrics::resource_usage);
     d.set_item("cpu_user_time", usage.user_seconds)?;
     d.set_item("cpu_system_time", usage.system_seconds)?;
     d.set_item("memory_max_rss", usage.max_rss_bytes)?;

@@ -2,8 +2,10 @@
 //! Python type object is shared between interpreters.
 
 use super::runtime::settings;
+use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyTuple};
+use std::ffi::CStr;
 
 const SHIM_SOURCE: &std::ffi::CStr =
     match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!("shim.py"), "\0").as_bytes()) {
@@ -49,26 +51,39 @@ fn version_tuple<'py>(py: Python<'py>, v: (u32, u32, u32)) -> PyResult<Bound<'py
     PyTuple::new(py, [v.0, v.1, v.2])
 }
 
+/// Adds the native function `name` (positional arguments only) to the module namespace
+/// `ns`, where shim.py's Python code calls it.
+pub(crate) fn add_native<F, R>(ns: &Bound<'_, PyDict>, name: &'static CStr, f: F) -> PyResult<()>
+where
+    F: Fn(&Bound<'_, PyTuple>) -> PyResult<R> + Send + Sync + 'static,
+    R: for<'py> IntoPyObject<'py>,
+{
+    let py = ns.py();
+    let function = PyCFunction::new_closure(
+        py,
+        Some(name),
+        None,
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+            f(args)?.into_py_any(args.py())
+        },
+    )?;
+    ns.set_item(name.to_str().unwrap_or("_native"), function)
+}
+
 /// Builds `mod_wsgi` in the interpreter current on this thread and installs it, together
 /// with the log streams for sys.stdout/sys.stderr and the optional restrictions.
 pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimObjects> {
     let s = settings();
     let module = PyModule::new(py, "mod_wsgi")?;
-    let log = PyCFunction::new_closure(
-        py,
-        Some(c"_log"),
-        None,
-        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            let (level, text): (i32, String) = args.extract()?;
-            emit(level, &text);
-            Ok(())
-        },
-    )?;
     let ns = module.dict();
-    ns.set_item("_log", log)?;
+    add_native(&ns, c"_log", |args| {
+        let (level, text): (i32, String) = args.extract()?;
+        emit(level, &text);
+        Ok(())
+    })?;
     ns.set_item("__builtins__", py.import("builtins")?)?;
-    super::shared::install(py, &ns)?;
-    super::events::install(py, &ns)?;
+    super::shared::install(&ns)?;
+    super::events::install(&ns)?;
     py.run(SHIM_SOURCE, Some(&ns), None)?;
     let version: (u32, u32, u32) = (
         env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),

@@ -49,9 +49,13 @@ impl Interval {
 
     /// Starts the first period at `now_us` (microseconds since the epoch) if none has.
     pub fn start(&self, now_us: u64) {
-        let _ = self
-            .started_us
-            .compare_exchange(0, now_us, Ordering::AcqRel, Ordering::Acquire);
+        // Called per request: a plain load keeps the usual case off the cache line's
+        // exclusive ownership.
+        if self.started_us.load(Ordering::Relaxed) == 0 {
+            let _ = self
+                .started_us
+                .compare_exchange(0, now_us, Ordering::AcqRel, Ordering::Acquire);
+        }
     }
 
     pub fn record(&self, status: u16, seconds: f64) {
