@@ -52,9 +52,9 @@ impl Interval {
         // Called per request: a plain load keeps the usual case off the cache line's
         // exclusive ownership.
         if self.started_us.load(Ordering::Relaxed) == 0 {
-            let _ = self
-                .started_us
-                .compare_exchange(0, now_us, Ordering::AcqRel, Ordering::Acquire);
+            let _ =
+                self.started_us
+                    .compare_exchange(0, now_us, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
