@@ -8,6 +8,7 @@ use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config}
 use super::pool::{read_userdata, write_userdata};
 use super::sys;
 use crate::daemon::identity::{self, Account};
+use crate::daemon::keepalive::IdleConnections;
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
@@ -386,6 +387,7 @@ fn build_group(
         spec: d.spec.clone(),
         socket_path: path,
         listener_fd: fd,
+        idle: IdleConnections::new(lanes.len()),
         lanes,
         secret: kept_secret.unwrap_or_else(random_secret),
         uid: account.uid,

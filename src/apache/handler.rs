@@ -395,6 +395,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             secret: group.secret,
             reload,
             header_only: req.header_only(),
+            keep_alive: false,
             request_start_us: u64::try_from(req.request_time()).unwrap_or(0),
             script_mtime: req.file_mtime(),
             application_group,

@@ -1,41 +1,62 @@
-//! How a daemon process takes requests: its worker threads accept straight from the
-//! group's listening socket, so a process only takes a connection when a thread is free
-//! to run it (the rest stay in the shared backlog for the group's other processes), and
-//! the request is read and run on the thread that accepted it: no hand-off between
-//! threads on the hot path.
+//! How a daemon process takes requests: its free worker threads wait in one epoll set
+//! holding the group's listening socket and the process's idle, kept-alive connections.
+//! A thread takes whichever is ready (a new connection, or the next request on a kept
+//! one), reads the request and runs it itself: no hand-off between threads on the hot
+//! path. A process only takes a new connection when a thread is free to run it (the rest
+//! stay in the shared backlog for the group's other processes); it keeps a connection
+//! open for the Apache child's next request only while it has threads to spare, so a
+//! loaded process hands new work back to the shared backlog.
 #![forbid(unsafe_code)]
 
+use super::epoll::{Epoll, Interest};
 use super::group::DaemonGroup;
 use super::socket::set_accept_timeout;
 use super::transport::send_frame;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
+use std::collections::HashMap;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Largest request head accepted (environ included).
 const MAX_HEAD: usize = 16 * 1024 * 1024;
 const HEAD_CHUNK: usize = 4 * 1024;
-/// How long a thread blocks in accept() before it checks whether its process stops.
-const ACCEPT_WAKE: Duration = Duration::from_millis(200);
+/// How long a free thread waits before it checks whether its process stops.
+const WAKE: Duration = Duration::from_millis(200);
+/// The listener's token in the epoll set; kept connections use their descriptor.
+const LISTENER: u64 = u64::MAX;
 
-/// An accepted connection whose head has been read and checked.
+/// A connection from an Apache child; with keep-alive it carries several requests, one
+/// at a time.
+pub struct Connection {
+    pub stream: Arc<UnixStream>,
+    /// Bytes read but not yet decoded; kept with the connection so its buffer is reused.
+    pub decoder: Arc<Mutex<Decoder>>,
+    /// Already in the epoll set (it served a request before).
+    registered: bool,
+}
+
+/// A connection whose next request head has been read and checked.
 pub struct Job {
-    pub stream: UnixStream,
+    pub connection: Connection,
     pub head: Box<RequestHead>,
-    /// Holds whatever arrived after the head (the start of the body).
-    pub decoder: Decoder,
 }
 
 pub struct Acceptor {
     listener: UnixListener,
+    epoll: Epoll,
     closed: AtomicBool,
-    /// Threads inside accept(); `close` waits for them to leave.
-    accepting: AtomicUsize,
-    /// Threads between accepting a connection and finishing its request.
+    /// Threads waiting for work; `close` waits for them to leave.
+    waiting: AtomicUsize,
+    /// Threads between taking a connection and finishing its request.
     busy: AtomicUsize,
+    /// Kept-alive connections waiting for their next request, by descriptor.
+    idle: Mutex<HashMap<RawFd, Connection>>,
+    threads: usize,
+    socket_timeout: Duration,
 }
 
 /// Marks its thread busy until dropped (when the request is finished or abandoned), for
@@ -51,96 +72,186 @@ impl Drop for Busy<'_> {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Acceptor {
-    /// Makes the group's listener blocking with an accept timeout: every thread of every
-    /// process of the group blocks in accept(), and the kernel hands each connection to
-    /// exactly one of them (an exclusive wake-up); the timeout lets a stopping thread
-    /// notice in time. The listener's flags are shared by the group's processes, which
-    /// all set the same.
-    pub fn new(listener: UnixListener) -> io::Result<Acceptor> {
+    /// The listener stays blocking, with an accept timeout, as every process of the
+    /// group (old generations included) expects of the shared socket: a thread that
+    /// loses the race for a connection after its wake-up waits at most that long in
+    /// accept() (taking the next connection if one comes).
+    pub fn new(listener: UnixListener, group: &DaemonGroup) -> io::Result<Acceptor> {
         listener.set_nonblocking(false)?;
-        set_accept_timeout(listener.as_raw_fd(), ACCEPT_WAKE)?;
+        set_accept_timeout(listener.as_raw_fd(), WAKE)?;
+        let epoll = Epoll::new()?;
+        epoll.add(listener.as_raw_fd(), Interest::SharedListener, LISTENER)?;
         Ok(Acceptor {
             listener,
+            epoll,
             closed: AtomicBool::new(false),
-            accepting: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            idle: Mutex::new(HashMap::new()),
+            threads: group.spec.threads as usize,
+            socket_timeout: group.socket_timeout,
         })
     }
 
-    /// Stops taking connections. On return, every accepted connection is counted in
-    /// `busy` and no thread will accept another.
+    /// Stops taking connections and requests. On return, every connection taken is
+    /// counted in `busy`, no thread will take another, and the idle kept-alive
+    /// connections were closed without losing a request (see `retire`).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        while self.accepting.load(Ordering::SeqCst) > 0 {
+        while self.waiting.load(Ordering::SeqCst) > 0 {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        let idle: Vec<Connection> = lock(&self.idle).drain().map(|(_, c)| c).collect();
+        for connection in idle {
+            retire(connection);
         }
     }
 
-    /// No request accepted and unfinished.
+    /// No request taken and unfinished.
     pub fn is_idle(&self) -> bool {
         self.busy.load(Ordering::SeqCst) == 0
+    }
+
+    /// Whether a connection that just finished a request may wait for the child's next
+    /// one here: only while another thread of this process is free (a single-threaded
+    /// process never keeps one, so its group's backlog spreads the load), and within a
+    /// bound on idle connections.
+    pub fn may_keep(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
+            && self.busy.load(Ordering::Relaxed) < self.threads
+            && lock(&self.idle).len() < 2 * self.threads.max(8)
+    }
+
+    /// Puts a connection that answered `EndKeepAlive` back into the epoll set for its
+    /// next request; once the acceptor is closed, retires it instead.
+    pub fn keep(&self, mut connection: Connection) {
+        let fd = connection.stream.as_raw_fd();
+        let mut idle = lock(&self.idle);
+        if self.closed.load(Ordering::SeqCst) {
+            drop(idle);
+            return retire(connection);
+        }
+        let armed = if connection.registered {
+            self.epoll.rearm(fd, Interest::Once, fd as u64)
+        } else {
+            self.epoll.add(fd, Interest::Once, fd as u64)
+        };
+        match armed {
+            Ok(()) => {
+                connection.registered = true;
+                idle.insert(fd, connection);
+            }
+            Err(e) => {
+                drop(idle);
+                tracing::error!("WSGI0108: cannot keep a daemon connection: {e}");
+                retire(connection);
+            }
+        }
     }
 
     /// Waits for the next request; `None` once the acceptor is closed.
     pub fn next(&self, group: &DaemonGroup) -> Option<(Job, Busy<'_>)> {
         loop {
-            let (stream, busy) = self.accept(group)?;
-            if let Some(job) = read_head(group, stream) {
+            let (connection, reused, busy) = self.take(group)?;
+            if let Some(job) = read_head(group, connection, reused) {
                 return Some((job, busy));
             }
         }
     }
 
-    fn accept(&self, group: &DaemonGroup) -> Option<(UnixStream, Busy<'_>)> {
+    /// Waits for a new connection or a kept one with a request arriving.
+    fn take(&self, group: &DaemonGroup) -> Option<(Connection, bool, Busy<'_>)> {
         loop {
-            self.accepting.fetch_add(1, Ordering::SeqCst);
+            self.waiting.fetch_add(1, Ordering::SeqCst);
             if self.closed.load(Ordering::SeqCst) {
-                self.accepting.fetch_sub(1, Ordering::SeqCst);
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
                 return None;
             }
-            let accepted = self.listener.accept();
-            if accepted.is_ok() {
+            let taken = match self.epoll.wait_one(WAKE) {
+                Ok(Some(LISTENER)) => self.accept(group).map(|c| (c, false)),
+                Ok(Some(fd)) => lock(&self.idle).remove(&(fd as RawFd)).map(|c| (c, true)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!("WSGI0108: epoll_wait failed in group '{}': {e}", group.spec.name);
+                    std::thread::sleep(Duration::from_millis(100));
+                    None
+                }
+            };
+            if taken.is_some() {
                 self.busy.fetch_add(1, Ordering::SeqCst);
             }
-            self.accepting.fetch_sub(1, Ordering::SeqCst);
-            match accepted {
-                Ok((stream, _)) => {
-                    let busy = Busy {
-                        count: &self.busy,
-                        _metrics: crate::shared::metrics::busy(),
-                    };
-                    return Some((stream, busy));
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => {
-                    tracing::error!(
-                        "WSGI0108: accept failed in group '{}': {e}",
-                        group.spec.name
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if let Some((connection, reused)) = taken {
+                let busy = Busy {
+                    count: &self.busy,
+                    _metrics: crate::shared::metrics::busy(),
+                };
+                return Some((connection, reused, busy));
             }
         }
     }
+
+    fn accept(&self, group: &DaemonGroup) -> Option<Connection> {
+        let stream = match self.listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(e) => {
+                tracing::error!("WSGI0108: accept failed in group '{}': {e}", group.spec.name);
+                std::thread::sleep(Duration::from_millis(100));
+                return None;
+            }
+        };
+        let timeout = Some(self.socket_timeout);
+        if let Err(e) = stream
+            .set_read_timeout(timeout)
+            .and_then(|()| stream.set_write_timeout(timeout))
+        {
+            tracing::error!("WSGI0108: group '{}': {e}", group.spec.name);
+            return None;
+        }
+        Some(Connection {
+            stream: Arc::new(stream),
+            decoder: Arc::new(Mutex::new(Decoder::new(MAX_HEAD))),
+            registered: false,
+        })
+    }
 }
 
-/// Reads and checks the request head; `None` (logged) if the connection is refused.
-fn read_head(group: &DaemonGroup, mut stream: UnixStream) -> Option<Job> {
-    let name = &group.spec.name;
-    let timeout = group.socket_timeout;
-    let setup = stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)));
-    if let Err(e) = setup {
-        tracing::error!("WSGI0108: group '{name}': {e}");
-        return None;
+/// Closes a kept-alive connection without losing a request the child may be sending on
+/// it right now: after shutting down this side's reading, the child's writes fail
+/// (EPIPE), which tells it that nothing arrived and it may send the request elsewhere;
+/// anything that did arrive before is answered with "restarting", which the child also
+/// retries. Reading drains what is queued so the close does not reset the connection
+/// under that answer.
+pub fn retire(connection: Connection) {
+    let mut stream = &*connection.stream;
+    let _ = stream.shutdown(std::net::Shutdown::Read);
+    let mut arrived = lock(&connection.decoder).buffered() > 0;
+    let mut buf = [0u8; HEAD_CHUNK];
+    while let Ok(1..) = stream.read(&mut buf) {
+        arrived = true;
     }
-    let mut decoder = Decoder::new(MAX_HEAD);
+    if arrived {
+        send_frame(
+            stream,
+            &Frame::Error(ErrorKind::Restarting, "daemon process is shutting down".into()),
+        );
+    }
+}
+
+/// Reads and checks the next request head; `None` if the connection is closed (logged,
+/// unless the child just closed an idle kept-alive connection).
+fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Option<Job> {
+    let name = &group.spec.name;
+    let mut stream = &*connection.stream;
+    let mut decoder = lock(&connection.decoder);
     let mut buf = [0u8; HEAD_CHUNK];
     let head = loop {
         match decoder.next_frame() {
@@ -152,20 +263,26 @@ fn read_head(group: &DaemonGroup, mut stream: UnixStream) -> Option<Job> {
             Err(e) => break Err(e.to_string()),
         }
         match stream.read(&mut buf) {
+            Ok(0) if reused && decoder.buffered() == 0 => return None,
             Ok(0) => break Err("connection closed before the request head".to_owned()),
             Ok(n) => decoder.push(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if reused && e.kind() == io::ErrorKind::ConnectionReset => return None,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                break Err(format!("no request head within {timeout:?}"));
+                break Err(format!(
+                    "no request head within {:?}",
+                    group.socket_timeout
+                ));
             }
             Err(e) => break Err(e.to_string()),
         }
     };
+    drop(decoder);
     let head = match head {
         Ok(head) => head,
         Err(e) => {
@@ -178,14 +295,10 @@ fn read_head(group: &DaemonGroup, mut stream: UnixStream) -> Option<Job> {
             "WSGI0105: group '{name}': refused a request without this server's secret (another local process tried to talk to the daemon socket?)"
         );
         send_frame(
-            &stream,
+            stream,
             &Frame::Error(ErrorKind::Refused, "bad secret".into()),
         );
         return None;
     }
-    Some(Job {
-        stream,
-        head,
-        decoder,
-    })
+    Some(Job { connection, head })
 }

@@ -1,7 +1,8 @@
-//! The Apache-child side of daemon mode: connect to the group's socket (retrying with
-//! bounded backoff), send the request head, and relay body and response in both
-//! directions at once on the request thread, so an application that writes before it
-//! reads cannot deadlock the proxy.
+//! The Apache-child side of daemon mode: take a kept-alive connection to the group's
+//! socket or connect (retrying with bounded backoff), send the request head, and relay
+//! body and response in both directions at once on the request thread, so an
+//! application that writes before it reads cannot deadlock the proxy. A connection the
+//! daemon ends with `EndKeepAlive` is kept for the next request.
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
@@ -68,8 +69,13 @@ pub enum ProxyOutcome {
 
 enum Exchange {
     Done(ProxyOutcome),
+    /// Complete, and the connection can carry the next request.
+    Reusable(UnixStream),
     /// The daemon refused to start the request because it is restarting.
     Retry(String),
+    /// A kept-alive connection was closed by its daemon before the request reached it
+    /// (the first write failed): nothing was delivered, so sending it elsewhere is safe.
+    Stale,
 }
 
 fn connect(
@@ -118,11 +124,12 @@ fn connect(
 pub fn proxy(
     group: &DaemonGroup,
     lane: Option<usize>,
-    head: RequestHead,
+    mut head: RequestHead,
     error_override: bool,
     body: &mut dyn BodyReader,
     sink: &mut dyn ResponseSink,
 ) -> ProxyOutcome {
+    head.keep_alive = true;
     let mut head_bytes = Vec::with_capacity(4096);
     wire::encode(&Frame::RequestHead(Box::new(head)), &mut head_bytes);
     let mut transfer = Transfer {
@@ -166,7 +173,9 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
     let max_attempts = 2 * group.spec.processes as usize + 2;
     let mut attempts = 0;
     loop {
-        let stream = match connect(group, t.lane, deadline) {
+        let kept = group.idle.take(t.lane);
+        let reused = kept.is_some();
+        let stream = match kept.map_or_else(|| connect(group, t.lane, deadline), Ok) {
             Ok(s) => s,
             Err(message) => {
                 return ProxyOutcome::Failed {
@@ -175,9 +184,15 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
                 };
             }
         };
-        attempts += 1;
-        match exchange(t, stream, head_bytes) {
+        // Stale kept connections are dropped as found; they do not count as attempts.
+        attempts += usize::from(!reused);
+        match exchange(t, stream, head_bytes, reused) {
             Exchange::Done(outcome) => return outcome,
+            Exchange::Reusable(stream) => {
+                group.idle.put(t.lane, stream);
+                return ProxyOutcome::Complete;
+            }
+            Exchange::Stale => {}
             Exchange::Retry(why) if t.body_state.replayable && attempts < max_attempts => {
                 tracing::debug!(
                     "daemon group '{}' asked for a retry: {why}",
@@ -238,7 +253,12 @@ impl BodyState {
     }
 }
 
-fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> Exchange {
+fn exchange(
+    t: &mut Transfer<'_>,
+    mut stream: UnixStream,
+    head_bytes: &[u8],
+    reused: bool,
+) -> Exchange {
     let Transfer {
         group,
         lane: _,
@@ -248,7 +268,7 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
         sink,
         error_override,
     } = t;
-    if let Err(e) = stream.set_nonblocking(true) {
+    if !reused && let Err(e) = stream.set_nonblocking(true) {
         return Exchange::Done(ProxyOutcome::Failed {
             status: 503,
             message: format!("cannot use daemon socket: {e}"),
@@ -260,6 +280,7 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
         name,
         error_override: *error_override,
         head_sent: false,
+        keep_alive: false,
         data: Vec::new(),
         fds: VecDeque::new(),
     };
@@ -267,8 +288,9 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
     let mut out_pos = 0;
     let mut peer_reading = true;
     let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
-    // A fresh connection has room for the head: the first write needs no poll.
+    // A fresh or idle connection has room for the head: the first write needs no poll.
     let mut fresh = true;
+    let mut first_write = true;
     loop {
         let want_write = peer_reading && (out_pos < out.len() || body_state.may_send_more());
         let polled = if std::mem::take(&mut fresh) {
@@ -318,7 +340,17 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                     }
                 };
                 if let Some(end) = response.on_frame(frame, body_state) {
-                    return end;
+                    let idle = response.keep_alive
+                        && decoder.buffered() == 0
+                        && response.fds.is_empty()
+                        && body_state.done
+                        && out_pos == out.len();
+                    return match end {
+                        Exchange::Done(ProxyOutcome::Complete) if idle => {
+                            Exchange::Reusable(stream)
+                        }
+                        end => end,
+                    };
                 }
             }
             if let Some(end) = response.flush() {
@@ -334,7 +366,19 @@ fn exchange(t: &mut Transfer<'_>, mut stream: UnixStream, head_bytes: &[u8]) -> 
                 }
             }
             if out_pos < out.len() {
-                match stream.write(&out[out_pos..]) {
+                let written = stream.write(&out[out_pos..]);
+                let first = std::mem::take(&mut first_write);
+                match written {
+                    Err(e)
+                        if first
+                            && reused
+                            && matches!(
+                                e.kind(),
+                                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                            ) =>
+                    {
+                        return Exchange::Stale;
+                    }
                     Ok(n) => out_pos += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -353,6 +397,8 @@ struct Response<'a> {
     name: &'a str,
     error_override: bool,
     head_sent: bool,
+    /// The daemon ended the response with `EndKeepAlive`.
+    keep_alive: bool,
     /// Body blocks decoded from the current read, written together by `flush`: a
     /// streaming app's small blocks are not flushed one by one, and nothing that arrived
     /// waits for more.
@@ -434,7 +480,13 @@ impl Response<'_> {
                 sunk(self.sink.send_file(fd.as_raw_fd(), offset, len))
             }
             Frame::End if self.head_sent => done(ProxyOutcome::Complete),
-            Frame::End => protocol("an end of response without a response head"),
+            Frame::EndKeepAlive if self.head_sent => {
+                self.keep_alive = true;
+                done(ProxyOutcome::Complete)
+            }
+            Frame::End | Frame::EndKeepAlive => {
+                protocol("an end of response without a response head")
+            }
             Frame::Error(ErrorKind::Application, _) => done(ProxyOutcome::AppFailed {
                 headers_sent: self.head_sent,
             }),

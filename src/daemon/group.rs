@@ -1,6 +1,7 @@
 //! The daemon process groups of the running configuration, as the Apache parent set them
 //! up in post_config; Apache children and daemons inherit the table through fork.
 
+use super::keepalive::IdleConnections;
 use crate::python::PythonSettings;
 use mod_wsgi_config::DaemonSpec;
 use std::os::fd::RawFd;
@@ -33,6 +34,9 @@ pub struct DaemonGroup {
     pub listener_fd: RawFd,
     /// With session affinity, one socket per process slot (else empty).
     pub lanes: Vec<Lane>,
+    /// This Apache child's kept-alive connections to the group's sockets (always empty
+    /// in the parent, which never proxies, so forks inherit none).
+    pub idle: IdleConnections,
     /// Authenticates requests; kept with the socket across graceful restarts, so old and
     /// new generations of Apache children and daemons can serve each other meanwhile.
     pub secret: [u8; SECRET_LEN],

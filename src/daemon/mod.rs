@@ -4,6 +4,8 @@
 //! it from the hooks.
 
 mod acceptor;
+mod epoll;
+pub mod keepalive;
 pub mod affinity;
 mod client;
 pub mod group;

@@ -41,9 +41,10 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         );
         return INIT_FAILURE_STATUS;
     }
-    let acceptor = Acceptor::new(super::socket::listener_from_fd(
-        group.serving_fd(lineage.lane),
-    ));
+    let acceptor = Acceptor::new(
+        super::socket::listener_from_fd(group.serving_fd(lineage.lane)),
+        &group,
+    );
     let acceptor = match acceptor {
         Ok(a) => a,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! The WSGI transport traits over a daemon connection: the body arrives as `Body` frames,
-//! the response leaves as `ResponseHead`/`Data` frames.
+//! the response leaves as `ResponseHead`/`Data` frames and ends with `End`, or with
+//! `EndKeepAlive` when the connection can carry the child's next request.
 
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
@@ -7,8 +8,8 @@ use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Writes one frame; a failure means the Apache child went away, which the caller learns
 /// anyway from its next read or write.
@@ -18,9 +19,56 @@ pub fn send_frame(mut stream: &UnixStream, frame: &Frame) {
     let _ = stream.write_all(&out);
 }
 
+/// Whether the process can wait for another request on a connection just now.
+pub type KeepAlivePolicy = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How one request's response ends, shared by its body reader, its sink and the worker:
+/// the connection is kept for the child's next request only if the child offered it,
+/// the whole body was read with nothing after it, and the process has room.
+pub struct Ending {
+    offered: bool,
+    policy: KeepAlivePolicy,
+    body_complete: AtomicBool,
+    ended: AtomicBool,
+    kept: AtomicBool,
+}
+
+impl Ending {
+    pub fn new(offered: bool, policy: KeepAlivePolicy) -> Arc<Ending> {
+        Arc::new(Ending {
+            offered,
+            policy,
+            body_complete: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            kept: AtomicBool::new(false),
+        })
+    }
+
+    /// The frame that ends the response now; decides whether the connection is kept.
+    pub fn end_frame(&self) -> Kind {
+        if self.offered && self.body_complete.load(Ordering::Acquire) && (self.policy)() {
+            self.kept.store(true, Ordering::Release);
+            Kind::EndKeepAlive
+        } else {
+            Kind::End
+        }
+    }
+
+    /// The end frame went out with the last body block.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// The end frame told the child that the connection stays open.
+    pub fn kept(&self) -> bool {
+        self.kept.load(Ordering::Acquire)
+    }
+}
+
 pub struct DaemonBody {
     stream: Arc<UnixStream>,
-    decoder: Decoder,
+    decoder: Arc<Mutex<Decoder>>,
+    ending: Arc<Ending>,
     pending: Vec<u8>,
     offset: usize,
     done: bool,
@@ -29,21 +77,46 @@ pub struct DaemonBody {
 }
 
 impl DaemonBody {
-    pub fn new(stream: Arc<UnixStream>, decoder: Decoder) -> Self {
-        DaemonBody {
+    /// A body whose end came with the request head (a GET) is complete at once.
+    pub fn new(stream: Arc<UnixStream>, decoder: Arc<Mutex<Decoder>>, ending: Arc<Ending>) -> Self {
+        let mut body = DaemonBody {
             stream,
             decoder,
+            ending,
             pending: Vec::new(),
             offset: 0,
             done: false,
             continued: false,
             read_buf: Vec::new(),
+        };
+        let at_end = {
+            let mut decoder = body.decoder();
+            let at_end = decoder.next_kind() == Some(Kind::BodyEnd);
+            if at_end {
+                let _ = decoder.next_frame();
+            }
+            at_end.then(|| decoder.buffered() == 0)
+        };
+        if let Some(nothing_after) = at_end {
+            body.reached_end(nothing_after);
         }
+        body
+    }
+
+    fn decoder(&self) -> MutexGuard<'_, Decoder> {
+        self.decoder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reached_end(&mut self, nothing_after: bool) {
+        self.done = true;
+        self.ending
+            .body_complete
+            .store(nothing_after, Ordering::Release);
     }
 
     fn next_frame(&mut self) -> io::Result<Frame> {
         loop {
-            match self.decoder.next_frame() {
+            match self.decoder().next_frame() {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -65,7 +138,8 @@ impl DaemonBody {
                     "Apache closed the connection before the end of the request body",
                 ));
             }
-            self.decoder.push(&self.read_buf[..n]);
+            let (decoder, read) = (&self.decoder, &self.read_buf[..n]);
+            decoder.lock().unwrap_or_else(|p| p.into_inner()).push(read);
         }
     }
 }
@@ -81,7 +155,10 @@ impl BodyReader for DaemonBody {
                     self.pending = data;
                     self.offset = 0;
                 }
-                Frame::BodyEnd => self.done = true,
+                Frame::BodyEnd => {
+                    let nothing_after = self.decoder().buffered() == 0;
+                    self.reached_end(nothing_after);
+                }
                 Frame::BodyAbort => {
                     self.done = true;
                     return Err(io::Error::new(
@@ -116,23 +193,18 @@ pub struct DaemonSink {
     held: Vec<u8>,
     /// Body bytes still due under the declared Content-Length.
     remaining: Option<u64>,
-    ended: Arc<AtomicBool>,
+    ending: Arc<Ending>,
 }
 
 impl DaemonSink {
-    pub fn new(stream: Arc<UnixStream>, group: &str) -> Self {
+    pub fn new(stream: Arc<UnixStream>, group: &str, ending: Arc<Ending>) -> Self {
         DaemonSink {
             stream,
             group: group.to_owned(),
             held: Vec::new(),
             remaining: None,
-            ended: Arc::new(AtomicBool::new(false)),
+            ending,
         }
-    }
-
-    /// Set once the End frame went out with the last body block.
-    pub fn ended(&self) -> Arc<AtomicBool> {
-        self.ended.clone()
     }
 
     /// Writes the held bytes and then `parts`, with as few syscalls as the kernel allows.
@@ -160,30 +232,36 @@ impl DaemonSink {
         self.remaining.is_some_and(|r| r <= len)
     }
 
-    /// Accounts for `len` body bytes sent (with the End frame if `complete`).
+    /// Accounts for `len` body bytes sent (with the end frame if `complete`).
     fn sent(&mut self, len: u64, complete: bool) {
         if let Some(r) = &mut self.remaining {
             *r = r.saturating_sub(len);
         }
         if complete {
-            self.ended.store(true, Ordering::Release);
+            self.ending.ended.store(true, Ordering::Release);
         }
     }
 
+    /// The end frame to send with a block of `len` bytes, if that block completes the
+    /// response.
+    fn end_with(&self, len: u64) -> Option<[u8; wire::HEADER_LEN]> {
+        self.completes(len)
+            .then(|| wire::frame_header(self.ending.end_frame(), 0))
+    }
+
     fn data(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        if self.ended.load(Ordering::Relaxed) {
+        if self.ending.ended() {
             return Ok(());
         }
-        let end = wire::frame_header(Kind::End, 0);
-        let complete = self.completes(data.len() as u64);
+        let end = self.end_with(data.len() as u64);
+        let complete = end.is_some();
         let mut chunks = data.chunks(MAX_BODY_FRAME).peekable();
         while let Some(chunk) = chunks.next() {
             let header = wire::frame_header(Kind::Data, chunk.len());
             let last = chunks.peek().is_none();
-            let sent = if complete && last {
-                self.send(&[&header, chunk, &end])
-            } else {
-                self.send(&[&header, chunk])
+            let sent = match &end {
+                Some(end) if last => self.send(&[&header, chunk, end]),
+                _ => self.send(&[&header, chunk]),
             };
             if sent.is_err() {
                 return Err(SinkError::ClientGone);
@@ -196,10 +274,10 @@ impl DaemonSink {
     fn pass_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), PassError> {
         let mut frame = Vec::with_capacity(wire::HEADER_LEN + 16);
         wire::encode(&Frame::File { offset, len }, &mut frame);
-        let complete = self.completes(len);
-        let end = wire::frame_header(Kind::End, 0);
+        let end = self.end_with(len);
+        let complete = end.is_some();
         let held = std::mem::take(&mut self.held);
-        let parts: Vec<&[u8]> = [held.as_slice(), &frame, if complete { &end } else { &[] }]
+        let parts: Vec<&[u8]> = [held.as_slice(), &frame, end.as_ref().map_or(&[], |e| e)]
             .into_iter()
             .filter(|p| !p.is_empty())
             .collect();
@@ -260,7 +338,7 @@ impl ResponseSink for DaemonSink {
     /// frame), which sends it with Apache's file buckets (sendfile): no copy through
     /// this process. Copying is the fallback if the descriptor cannot be passed.
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {
-        if self.ended.load(Ordering::Relaxed) || len == 0 {
+        if self.ending.ended() || len == 0 {
             return Ok(());
         }
         match self.pass_file(fd, offset, len) {

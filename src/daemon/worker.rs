@@ -6,10 +6,10 @@
 
 use super::acceptor::{Acceptor, Job};
 use super::group::DaemonGroup;
-use super::transport::{DaemonBody, DaemonSink, send_frame};
+use super::transport::{DaemonBody, DaemonSink, Ending, KeepAlivePolicy, send_frame};
 use crate::python;
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
-use mod_wsgi_wire::{ErrorKind, Frame};
+use mod_wsgi_wire::{self as wire, ErrorKind, Frame};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,8 +159,14 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                         let shared = shared.clone();
                         OnScriptChange::Report(Arc::new(move || shared.recycle("script reload")))
                     };
+                    let keep_alive: KeepAlivePolicy = {
+                        let shared = shared.clone();
+                        Arc::new(move || {
+                            shared.stop_state().is_none() && shared.acceptor.may_keep()
+                        })
+                    };
                     while let Some((job, _busy)) = shared.acceptor.next(&shared.group) {
-                        handle(&shared, slot, job, &report);
+                        handle(&shared, slot, job, &report, &keep_alive);
                     }
                 })
                 .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
@@ -202,20 +208,23 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptChange) {
+fn handle(
+    shared: &Shared,
+    slot: usize,
+    job: Job,
+    on_script_change: &OnScriptChange,
+    keep_alive: &KeepAlivePolicy,
+) {
     let group = &shared.group;
     let spec = &group.spec;
-    let Job {
-        stream,
-        head,
-        decoder,
-    } = job;
+    let Job { connection, head } = job;
+    let stream = &connection.stream;
     if shared
         .stop_state()
         .is_some_and(|s| s.kind == StopKind::Immediate)
     {
         return refuse(
-            &stream,
+            stream,
             ErrorKind::Restarting,
             "daemon process is shutting down",
         );
@@ -229,9 +238,9 @@ fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptCha
             waited.as_secs_f64(),
             spec.queue_timeout.as_secs()
         );
-        return refuse(&stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
+        return refuse(stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
     }
-    let stream = Arc::new(stream);
+    let ending = Ending::new(head.keep_alive, keep_alive.clone());
     lock(&shared.active)[slot] = Some(Active {
         started: Instant::now(),
         thread_ident: python::current_thread_ident(),
@@ -251,34 +260,42 @@ fn handle(shared: &Shared, slot: usize, job: Job, on_script_change: &OnScriptCha
         run_once: spec.run_once(),
         on_script_change: on_script_change.clone(),
     };
-    let sink = DaemonSink::new(stream.clone(), &spec.name);
-    let ended = sink.ended();
-    let outcome = wsgi::run(
-        request,
-        Box::new(DaemonBody::new(stream.clone(), decoder)),
-        Box::new(sink),
-    );
+    let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone());
+    let body = DaemonBody::new(stream.clone(), connection.decoder.clone(), ending.clone());
+    let outcome = wsgi::run(request, Box::new(body), Box::new(sink));
     let interrupted = lock(&shared.active)[slot]
         .take()
         .is_some_and(|a| a.interrupted_at.is_some());
-    // A response that reached its Content-Length already went out with its End frame;
+    // A response that reached its Content-Length already went out with its end frame;
     // what happened after (close() raising, say) was logged and changes nothing for the
     // client.
-    let ended = ended.load(Ordering::Acquire);
-    match outcome {
-        _ if ended => {}
-        Outcome::Complete => send_frame(&stream, &Frame::End),
-        Outcome::ClientGone => {}
-        Outcome::Failed { .. } if interrupted => send_frame(
-            &stream,
-            &Frame::Error(ErrorKind::RequestTimeout, "request-timeout exceeded".into()),
-        ),
-        Outcome::Failed { .. } => send_frame(
-            &stream,
-            &Frame::Error(ErrorKind::Application, "application failed".into()),
-        ),
+    let kept = match outcome {
+        _ if ending.ended() => ending.kept(),
+        Outcome::Complete => {
+            let end = ending.end_frame();
+            let frame = wire::frame_header(end, 0);
+            std::io::Write::write_all(&mut &**stream, &frame).is_ok()
+                && end == mod_wsgi_wire::Kind::EndKeepAlive
+        }
+        Outcome::ClientGone => false,
+        Outcome::Failed { .. } if interrupted => {
+            send_frame(
+                stream,
+                &Frame::Error(ErrorKind::RequestTimeout, "request-timeout exceeded".into()),
+            );
+            false
+        }
+        Outcome::Failed { .. } => {
+            send_frame(
+                stream,
+                &Frame::Error(ErrorKind::Application, "application failed".into()),
+            );
+            false
+        }
+    };
+    if kept {
+        shared.acceptor.keep(connection);
     }
-    drop(stream);
     *lock(&shared.last_activity) = Instant::now();
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     if spec.maximum_requests > 0 && served >= shared.maximum_requests {

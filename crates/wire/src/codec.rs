@@ -80,6 +80,14 @@ impl Decoder {
             .max(1)
     }
 
+    /// The kind of the next frame if all of it is buffered (and its kind is known).
+    pub fn next_kind(&self) -> Option<Kind> {
+        let pending = &self.buf[self.start..];
+        let kind = Kind::from_byte(*pending.first()?).ok()?;
+        let len = u32::from_be_bytes(pending.get(1..HEADER_LEN)?.try_into().ok()?) as usize;
+        (len <= self.max_frame && pending.len() >= HEADER_LEN + len).then_some(kind)
+    }
+
     /// The next complete frame, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
         let pending = &self.buf[self.start..];
@@ -121,6 +129,7 @@ mod tests {
             secret: [7; 32],
             reload: true,
             header_only: false,
+            keep_alive: true,
             request_start_us: 1_700_000_000_000_000,
             script_mtime: 1234.5,
             application_group: "".into(),
@@ -146,6 +155,7 @@ mod tests {
             }),
             Frame::Data(vec![0; 1000]),
             Frame::End,
+            Frame::EndKeepAlive,
             Frame::Continue,
             Frame::File {
                 offset: 4096,
@@ -193,6 +203,25 @@ mod tests {
     #[test]
     fn header_is_big_endian() {
         assert_eq!(frame_header(Kind::Data, 0x0102_0304), [0x12, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn next_kind_names_only_a_complete_frame() {
+        let mut d = Decoder::new(100);
+        assert_eq!(d.next_kind(), None);
+        let mut bytes = Vec::new();
+        encode(&Frame::Body(b"abc".to_vec()), &mut bytes);
+        encode(&Frame::BodyEnd, &mut bytes);
+        d.push(&bytes[..HEADER_LEN + 2]);
+        assert_eq!(d.next_kind(), None);
+        d.push(&bytes[HEADER_LEN + 2..]);
+        assert_eq!(d.next_kind(), Some(Kind::Body));
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Body(b"abc".to_vec()))));
+        assert_eq!(d.next_kind(), Some(Kind::BodyEnd));
+        assert_eq!(d.next_frame(), Ok(Some(Frame::BodyEnd)));
+        assert_eq!(d.next_kind(), None);
+        d.push(&frame_header(Kind::Body, 101));
+        assert_eq!(d.next_kind(), None, "an oversized frame is never complete");
     }
 
     #[test]
@@ -259,7 +288,7 @@ mod tests {
             let frames = vec![
                 Frame::ResponseHead(ResponseHead { status, status_line: line, headers }),
                 Frame::RequestHead(Box::new(RequestHead {
-                    secret: [1; 32], reload: false, header_only: true,
+                    secret: [1; 32], reload: false, header_only: true, keep_alive: false,
                     request_start_us: 42, script_mtime: mtime,
                     application_group: "g".into(), script: "s".into(), callable: "c".into(),
                     environ: env,

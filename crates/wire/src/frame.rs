@@ -36,6 +36,7 @@ pub enum Kind {
     Error = 0x14,
     Continue = 0x15,
     File = 0x16,
+    EndKeepAlive = 0x17,
 }
 
 impl Kind {
@@ -51,6 +52,7 @@ impl Kind {
             0x14 => Kind::Error,
             0x15 => Kind::Continue,
             0x16 => Kind::File,
+            0x17 => Kind::EndKeepAlive,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
@@ -92,6 +94,10 @@ pub struct RequestHead {
     pub secret: [u8; SECRET_LEN],
     pub reload: bool,
     pub header_only: bool,
+    /// The child can send further requests on this connection: the daemon may answer
+    /// with `EndKeepAlive` instead of `End` (a daemon that does not know the flag ignores
+    /// it and closes, as before).
+    pub keep_alive: bool,
     /// When Apache accepted the request, microseconds since the epoch (for queue-timeout).
     pub request_start_us: u64,
     pub script_mtime: f64,
@@ -120,6 +126,9 @@ pub enum Frame {
     ResponseHead(ResponseHead),
     Data(Vec<u8>),
     End,
+    /// Daemon to child: the end of the response, and the connection stays open for the
+    /// child's next request (the whole request body was read and nothing is pending).
+    EndKeepAlive,
     Error(ErrorKind, String),
     /// Daemon to child: the application is reading the body, send the rest. Until
     /// then the child sends only the body's first block, so a daemon that refuses the
@@ -155,6 +164,7 @@ impl Frame {
             Frame::ResponseHead(_) => Kind::ResponseHead,
             Frame::Data(_) => Kind::Data,
             Frame::End => Kind::End,
+            Frame::EndKeepAlive => Kind::EndKeepAlive,
             Frame::Error(..) => Kind::Error,
             Frame::Continue => Kind::Continue,
             Frame::File { .. } => Kind::File,
@@ -167,7 +177,11 @@ impl Frame {
             Frame::RequestHead(h) => {
                 out.extend_from_slice(&VERSION.to_be_bytes());
                 out.extend_from_slice(&h.secret);
-                out.push(u8::from(h.reload) | (u8::from(h.header_only) << 1));
+                out.push(
+                    u8::from(h.reload)
+                        | (u8::from(h.header_only) << 1)
+                        | (u8::from(h.keep_alive) << 2),
+                );
                 out.extend_from_slice(&h.request_start_us.to_be_bytes());
                 out.extend_from_slice(&h.script_mtime.to_bits().to_be_bytes());
                 put_str(out, &h.application_group);
@@ -179,7 +193,11 @@ impl Frame {
                 put_response_head(out, h.status, &h.status_line, &h.headers);
             }
             Frame::Body(data) | Frame::Data(data) => out.extend_from_slice(data),
-            Frame::BodyEnd | Frame::BodyAbort | Frame::End | Frame::Continue => {}
+            Frame::BodyEnd
+            | Frame::BodyAbort
+            | Frame::End
+            | Frame::EndKeepAlive
+            | Frame::Continue => {}
             Frame::File { offset, len } => {
                 out.extend_from_slice(&offset.to_be_bytes());
                 out.extend_from_slice(&len.to_be_bytes());
@@ -209,6 +227,7 @@ impl Frame {
                     secret,
                     reload: flags & 1 != 0,
                     header_only: flags & 2 != 0,
+                    keep_alive: flags & 4 != 0,
                     request_start_us: c.u64()?,
                     script_mtime: f64::from_bits(c.u64()?),
                     application_group: c.string()?,
@@ -227,6 +246,7 @@ impl Frame {
             Kind::BodyEnd => Frame::BodyEnd,
             Kind::BodyAbort => Frame::BodyAbort,
             Kind::End => Frame::End,
+            Kind::EndKeepAlive => Frame::EndKeepAlive,
             Kind::Continue => Frame::Continue,
             Kind::File => Frame::File {
                 offset: c.u64()?,
@@ -254,6 +274,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::ResponseHead => "response head",
         Kind::Data => "data",
         Kind::End => "end",
+        Kind::EndKeepAlive => "end (keep-alive)",
         Kind::Error => "error",
         Kind::Continue => "continue",
         Kind::File => "file",

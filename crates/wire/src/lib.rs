@@ -8,7 +8,9 @@
 //! daemon answers with one [`ResponseHead`], [`Frame::Data`] and [`Frame::File`] frames
 //! (a file region whose descriptor is passed with the frame) and one [`Frame::End`], or an
 //! [`Frame::Error`] at any point. Both directions flow at the same time on one
-//! connection.
+//! connection. A child that sets [`RequestHead::keep_alive`] may get
+//! [`Frame::EndKeepAlive`] instead of `End`: the daemon read the whole request and waits
+//! for the next one on the same connection.
 //!
 //! Decoding never panics and never allocates more than the caller's limit.
 #![forbid(unsafe_code)]
