@@ -329,6 +329,7 @@ fn a_request_without_the_secret_is_refused() {
         secret: [0; 32],
         reload: false,
         header_only: false,
+        keep_alive: false,
         request_start_us: 0,
         script_mtime: 0.0,
         application_group: String::new(),

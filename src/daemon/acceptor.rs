@@ -177,7 +177,10 @@ impl Acceptor {
                 Ok(Some(fd)) => lock(&self.idle).remove(&(fd as RawFd)).map(|c| (c, true)),
                 Ok(None) => None,
                 Err(e) => {
-                    tracing::error!("WSGI0108: epoll_wait failed in group '{}': {e}", group.spec.name);
+                    tracing::error!(
+                        "WSGI0108: epoll_wait failed in group '{}': {e}",
+                        group.spec.name
+                    );
                     std::thread::sleep(Duration::from_millis(100));
                     None
                 }
@@ -199,11 +202,19 @@ impl Acceptor {
     fn accept(&self, group: &DaemonGroup) -> Option<Connection> {
         let stream = match self.listener.accept() {
             Ok((stream, _)) => stream,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return None;
             }
             Err(e) => {
-                tracing::error!("WSGI0108: accept failed in group '{}': {e}", group.spec.name);
+                tracing::error!(
+                    "WSGI0108: accept failed in group '{}': {e}",
+                    group.spec.name
+                );
                 std::thread::sleep(Duration::from_millis(100));
                 return None;
             }
@@ -216,6 +227,7 @@ impl Acceptor {
             tracing::error!("WSGI0108: group '{}': {e}", group.spec.name);
             return None;
         }
+        crate::shared::metrics::record_connection(&group.spec.name);
         Some(Connection {
             stream: Arc::new(stream),
             decoder: Arc::new(Mutex::new(Decoder::new(MAX_HEAD))),
@@ -241,7 +253,10 @@ pub fn retire(connection: Connection) {
     if arrived {
         send_frame(
             stream,
-            &Frame::Error(ErrorKind::Restarting, "daemon process is shutting down".into()),
+            &Frame::Error(
+                ErrorKind::Restarting,
+                "daemon process is shutting down".into(),
+            ),
         );
     }
 }
@@ -274,10 +289,7 @@ fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Optio
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                break Err(format!(
-                    "no request head within {:?}",
-                    group.socket_timeout
-                ));
+                break Err(format!("no request head within {:?}", group.socket_timeout));
             }
             Err(e) => break Err(e.to_string()),
         }

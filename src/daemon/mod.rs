@@ -4,12 +4,12 @@
 //! it from the hooks.
 
 mod acceptor;
-mod epoll;
-pub mod keepalive;
 pub mod affinity;
 mod client;
+mod epoll;
 pub mod group;
 pub mod identity;
+pub mod keepalive;
 mod process;
 mod server;
 mod socket;

@@ -104,6 +104,12 @@ pub fn record_request(group: &str, status: u16, took: Duration) {
     }
 }
 
+pub fn record_connection(group: &str) {
+    if let (Some(m), Some(g)) = (metrics(), group_index(group)) {
+        m.record_connection(g);
+    }
+}
+
 pub fn record_queue_wait(group: &str, waited: Duration) {
     if let (Some(m), Some(g)) = (metrics(), group_index(group)) {
         m.record_queue_wait(g, waited.as_secs_f64());

@@ -36,7 +36,8 @@ const G_QUEUE: usize = G_LATENCY + HISTOGRAM_WORDS;
 const G_REASONS: usize = G_QUEUE + HISTOGRAM_WORDS;
 const G_GIL_US: usize = G_REASONS + REASONS.len();
 const G_GIL_COUNT: usize = G_GIL_US + 1;
-const _: () = assert!(G_GIL_COUNT < GROUP_WORDS);
+const G_CONNECTIONS: usize = G_GIL_COUNT + 1;
+const _: () = assert!(G_CONNECTIONS < GROUP_WORDS);
 
 const PROCESS_WORDS: usize = 8;
 const P_PID: usize = 0;
@@ -195,6 +196,15 @@ impl<'a> Metrics<'a> {
     pub fn record_gil_wait(&self, group: usize, micros: u64) {
         self.word(group, G_GIL_US).fetch_add(micros, Relaxed);
         self.word(group, G_GIL_COUNT).fetch_add(1, Relaxed);
+    }
+
+    /// A daemon process of `group` accepted a connection from an Apache child.
+    pub fn record_connection(&self, group: usize) {
+        self.word(group, G_CONNECTIONS).fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connections(&self, group: usize) -> u64 {
+        self.word(group, G_CONNECTIONS).load(Relaxed)
     }
 
     pub(crate) fn status_counts(&self, group: usize) -> [u64; STATUS_CLASSES] {

@@ -121,6 +121,21 @@ impl Metrics<'_> {
                 seconds(us)
             );
         }
+        family(
+            out,
+            "mod_wsgi_daemon_connections_total",
+            "counter",
+            "Connections daemon processes accepted from Apache's children (each carries one or, kept alive, many requests).",
+        );
+        for (g, group) in groups.iter().enumerate() {
+            if !self.group_name(g).is_empty() {
+                let n = self.connections(g);
+                let _ = writeln!(
+                    out,
+                    "mod_wsgi_daemon_connections_total{{group=\"{group}\"}} {n}"
+                );
+            }
+        }
         let live: Vec<_> = self
             .processes()
             .into_iter()

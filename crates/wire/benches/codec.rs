@@ -73,6 +73,7 @@ fn head() -> RequestHead {
         secret: [7; 32],
         reload: false,
         header_only: false,
+        keep_alive: true,
         request_start_us: 1_795_000_000_000_000,
         script_mtime: 1_795_000_000.25,
         application_group: "www.example.com|".into(),
