@@ -199,9 +199,31 @@ impl Acceptor {
         }
     }
 
+    /// Moves this process to the back of the listener's queue of waiting processes.
+    /// EPOLLEXCLUSIVE wakes the first process in that queue with a free thread, which
+    /// would otherwise take every new connection until it is saturated; rotating spreads
+    /// connections (and so the kept-alive ones) over the group's processes, as threads
+    /// blocked in accept() took turns before.
+    fn go_last(&self, group: &DaemonGroup) {
+        let fd = self.listener.as_raw_fd();
+        let moved = self
+            .epoll
+            .delete(fd)
+            .and_then(|()| self.epoll.add(fd, Interest::SharedListener, LISTENER));
+        if let Err(e) = moved {
+            tracing::error!(
+                "WSGI0108: group '{}': cannot re-register the listener: {e}",
+                group.spec.name
+            );
+        }
+    }
+
     fn accept(&self, group: &DaemonGroup) -> Option<Connection> {
         let stream = match self.listener.accept() {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                self.go_last(group);
+                stream
+            }
             Err(e)
                 if matches!(
                     e.kind(),

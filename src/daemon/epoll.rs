@@ -62,6 +62,21 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, interest, token)
     }
 
+    /// Stops watching `fd`.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: plain syscall on two open descriptors; the event argument may be null
+        // for EPOLL_CTL_DEL.
+        check(unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        })
+        .map(drop)
+    }
+
     /// Re-arms a watched `fd` (after its one-shot event was taken).
     pub fn rearm(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, interest, token)
