@@ -6,11 +6,11 @@
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
-use super::socket::{poll_fd, recv_with_fds};
+use super::socket::{poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead};
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -255,7 +255,7 @@ impl BodyState {
 
 fn exchange(
     t: &mut Transfer<'_>,
-    mut stream: UnixStream,
+    stream: UnixStream,
     head_bytes: &[u8],
     reused: bool,
 ) -> Exchange {
@@ -268,7 +268,10 @@ fn exchange(
         sink,
         error_override,
     } = t;
-    if !reused && let Err(e) = stream.set_nonblocking(true) {
+    // The socket stays blocking with a read timeout: when there is nothing left to send,
+    // the read itself waits for the daemon (no poll first); every other read and every
+    // write is non-blocking (MSG_DONTWAIT).
+    if !reused && let Err(e) = stream.set_read_timeout(Some(group.socket_timeout)) {
         return Exchange::Done(ProxyOutcome::Failed {
             status: 503,
             message: format!("cannot use daemon socket: {e}"),
@@ -295,6 +298,8 @@ fn exchange(
         let want_write = peer_reading && (out_pos < out.len() || body_state.may_send_more());
         let polled = if std::mem::take(&mut fresh) {
             Ok((false, true))
+        } else if !want_write {
+            Ok((true, false))
         } else {
             poll_fd(stream.as_raw_fd(), want_write, group.socket_timeout)
         };
@@ -315,8 +320,16 @@ fn exchange(
             return broken(response.head_sent, 504, message);
         }
         if readable {
-            match recv_with_fds(stream.as_raw_fd(), buf, &mut response.fds) {
+            let wait = !want_write;
+            match recv_with_fds(stream.as_raw_fd(), buf, &mut response.fds, wait) {
                 Ok(0) => return daemon_closed(name, response.head_sent),
+                Err(e) if wait && e.kind() == io::ErrorKind::WouldBlock => {
+                    let message = format!(
+                        "timeout after {} s waiting for daemon process group '{name}'",
+                        group.socket_timeout.as_secs()
+                    );
+                    return broken(response.head_sent, 504, message);
+                }
                 // A daemon killed with bytes it never read resets the connection.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return daemon_closed(name, response.head_sent);
@@ -366,7 +379,7 @@ fn exchange(
                 }
             }
             if out_pos < out.len() {
-                let written = stream.write(&out[out_pos..]);
+                let written = send_nowait(stream.as_raw_fd(), &out[out_pos..]);
                 let first = std::mem::take(&mut first_write);
                 match written {
                     Err(e)

@@ -187,12 +187,32 @@ pub fn send_with_fd(sock: RawFd, parts: &[&[u8]], fd: RawFd) -> io::Result<usize
     Ok(rc as usize)
 }
 
+/// Writes what the stream socket `sock` takes now, without blocking (EAGAIN if nothing).
+pub fn send_nowait(sock: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid readable region for the call.
+    let n = unsafe {
+        libc::send(
+            sock,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// Reads from the stream socket `sock` into `buf`, keeping any descriptors that came with
-/// the data (close-on-exec) in `fds`, in the order they were sent.
+/// the data (close-on-exec) in `fds`, in the order they were sent. Without `wait` it
+/// does not block (EAGAIN if nothing is there); with it, it blocks up to the socket's
+/// read timeout (then EAGAIN).
 pub fn recv_with_fds(
     sock: RawFd,
     buf: &mut [u8],
     fds: &mut std::collections::VecDeque<std::os::fd::OwnedFd>,
+    wait: bool,
 ) -> io::Result<usize> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -201,15 +221,18 @@ pub fn recv_with_fds(
     // SAFETY: CMSG_SPACE only computes a size.
     let space =
         unsafe { libc::CMSG_SPACE((MAX_FDS_PER_READ * std::mem::size_of::<RawFd>()) as u32) };
-    let mut control = vec![0u8; space as usize];
+    // On the stack (this runs for every read of a proxied response), aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    assert!(space as usize <= std::mem::size_of_val(&control));
     // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the recvmsg.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = control.len();
+    msg.msg_controllen = space as usize;
+    let flags = libc::MSG_CMSG_CLOEXEC | if wait { 0 } else { libc::MSG_DONTWAIT };
     // SAFETY: buf and control are valid writable regions described by msg.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(sock, &mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
