@@ -57,6 +57,8 @@ pub struct Acceptor {
     idle: Mutex<HashMap<RawFd, Connection>>,
     threads: usize,
     socket_timeout: Duration,
+    /// Serialises `go_last` between threads that accepted at the same time.
+    rotating: Mutex<()>,
 }
 
 /// Marks its thread busy until dropped (when the request is finished or abandoned), for
@@ -95,6 +97,7 @@ impl Acceptor {
             idle: Mutex::new(HashMap::new()),
             threads: group.spec.threads as usize,
             socket_timeout: group.socket_timeout,
+            rotating: Mutex::new(()),
         })
     }
 
@@ -206,6 +209,7 @@ impl Acceptor {
     /// blocked in accept() took turns before.
     fn go_last(&self, group: &DaemonGroup) {
         let fd = self.listener.as_raw_fd();
+        let _one_at_a_time = lock(&self.rotating);
         let moved = self
             .epoll
             .delete(fd)

@@ -253,12 +253,7 @@ impl BodyState {
     }
 }
 
-fn exchange(
-    t: &mut Transfer<'_>,
-    stream: UnixStream,
-    head_bytes: &[u8],
-    reused: bool,
-) -> Exchange {
+fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused: bool) -> Exchange {
     let Transfer {
         group,
         lane: _,
