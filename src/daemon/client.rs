@@ -286,12 +286,13 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused:
     let mut out_pos = 0;
     let mut peer_reading = true;
     let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
-    // A fresh or idle connection has room for the head: the first write needs no poll.
+    // A fresh or idle connection has room for the head: the first round writes it
+    // without polling.
     let mut fresh = true;
-    let mut first_write = true;
     loop {
+        let first = std::mem::take(&mut fresh);
         let want_write = peer_reading && (out_pos < out.len() || body_state.may_send_more());
-        let polled = if std::mem::take(&mut fresh) {
+        let polled = if first {
             Ok((false, true))
         } else if !want_write {
             Ok((true, false))
@@ -374,9 +375,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused:
                 }
             }
             if out_pos < out.len() {
-                let written = send_nowait(stream.as_raw_fd(), &out[out_pos..]);
-                let first = std::mem::take(&mut first_write);
-                match written {
+                match send_nowait(stream.as_raw_fd(), &out[out_pos..]) {
                     Err(e)
                         if first
                             && reused
