@@ -232,3 +232,46 @@ fn file_wrapper_responses_are_not_copied_through_the_daemon() {
     );
     apache.stop();
 }
+
+const BLOCKS_APP: &str = r#"
+def pattern(n, seed):
+    return bytes((i * 7 + seed) % 251 for i in range(n))
+BIG = pattern(3 * 1024 * 1024 + 17, 1)
+TAIL = pattern(300001, 2)
+def application(environ, start_response):
+    small = [b"%06d|" % i for i in range(1000)]
+    blocks = [BIG] + small + [TAIL]
+    headers = [("Content-Type", "application/octet-stream")]
+    if environ["QUERY_STRING"] == "length":
+        headers.append(("Content-Length", str(sum(map(len, blocks)))))
+    start_response("200 OK", headers)
+    return blocks
+"#;
+
+fn pattern(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
+}
+
+/// Blocks far larger than a frame and a thousand tiny ones, with and without a
+/// Content-Length, arrive byte for byte over kept-alive daemon connections (the Apache
+/// child relays large frames in pieces as they arrive).
+#[test]
+fn large_and_small_blocks_arrive_intact() {
+    let body = "WSGIDaemonProcess blocks processes=1 threads=4\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=blocks application-group=%{GLOBAL}\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", BLOCKS_APP)]);
+    let mut expected = pattern(3 * 1024 * 1024 + 17, 1);
+    for i in 0..1000 {
+        expected.extend_from_slice(format!("{i:06}|").as_bytes());
+    }
+    expected.extend_from_slice(&pattern(300001, 2));
+    for round in 0..3 {
+        for query in ["", "?length"] {
+            let r = apache.get(&format!("/blocks{query}"));
+            assert_eq!(r.status, 200, "{}", apache.error_log());
+            assert_eq!(r.body.len(), expected.len(), "round {round} {query}");
+            assert!(r.body == expected, "round {round} {query}: body differs");
+        }
+    }
+    apache.stop();
+}

@@ -10,7 +10,7 @@
 
 use super::epoll::{Epoll, Interest};
 use super::group::DaemonGroup;
-use super::socket::set_accept_timeout;
+use super::socket::{recv_append, set_accept_timeout};
 use super::transport::send_frame;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
 use std::collections::HashMap;
@@ -24,6 +24,8 @@ use std::time::Duration;
 /// Largest request head accepted (environ included).
 const MAX_HEAD: usize = 16 * 1024 * 1024;
 const HEAD_CHUNK: usize = 4 * 1024;
+/// Buffer memory an idle kept-alive connection holds on to.
+const IDLE_BUFFER: usize = 16 * 1024;
 /// How long a free thread waits before it checks whether its process stops.
 const WAKE: Duration = Duration::from_millis(200);
 /// The listener's token in the epoll set; kept connections use their descriptor.
@@ -134,6 +136,8 @@ impl Acceptor {
     /// next request; once the acceptor is closed, retires it instead.
     pub fn keep(&self, mut connection: Connection) {
         let fd = connection.stream.as_raw_fd();
+        // An upload grew the buffer; an idle connection keeps only room for a head.
+        lock(&connection.decoder).shrink_to(IDLE_BUFFER);
         let mut idle = lock(&self.idle);
         if self.closed.load(Ordering::SeqCst) {
             drop(idle);
@@ -278,7 +282,7 @@ pub fn retire(connection: Connection) {
     }
     if arrived {
         send_frame(
-            stream,
+            &connection.stream,
             &Frame::Error(
                 ErrorKind::Restarting,
                 "daemon process is shutting down".into(),
@@ -291,9 +295,8 @@ pub fn retire(connection: Connection) {
 /// unless the child just closed an idle kept-alive connection).
 fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Option<Job> {
     let name = &group.spec.name;
-    let mut stream = &*connection.stream;
+    let fd = connection.stream.as_raw_fd();
     let mut decoder = lock(&connection.decoder);
-    let mut buf = [0u8; HEAD_CHUNK];
     let head = loop {
         match decoder.next_frame() {
             Ok(Some(Frame::RequestHead(head))) => break Ok(head),
@@ -303,10 +306,12 @@ fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Optio
             Ok(None) => {}
             Err(e) => break Err(e.to_string()),
         }
-        match stream.read(&mut buf) {
+        // The head's first body block may follow: read what fits in the buffer.
+        let read = decoder.receive(HEAD_CHUNK, |buf| recv_append(fd, buf, usize::MAX));
+        match read {
             Ok(0) if reused && decoder.buffered() == 0 => return None,
             Ok(0) => break Err("connection closed before the request head".to_owned()),
-            Ok(n) => decoder.push(&buf[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if reused && e.kind() == io::ErrorKind::ConnectionReset => return None,
             Err(e)
@@ -333,7 +338,7 @@ fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Optio
             "WSGI0105: group '{name}': refused a request without this server's secret (another local process tried to talk to the daemon socket?)"
         );
         send_frame(
-            stream,
+            &connection.stream,
             &Frame::Error(ErrorKind::Refused, "bad secret".into()),
         );
         return None;

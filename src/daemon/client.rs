@@ -8,7 +8,7 @@
 use super::group::DaemonGroup;
 use super::socket::{poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
-use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead};
+use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Item, Kind, RequestHead};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -19,24 +19,44 @@ use std::time::{Duration, Instant};
 
 /// Largest frame accepted from a daemon (a response head with all its headers).
 const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
+/// Most bytes one read moves in either direction; a response's body is relayed in
+/// pieces of at most this size, however large the daemon's frames.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Read buffers kept across requests (zero-filling and faulting in a fresh 64 KiB per
-/// request showed up in profiles), shared by the process's threads so that only as many
-/// exist as requests were proxied at once, up to `MAX_SPARE_BUFFERS` kept.
-static SPARE_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-const MAX_SPARE_BUFFERS: usize = 8;
-
-fn take_scratch() -> Vec<u8> {
-    let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
-    spare.unwrap_or_else(|| vec![0; READ_CHUNK])
+/// Buffers kept across requests (allocating and faulting in fresh ones per request
+/// showed up in profiles), shared by the process's threads so that only as many exist
+/// as requests were proxied at once, up to `MAX_SPARE_BUFFERS` kept.
+struct Buffers {
+    /// The client's body on its way to the daemon.
+    scratch: Vec<u8>,
+    /// What the daemon sent, decoded in place.
+    received: Vec<u8>,
+    /// Response body pieces collected from one read.
+    data: Vec<u8>,
 }
 
-fn give_back_scratch(buf: Vec<u8>) {
+static SPARE_BUFFERS: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
+const MAX_SPARE_BUFFERS: usize = 8;
+
+fn take_buffers() -> Buffers {
+    let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
+    spare.unwrap_or_else(|| Buffers {
+        scratch: vec![0; READ_CHUNK],
+        received: Vec::with_capacity(READ_CHUNK),
+        data: Vec::new(),
+    })
+}
+
+fn give_back_buffers(buffers: Buffers) {
+    // A buffer grown by an unusually large frame (a huge response head) is not kept.
+    let oversized = |b: &Vec<u8>| b.capacity() > 2 * READ_CHUNK;
+    if oversized(&buffers.received) || oversized(&buffers.data) {
+        return;
+    }
     if let Ok(mut spare) = SPARE_BUFFERS.lock()
         && spare.len() < MAX_SPARE_BUFFERS
     {
-        spare.push(buf);
+        spare.push(buffers);
     }
 }
 
@@ -140,7 +160,7 @@ pub fn proxy(
             replayable: true,
             done: false,
         },
-        scratch: take_scratch(),
+        buffers: take_buffers(),
         body,
         sink,
         error_override,
@@ -149,9 +169,9 @@ pub fn proxy(
     // is the end frame, so the whole request is one write.
     let t = &mut transfer;
     t.body_state
-        .next_frame(t.body, &mut t.scratch, &mut Vec::new());
+        .next_frame(t.body, &mut t.buffers.scratch, &mut Vec::new());
     let outcome = attempt_all(&mut transfer, &head_bytes);
-    give_back_scratch(transfer.scratch);
+    give_back_buffers(transfer.buffers);
     outcome
 }
 
@@ -160,8 +180,7 @@ struct Transfer<'a> {
     group: &'a DaemonGroup,
     lane: Option<usize>,
     body_state: BodyState,
-    /// Read buffer for both directions (they never use it at the same time).
-    scratch: Vec<u8>,
+    buffers: Buffers,
     body: &'a mut dyn BodyReader,
     sink: &'a mut dyn ResponseSink,
     error_override: bool,
@@ -254,147 +273,201 @@ impl BodyState {
 }
 
 fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused: bool) -> Exchange {
-    let Transfer {
-        group,
-        lane: _,
-        body_state,
-        scratch: buf,
-        body,
-        sink,
-        error_override,
-    } = t;
     // The socket stays blocking with a read timeout: when there is nothing left to send,
     // the read itself waits for the daemon (no poll first); every other read and every
     // write is non-blocking (MSG_DONTWAIT).
-    if !reused && let Err(e) = stream.set_read_timeout(Some(group.socket_timeout)) {
+    if !reused && let Err(e) = stream.set_read_timeout(Some(t.group.socket_timeout)) {
         return Exchange::Done(ProxyOutcome::Failed {
             status: 503,
             message: format!("cannot use daemon socket: {e}"),
         });
     }
-    let name = &group.spec.name;
+    let received = std::mem::take(&mut t.buffers.received);
+    let mut decoder = Decoder::with_buffer(MAX_RESPONSE_FRAME, received);
     let mut response = Response {
-        sink: &mut **sink,
-        name,
-        error_override: *error_override,
+        sink: &mut *t.sink,
+        name: &t.group.spec.name,
+        error_override: t.error_override,
         head_sent: false,
         keep_alive: false,
-        data: Vec::new(),
+        data: std::mem::take(&mut t.buffers.data),
         fds: VecDeque::new(),
     };
-    let mut out = [head_bytes, &body_state.replay].concat();
-    let mut out_pos = 0;
-    let mut peer_reading = true;
-    let mut decoder = Decoder::new(MAX_RESPONSE_FRAME);
-    // A fresh or idle connection has room for the head: the first round writes it
-    // without polling.
-    let mut fresh = true;
-    loop {
-        let first = std::mem::take(&mut fresh);
-        let want_write = peer_reading && (out_pos < out.len() || body_state.may_send_more());
-        let polled = if first {
-            Ok((false, true))
-        } else if !want_write {
-            Ok((true, false))
-        } else {
-            poll_fd(stream.as_raw_fd(), want_write, group.socket_timeout)
-        };
-        let (readable, writable) = match polled {
-            Ok(r) => r,
-            Err(e) => {
-                return Exchange::Done(ProxyOutcome::Failed {
-                    status: 502,
-                    message: format!("poll on daemon socket failed: {e}"),
-                });
-            }
-        };
-        if !readable && !writable {
-            let message = format!(
-                "timeout after {} s waiting for daemon process group '{name}'",
-                group.socket_timeout.as_secs()
-            );
-            return broken(response.head_sent, 504, message);
-        }
-        if readable {
-            let wait = !want_write;
-            match recv_with_fds(stream.as_raw_fd(), buf, &mut response.fds, wait) {
-                Ok(0) => return daemon_closed(name, response.head_sent),
-                Err(e) if wait && e.kind() == io::ErrorKind::WouldBlock => {
-                    let message = format!(
-                        "timeout after {} s waiting for daemon process group '{name}'",
-                        group.socket_timeout.as_secs()
-                    );
-                    return broken(response.head_sent, 504, message);
-                }
-                // A daemon killed with bytes it never read resets the connection.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return daemon_closed(name, response.head_sent);
-                }
-                Ok(n) => decoder.push(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+    let out = [head_bytes, &t.body_state.replay].concat();
+    let mut relay = Relay {
+        group: t.group,
+        body_state: &mut t.body_state,
+        scratch: &mut t.buffers.scratch,
+        body: &mut *t.body,
+        out,
+        out_pos: 0,
+        peer_reading: true,
+    };
+    let end = relay.run(&stream, &mut decoder, &mut response, reused);
+    t.buffers.data = std::mem::take(&mut response.data);
+    t.buffers.received = decoder.into_buffer();
+    match end {
+        Exchange::Done(ProxyOutcome::Complete) if response.keep_alive => Exchange::Reusable(stream),
+        end => end,
+    }
+}
+
+/// The request side of one exchange: what is still to be sent to the daemon.
+struct Relay<'a> {
+    group: &'a DaemonGroup,
+    body_state: &'a mut BodyState,
+    scratch: &'a mut [u8],
+    body: &'a mut dyn BodyReader,
+    out: Vec<u8>,
+    out_pos: usize,
+    peer_reading: bool,
+}
+
+impl Relay<'_> {
+    /// Sends the request and relays the response until it ends. `Complete` with the
+    /// response's `keep_alive` set means the connection carried nothing else.
+    fn run(
+        &mut self,
+        stream: &UnixStream,
+        decoder: &mut Decoder,
+        response: &mut Response<'_>,
+        reused: bool,
+    ) -> Exchange {
+        let group = self.group;
+        let name = &group.spec.name;
+        let fd = stream.as_raw_fd();
+        // A fresh or idle connection has room for the head: the first round writes it
+        // without polling.
+        let mut fresh = true;
+        loop {
+            let first = std::mem::take(&mut fresh);
+            let want_write = self.peer_reading
+                && (self.out_pos < self.out.len() || self.body_state.may_send_more());
+            let polled = if first {
+                Ok((false, true))
+            } else if !want_write {
+                Ok((true, false))
+            } else {
+                poll_fd(fd, want_write, group.socket_timeout)
+            };
+            let (readable, writable) = match polled {
+                Ok(r) => r,
                 Err(e) => {
-                    let message = format!("reading from daemon process group '{name}' failed: {e}");
-                    return broken(response.head_sent, 502, message);
+                    return Exchange::Done(ProxyOutcome::Failed {
+                        status: 502,
+                        message: format!("poll on daemon socket failed: {e}"),
+                    });
                 }
+            };
+            if !readable && !writable {
+                let message = format!(
+                    "timeout after {} s waiting for daemon process group '{name}'",
+                    group.socket_timeout.as_secs()
+                );
+                return broken(response.head_sent, 504, message);
             }
-            loop {
-                let frame = match decoder.next_frame() {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let message =
-                            format!("bad response from daemon process group '{name}': {e}");
-                        return broken(response.head_sent, 502, message);
+            if readable {
+                let wait = !want_write;
+                let fds = &mut response.fds;
+                let read = decoder.receive(READ_CHUNK, |buf| {
+                    recv_with_fds(fd, buf, READ_CHUNK, fds, wait)
+                });
+                match read {
+                    Ok(0) => return daemon_closed(name, response.head_sent),
+                    Err(e) if wait && e.kind() == io::ErrorKind::WouldBlock => {
+                        let message = format!(
+                            "timeout after {} s waiting for daemon process group '{name}'",
+                            group.socket_timeout.as_secs()
+                        );
+                        return broken(response.head_sent, 504, message);
                     }
-                };
-                if let Some(end) = response.on_frame(frame, body_state) {
-                    let idle = response.keep_alive
-                        && decoder.buffered() == 0
-                        && response.fds.is_empty()
-                        && body_state.done
-                        && out_pos == out.len();
-                    return match end {
-                        Exchange::Done(ProxyOutcome::Complete) if idle => {
-                            Exchange::Reusable(stream)
-                        }
-                        end => end,
-                    };
-                }
-            }
-            if let Some(end) = response.flush() {
-                return end;
-            }
-        }
-        if writable && peer_reading {
-            if out_pos == out.len() {
-                out.clear();
-                out_pos = 0;
-                if body_state.may_send_more() {
-                    body_state.next_frame(&mut **body, buf, &mut out);
-                }
-            }
-            if out_pos < out.len() {
-                match send_nowait(stream.as_raw_fd(), &out[out_pos..]) {
-                    Err(e)
-                        if first
-                            && reused
-                            && matches!(
-                                e.kind(),
-                                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                            ) =>
-                    {
-                        return Exchange::Stale;
+                    // A daemon killed with bytes it never read resets the connection.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        return daemon_closed(name, response.head_sent);
                     }
-                    Ok(n) => out_pos += n,
+                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // The daemon stopped reading (it answered without consuming the body,
-                    // or it died); what it sends back decides the outcome.
-                    Err(_) => peer_reading = false,
+                    Err(e) => {
+                        let message =
+                            format!("reading from daemon process group '{name}' failed: {e}");
+                        return broken(response.head_sent, 502, message);
+                    }
+                }
+                if let Some(end) = self.take_response(decoder, response) {
+                    return end;
+                }
+            }
+            if writable && self.peer_reading {
+                if let Some(stale) = self.send_more(fd, first && reused) {
+                    return stale;
                 }
             }
         }
+    }
+
+    /// Applies every decoded item to the response; `Some` ends the exchange.
+    fn take_response(
+        &mut self,
+        decoder: &mut Decoder,
+        response: &mut Response<'_>,
+    ) -> Option<Exchange> {
+        loop {
+            let end = match decoder.next_item(READ_CHUNK) {
+                Ok(None) => break,
+                Ok(Some(Item::Data(piece))) => response.on_data(piece),
+                Ok(Some(Item::Frame(frame))) => response.on_frame(frame, self.body_state),
+                Ok(Some(Item::Body(_))) => response.protocol("a request body frame"),
+                Err(e) => {
+                    let name = response.name;
+                    let message = format!("bad response from daemon process group '{name}': {e}");
+                    Some(broken(response.head_sent, 502, message))
+                }
+            };
+            if let Some(end) = end {
+                // Kept only if the connection carries nothing more in either direction.
+                response.keep_alive &= decoder.buffered() == 0
+                    && response.fds.is_empty()
+                    && self.body_state.done
+                    && self.out_pos == self.out.len();
+                return Some(end);
+            }
+        }
+        response.flush()
+    }
+
+    /// Writes what the socket takes of the request; `Some(Stale)` if the first write on a
+    /// reused connection found it closed by its daemon.
+    fn send_more(&mut self, fd: std::os::fd::RawFd, may_be_stale: bool) -> Option<Exchange> {
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            if self.body_state.may_send_more() {
+                self.body_state
+                    .next_frame(&mut *self.body, self.scratch, &mut self.out);
+            }
+        }
+        if self.out_pos == self.out.len() {
+            return None;
+        }
+        match send_nowait(fd, &self.out[self.out_pos..]) {
+            Err(e)
+                if may_be_stale
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                return Some(Exchange::Stale);
+            }
+            Ok(n) => self.out_pos += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The daemon stopped reading (it answered without consuming the body, or it
+            // died); what it sends back decides the outcome.
+            Err(_) => self.peer_reading = false,
+        }
+        None
     }
 }
 
@@ -434,35 +507,35 @@ impl Response<'_> {
         sunk(written)
     }
 
+    /// The daemon broke the protocol. After the head a 502 can no longer be sent: the
+    /// response is aborted instead.
+    fn protocol(&self, what: &str) -> Option<Exchange> {
+        let message = format!("daemon process group '{}' sent {what}", self.name);
+        Some(broken(self.head_sent, 502, message))
+    }
+
+    /// Collects a piece of the response body; `Some` ends the exchange.
+    fn on_data(&mut self, piece: &[u8]) -> Option<Exchange> {
+        if !self.head_sent {
+            return self.protocol("body data before the response head");
+        }
+        self.data.extend_from_slice(piece);
+        None
+    }
+
     /// Applies one frame from the daemon; `Some` ends the exchange.
     fn on_frame(&mut self, frame: Frame, body_state: &mut BodyState) -> Option<Exchange> {
-        match frame {
-            Frame::Continue => {
-                body_state.continued();
-                return None;
-            }
-            Frame::Data(block) if self.head_sent => {
-                if self.data.is_empty() {
-                    self.data = block;
-                } else {
-                    self.data.extend_from_slice(&block);
-                }
-                return None;
-            }
-            _ => {}
+        if let Frame::Continue = frame {
+            body_state.continued();
+            return None;
         }
-        // Everything else comes after the body blocks before it.
+        // Everything else comes after the body pieces before it.
         if let Some(end) = self.flush() {
             return Some(end);
         }
         let name = self.name;
         let done = |o| Some(Exchange::Done(o));
-        // After the head, a 502 can no longer be sent: the response is aborted instead.
-        let head_sent = self.head_sent;
-        let protocol = |what: &str| {
-            let message = format!("daemon process group '{name}' sent {what}");
-            Some(broken(head_sent, 502, message))
-        };
+        let protocol = |what: &str| self.protocol(what);
         match frame {
             Frame::ResponseHead(h) if !self.head_sent && self.error_override && h.status >= 400 => {
                 done(ProxyOutcome::Overridden { status: h.status })

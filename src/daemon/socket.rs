@@ -204,19 +204,22 @@ pub fn send_nowait(sock: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Reads from the stream socket `sock` into `buf`, keeping any descriptors that came with
+/// Reads from the stream socket `sock` into `buf`'s spare capacity (appending, at most
+/// `max` bytes: the caller reserves the room), keeping any descriptors that came with
 /// the data (close-on-exec) in `fds`, in the order they were sent. Without `wait` it
 /// does not block (EAGAIN if nothing is there); with it, it blocks up to the socket's
 /// read timeout (then EAGAIN).
 pub fn recv_with_fds(
     sock: RawFd,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
+    max: usize,
     fds: &mut std::collections::VecDeque<std::os::fd::OwnedFd>,
     wait: bool,
 ) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
     let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: spare.len().min(max),
     };
     // SAFETY: CMSG_SPACE only computes a size.
     let space =
@@ -255,10 +258,34 @@ pub fn recv_with_fds(
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
+    // SAFETY: the kernel initialised the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n as usize) };
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other(
             "more file descriptors arrived than expected (truncated)",
         ));
     }
     Ok(n as usize)
+}
+
+/// Reads from the stream socket `sock` into `buf`'s spare capacity (appending, at most
+/// `max` bytes), blocking up to the socket's read timeout.
+pub fn recv_append(sock: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    let n = loop {
+        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
+        // by `buf`, which outlives the call; sock is the caller's open socket.
+        let n = unsafe { libc::recv(sock, spare.as_mut_ptr().cast(), len, 0) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    // SAFETY: the kernel initialised the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }

@@ -4,8 +4,8 @@
 
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
-use mod_wsgi_wire::{self as wire, Decoder, Frame, Kind, MAX_BODY_FRAME};
-use std::io::{self, IoSlice, Read, Write};
+use mod_wsgi_wire::{self as wire, Decoder, Frame, Item, Kind, MAX_BODY_FRAME};
+use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,12 +69,12 @@ pub struct DaemonBody {
     stream: Arc<UnixStream>,
     decoder: Arc<Mutex<Decoder>>,
     ending: Arc<Ending>,
-    pending: Vec<u8>,
-    offset: usize,
     done: bool,
     continued: bool,
-    read_buf: Vec<u8>,
 }
+
+/// Most bytes one read of the body takes from the socket.
+const BODY_READ: usize = 64 * 1024;
 
 impl DaemonBody {
     /// A body whose end came with the request head (a GET) is complete at once.
@@ -83,11 +83,8 @@ impl DaemonBody {
             stream,
             decoder,
             ending,
-            pending: Vec::new(),
-            offset: 0,
             done: false,
             continued: false,
-            read_buf: Vec::new(),
         };
         let at_end = {
             let mut decoder = body.decoder();
@@ -114,70 +111,86 @@ impl DaemonBody {
             .store(nothing_after, Ordering::Release);
     }
 
-    fn next_frame(&mut self) -> io::Result<Frame> {
-        loop {
-            match self.decoder().next_frame() {
-                Ok(Some(frame)) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+    /// Receives more of the body into the decoder (asking the child for the rest first,
+    /// the first time the application wants more than came with the head).
+    fn receive(&mut self) -> io::Result<()> {
+        if !self.continued {
+            self.continued = true;
+            (&*self.stream).write_all(&wire::frame_header(Kind::Continue, 0))?;
+        }
+        let fd = self.stream.as_raw_fd();
+        let n = self.decoder().receive(BODY_READ, |buf| {
+            super::socket::recv_append(fd, buf, BODY_READ)
+        })?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "Apache closed the connection before the end of the request body",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one decoding step of the body produced.
+enum BodyStep {
+    Copied(usize),
+    End,
+    NeedMore,
+    Aborted,
+    Unexpected(Kind),
+    Bad(wire::WireError),
+}
+
+impl DaemonBody {
+    /// Copies the next buffered piece of the body into `buf`.
+    fn step(&self, buf: &mut [u8]) -> BodyStep {
+        match self.decoder().next_item(buf.len()) {
+            Ok(Some(Item::Body(piece))) => {
+                buf[..piece.len()].copy_from_slice(piece);
+                BodyStep::Copied(piece.len())
             }
-            if !self.continued {
-                // The application wants more than the first block: ask for the rest.
-                self.continued = true;
-                (&*self.stream).write_all(&wire::frame_header(Kind::Continue, 0))?;
-            }
-            // Allocated only when the body does not fit in what came with the head, and not
-            // on the worker's stack, whose touched pages stay resident for the thread's life.
-            if self.read_buf.is_empty() {
-                self.read_buf = vec![0u8; 64 * 1024];
-            }
-            let n = (&*self.stream).read(&mut self.read_buf)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "Apache closed the connection before the end of the request body",
-                ));
-            }
-            let (decoder, read) = (&self.decoder, &self.read_buf[..n]);
-            decoder.lock().unwrap_or_else(|p| p.into_inner()).push(read);
+            Ok(Some(Item::Frame(Frame::BodyEnd))) => BodyStep::End,
+            Ok(Some(Item::Frame(Frame::BodyAbort))) => BodyStep::Aborted,
+            Ok(Some(Item::Frame(other))) => BodyStep::Unexpected(other.kind()),
+            Ok(Some(Item::Data(_))) => BodyStep::Unexpected(Kind::Data),
+            Ok(None) => BodyStep::NeedMore,
+            Err(e) => BodyStep::Bad(e),
         }
     }
 }
 
 impl BodyReader for DaemonBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.offset == self.pending.len() {
+        loop {
             if self.done || buf.is_empty() {
                 return Ok(0);
             }
-            match self.next_frame()? {
-                Frame::Body(data) => {
-                    self.pending = data;
-                    self.offset = 0;
-                }
-                Frame::BodyEnd => {
+            match self.step(buf) {
+                // An empty Body frame carries nothing; 0 would read as the end.
+                BodyStep::Copied(0) => {}
+                BodyStep::Copied(n) => return Ok(n),
+                BodyStep::End => {
                     let nothing_after = self.decoder().buffered() == 0;
                     self.reached_end(nothing_after);
                 }
-                Frame::BodyAbort => {
+                BodyStep::NeedMore => self.receive()?,
+                BodyStep::Aborted => {
                     self.done = true;
                     return Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "error reading the request body (client went away, timed out or sent a malformed body)",
                     ));
                 }
-                other => {
+                BodyStep::Unexpected(kind) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("unexpected {:?} frame in the request body", other.kind()),
+                        format!("unexpected {kind:?} frame in the request body"),
                     ));
                 }
+                BodyStep::Bad(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
         }
-        let n = buf.len().min(self.pending.len() - self.offset);
-        buf[..n].copy_from_slice(&self.pending[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
     }
 }
 

@@ -37,12 +37,31 @@ fn encode_with(kind: Kind, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)
 
 /// Turns a byte stream into frames. Bytes are pushed in as they arrive; a frame whose
 /// declared length exceeds `max_frame` is an error before any of it is buffered.
+///
+/// Two ways to read: [`Decoder::next_frame`] returns whole frames; [`Decoder::next_item`]
+/// returns the payloads of `Body` and `Data` frames in pieces as they arrive, so a
+/// relay never holds a whole large frame.
 #[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
     start: usize,
     max_frame: usize,
+    /// A `Body` or `Data` frame whose header `next_item` consumed: its kind and how many
+    /// payload bytes are still to come.
+    streaming: Option<(Kind, usize)>,
 }
+
+/// What [`Decoder::next_item`] returns: a piece of a `Body` or `Data` payload, borrowed
+/// from the decoder until the next call, or any other frame whole.
+#[derive(Debug, PartialEq)]
+pub enum Item<'a> {
+    Body(&'a [u8]),
+    Data(&'a [u8]),
+    Frame(Frame),
+}
+
+/// Consumed bytes are moved out of the buffer once this many have piled up.
+const COMPACT_AFTER: usize = 64 * 1024;
 
 impl Decoder {
     pub fn new(max_frame: usize) -> Self {
@@ -50,16 +69,62 @@ impl Decoder {
             buf: Vec::new(),
             start: 0,
             max_frame,
+            streaming: None,
         }
+    }
+
+    /// A decoder that reuses `buf`'s memory (its contents are discarded).
+    pub fn with_buffer(max_frame: usize, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        Decoder {
+            buf,
+            ..Decoder::new(max_frame)
+        }
+    }
+
+    /// The buffer's memory, for the next `with_buffer`.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Adds received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
+        self.compact();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Lets `read` append received bytes to the buffer directly (no copy through a
+    /// scratch buffer), with room for `reserve` more reserved first. `read` must only
+    /// append; what it returns is passed back.
+    pub fn receive<T, E>(
+        &mut self,
+        reserve: usize,
+        read: impl FnOnce(&mut Vec<u8>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.compact();
+        self.buf.reserve(reserve);
+        let result = read(&mut self.buf);
+        self.start = self.start.min(self.buf.len());
+        result
+    }
+
+    /// Frees the buffer's memory beyond `capacity` bytes (for a connection going idle
+    /// after a large request).
+    pub fn shrink_to(&mut self, capacity: usize) {
+        self.compact();
+        if self.buf.capacity() > capacity.max(self.buf.len()) {
+            self.buf.shrink_to(capacity);
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+        } else if self.start > COMPACT_AFTER {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes received but not yet decoded.
@@ -71,6 +136,9 @@ impl Decoder {
     /// when nothing is buffered); lets a reader size its read without over-buffering.
     pub fn wanted(&self) -> usize {
         let pending = &self.buf[self.start..];
+        if let Some((_, left)) = self.streaming {
+            return left.saturating_sub(pending.len()).max(1);
+        }
         if pending.len() < HEADER_LEN {
             return HEADER_LEN - pending.len();
         }
@@ -82,14 +150,17 @@ impl Decoder {
 
     /// The kind of the next frame if all of it is buffered (and its kind is known).
     pub fn next_kind(&self) -> Option<Kind> {
+        if self.streaming.is_some() {
+            return None;
+        }
         let pending = &self.buf[self.start..];
         let kind = Kind::from_byte(*pending.first()?).ok()?;
         let len = u32::from_be_bytes(pending.get(1..HEADER_LEN)?.try_into().ok()?) as usize;
         (len <= self.max_frame && pending.len() >= HEADER_LEN + len).then_some(kind)
     }
 
-    /// The next complete frame, `Ok(None)` if more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+    /// The next frame's kind and payload length once its header is buffered.
+    fn header(&self) -> Result<Option<(Kind, usize)>, WireError> {
         let pending = &self.buf[self.start..];
         if pending.len() < HEADER_LEN {
             return Ok(None);
@@ -102,19 +173,56 @@ impl Decoder {
                 limit: self.max_frame,
             });
         }
-        if pending.len() < HEADER_LEN + len {
+        Ok(Some((kind, len)))
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+        if self.streaming.is_some() {
+            return Err(WireError::Malformed(
+                "whole frame asked for inside a payload",
+            ));
+        }
+        let Some((kind, len)) = self.header()? else {
+            return Ok(None);
+        };
+        let payload = self.start + HEADER_LEN;
+        if self.buf.len() < payload + len {
             return Ok(None);
         }
-        let frame = Frame::parse(kind, &pending[HEADER_LEN..HEADER_LEN + len])?;
-        self.start += HEADER_LEN + len;
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 64 * 1024 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        let frame = Frame::parse(kind, &self.buf[payload..payload + len])?;
+        self.start = payload + len;
         Ok(Some(frame))
+    }
+
+    /// The next piece of a `Body` or `Data` payload (at most `max_piece` bytes, never
+    /// empty except for an empty frame), or the next whole frame of any other kind;
+    /// `Ok(None)` if more bytes are needed.
+    pub fn next_item(&mut self, max_piece: usize) -> Result<Option<Item<'_>>, WireError> {
+        let (kind, left) = match self.streaming {
+            Some(streaming) => streaming,
+            None => match self.header()? {
+                None => return Ok(None),
+                Some((kind @ (Kind::Body | Kind::Data), len)) => {
+                    self.start += HEADER_LEN;
+                    (kind, len)
+                }
+                Some(_) => return Ok(self.next_frame()?.map(Item::Frame)),
+            },
+        };
+        let n = left.min(max_piece).min(self.buffered());
+        if n == 0 && left > 0 {
+            self.streaming = Some((kind, left));
+            return Ok(None);
+        }
+        self.streaming = (left > n).then_some((kind, left - n));
+        let piece = &self.buf[self.start..self.start + n];
+        self.start += n;
+        Ok(Some(if kind == Kind::Body {
+            Item::Body(piece)
+        } else {
+            Item::Data(piece)
+        }))
     }
 }
 
@@ -265,6 +373,136 @@ mod tests {
         assert!(Frame::parse(Kind::ResponseHead, &payload).is_err());
     }
 
+    /// Decodes `bytes` pushed in `chunk`-byte pieces with `next_item`, joining the
+    /// payload pieces back into whole frames.
+    fn items_joined(bytes: &[u8], chunk: usize, max_piece: usize) -> Vec<Frame> {
+        let mut d = Decoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut payload: Option<(Kind, Vec<u8>)> = None;
+        for piece in bytes.chunks(chunk) {
+            d.push(piece);
+            loop {
+                let (kind, data) = match d.next_item(max_piece).unwrap() {
+                    None => break,
+                    Some(Item::Frame(f)) => {
+                        match payload.take() {
+                            Some((Kind::Body, p)) => out.push(Frame::Body(p)),
+                            Some((_, p)) => out.push(Frame::Data(p)),
+                            None => {}
+                        }
+                        out.push(f);
+                        continue;
+                    }
+                    Some(Item::Body(p)) => (Kind::Body, p.to_vec()),
+                    Some(Item::Data(p)) => (Kind::Data, p.to_vec()),
+                };
+                assert!(data.len() <= max_piece);
+                match &mut payload {
+                    Some((k, p)) if *k == kind => p.extend_from_slice(&data),
+                    _ => payload = Some((kind, data)),
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn items_carry_payloads_in_bounded_pieces() {
+        let frames = vec![
+            Frame::ResponseHead(ResponseHead {
+                status: 200,
+                status_line: "200 OK".into(),
+                headers: vec![],
+            }),
+            Frame::Data((0..70_000u32).map(|i| i as u8).collect()),
+            Frame::End,
+            Frame::Body(b"abc".to_vec()),
+            Frame::BodyEnd,
+        ];
+        let mut bytes = Vec::new();
+        for f in &frames {
+            encode(f, &mut bytes);
+        }
+        for (chunk, max_piece) in [(1, 10), (7, 4096), (65536, 1000), (bytes.len(), 1 << 20)] {
+            assert_eq!(
+                items_joined(&bytes, chunk, max_piece),
+                frames,
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_data_frame_is_never_buffered_whole() {
+        let mut bytes = Vec::new();
+        encode(&Frame::Data(vec![1; 256 * 1024]), &mut bytes);
+        let mut d = Decoder::new(1 << 20);
+        let mut seen = 0;
+        for piece in bytes.chunks(16 * 1024) {
+            d.push(piece);
+            while let Some(Item::Data(p)) = d.next_item(1 << 20).unwrap() {
+                seen += p.len();
+            }
+            assert!(d.buffered() < 16 * 1024, "decoded pieces leave the buffer");
+        }
+        assert_eq!(seen, 256 * 1024);
+        assert_eq!(d.next_item(1).unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_payload_is_one_empty_piece() {
+        let mut bytes = Vec::new();
+        encode(&Frame::Data(Vec::new()), &mut bytes);
+        encode(&Frame::End, &mut bytes);
+        let mut d = Decoder::new(100);
+        d.push(&bytes);
+        assert_eq!(d.next_item(10).unwrap(), Some(Item::Data(&[])));
+        assert_eq!(d.next_item(10).unwrap(), Some(Item::Frame(Frame::End)));
+        assert_eq!(d.next_item(10).unwrap(), None);
+    }
+
+    #[test]
+    fn streamed_frames_keep_the_length_limit_and_frame_boundaries() {
+        let mut d = Decoder::new(100);
+        d.push(&frame_header(Kind::Data, 101));
+        assert_eq!(
+            d.next_item(1000),
+            Err(WireError::TooLong {
+                len: 101,
+                limit: 100
+            })
+        );
+        let mut d = Decoder::new(100);
+        d.push(&frame_header(Kind::Body, 10));
+        d.push(b"12345");
+        assert_eq!(d.next_item(100).unwrap(), Some(Item::Body(b"12345")));
+        assert_eq!(d.next_kind(), None);
+        assert!(
+            d.next_frame().is_err(),
+            "a whole frame cannot start inside a payload"
+        );
+        assert_eq!(d.wanted(), 5);
+    }
+
+    #[test]
+    fn receive_appends_and_shrink_frees() {
+        let mut d = Decoder::new(1 << 20);
+        let mut bytes = Vec::new();
+        encode(&Frame::Data(vec![9; 100_000]), &mut bytes);
+        let n = d
+            .receive(bytes.len(), |buf| {
+                buf.extend_from_slice(&bytes);
+                Ok::<_, ()>(bytes.len())
+            })
+            .unwrap();
+        assert_eq!(n, bytes.len());
+        assert_eq!(d.next_frame().unwrap(), Some(Frame::Data(vec![9; 100_000])));
+        d.shrink_to(4096);
+        assert!(d.buf.capacity() <= 4096);
+        d.push(&frame_header(Kind::End, 0));
+        assert_eq!(d.next_frame().unwrap(), Some(Frame::End));
+    }
+
     proptest! {
         #[test]
         fn decoder_never_panics(chunks in proptest::collection::vec(
@@ -274,6 +512,23 @@ mod tests {
                 d.push(c);
                 while let Ok(Some(_)) = d.next_frame() {}
             }
+        }
+
+        #[test]
+        fn items_rejoin_into_the_frames(
+            sizes in proptest::collection::vec(0usize..3000, 1..6),
+            chunk in 1usize..5000,
+            max_piece in 1usize..2000,
+        ) {
+            let mut frames = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let payload = vec![i as u8; *size];
+                frames.push(if i % 2 == 0 { Frame::Data(payload) } else { Frame::Body(payload) });
+                frames.push(Frame::End);
+            }
+            let mut bytes = Vec::new();
+            for f in &frames { encode(f, &mut bytes); }
+            prop_assert_eq!(items_joined(&bytes, chunk, max_piece), frames);
         }
 
         #[test]

@@ -18,7 +18,7 @@
 mod codec;
 mod frame;
 
-pub use codec::{Decoder, encode, encode_response_head, frame_header};
+pub use codec::{Decoder, Item, encode, encode_response_head, frame_header};
 pub use frame::{
     ErrorKind, Frame, HEADER_LEN, Kind, MAX_BODY_FRAME, RequestHead, ResponseHead, SECRET_LEN,
     VERSION, WireError,
