@@ -33,6 +33,8 @@ struct Buffers {
     received: Vec<u8>,
     /// Response body pieces collected from one read.
     data: Vec<u8>,
+    /// Request bytes on their way to the daemon.
+    out: Vec<u8>,
 }
 
 static SPARE_BUFFERS: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
@@ -44,13 +46,17 @@ fn take_buffers() -> Buffers {
         scratch: vec![0; READ_CHUNK],
         received: Vec::with_capacity(READ_CHUNK),
         data: Vec::new(),
+        out: Vec::new(),
     })
 }
 
 fn give_back_buffers(buffers: Buffers) {
     // A buffer grown by an unusually large frame (a huge response head) is not kept.
     let oversized = |b: &Vec<u8>| b.capacity() > 2 * READ_CHUNK;
-    if oversized(&buffers.received) || oversized(&buffers.data) {
+    if [&buffers.received, &buffers.data, &buffers.out]
+        .into_iter()
+        .any(oversized)
+    {
         return;
     }
     if let Ok(mut spare) = SPARE_BUFFERS.lock()
@@ -150,13 +156,10 @@ pub fn proxy(
     sink: &mut dyn ResponseSink,
 ) -> ProxyOutcome {
     head.keep_alive = true;
-    let mut head_bytes = Vec::with_capacity(4096);
-    wire::encode(&Frame::RequestHead(Box::new(head)), &mut head_bytes);
     let mut transfer = Transfer {
         group,
         lane,
         body_state: BodyState {
-            replay: Vec::new(),
             replayable: true,
             done: false,
         },
@@ -167,10 +170,11 @@ pub fn proxy(
     };
     // The first piece of body leaves with the head; for a request without a body that
     // is the end frame, so the whole request is one write.
-    let t = &mut transfer;
-    t.body_state
-        .next_frame(t.body, &mut t.buffers.scratch, &mut Vec::new());
-    let outcome = attempt_all(&mut transfer, &head_bytes);
+    let Buffers { scratch, out, .. } = &mut transfer.buffers;
+    out.clear();
+    wire::encode(&Frame::RequestHead(Box::new(head)), out);
+    transfer.body_state.next_frame(transfer.body, scratch, out);
+    let outcome = attempt_all(&mut transfer);
     give_back_buffers(transfer.buffers);
     outcome
 }
@@ -186,7 +190,7 @@ struct Transfer<'a> {
     error_override: bool,
 }
 
-fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
+fn attempt_all(t: &mut Transfer<'_>) -> ProxyOutcome {
     let group = t.group;
     let deadline = Instant::now() + group.spec.connect_timeout;
     let max_attempts = 2 * group.spec.processes as usize + 2;
@@ -205,7 +209,7 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
         };
         // Stale kept connections are dropped as found; they do not count as attempts.
         attempts += usize::from(!reused);
-        match exchange(t, stream, head_bytes, reused) {
+        match exchange(t, stream, reused) {
             Exchange::Done(outcome) => return outcome,
             Exchange::Reusable(stream) => {
                 group.idle.put(t.lane, stream);
@@ -232,10 +236,9 @@ fn attempt_all(t: &mut Transfer<'_>, head_bytes: &[u8]) -> ProxyOutcome {
 }
 
 struct BodyState {
-    /// The body's first frame, sent with the head: what a retry resends.
-    replay: Vec<u8>,
     /// Until the daemon sends Continue it can still refuse the request for a retry, and
-    /// the rest of the body waits.
+    /// the rest of the body waits: the head and the body's first frame stay in the
+    /// out buffer for a retry to resend.
     replayable: bool,
     done: bool,
 }
@@ -244,7 +247,6 @@ impl BodyState {
     /// Reads the next piece of the client's body (through `scratch`) and appends it as a
     /// frame to `out`.
     fn next_frame(&mut self, body: &mut dyn BodyReader, scratch: &mut [u8], out: &mut Vec<u8>) {
-        let start = out.len();
         let (kind, n) = match body.read(scratch) {
             Ok(0) => (Kind::BodyEnd, 0),
             Ok(n) => (Kind::Body, n),
@@ -255,9 +257,6 @@ impl BodyState {
         }
         out.extend_from_slice(&wire::frame_header(kind, n));
         out.extend_from_slice(&scratch[..n]);
-        if self.replayable {
-            self.replay.extend_from_slice(&out[start..]);
-        }
     }
 
     /// More of the body may be read and sent now.
@@ -268,11 +267,10 @@ impl BodyState {
     /// The daemon's Continue: the application is running and reading the body.
     fn continued(&mut self) {
         self.replayable = false;
-        self.replay = Vec::new();
     }
 }
 
-fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused: bool) -> Exchange {
+fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange {
     // The socket stays blocking with a read timeout: when there is nothing left to send,
     // the read itself waits for the daemon (no poll first); every other read and every
     // write is non-blocking (MSG_DONTWAIT).
@@ -293,13 +291,12 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, head_bytes: &[u8], reused:
         data: std::mem::take(&mut t.buffers.data),
         fds: VecDeque::new(),
     };
-    let out = [head_bytes, &t.body_state.replay].concat();
     let mut relay = Relay {
         group: t.group,
         body_state: &mut t.body_state,
         scratch: &mut t.buffers.scratch,
         body: &mut *t.body,
-        out,
+        out: &mut t.buffers.out,
         out_pos: 0,
         peer_reading: true,
     };
@@ -318,7 +315,9 @@ struct Relay<'a> {
     body_state: &'a mut BodyState,
     scratch: &'a mut [u8],
     body: &'a mut dyn BodyReader,
-    out: Vec<u8>,
+    /// The request bytes on their way: first the head with the body's first frame
+    /// (kept until the daemon continues, for a retry), then each further body frame.
+    out: &'a mut Vec<u8>,
     out_pos: usize,
     peer_reading: bool,
 }
@@ -439,13 +438,11 @@ impl Relay<'_> {
     /// Writes what the socket takes of the request; `Some(Stale)` if the first write on a
     /// reused connection found it closed by its daemon.
     fn send_more(&mut self, fd: std::os::fd::RawFd, may_be_stale: bool) -> Option<Exchange> {
-        if self.out_pos == self.out.len() {
+        if self.out_pos == self.out.len() && self.body_state.may_send_more() {
             self.out.clear();
             self.out_pos = 0;
-            if self.body_state.may_send_more() {
-                self.body_state
-                    .next_frame(&mut *self.body, self.scratch, &mut self.out);
-            }
+            self.body_state
+                .next_frame(&mut *self.body, self.scratch, self.out);
         }
         if self.out_pos == self.out.len() {
             return None;
