@@ -15,6 +15,10 @@ pub struct Request<'r> {
 
 /// Decodes bytes as ISO-8859-1: one char per byte, as PEP 3333 prescribes for the environ.
 pub fn latin1(bytes: &[u8]) -> String {
+    if bytes.is_ascii() {
+        // ASCII is the same text in Latin-1 and UTF-8: one copy, no per-character work.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
@@ -29,9 +33,10 @@ unsafe fn opt_cstr<'a>(ptr: *const c_char) -> Option<&'a CStr> {
 ///
 /// # Safety
 /// `table` must be a live apr_table_t not modified during the call.
-pub unsafe fn table_entries(table: *const sys::apr_table_t) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub unsafe fn table_entries<'t>(table: *const sys::apr_table_t) -> Vec<(&'t [u8], &'t [u8])> {
     // SAFETY: an apr_table_t begins with its apr_array_header_t of apr_table_entry_t (the
-    // documented apr_table_elts layout); entries with a null key are deleted slots.
+    // documented apr_table_elts layout); entries with a null key are deleted slots. Keys
+    // and values live in the table's pool, which outlives 't per the caller.
     unsafe {
         let array = &*table.cast::<sys::apr_array_header_t>();
         let entries = array.elts.cast::<sys::apr_table_entry_t>();
@@ -41,10 +46,8 @@ pub unsafe fn table_entries(table: *const sys::apr_table_t) -> Vec<(Vec<u8>, Vec
             if e.key.is_null() {
                 continue;
             }
-            let val = opt_cstr(e.val)
-                .map(|v| v.to_bytes().to_vec())
-                .unwrap_or_default();
-            out.push((CStr::from_ptr(e.key).to_bytes().to_vec(), val));
+            let val = opt_cstr(e.val).map_or(&[][..], CStr::to_bytes);
+            out.push((CStr::from_ptr(e.key).to_bytes(), val));
         }
         out
     }
@@ -188,7 +191,7 @@ impl<'r> Request<'r> {
             sys::ap_add_common_vars(self.raw);
             table_entries(self.r().subprocess_env)
                 .into_iter()
-                .map(|(k, v)| (latin1(&k), latin1(&v)))
+                .map(|(k, v)| (latin1(k), latin1(v)))
                 .collect()
         };
         let r = self.r();
