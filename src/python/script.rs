@@ -75,18 +75,22 @@ fn exec_script<'py>(
 /// The script module `name` if this interpreter has loaded it.
 fn loaded_module<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyAny>> {
     // A plain sys.modules lookup: importing `sys` through the import machinery on every
-    // request cost a sixth of a daemon's CPU on a hello-world app.
+    // request cost a sixth of a daemon's CPU on a hello-world app, and
+    // PyImport_GetModule still probes the module's __spec__ (an AttributeError raised
+    // and cleared for a script module).
     let name = PyString::new(py, name);
-    // SAFETY: the GIL is held (`py`) and `name` is a live str for the call;
-    // PyImport_GetModule returns a new reference, or NULL (not found, or an error that
-    // is taken and dropped here).
+    // SAFETY: the GIL is held (`py`); PyImport_GetModuleDict returns a borrowed reference
+    // to this interpreter's sys.modules, alive while the GIL is held; `name` is a live
+    // str; PyDict_GetItemWithError returns a borrowed reference or NULL (not found, or
+    // an error that is taken and dropped here), and the Bound takes a new reference.
     unsafe {
-        let module = pyo3::ffi::PyImport_GetModule(name.as_ptr());
+        let modules = pyo3::ffi::PyImport_GetModuleDict();
+        let module = pyo3::ffi::PyDict_GetItemWithError(modules, name.as_ptr());
         if module.is_null() {
             let _ = PyErr::take(py);
             return None;
         }
-        Some(Bound::from_owned_ptr(py, module))
+        Some(Bound::from_borrowed_ptr(py, module))
     }
 }
 
