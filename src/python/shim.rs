@@ -26,6 +26,7 @@ pub struct ShimObjects {
     /// `mod_wsgi.event_callbacks`, checked (not called) on every request.
     pub event_callbacks: Py<PyList>,
     pub publish_event: Py<PyAny>,
+    pub environ_keys: crate::wsgi::EnvironKeys,
 }
 
 /// Maps the level numbers used by shim.py to tracing levels.
@@ -127,5 +128,6 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
             .cast_into::<PyList>()?
             .unbind(),
         publish_event: module.getattr("_publish_event")?.unbind(),
+        environ_keys: crate::wsgi::EnvironKeys::new(py),
     })
 }

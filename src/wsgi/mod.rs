@@ -11,5 +11,6 @@ mod response;
 mod run;
 mod transport;
 
+pub use environ::EnvironKeys;
 pub use run::{OnScriptChange, Outcome, WsgiRequest, run};
 pub use transport::{BodyReader, ResponseSink, SinkError};
