@@ -180,6 +180,7 @@ def wrk(url, conc, secs, lua):
     errs = 0
     if errors:
         errs = sum(int(n) for n in re.findall(r"\d+", errors[1]))
+        print(f"  wrk {url} c={conc}: socket errors: {errors[1]}", file=sys.stderr)
     return rps, p50, p99, problem, errs
 
 
@@ -260,6 +261,11 @@ def main():
                         print(f"round {rnd} {app:7} c={conc:<3} {target:12} {rps:10.1f} req/s"
                               f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms"
                               + (f"  socket errors {errs}" if errs else ""), flush=True)
+                        if errs and target != "static":
+                            port = servers[target[:2].strip("-")][1]
+                            with open(f"{root}/{port}/error.log") as f:
+                                logged = [l for l in f if ":notice]" not in l]
+                            sys.stderr.write("".join(logged[-10:]))
                         if problem:
                             port = servers["c" if target == "static" else target[:2].strip("-")][1]
                             with open(f"{root}/{port}/error.log") as f:
