@@ -43,28 +43,60 @@ impl ApacheBody {
     }
 }
 
-impl BodyReader for ApacheBody {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl ApacheBody {
+    /// Whether body bytes may still come (asks Apache once, on first use).
+    fn more_to_read(&mut self) -> bool {
         if !self.started {
             self.started = true;
             // SAFETY: the request is live (LentRequest contract) and ap_setup_client_block
             // was called by the handler.
             self.has_body = unsafe { sys::ap_should_client_block(self.r.0) } != 0;
         }
-        if !self.has_body || buf.is_empty() {
+        self.has_body
+    }
+
+    /// Reads up to `len` bytes to `dest`.
+    ///
+    /// # Safety
+    /// `dest` must be valid for writes of `len` bytes.
+    unsafe fn read_raw(&mut self, dest: *mut u8, len: usize) -> std::io::Result<usize> {
+        if !self.more_to_read() || len == 0 {
             return Ok(0);
         }
-        // SAFETY: live request; buf is a valid writable region of buf.len() bytes.
-        let n = unsafe { sys::ap_get_client_block(self.r.0, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: live request; dest is writable for len bytes per the caller.
+        let n = unsafe { sys::ap_get_client_block(self.r.0, dest.cast(), len) };
         if n < 0 {
             self.has_body = false;
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "error reading the request body (client went away, timed out or sent a malformed body)",
-            ));
+            return Err(body_error());
         }
         Ok(n as usize)
     }
+}
+
+impl BodyReader for ApacheBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: buf is a valid writable region of buf.len() bytes.
+        unsafe { self.read_raw(buf.as_mut_ptr(), buf.len()) }
+    }
+
+    fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        out.reserve(max);
+        let spare = out.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
+        // by `out`, which outlives the call.
+        let n = unsafe { self.read_raw(spare.as_mut_ptr().cast(), len) }?;
+        // SAFETY: Apache initialised the first n bytes of the spare capacity.
+        unsafe { out.set_len(out.len() + n) };
+        Ok(n)
+    }
+}
+
+fn body_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "error reading the request body (client went away, timed out or sent a malformed body)",
+    )
 }
 
 pub struct ApacheSink {

@@ -27,8 +27,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// showed up in profiles), shared by the process's threads so that only as many exist
 /// as requests were proxied at once, up to `MAX_SPARE_BUFFERS` kept.
 struct Buffers {
-    /// The client's body on its way to the daemon.
-    scratch: Vec<u8>,
     /// What the daemon sent, decoded in place.
     received: Vec<u8>,
     /// Response body pieces collected from one read.
@@ -43,7 +41,6 @@ const MAX_SPARE_BUFFERS: usize = 8;
 fn take_buffers() -> Buffers {
     let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
     spare.unwrap_or_else(|| Buffers {
-        scratch: vec![0; READ_CHUNK],
         received: Vec::with_capacity(READ_CHUNK),
         data: Vec::new(),
         out: Vec::new(),
@@ -170,10 +167,10 @@ pub fn proxy(
     };
     // The first piece of body leaves with the head; for a request without a body that
     // is the end frame, so the whole request is one write.
-    let Buffers { scratch, out, .. } = &mut transfer.buffers;
+    let out = &mut transfer.buffers.out;
     out.clear();
     wire::encode(&Frame::RequestHead(Box::new(head)), out);
-    transfer.body_state.next_frame(transfer.body, scratch, out);
+    transfer.body_state.next_frame(transfer.body, out);
     let outcome = attempt_all(&mut transfer);
     give_back_buffers(transfer.buffers);
     outcome
@@ -244,10 +241,12 @@ struct BodyState {
 }
 
 impl BodyState {
-    /// Reads the next piece of the client's body (through `scratch`) and appends it as a
-    /// frame to `out`.
-    fn next_frame(&mut self, body: &mut dyn BodyReader, scratch: &mut [u8], out: &mut Vec<u8>) {
-        let (kind, n) = match body.read(scratch) {
+    /// Reads the next piece of the client's body and appends it, framed, to `out`.
+    fn next_frame(&mut self, body: &mut dyn BodyReader, out: &mut Vec<u8>) {
+        // The body is read straight after a placeholder header, then the header is set.
+        let start = out.len();
+        out.extend_from_slice(&[0; wire::HEADER_LEN]);
+        let (kind, n) = match body.read_append(out, READ_CHUNK) {
             Ok(0) => (Kind::BodyEnd, 0),
             Ok(n) => (Kind::Body, n),
             Err(_) => (Kind::BodyAbort, 0),
@@ -255,8 +254,8 @@ impl BodyState {
         if kind != Kind::Body {
             self.done = true;
         }
-        out.extend_from_slice(&wire::frame_header(kind, n));
-        out.extend_from_slice(&scratch[..n]);
+        out.truncate(start + wire::HEADER_LEN + n);
+        out[start..start + wire::HEADER_LEN].copy_from_slice(&wire::frame_header(kind, n));
     }
 
     /// More of the body may be read and sent now.
@@ -294,7 +293,6 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
     let mut relay = Relay {
         group: t.group,
         body_state: &mut t.body_state,
-        scratch: &mut t.buffers.scratch,
         body: &mut *t.body,
         out: &mut t.buffers.out,
         out_pos: 0,
@@ -313,7 +311,6 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
 struct Relay<'a> {
     group: &'a DaemonGroup,
     body_state: &'a mut BodyState,
-    scratch: &'a mut [u8],
     body: &'a mut dyn BodyReader,
     /// The request bytes on their way: first the head with the body's first frame
     /// (kept until the daemon continues, for a retry), then each further body frame.
@@ -441,8 +438,7 @@ impl Relay<'_> {
         if self.out_pos == self.out.len() && self.body_state.may_send_more() {
             self.out.clear();
             self.out_pos = 0;
-            self.body_state
-                .next_frame(&mut *self.body, self.scratch, self.out);
+            self.body_state.next_frame(&mut *self.body, self.out);
         }
         if self.out_pos == self.out.len() {
             return None;

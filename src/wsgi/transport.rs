@@ -16,6 +16,17 @@ pub enum SinkError {
 pub trait BodyReader: Send {
     /// Reads into `buf`; `Ok(0)` is the end of the body.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+
+    /// Reads at most `max` bytes onto the end of `out` (a relay's outgoing buffer);
+    /// `Ok(0)` is the end of the body. A transport that can read into the vector's spare
+    /// capacity overrides this to save zero-filling it first.
+    fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        let start = out.len();
+        out.resize(start + max, 0);
+        let read = self.read(&mut out[start..]);
+        out.truncate(start + *read.as_ref().unwrap_or(&0));
+        read
+    }
 }
 
 /// Where the response goes. Calls happen with the GIL released.
