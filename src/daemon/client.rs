@@ -22,6 +22,9 @@ const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
 /// Most bytes one read moves in either direction; a response's body is relayed in
 /// pieces of at most this size, however large the daemon's frames.
 const READ_CHUNK: usize = 64 * 1024;
+/// A response piece at least this large is written to the client from the decoder's
+/// buffer instead of being collected with others.
+const WRITE_DIRECTLY: usize = 16 * 1024;
 
 /// Buffers kept across requests (allocating and faulting in fresh ones per request
 /// showed up in profiles), shared by the process's threads so that only as many exist
@@ -507,10 +510,14 @@ impl Response<'_> {
         Some(broken(self.head_sent, 502, message))
     }
 
-    /// Collects a piece of the response body; `Some` ends the exchange.
+    /// Collects a piece of the response body (a large one with nothing collected before
+    /// it is written at once, without the copy); `Some` ends the exchange.
     fn on_data(&mut self, piece: &[u8]) -> Option<Exchange> {
         if !self.head_sent {
             return self.protocol("body data before the response head");
+        }
+        if self.data.is_empty() && piece.len() >= WRITE_DIRECTLY {
+            return sunk(self.sink.write(piece));
         }
         self.data.extend_from_slice(piece);
         None
