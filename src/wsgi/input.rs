@@ -136,19 +136,23 @@ impl InputState {
         let bytes = PyBytes::new_with(py, size, |dest| {
             dest[..buffered].copy_from_slice(head);
             filled = buffered;
-            while filled < size {
-                match py.detach(|| reader.read(&mut dest[filled..])) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
+            // One GIL release for the whole read, however many pieces the transport
+            // returns (Apache hands over a socket read's worth, ~8 KB, at a time).
+            py.detach(|| {
+                while filled < size {
+                    match reader.read(&mut dest[filled..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
                     }
                 }
-            }
+            });
             Ok(())
         })?;
         self.pos += buffered;
