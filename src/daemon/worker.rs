@@ -337,7 +337,7 @@ fn monitor(shared: &Shared) {
         }
         rounds += 1;
         let resident = || crate::shared::metrics::status_bytes("self", "VmRSS").unwrap_or(0);
-        if spec.rss_limit > 0 && rounds % 10 == 0 && resident() > spec.rss_limit {
+        if spec.rss_limit > 0 && rounds.is_multiple_of(10) && resident() > spec.rss_limit {
             shared.recycle("rss-limit");
         }
         if !spec.request_timeout.is_zero() {

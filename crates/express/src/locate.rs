@@ -60,12 +60,12 @@ pub fn modules_directory(args: &ModuleArgs) -> Result<PathBuf, String> {
     if let Some(d) = &args.modules_directory {
         return Ok(d.clone());
     }
-    if let Some(apxs) = find_program(&["apxs", "apxs2"]) {
-        if let Ok(out) = Command::new(apxs).args(["-q", "LIBEXECDIR"]).output() {
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if out.status.success() && !dir.is_empty() && Path::new(&dir).is_dir() {
-                return Ok(PathBuf::from(dir));
-            }
+    if let Some(apxs) = find_program(&["apxs", "apxs2"])
+        && let Ok(out) = Command::new(apxs).args(["-q", "LIBEXECDIR"]).output()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !dir.is_empty() && Path::new(&dir).is_dir() {
+            return Ok(PathBuf::from(dir));
         }
     }
     MODULE_DIRS

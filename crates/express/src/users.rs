@@ -87,10 +87,10 @@ pub fn unreadable_by_others(path: &Path) -> Option<String> {
     }
     let mut dir = path.parent();
     while let Some(d) = dir {
-        if let Ok(m) = std::fs::metadata(d) {
-            if m.mode() & 0o001 == 0 {
-                return Some(format!("{} has mode {:o}", d.display(), m.mode() & 0o7777));
-            }
+        if let Ok(m) = std::fs::metadata(d)
+            && m.mode() & 0o001 == 0
+        {
+            return Some(format!("{} has mode {:o}", d.display(), m.mode() & 0o7777));
         }
         dir = d.parent();
     }

@@ -234,7 +234,7 @@ impl<'a> Table<'a> {
         let off = word
             .checked_sub(SLOT_BIAS)
             .ok_or(TableError::Corrupt("index slot"))? as usize;
-        if off % 8 != 0 || off + ENTRY_HEAD > bump || bump > self.geo.data_len {
+        if !off.is_multiple_of(8) || off + ENTRY_HEAD > bump || bump > self.geo.data_len {
             return Err(TableError::Corrupt("index slot"));
         }
         let at = self.geo.data(half) + off;
