@@ -79,6 +79,11 @@ impl BodyReader for ApacheBody {
         unsafe { self.read_raw(buf.as_mut_ptr(), buf.len()) }
     }
 
+    fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<usize> {
+        // SAFETY: buf is a writable region of buf.len() bytes; Apache only writes to it.
+        unsafe { self.read_raw(buf.as_mut_ptr().cast(), buf.len()) }
+    }
+
     fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
         out.reserve(max);
         let spare = out.spare_capacity_mut();

@@ -397,10 +397,11 @@ impl Relay<'_> {
                     return end;
                 }
             }
-            if writable && self.peer_reading {
-                if let Some(stale) = self.send_more(fd, first && reused) {
-                    return stale;
-                }
+            if writable
+                && self.peer_reading
+                && let Some(stale) = self.send_more(fd, first && reused)
+            {
+                return stale;
             }
         }
     }

@@ -6,6 +6,7 @@ use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
 use mod_wsgi_wire::{self as wire, Decoder, Frame, Item, Kind, MAX_BODY_FRAME};
 use std::io::{self, IoSlice, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,11 +144,11 @@ enum BodyStep {
 }
 
 impl DaemonBody {
-    /// Copies the next buffered piece of the body into `buf`.
-    fn step(&self, buf: &mut [u8]) -> BodyStep {
-        match self.decoder().next_item(buf.len()) {
+    /// Hands the next buffered piece of the body (at most `max` bytes) to `copy`.
+    fn step(&self, max: usize, copy: impl FnOnce(&[u8])) -> BodyStep {
+        match self.decoder().next_item(max) {
             Ok(Some(Item::Body(piece))) => {
-                buf[..piece.len()].copy_from_slice(piece);
+                copy(piece);
                 BodyStep::Copied(piece.len())
             }
             Ok(Some(Item::Frame(Frame::BodyEnd))) => BodyStep::End,
@@ -162,11 +163,26 @@ impl DaemonBody {
 
 impl BodyReader for DaemonBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf.len();
+        self.read_with(max, |piece| buf[..piece.len()].copy_from_slice(piece))
+    }
+
+    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        let max = buf.len();
+        self.read_with(max, |piece| {
+            buf[..piece.len()].write_copy_of_slice(piece);
+        })
+    }
+}
+
+impl DaemonBody {
+    /// Reads the next piece of the body (at most `max` bytes), handing it to `copy`.
+    fn read_with(&mut self, max: usize, mut copy: impl FnMut(&[u8])) -> io::Result<usize> {
         loop {
-            if self.done || buf.is_empty() {
+            if self.done || max == 0 {
                 return Ok(0);
             }
-            match self.step(buf) {
+            match self.step(max, &mut copy) {
                 // An empty Body frame carries nothing; 0 would read as the end.
                 BodyStep::Copied(0) => {}
                 BodyStep::Copied(n) => return Ok(n),

@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about Apache; log lines leave through `tracing`.
 
+mod bytes;
 mod error;
 mod events;
 mod interpreters;
@@ -13,6 +14,7 @@ mod shared;
 mod shim;
 mod threads;
 
+pub use bytes::bytes_filled_by;
 pub use error::format_exception;
 pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};

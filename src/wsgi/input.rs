@@ -133,14 +133,14 @@ impl InputState {
         let mut filled = 0;
         let mut failure = None;
         let mut eof = false;
-        let bytes = PyBytes::new_with(py, size, |dest| {
-            dest[..buffered].copy_from_slice(head);
+        let bytes = crate::python::bytes_filled_by(py, size, |dest| {
+            dest[..buffered].write_copy_of_slice(head);
             filled = buffered;
             // One GIL release for the whole read, however many pieces the transport
             // returns (Apache hands over a socket read's worth, ~8 KB, at a time).
             py.detach(|| {
                 while filled < size {
-                    match reader.read(&mut dest[filled..]) {
+                    match reader.read_uninit(&mut dest[filled..]) {
                         Ok(0) => {
                             eof = true;
                             break;
@@ -153,16 +153,13 @@ impl InputState {
                     }
                 }
             });
-            Ok(())
+            filled
         })?;
         self.pos += buffered;
         self.received += (filled - buffered) as u64;
         self.eof |= eof;
         if let Some(e) = failure {
             return Err(PyOSError::new_err(format!("request body read failed: {e}")));
-        }
-        if filled < size {
-            return Ok(PyBytes::new(py, &bytes.as_bytes()[..filled]));
         }
         Ok(bytes)
     }

@@ -1,6 +1,7 @@
 //! The two traits a transport implements to carry one WSGI request.
 
 use mod_wsgi_http::ResponseHead;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 /// Why the response could not be written.
@@ -16,6 +17,10 @@ pub enum SinkError {
 pub trait BodyReader: Send {
     /// Reads into `buf`; `Ok(0)` is the end of the body.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+
+    /// Like `read`, into memory that need not be initialised (a new bytes object's
+    /// buffer): the bytes it returns are written, nothing is zeroed first.
+    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> std::io::Result<usize>;
 
     /// Reads at most `max` bytes onto the end of `out` (a relay's outgoing buffer);
     /// `Ok(0)` is the end of the body. A transport that can read into the vector's spare
