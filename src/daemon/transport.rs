@@ -66,6 +66,18 @@ impl Ending {
     }
 }
 
+/// What one decoding step of the body produced.
+enum BodyStep {
+    Copied(usize),
+    End,
+    NeedMore,
+    Aborted,
+    Unexpected(Kind),
+    Bad(wire::WireError),
+}
+
+/// One request's body as the Apache child sends it (Body frames), copied piece by piece
+/// into the application's reads.
 pub struct DaemonBody {
     stream: Arc<UnixStream>,
     decoder: Arc<Mutex<Decoder>>,
@@ -131,19 +143,7 @@ impl DaemonBody {
         }
         Ok(())
     }
-}
 
-/// What one decoding step of the body produced.
-enum BodyStep {
-    Copied(usize),
-    End,
-    NeedMore,
-    Aborted,
-    Unexpected(Kind),
-    Bad(wire::WireError),
-}
-
-impl DaemonBody {
     /// Hands the next buffered piece of the body (at most `max` bytes) to `copy`.
     fn step(&self, max: usize, copy: impl FnOnce(&[u8])) -> BodyStep {
         match self.decoder().next_item(max) {
@@ -159,23 +159,7 @@ impl DaemonBody {
             Err(e) => BodyStep::Bad(e),
         }
     }
-}
 
-impl BodyReader for DaemonBody {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = buf.len();
-        self.read_with(max, |piece| buf[..piece.len()].copy_from_slice(piece))
-    }
-
-    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        let max = buf.len();
-        self.read_with(max, |piece| {
-            buf[..piece.len()].write_copy_of_slice(piece);
-        })
-    }
-}
-
-impl DaemonBody {
     /// Reads the next piece of the body (at most `max` bytes), handing it to `copy`.
     fn read_with(&mut self, max: usize, mut copy: impl FnMut(&[u8])) -> io::Result<usize> {
         loop {
@@ -207,6 +191,20 @@ impl DaemonBody {
                 BodyStep::Bad(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
         }
+    }
+}
+
+impl BodyReader for DaemonBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf.len();
+        self.read_with(max, |piece| buf[..piece.len()].copy_from_slice(piece))
+    }
+
+    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        let max = buf.len();
+        self.read_with(max, |piece| {
+            buf[..piece.len()].write_copy_of_slice(piece);
+        })
     }
 }
 
