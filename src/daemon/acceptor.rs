@@ -58,7 +58,6 @@ pub struct Acceptor {
     /// Kept-alive connections waiting for their next request, by descriptor.
     idle: Mutex<HashMap<RawFd, Connection>>,
     threads: usize,
-    socket_timeout: Duration,
     /// Serialises `go_last` between threads that accepted at the same time.
     rotating: Mutex<()>,
 }
@@ -98,7 +97,6 @@ impl Acceptor {
             busy: AtomicUsize::new(0),
             idle: Mutex::new(HashMap::new()),
             threads: group.spec.threads as usize,
-            socket_timeout: group.socket_timeout,
             rotating: Mutex::new(()),
         })
     }
@@ -249,7 +247,7 @@ impl Acceptor {
                 return None;
             }
         };
-        let timeout = Some(self.socket_timeout);
+        let timeout = Some(group.socket_timeout);
         if let Err(e) = stream
             .set_read_timeout(timeout)
             .and_then(|()| stream.set_write_timeout(timeout))

@@ -45,6 +45,8 @@ pub struct RequestTrace<'py> {
     started_epoch: f64,
     /// The interpreter's `_publish_event`, when it has subscribers.
     publish: Option<Bound<'py, PyAny>>,
+    /// The interpreter's `_observe_start_response`, when it has subscribers.
+    observe: Option<Bound<'py, PyAny>>,
     cpu: (f64, f64),
 }
 
@@ -58,6 +60,7 @@ impl<'py> RequestTrace<'py> {
             started: Instant::now(),
             started_epoch: now as f64 / 1e6,
             publish: subscribed.then(|| interp.shim.publish_event.bind(py).clone()),
+            observe: subscribed.then(|| interp.shim.observe_start_response.bind(py).clone()),
             cpu: if subscribed { thread_cpu() } else { (0.0, 0.0) },
         }
     }
@@ -85,7 +88,7 @@ impl<'py> RequestTrace<'py> {
         environ: &Bound<'py, PyDict>,
         start_response: Bound<'py, PyAny>,
     ) -> Bound<'py, PyAny> {
-        let Some(publish) = &self.publish else {
+        let Some(observe) = &self.observe else {
             return start_response;
         };
         let request_start = environ
@@ -100,11 +103,7 @@ impl<'py> RequestTrace<'py> {
             e.set_item("request_start", request_start)?;
             e.set_item("application_start", self.started_epoch)
         });
-        let wrapped = publish
-            .py()
-            .import("mod_wsgi")
-            .and_then(|m| m.call_method1("_observe_start_response", (&start_response,)));
-        wrapped.unwrap_or(start_response)
+        observe.call1((&start_response,)).unwrap_or(start_response)
     }
 
     /// `request_exception`, with the exception as a (type, value, traceback) tuple.

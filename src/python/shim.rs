@@ -26,6 +26,8 @@ pub struct ShimObjects {
     /// `mod_wsgi.event_callbacks`, checked (not called) on every request.
     pub event_callbacks: Py<PyList>,
     pub publish_event: Py<PyAny>,
+    /// `mod_wsgi._observe_start_response`, wraps start_response while there are subscribers.
+    pub observe_start_response: Py<PyAny>,
     pub environ_keys: crate::wsgi::EnvironKeys,
 }
 
@@ -128,6 +130,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
             .cast_into::<PyList>()?
             .unbind(),
         publish_event: module.getattr("_publish_event")?.unbind(),
+        observe_start_response: module.getattr("_observe_start_response")?.unbind(),
         environ_keys: crate::wsgi::EnvironKeys::new(py),
     })
 }

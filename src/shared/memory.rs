@@ -20,8 +20,8 @@ fn expiry(ttl_ms: Option<i64>, now: i64) -> i64 {
 }
 
 /// Runs `f` on the table of `store` (called `name` in messages) under its lock, with the
-/// current time in ms.
-fn locked<T>(
+/// current time in ms; a repair after a dead lock holder is logged here.
+pub(super) fn locked<T>(
     name: &str,
     store: &SharedStore,
     f: impl FnOnce(&mut Table<'_>, i64) -> Result<T, TableError>,

@@ -160,24 +160,21 @@ type StoreFamily = (&'static str, &'static str, fn(&Stats) -> u64);
 
 /// The application metrics' entries, read under the store's lock.
 fn app_entries(app: &mod_wsgi_store::SharedStore) -> Vec<AppSample> {
-    let Ok(mut guard) = app.lock() else {
-        return Vec::new();
-    };
-    let table = guard.table();
-    let now = mod_wsgi_store::now_ms();
-    table
-        .keys(b"", now)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(key, _)| {
-            let bytes = match table.get(&key, now).ok()?? {
-                Value::Bytes(b) => b,
-                Value::Str(s) => s.into_bytes(),
-                Value::Int(_) => return None,
-            };
-            AppSample::parse(&key, &bytes)
-        })
-        .collect()
+    super::memory::locked("(metrics)", app, |table, now| {
+        Ok(table
+            .keys(b"", now)?
+            .into_iter()
+            .filter_map(|(key, _)| {
+                let bytes = match table.get(&key, now).ok()?? {
+                    Value::Bytes(b) => b,
+                    Value::Str(s) => s.into_bytes(),
+                    Value::Int(_) => return None,
+                };
+                AppSample::parse(&key, &bytes)
+            })
+            .collect())
+    })
+    .unwrap_or_default()
 }
 
 /// The whole exposition: server metrics, shared stores, then application metrics.
@@ -192,7 +189,7 @@ pub fn render() -> String {
         let stats: Vec<(String, Stats)> = registry
             .stores
             .iter()
-            .filter_map(|(name, backend)| backend.stats().map(|s| (name.clone(), s)))
+            .filter_map(|(name, backend)| backend.stats(name).map(|s| (name.clone(), s)))
             .collect();
         let families: [StoreFamily; 4] = [
             (

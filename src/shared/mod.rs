@@ -30,10 +30,11 @@ impl Backend {
         }
     }
 
-    /// How full the store is; None where the backend cannot tell cheaply.
-    pub fn stats(&self) -> Option<mod_wsgi_store::Stats> {
+    /// How full the store (called `store` in messages) is; None where the backend
+    /// cannot tell cheaply.
+    pub fn stats(&self, store: &str) -> Option<mod_wsgi_store::Stats> {
         match self {
-            Backend::Memory(m) => m.lock().ok().map(|mut g| g.table().stats()),
+            Backend::Memory(m) => memory::locked(store, m, |table, _| Ok(table.stats())).ok(),
             Backend::Redis(_) => None,
         }
     }

@@ -198,13 +198,15 @@ fn run_in_interpreter(
         }
     };
     let _ = errors.call_method0("flush");
+    let (sent_status, written) = response
+        .try_lock()
+        .map_or((0, 0), |s| (s.status, s.written));
     let status = match outcome {
         Outcome::Failed {
             headers_sent: false,
         } => 500,
-        _ => response.try_lock().map_or(0, |s| s.status),
+        _ => sent_status,
     };
-    let written = response.try_lock().map_or(0, |s| s.written);
     let received = input.try_lock().map_or(0, |s| s.received);
     trace.finished(status, received, written);
     outcome
