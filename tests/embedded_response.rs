@@ -72,6 +72,18 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
 
+    if path == "/burst":
+        flag = os.path.join(marker_dir, "burst-flag")
+        def gen():
+            for i in range(500):
+                yield b"%04d;" % i
+            deadline = time.time() + 10
+            while not os.path.exists(flag) and time.time() < deadline:
+                time.sleep(0.02)
+            yield b"after-signal" if os.path.exists(flag) else b"timeout"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return gen()
+
     if path in ("/close", "/close-raising"):
         class Body:
             def __iter__(self):
@@ -84,14 +96,18 @@ def application(environ, start_response):
         start_response("200 OK", [])
         return Body()
 
-    if path == "/endless":
+    if path in ("/endless", "/endless-small"):
+        small = path == "/endless-small"
         class Endless:
             def __iter__(self):
                 while True:
-                    yield b"x" * 65536
-                    time.sleep(0.01)
+                    if small:
+                        yield b"x" * 100
+                    else:
+                        yield b"x" * 65536
+                        time.sleep(0.01)
             def close(self):
-                open(os.path.join(marker_dir, "endless-closed"), "w").write("closed")
+                open(os.path.join(marker_dir, path.strip("/") + "-closed"), "w").write("closed")
         start_response("200 OK", [])
         return Endless()
 
@@ -239,6 +255,28 @@ fn generators_stream_before_the_app_finishes(mode: Mode) {
     apache.stop();
 }
 
+/// Blocks yielded back to back may leave together, but none may wait for the next one:
+/// all 500 must reach the client while the app is still waiting for the signal.
+fn a_burst_of_small_blocks_arrives_before_the_app_pauses(mode: Mode) {
+    let mut apache = start(mode, "");
+    let mut conn = Connection::open(apache.port);
+    conn.send_request("GET", "/r/burst", &[], b"");
+    let (status, _) = conn.read_head();
+    assert_eq!(status, 200);
+    let expected: String = (0..500).map(|i| format!("{i:04};")).collect();
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        let chunk = conn.read_chunk().expect("a chunk of the burst");
+        assert!(!chunk.is_empty(), "the body ended early");
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(String::from_utf8_lossy(&received), expected);
+    std::fs::write(apache.scratch.dir.join("markers/burst-flag"), "go").unwrap();
+    assert_eq!(conn.read_chunk(), Some(b"after-signal".to_vec()));
+    assert_eq!(conn.read_chunk(), Some(vec![]), "clean end");
+    apache.stop();
+}
+
 fn close_is_always_called(mode: Mode) {
     let mut apache = start(mode, "");
     assert_eq!(apache.get("/r/close").text(), "ab");
@@ -313,15 +351,22 @@ fn file_wrapper_serves_files(mode: Mode) {
 
 fn client_disconnect_stops_the_app_and_calls_close(mode: Mode) {
     let mut apache = start(mode, "");
-    {
-        let mut conn = Connection::open(apache.port);
-        conn.send_request("GET", "/r/endless", &[], b"");
-        let (status, _) = conn.read_head();
-        assert_eq!(status, 200);
-        assert!(conn.read_chunk().is_some_and(|c| !c.is_empty()));
-    } // the client goes away mid-stream
-    let marker = apache.scratch.dir.join("markers/endless-closed");
-    common::wait_for_file(&marker, "close() once the client is gone");
+    // Large blocks are written by the app's thread; small ones fast enough to be
+    // queued are sent by the daemon worker's outbox: both must notice the client left.
+    for path in ["/r/endless", "/r/endless-small"] {
+        {
+            let mut conn = Connection::open(apache.port);
+            conn.send_request("GET", path, &[], b"");
+            let (status, _) = conn.read_head();
+            assert_eq!(status, 200);
+            assert!(conn.read_chunk().is_some_and(|c| !c.is_empty()));
+        } // the client goes away mid-stream
+        let marker = apache
+            .scratch
+            .dir
+            .join(format!("markers{}-closed", path.trim_start_matches("/r")));
+        common::wait_for_file(&marker, "close() once the client is gone");
+    }
     assert_eq!(
         apache.get("/r/write").status,
         200,
@@ -335,6 +380,7 @@ in_both_modes!(
     invalid_status_and_headers_are_500,
     content_length_truncates_and_short_bodies_abort,
     generators_stream_before_the_app_finishes,
+    a_burst_of_small_blocks_arrives_before_the_app_pauses,
     close_is_always_called,
     head_requests_and_map_head_to_get,
     file_wrapper_serves_files,

@@ -10,6 +10,7 @@ mod epoll;
 pub mod group;
 pub mod identity;
 pub mod keepalive;
+mod outbox;
 mod process;
 mod server;
 mod socket;

@@ -2,6 +2,7 @@
 //! the response leaves as `ResponseHead`/`Data` frames and ends with `End`, or with
 //! `EndKeepAlive` when the connection can carry the child's next request.
 
+use super::outbox::{OutboxHandle, QueueError};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
 use mod_wsgi_wire::{self as wire, Decoder, Frame, Item, Kind, MAX_BODY_FRAME};
@@ -208,12 +209,18 @@ impl BodyReader for DaemonBody {
     }
 }
 
+/// Blocks from this size on are always written by the worker itself (no copy).
+const QUEUE_BELOW: usize = 16 * 1024;
+
 /// Response frames towards the Apache child. The response head is held back and leaves
 /// with the first body block (one syscall for both); body blocks are never held back,
-/// so streamed responses stream. The block that completes the declared Content-Length
-/// carries the End frame with it: the Apache child finishes the request at once, before
-/// the application's close() runs. Whatever is still held is sent when the WSGI core
-/// drops the sink, which it does before `wsgi::run` returns.
+/// so streamed responses stream. The first block is written at once; later small
+/// blocks go through the worker's outbox (see `outbox`), which sends what is queued
+/// together while the application produces more. The block that completes the declared Content-Length carries the End frame with
+/// it: the Apache child finishes the request at once, before the application's close()
+/// runs. The WSGI core flushes the sink before it reports the response complete;
+/// whatever is still held or queued after a failure is sent when the sink is dropped,
+/// before `wsgi::run` returns.
 pub struct DaemonSink {
     stream: Arc<UnixStream>,
     group: String,
@@ -221,28 +228,56 @@ pub struct DaemonSink {
     /// Body bytes still due under the declared Content-Length.
     remaining: Option<u64>,
     ending: Arc<Ending>,
+    outbox: OutboxHandle,
+    /// Some block of this response went through the outbox.
+    queued_any: bool,
+    /// A body block was written: the next small one is queued.
+    streaming: bool,
 }
 
 impl DaemonSink {
-    pub fn new(stream: Arc<UnixStream>, group: &str, ending: Arc<Ending>) -> Self {
+    pub fn new(
+        stream: Arc<UnixStream>,
+        group: &str,
+        ending: Arc<Ending>,
+        outbox: OutboxHandle,
+    ) -> Self {
         DaemonSink {
             stream,
             group: group.to_owned(),
             held: Vec::new(),
             remaining: None,
             ending,
+            outbox,
+            queued_any: false,
+            streaming: false,
         }
+    }
+
+    /// Waits until the outbox sent what this response queued; everything written
+    /// directly goes after it.
+    fn drain_outbox(&mut self) -> io::Result<()> {
+        if self.queued_any {
+            self.queued_any = false;
+            self.outbox.drain()?;
+        }
+        Ok(())
     }
 
     /// Writes the held bytes and then `parts`, with as few syscalls as the kernel allows.
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.drain_outbox()?;
         let held = std::mem::take(&mut self.held);
-        let mut slices: Vec<IoSlice<'_>> = std::iter::once(held.as_slice())
-            .chain(parts.iter().copied())
-            .filter(|p| !p.is_empty())
-            .map(IoSlice::new)
-            .collect();
-        let mut pending = &mut slices[..];
+        let empty = IoSlice::new(&[]);
+        let mut slices = [empty; 4];
+        let mut count = 0;
+        for part in std::iter::once(held.as_slice()).chain(parts.iter().copied()) {
+            if !part.is_empty() {
+                slices[count] = IoSlice::new(part);
+                count += 1;
+            }
+        }
+        let mut pending = &mut slices[..count];
         while !pending.is_empty() {
             match (&*self.stream).write_vectored(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -282,6 +317,33 @@ impl DaemonSink {
         }
         let end = self.end_with(data.len() as u64);
         let complete = end.is_some();
+        if self.streaming && !complete && data.len() < QUEUE_BELOW {
+            self.queue(data)?;
+        } else {
+            self.write_data(data, end)?;
+            self.streaming = true;
+        }
+        self.sent(data.len() as u64, complete);
+        Ok(())
+    }
+
+    fn queue(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        match self.outbox.queue(&self.stream, data) {
+            Ok(()) => {
+                self.queued_any = true;
+                Ok(())
+            }
+            Err(QueueError::Failed) => Err(SinkError::ClientGone),
+            Err(QueueError::NoHelper) => self.write_data(data, None),
+        }
+    }
+
+    /// Writes `data` as Data frames, the last one followed by `end`.
+    fn write_data(
+        &mut self,
+        data: &[u8],
+        end: Option<[u8; wire::HEADER_LEN]>,
+    ) -> Result<(), SinkError> {
         let mut chunks = data.chunks(MAX_BODY_FRAME).peekable();
         while let Some(chunk) = chunks.next() {
             let header = wire::frame_header(Kind::Data, chunk.len());
@@ -294,11 +356,11 @@ impl DaemonSink {
                 return Err(SinkError::ClientGone);
             }
         }
-        self.sent(data.len() as u64, complete);
         Ok(())
     }
 
     fn pass_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), PassError> {
+        self.drain_outbox().map_err(PassError::Sent)?;
         let mut frame = Vec::with_capacity(wire::HEADER_LEN + 16);
         wire::encode(&Frame::File { offset, len }, &mut frame);
         let end = self.end_with(len);
@@ -335,11 +397,9 @@ enum PassError {
 
 impl Drop for DaemonSink {
     fn drop(&mut self) {
-        if !self.held.is_empty() {
-            // A failure here means the Apache child went away; the End frame that
-            // follows fails the same way and the worker treats the client as gone.
-            let _ = self.send(&[]);
-        }
+        // Only after a failure is anything left: the worker sends an error frame or
+        // closes the connection either way.
+        let _ = self.send(&[]);
     }
 }
 
@@ -359,6 +419,10 @@ impl ResponseSink for DaemonSink {
 
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
         self.data(data)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.send(&[]).map_err(|_| SinkError::ClientGone)
     }
 
     /// The file itself goes to the Apache child (its descriptor passed with a File

@@ -6,6 +6,7 @@
 
 use super::acceptor::{Acceptor, Job};
 use super::group::DaemonGroup;
+use super::outbox::{Outbox, OutboxHandle};
 use super::transport::{DaemonBody, DaemonSink, Ending, KeepAlivePolicy, send_frame};
 use crate::python;
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
@@ -165,8 +166,10 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                             shared.stop_state().is_none() && shared.acceptor.may_keep()
                         })
                     };
+                    let outbox = Outbox::new(format!("wsgi-worker-{slot}"));
+                    let queue = outbox.handle();
                     while let Some((job, _busy)) = shared.acceptor.next(&shared.group) {
-                        handle(&shared, slot, job, &report, &keep_alive);
+                        handle(&shared, slot, job, &report, &keep_alive, &queue);
                     }
                 })
                 .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
@@ -214,6 +217,7 @@ fn handle(
     job: Job,
     on_script_change: &OnScriptChange,
     keep_alive: &KeepAlivePolicy,
+    outbox: &OutboxHandle,
 ) {
     let group = &shared.group;
     let spec = &group.spec;
@@ -260,7 +264,7 @@ fn handle(
         run_once: spec.run_once(),
         on_script_change: on_script_change.clone(),
     };
-    let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone());
+    let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone(), outbox.clone());
     let body = DaemonBody::new(stream.clone(), connection.decoder.clone(), ending.clone());
     let outcome = wsgi::run(request, Box::new(body), Box::new(sink));
     let interrupted = lock(&shared.active)[slot]

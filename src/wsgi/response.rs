@@ -90,6 +90,13 @@ impl ResponseState {
         Ok(())
     }
 
+    /// Sends whatever the transport still holds; call with the GIL released.
+    pub(crate) fn flush(&mut self) -> Result<(), WriteError> {
+        let sink = self.sink.as_mut().ok_or(WriteError::Finished)?;
+        sink.flush()?;
+        Ok(())
+    }
+
     /// Sends `len` bytes of a file; when the app declared no length and nothing was sent
     /// yet, the file's length becomes the Content-Length.
     pub(crate) fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), WriteError> {

@@ -245,7 +245,7 @@ fn stream(
         && let Some(result) = send_file_wrapper(py, iterable, response)?
     {
         return match result {
-            Ok(()) => finish(req, response),
+            Ok(()) => finish(py, req, response),
             Err(e) => write_error(response, e),
         };
     }
@@ -274,15 +274,17 @@ fn stream(
             break;
         }
     }
-    finish(req, response)
+    finish(py, req, response)
 }
 
-fn finish(req: &WsgiRequest, response: &SharedResponse) -> PyResult<Outcome> {
-    let mut state = response::lock(response)?;
-    if let Err(e) = state.ensure_head() {
-        drop(state);
+fn finish(py: Python<'_>, req: &WsgiRequest, response: &SharedResponse) -> PyResult<Outcome> {
+    let mut guard = response::lock(response)?;
+    let state: &mut ResponseState = &mut guard;
+    if let Err(e) = py.detach(|| state.ensure_head().and_then(|()| state.flush())) {
+        drop(guard);
         return write_error(response, e);
     }
+    let state = guard;
     if let Some(declared) = state.content_length
         && state.written < declared
         && !req.header_only

@@ -43,6 +43,11 @@ pub trait ResponseSink: Send {
     ) -> Result<(), SinkError>;
     /// Writes and flushes one block of body.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Sends whatever the transport still holds or queues; the response is complete
+    /// only once this succeeded.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Sends `len` bytes of the open file `fd` from `offset`; the fd is only borrowed for
     /// the call (the sink duplicates it if it needs it longer).
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError>;
