@@ -340,7 +340,7 @@ fn a_request_without_the_secret_is_refused() {
             .display()
             .to_string(),
         callable: "application".into(),
-        environ: vec![("REQUEST_METHOD".into(), "GET".into())],
+        environ: [("REQUEST_METHOD", "GET")].into_iter().collect(),
     };
     mod_wsgi_wire::encode(
         &mod_wsgi_wire::Frame::RequestHead(Box::new(head)),

@@ -13,6 +13,7 @@ use mod_wsgi_config::{
 };
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
+use std::fmt::Write;
 use std::os::raw::c_int;
 use std::sync::atomic::Ordering;
 use tracing::Level;
@@ -170,13 +171,6 @@ fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a 
     }
 }
 
-fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
-    match env.iter_mut().find(|(k, _)| k == key) {
-        Some(entry) => entry.1 = value,
-        None => env.push((key.to_owned(), value)),
-    }
-}
-
 /// The content handler.
 ///
 /// # Safety
@@ -294,11 +288,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             }
         }
     };
-    let script_name = environ
-        .iter()
-        .find(|(k, _)| k == "SCRIPT_NAME")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let script_name = environ.get("SCRIPT_NAME").unwrap_or_default().to_owned();
     let server_name = req.server_name();
     let host_name = req.hostname();
     let facts = RequestFacts {
@@ -320,7 +310,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     if dir.pass_authorization == Some(true)
         && let Some(auth) = req.header_in(c"Authorization")
     {
-        set(&mut environ, "HTTP_AUTHORIZATION", auth);
+        environ.set("HTTP_AUTHORIZATION", &auth);
     }
     if let Some(trusted) = &dir.trusted_proxy_headers {
         mod_wsgi_http::apply_trusted_proxy_headers(
@@ -335,7 +325,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         MapHeadToGet::Auto => req.has_content_filters(),
     };
     if req.header_only() && map_head() {
-        set(&mut environ, "REQUEST_METHOD", "GET".to_owned());
+        environ.set("REQUEST_METHOD", "GET");
     }
     let reload = dir.script_reloading.unwrap_or(true);
     let sendfile = dir.enable_sendfile.unwrap_or(false);
@@ -344,36 +334,41 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    let extras = [
-        ("mod_wsgi.process_group", process_group),
-        ("mod_wsgi.application_group", application_group.clone()),
-        ("mod_wsgi.callable_object", callable.clone()),
-        (
-            "mod_wsgi.request_handler",
-            handler_name.to_string_lossy().into_owned(),
-        ),
-        ("mod_wsgi.handler_script", String::new()),
-        (
-            "mod_wsgi.script_reloading",
-            if reload { "1" } else { "0" }.to_owned(),
-        ),
-        (
-            "mod_wsgi.enable_sendfile",
-            if sendfile { "1" } else { "0" }.to_owned(),
-        ),
-        ("mod_wsgi.ignore_activity", "0".to_owned()),
-        ("mod_wsgi.listener_host", listener_host),
-        ("mod_wsgi.listener_port", listener_port.to_string()),
-        ("mod_wsgi.request_start", req.request_time().to_string()),
-        ("mod_wsgi.script_start", now_us.to_string()),
-        ("mod_wsgi.request_id", req.log_id().unwrap_or_default()),
-        (
-            "mod_wsgi.connection_id",
-            req.connection_log_id().unwrap_or_default(),
-        ),
+    let request_handler = handler_name.to_string_lossy();
+    let flag = |on: bool| if on { "1" } else { "0" };
+    let request_id = req.log_id().unwrap_or_default();
+    let connection_id = req.connection_log_id().unwrap_or_default();
+    let texts = [
+        ("mod_wsgi.process_group", process_group.as_str()),
+        ("mod_wsgi.application_group", application_group.as_str()),
+        ("mod_wsgi.callable_object", callable.as_str()),
+        ("mod_wsgi.request_handler", &request_handler),
+        ("mod_wsgi.handler_script", ""),
+        ("mod_wsgi.script_reloading", flag(reload)),
+        ("mod_wsgi.enable_sendfile", flag(sendfile)),
+        ("mod_wsgi.ignore_activity", "0"),
+        ("mod_wsgi.listener_host", &listener_host),
+        ("mod_wsgi.request_id", &request_id),
+        ("mod_wsgi.connection_id", &connection_id),
     ];
-    for (k, v) in extras {
-        set(&mut environ, k, v);
+    let request_start = req.request_time();
+    let numbers: [(&str, &dyn std::fmt::Display); 3] = [
+        ("mod_wsgi.listener_port", &listener_port),
+        ("mod_wsgi.request_start", &request_start),
+        ("mod_wsgi.script_start", &now_us),
+    ];
+    // One pass drops whatever Apache's environment had under these names.
+    environ.retain(|k| {
+        !(k.starts_with("mod_wsgi.")
+            && (texts.iter().any(|&(t, _)| t == k) || numbers.iter().any(|&(n, _)| n == k)))
+    });
+    for (key, value) in texts {
+        environ.push(key, value);
+    }
+    for (key, value) in numbers {
+        environ.push_with(key, |text| {
+            let _ = write!(text, "{value}");
+        });
     }
 
     if let Some(group) = daemon_group {
@@ -382,9 +377,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
             let lanes = group.lanes.len();
             let cookie = environ
-                .iter()
-                .find(|(k, _)| k == "HTTP_COOKIE")
-                .and_then(|(_, v)| affinity::pinned_lane(v, cookie_name, lanes));
+                .get("HTTP_COOKIE")
+                .and_then(|v| affinity::pinned_lane(v, cookie_name, lanes));
             cookie.unwrap_or_else(|| {
                 let lane = affinity::next_lane(lanes);
                 req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));

@@ -3,6 +3,7 @@
 
 use super::pool::copy_text;
 use super::sys;
+use mod_wsgi_wire::Environ;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::c_char;
@@ -15,11 +16,18 @@ pub struct Request<'r> {
 
 /// Decodes bytes as ISO-8859-1: one char per byte, as PEP 3333 prescribes for the environ.
 pub fn latin1(bytes: &[u8]) -> String {
-    if bytes.is_ascii() {
+    let mut text = String::with_capacity(bytes.len());
+    push_latin1(&mut text, bytes);
+    text
+}
+
+/// Appends `bytes` decoded as ISO-8859-1 to `text`.
+fn push_latin1(text: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
         // ASCII is the same text in Latin-1 and UTF-8: one copy, no per-character work.
-        return String::from_utf8_lossy(bytes).into_owned();
+        Ok(ascii) if ascii.is_ascii() => text.push_str(ascii),
+        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
     }
-    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 /// # Safety
@@ -185,15 +193,22 @@ impl<'r> Request<'r> {
     /// client facts, SetEnv values) plus the request-line variables. Those are computed
     /// here rather than by ap_add_cgi_vars, which runs a sub-request per request only to
     /// fill PATH_TRANSLATED.
-    pub fn cgi_environment(&mut self) -> Vec<(String, String)> {
+    pub fn cgi_environment(&mut self) -> Environ {
         // SAFETY: live for 'r; ap_add_common_vars fills r->subprocess_env.
-        let mut env: Vec<(String, String)> = unsafe {
+        let entries = unsafe {
             sys::ap_add_common_vars(self.raw);
             table_entries(self.r().subprocess_env)
-                .into_iter()
-                .map(|(k, v)| (latin1(k), latin1(v)))
-                .collect()
         };
+        let text_len: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // Room for the variables set below and the handler's own (~20, ~600 bytes).
+        let mut env = Environ::with_capacity(entries.len() + 24, text_len + 1024);
+        for (key, value) in entries {
+            let key = match std::str::from_utf8(key) {
+                Ok(ascii) if ascii.is_ascii() => std::borrow::Cow::Borrowed(ascii),
+                _ => std::borrow::Cow::Owned(latin1(key)),
+            };
+            env.push_with(&key, |text| push_latin1(text, value));
+        }
         let r = self.r();
         let text = |p: *const c_char| {
             self.field(p)
@@ -216,8 +231,8 @@ impl<'r> Request<'r> {
             ("PATH_INFO", path_info),
         ];
         for (key, value) in vars {
-            env.retain(|(k, _)| k != key);
-            env.push((key.to_owned(), value));
+            env.remove(key);
+            env.push(key, &value);
         }
         env
     }

@@ -98,9 +98,8 @@ impl EnvironKeys {
 fn url_scheme(req: &WsgiRequest) -> &'static str {
     let https = req
         .environ
-        .iter()
-        .find(|(k, _)| k == "HTTPS")
-        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("on") || v == "1");
+        .get("HTTPS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("on") || v == "1");
     if https { "https" } else { "http" }
 }
 
@@ -116,7 +115,7 @@ pub(crate) fn build<'py>(
     let env = PyDict::new(py);
     let keys = &interp.shim.environ_keys;
     let key = |k: &str| keys.get(py, k);
-    for (k, value) in &req.environ {
+    for (k, value) in req.environ.iter() {
         env.set_item(key(k), value)?;
     }
     env.set_item(key("wsgi.version"), PyTuple::new(py, [1, 0])?)?;

@@ -5,6 +5,7 @@ use super::input::{self, InputState, SharedInput};
 use super::response::{self, ResponseState, SharedResponse, WriteError};
 use super::{BodyReader, ResponseSink, SinkError, environ};
 use crate::python::{self, Interpreter};
+use mod_wsgi_wire::Environ;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ pub enum OnScriptChange {
 /// Everything the WSGI core needs to know about one request.
 pub struct WsgiRequest {
     /// CGI variables, values decoded as ISO-8859-1.
-    pub environ: Vec<(String, String)>,
+    pub environ: Environ,
     /// Interpreter name; "" is the main interpreter.
     pub application_group: String,
     pub script: PathBuf,

@@ -31,7 +31,7 @@ fn start_response(c: &mut Criterion) {
 }
 
 fn proxy_headers(c: &mut Criterion) {
-    let env: Vec<(String, String)> = [
+    let env: mod_wsgi_wire::Environ = [
         ("REMOTE_ADDR", "10.0.0.2"),
         ("HTTP_HOST", "www.example.com"),
         ("HTTP_X_FORWARDED_FOR", "203.0.113.7, 10.0.0.2"),
@@ -40,8 +40,7 @@ fn proxy_headers(c: &mut Criterion) {
         ("HTTP_USER_AGENT", "Mozilla/5.0"),
         ("wsgi.url_scheme", "http"),
     ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into_iter()
     .collect();
     let trusted = [
         ProxyHeader::XForwardedFor,

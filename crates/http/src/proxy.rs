@@ -4,22 +4,7 @@
 use mod_wsgi_config::{IpNet, ProxyCategory, ProxyHeader};
 use std::net::IpAddr;
 
-type Environ = Vec<(String, String)>;
-
-fn get<'a>(env: &'a Environ, key: &str) -> Option<&'a str> {
-    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-fn set(env: &mut Environ, key: &str, value: String) {
-    match env.iter_mut().find(|(k, _)| k == key) {
-        Some(entry) => entry.1 = value,
-        None => env.push((key.to_owned(), value)),
-    }
-}
-
-fn remove(env: &mut Environ, key: &str) {
-    env.retain(|(k, _)| k != key);
-}
+use mod_wsgi_wire::Environ;
 
 fn is_trusted(proxies: Option<&[IpNet]>, ip: &str) -> bool {
     match (proxies, ip.trim().parse::<IpAddr>()) {
@@ -65,12 +50,14 @@ pub fn apply_trusted_proxy_headers(
     if trusted.is_empty() {
         return;
     }
-    let peer_trusted = get(env, "REMOTE_ADDR").is_some_and(|peer| is_trusted(proxies, peer));
+    let peer_trusted = env
+        .get("REMOTE_ADDR")
+        .is_some_and(|peer| is_trusted(proxies, peer));
     let categories: Vec<ProxyCategory> = trusted.iter().map(|h| h.category()).collect();
     let strip_all = |env: &mut Environ, keep: Option<ProxyHeader>| {
         for h in ProxyHeader::ALL {
             if categories.contains(&h.category()) && Some(h) != keep {
-                remove(env, h.cgi_name());
+                env.remove(h.cgi_name());
             }
         }
     };
@@ -79,7 +66,7 @@ pub fn apply_trusted_proxy_headers(
         return;
     }
     for &header in trusted {
-        let Some(value) = get(env, header.cgi_name()).map(str::to_owned) else {
+        let Some(value) = env.get(header.cgi_name()).map(str::to_owned) else {
             continue;
         };
         match header.category() {
@@ -90,28 +77,28 @@ pub fn apply_trusted_proxy_headers(
                     Some(value.trim().to_owned())
                 };
                 if let Some(client) = client {
-                    set(env, "REMOTE_ADDR", client);
+                    env.set("REMOTE_ADDR", &client);
                 }
             }
             ProxyCategory::Scheme => {
                 if means_https(header, &value) {
-                    set(env, "HTTPS", "1".to_owned());
+                    env.set("HTTPS", "1");
                 } else {
-                    remove(env, "HTTPS");
+                    env.remove("HTTPS");
                 }
             }
-            ProxyCategory::Host => set(env, "HTTP_HOST", value),
-            ProxyCategory::ServerName => set(env, "SERVER_NAME", value),
-            ProxyCategory::ServerPort => set(env, "SERVER_PORT", value),
+            ProxyCategory::Host => env.set("HTTP_HOST", &value),
+            ProxyCategory::ServerName => env.set("SERVER_NAME", &value),
+            ProxyCategory::ServerPort => env.set("SERVER_PORT", &value),
             ProxyCategory::ScriptName => {
-                set(env, "mod_wsgi.mount_point", value.clone());
-                set(env, "SCRIPT_NAME", value);
+                env.set("mod_wsgi.mount_point", &value);
+                env.set("SCRIPT_NAME", &value);
             }
         }
     }
     for h in ProxyHeader::ALL {
         if categories.contains(&h.category()) && !trusted.contains(&h) {
-            remove(env, h.cgi_name());
+            env.remove(h.cgi_name());
         }
     }
 }
@@ -121,10 +108,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Environ {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().copied().collect()
     }
 
     #[test]
@@ -136,9 +120,9 @@ mod tests {
         ]);
         let proxies = [IpNet::parse("10.0.0.0/8").unwrap()];
         apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedFor], Some(&proxies));
-        assert_eq!(get(&e, "REMOTE_ADDR"), Some("1.2.3.4"));
+        assert_eq!(e.get("REMOTE_ADDR"), Some("1.2.3.4"));
         assert_eq!(
-            get(&e, "HTTP_X_REAL_IP"),
+            e.get("HTTP_X_REAL_IP"),
             None,
             "other client-address headers stripped"
         );
@@ -174,10 +158,10 @@ mod tests {
             ProxyHeader::XScriptName,
         ];
         apply_trusted_proxy_headers(&mut e, &trusted, None);
-        assert_eq!(get(&e, "HTTPS"), Some("1"));
-        assert_eq!(get(&e, "HTTP_X_SCHEME"), None);
-        assert_eq!(get(&e, "HTTP_HOST"), Some("public.example"));
-        assert_eq!(get(&e, "SERVER_PORT"), Some("443"));
-        assert_eq!(get(&e, "SCRIPT_NAME"), Some("/mount"));
+        assert_eq!(e.get("HTTPS"), Some("1"));
+        assert_eq!(e.get("HTTP_X_SCHEME"), None);
+        assert_eq!(e.get("HTTP_HOST"), Some("public.example"));
+        assert_eq!(e.get("SERVER_PORT"), Some("443"));
+        assert_eq!(e.get("SCRIPT_NAME"), Some("/mount"));
     }
 }

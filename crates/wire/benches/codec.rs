@@ -9,7 +9,7 @@ use mod_wsgi_wire::{
 use std::hint::black_box;
 
 /// The environ of a browser GET as Apache builds it (~35 variables, ~1.5 KB).
-fn environ() -> Vec<(String, String)> {
+fn environ() -> mod_wsgi_wire::Environ {
     let pairs = [
         ("REQUEST_METHOD", "GET"),
         ("SCRIPT_NAME", ""),

@@ -243,10 +243,9 @@ mod tests {
             application_group: "".into(),
             script: "/srv/app.wsgi".into(),
             callable: "application".into(),
-            environ: vec![
-                ("REQUEST_METHOD".into(), "GET".into()),
-                ("PATH_INFO".into(), "/caf\u{e9}".into()),
-            ],
+            environ: [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/caf\u{e9}")]
+                .into_iter()
+                .collect(),
         }))
     }
 
@@ -546,7 +545,7 @@ mod tests {
                     secret: [1; 32], reload: false, header_only: true, keep_alive: false,
                     request_start_us: 42, script_mtime: mtime,
                     application_group: "g".into(), script: "s".into(), callable: "c".into(),
-                    environ: env,
+                    environ: env.into_iter().collect(),
                 })),
             ];
             let mut bytes = Vec::new();

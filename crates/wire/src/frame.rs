@@ -1,5 +1,7 @@
 //! Frame kinds, the two head messages and how their payloads are laid out.
 
+use crate::Environ;
+
 /// Protocol version carried in every request head; a daemon refuses any other.
 pub const VERSION: u16 = 2;
 /// Kind byte plus big-endian u32 payload length.
@@ -104,7 +106,7 @@ pub struct RequestHead {
     pub application_group: String,
     pub script: String,
     pub callable: String,
-    pub environ: Vec<(String, String)>,
+    pub environ: Environ,
 }
 
 /// Status line and headers of a response, as the application gave them.
@@ -187,7 +189,7 @@ impl Frame {
                 put_str(out, &h.application_group);
                 put_str(out, &h.script);
                 put_str(out, &h.callable);
-                put_pairs(out, &h.environ);
+                put_environ(out, &h.environ);
             }
             Frame::ResponseHead(h) => {
                 put_response_head(out, h.status, &h.status_line, &h.headers);
@@ -233,7 +235,7 @@ impl Frame {
                     application_group: c.string()?,
                     script: c.string()?,
                     callable: c.string()?,
-                    environ: c.pairs()?,
+                    environ: c.environ()?,
                 }))
             }
             Kind::ResponseHead => Frame::ResponseHead(ResponseHead {
@@ -296,6 +298,15 @@ fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     }
 }
 
+fn put_environ(out: &mut Vec<u8>, environ: &Environ) {
+    let count = u32::try_from(environ.len()).expect("BUG: more than 4G variables");
+    out.extend_from_slice(&count.to_be_bytes());
+    for (k, v) in environ.iter() {
+        put_str(out, k);
+        put_str(out, v);
+    }
+}
+
 struct Cursor<'a> {
     buf: &'a [u8],
     what: &'static str,
@@ -351,6 +362,27 @@ impl<'a> Cursor<'a> {
             pairs.push((self.string()?, self.string()?));
         }
         Ok(pairs)
+    }
+
+    fn text(&mut self) -> Result<&'a str, WireError> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes).map_err(|_| WireError::Malformed(self.what))
+    }
+
+    /// Same layout as `pairs`, into one packed string (two allocations in all).
+    fn environ(&mut self) -> Result<Environ, WireError> {
+        let count = self.u32()? as usize;
+        if count > self.buf.len() / 8 {
+            return Err(WireError::Malformed(self.what));
+        }
+        let mut environ = Environ::with_capacity(count, self.buf.len() - 8 * count);
+        for _ in 0..count {
+            let key = self.text()?;
+            let value = self.text()?;
+            environ.push(key, value);
+        }
+        Ok(environ)
     }
 
     fn rest(&mut self) -> &'a [u8] {
