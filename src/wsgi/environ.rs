@@ -5,9 +5,9 @@ use crate::python::{Interpreter, MOD_WSGI_API_VERSION};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-/// Keys nearly every environ carries, in byte order (binary-searched). Each interpreter
-/// makes them into Python strings once (`EnvironKeys`), so a request reuses them with
-/// their hashes instead of creating and hashing some fifty keys.
+/// Keys nearly every environ carries. Each interpreter makes them into Python strings
+/// once (`EnvironKeys`), so a request reuses them with their hashes instead of creating
+/// and hashing some fifty keys; `common_key_index` finds one with a single comparison.
 const COMMON_KEYS: [&str; 57] = [
     "CONTENT_LENGTH",
     "CONTENT_TYPE",
@@ -68,6 +68,52 @@ const COMMON_KEYS: [&str; 57] = [
     "wsgi.version",
 ];
 
+const SLOTS: usize = 256;
+const EMPTY: u8 = u8::MAX;
+
+/// A cheap hash of a key: its length and four of its bytes spread these keys well.
+const fn key_hash(key: &[u8]) -> usize {
+    let n = key.len();
+    if n == 0 {
+        return 0;
+    }
+    let h = n.wrapping_mul(0x9E37_79B9)
+        ^ ((key[0] as usize) << 3)
+        ^ ((key[n / 2] as usize) << 9)
+        ^ ((key[n * 3 / 4] as usize) << 15)
+        ^ ((key[n - 1] as usize) << 21);
+    (h ^ (h >> 13)).wrapping_mul(0x85EB_CA6B) >> 8
+}
+
+/// `COMMON_KEYS` indices by `key_hash`, open addressing with linear probing.
+const KEY_SLOTS: [u8; SLOTS] = {
+    let mut table = [EMPTY; SLOTS];
+    let mut i = 0;
+    while i < COMMON_KEYS.len() {
+        let mut slot = key_hash(COMMON_KEYS[i].as_bytes()) % SLOTS;
+        while table[slot] != EMPTY {
+            slot = (slot + 1) % SLOTS;
+        }
+        table[slot] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+fn common_key_index(key: &str) -> Option<usize> {
+    let mut slot = key_hash(key.as_bytes()) % SLOTS;
+    loop {
+        let i = KEY_SLOTS[slot];
+        if i == EMPTY {
+            return None;
+        }
+        if COMMON_KEYS[usize::from(i)] == key {
+            return Some(usize::from(i));
+        }
+        slot = (slot + 1) % SLOTS;
+    }
+}
+
 /// One interpreter's Python strings for `COMMON_KEYS`.
 pub struct EnvironKeys(Vec<Py<PyString>>);
 
@@ -88,9 +134,9 @@ impl EnvironKeys {
     }
 
     fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
-        match COMMON_KEYS.binary_search(&key) {
-            Ok(i) => self.0[i].bind(py).clone(),
-            Err(_) => PyString::new(py, key),
+        match common_key_index(key) {
+            Some(i) => self.0[i].bind(py).clone(),
+            None => PyString::new(py, key),
         }
     }
 }
@@ -137,10 +183,21 @@ pub(crate) fn build<'py>(
 
 #[cfg(test)]
 mod tests {
-    use super::COMMON_KEYS;
+    use super::{COMMON_KEYS, common_key_index};
 
     #[test]
-    fn common_keys_are_sorted_and_unique_for_binary_search() {
-        assert!(COMMON_KEYS.windows(2).all(|w| w[0] < w[1]));
+    fn every_common_key_is_found_at_its_index_and_others_are_not() {
+        for (i, key) in COMMON_KEYS.iter().enumerate() {
+            assert_eq!(common_key_index(key), Some(i), "{key}");
+        }
+        for other in [
+            "",
+            "HTTP_X_FORWARDED_FOR",
+            "HTTP_HOSTS",
+            "http_host",
+            "wsgi.",
+        ] {
+            assert_eq!(common_key_index(other), None, "{other}");
+        }
     }
 }
