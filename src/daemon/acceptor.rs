@@ -66,7 +66,16 @@ pub struct Acceptor {
 /// the process's draining and in the server metrics.
 pub struct Busy<'a> {
     count: &'a AtomicUsize,
-    _metrics: crate::shared::metrics::Busy,
+    /// The metrics' view (active requests): released once the application is done,
+    /// before the response's end frame lets the child send its next request, which
+    /// another thread may take before this one finishes up.
+    metrics: Option<crate::shared::metrics::Busy>,
+}
+
+impl Busy<'_> {
+    pub fn application_done(&mut self) {
+        self.metrics = None;
+    }
 }
 
 impl Drop for Busy<'_> {
@@ -197,7 +206,7 @@ impl Acceptor {
             if let Some((connection, reused)) = taken {
                 let busy = Busy {
                     count: &self.busy,
-                    _metrics: crate::shared::metrics::busy(),
+                    metrics: Some(crate::shared::metrics::busy()),
                 };
                 return Some((connection, reused, busy));
             }

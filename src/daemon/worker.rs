@@ -4,7 +4,7 @@
 //! rss-limit).
 #![forbid(unsafe_code)]
 
-use super::acceptor::{Acceptor, Job};
+use super::acceptor::{Acceptor, Busy, Job};
 use super::group::DaemonGroup;
 use super::outbox::{Outbox, OutboxHandle};
 use super::transport::{DaemonBody, DaemonSink, Ending, KeepAlivePolicy, send_frame};
@@ -168,8 +168,8 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                     };
                     let outbox = Outbox::new(format!("wsgi-worker-{slot}"));
                     let queue = outbox.handle();
-                    while let Some((job, _busy)) = shared.acceptor.next(&shared.group) {
-                        handle(&shared, slot, job, &report, &keep_alive, &queue);
+                    while let Some((job, mut busy)) = shared.acceptor.next(&shared.group) {
+                        handle(&shared, slot, job, &report, &keep_alive, &queue, &mut busy);
                     }
                 })
                 .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
@@ -218,6 +218,7 @@ fn handle(
     on_script_change: &OnScriptChange,
     keep_alive: &KeepAlivePolicy,
     outbox: &OutboxHandle,
+    busy: &mut Busy<'_>,
 ) {
     let group = &shared.group;
     let spec = &group.spec;
@@ -267,6 +268,7 @@ fn handle(
     let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone(), outbox.clone());
     let body = DaemonBody::new(stream.clone(), connection.decoder.clone(), ending.clone());
     let outcome = wsgi::run(request, Box::new(body), Box::new(sink));
+    busy.application_done();
     let interrupted = lock(&shared.active)[slot]
         .take()
         .is_some_and(|a| a.interrupted_at.is_some());
