@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// Queued bytes at which the application waits for the helper to take them.
-const QUEUE_LIMIT: usize = 64 * 1024;
+const QUEUE_LIMIT: usize = 16 * 1024;
 /// The helper keeps a send buffer up to this size between bursts.
 const KEEP_CAPACITY: usize = 2 * QUEUE_LIMIT;
 /// The helper's stack: it only writes to a socket.
@@ -34,6 +34,8 @@ struct State {
     /// owner learns of it from `drain`.
     failed: Option<io::ErrorKind>,
     helper: Option<JoinHandle<()>>,
+    /// The helper thread could not be started: blocks are sent by their worker.
+    helper_unavailable: bool,
     stop: bool,
 }
 
@@ -43,6 +45,8 @@ struct Shared {
     work: Condvar,
     /// Wakes the owner: the helper took the queue or finished a send.
     progress: Condvar,
+    /// The helper thread's name.
+    name: String,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
@@ -52,14 +56,12 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// Owned by one worker thread; stops its helper thread when dropped.
 pub struct Outbox {
     shared: Arc<Shared>,
-    name: String,
 }
 
 /// The handle a response sink queues through (its worker's outbox).
 #[derive(Clone)]
 pub struct OutboxHandle {
     shared: Arc<Shared>,
-    name: Arc<str>,
 }
 
 impl Outbox {
@@ -75,19 +77,19 @@ impl Outbox {
                     owner_waiting: false,
                     failed: None,
                     helper: None,
+                    helper_unavailable: false,
                     stop: false,
                 }),
                 work: Condvar::new(),
                 progress: Condvar::new(),
+                name,
             }),
-            name,
         }
     }
 
     pub fn handle(&self) -> OutboxHandle {
         OutboxHandle {
             shared: self.shared.clone(),
-            name: Arc::from(self.name.as_str()),
         }
     }
 }
@@ -122,11 +124,20 @@ impl OutboxHandle {
         if state.failed.is_some() {
             return Err(QueueError::Failed);
         }
+        if state.helper_unavailable {
+            return Err(QueueError::NoHelper);
+        }
         if state.helper.is_none() {
-            state.helper = Some(self.start_helper().map_err(|e| {
-                tracing::warn!("WSGI0113: cannot start a thread to send streamed responses ({e}); sending each block in turn");
-                QueueError::NoHelper
-            })?);
+            match self.start_helper() {
+                Ok(helper) => state.helper = Some(helper),
+                Err(e) => {
+                    state.helper_unavailable = true;
+                    tracing::warn!(
+                        "WSGI0113: cannot start a thread to send streamed responses ({e}); this worker sends each block itself"
+                    );
+                    return Err(QueueError::NoHelper);
+                }
+            }
         }
         if state.stream.is_none() {
             state.stream = Some(stream.clone());
@@ -168,7 +179,7 @@ impl OutboxHandle {
     fn start_helper(&self) -> io::Result<JoinHandle<()>> {
         let shared = self.shared.clone();
         std::thread::Builder::new()
-            .name(format!("{}-out", self.name))
+            .name(self.shared.name.clone())
             .stack_size(HELPER_STACK)
             .spawn(move || send_queued(&shared))
     }

@@ -216,9 +216,9 @@ const QUEUE_BELOW: usize = 16 * 1024;
 /// with the first body block (one syscall for both); body blocks are never held back,
 /// so streamed responses stream. The first block is written at once; later small
 /// blocks go through the worker's outbox (see `outbox`), which sends what is queued
-/// together while the application produces more. The block that completes the declared Content-Length carries the End frame with
-/// it: the Apache child finishes the request at once, before the application's close()
-/// runs. The WSGI core flushes the sink before it reports the response complete;
+/// together while the application produces more. The block that completes the declared
+/// Content-Length carries the End frame with it: the Apache child finishes the request
+/// at once, before the application's close() runs. The WSGI core flushes the sink before it reports the response complete;
 /// whatever is still held or queued after a failure is sent when the sink is dropped,
 /// before `wsgi::run` returns.
 pub struct DaemonSink {
@@ -360,7 +360,6 @@ impl DaemonSink {
     }
 
     fn pass_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), PassError> {
-        self.drain_outbox().map_err(PassError::Sent)?;
         let mut frame = Vec::with_capacity(wire::HEADER_LEN + 16);
         wire::encode(&Frame::File { offset, len }, &mut frame);
         let end = self.end_with(len);
@@ -432,6 +431,7 @@ impl ResponseSink for DaemonSink {
         if self.ending.ended() || len == 0 {
             return Ok(());
         }
+        self.drain_outbox().map_err(|_| SinkError::ClientGone)?;
         match self.pass_file(fd, offset, len) {
             Ok(()) => return Ok(()),
             Err(PassError::Sent(e)) => {

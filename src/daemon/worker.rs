@@ -166,7 +166,7 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                             shared.stop_state().is_none() && shared.acceptor.may_keep()
                         })
                     };
-                    let outbox = Outbox::new(format!("wsgi-worker-{slot}"));
+                    let outbox = Outbox::new(format!("wsgi-out-{slot}"));
                     let queue = outbox.handle();
                     while let Some((job, mut busy)) = shared.acceptor.next(&shared.group) {
                         handle(&shared, slot, job, &report, &keep_alive, &queue, &mut busy);
