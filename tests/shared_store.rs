@@ -424,4 +424,31 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
     apache.get_ok("/d/send?topic=boom");
     apache.get_ok("/d/");
     apache.wait_for_log("WSGI0134: broadcast subscriber");
+    // Processes started after the bad message catch up on it when the app subscribes at
+    // import: the raising subscriber is logged and the application still loads.
+    let mut seen: HashMap<&str, Vec<String>> = HashMap::new();
+    for prefix in ["/d", "/e"] {
+        seen.insert(prefix, survey(&apache, prefix).into_keys().collect());
+    }
+    let generations = apache
+        .error_log()
+        .matches("resuming normal operations")
+        .count();
+    apache.signal("-USR1");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while apache
+        .error_log()
+        .matches("resuming normal operations")
+        .count()
+        == generations
+    {
+        assert!(Instant::now() < deadline, "no restart after SIGUSR1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (prefix, old) in &seen {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while survey(&apache, prefix).keys().all(|pid| old.contains(pid)) {
+            assert!(Instant::now() < deadline, "{prefix}: no new process");
+        }
+    }
 }

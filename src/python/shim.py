@@ -258,7 +258,9 @@ def subscribe(topic, callback):
     topic (several broadcasts between two requests give one call, with the latest
     message). If topic was broadcast before, callback runs at once with the latest
     message, so a process started after a change (a recycled daemon, a new Apache child)
-    catches up."""
+    catches up. A callback that raises is logged (WSGI0134) and stays subscribed, on
+    catching up as on later deliveries: one bad message must not keep every new process
+    from loading the application."""
     with _delivery_lock:
         generation, message = _topic(topic)
         entry = _subscriptions.get(topic)
@@ -266,12 +268,20 @@ def subscribe(topic, callback):
             entry = _subscriptions[topic] = [generation, []]
         entry[1].append(callback)
     if generation:
+        _call_subscriber(callback, topic, message)
+
+
+def _call_subscriber(callback, topic, message):
+    import traceback
+
+    try:
         callback(topic, message)
+    except Exception:
+        _log(0, "WSGI0134: broadcast subscriber %r of topic %r raised:\n%s"
+             % (callback, topic, traceback.format_exc().rstrip()))
 
 
 def _deliver():
-    import traceback
-
     with _delivery_lock:
         for topic, entry in list(_subscriptions.items()):
             generation, message = _topic(topic)
@@ -279,11 +289,7 @@ def _deliver():
                 continue
             entry[0] = generation
             for callback in list(entry[1]):
-                try:
-                    callback(topic, message)
-                except Exception:
-                    _log(0, "WSGI0134: broadcast subscriber %r of topic %r raised:\n%s"
-                         % (callback, topic, traceback.format_exc().rstrip()))
+                _call_subscriber(callback, topic, message)
 
 
 import re as _re
