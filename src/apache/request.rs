@@ -200,7 +200,7 @@ impl<'r> Request<'r> {
             table_entries(self.r().subprocess_env)
         };
         let text_len: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
-        // Room for the variables set below and the handler's own (~20, ~600 bytes).
+        // Room for the variables set below and the handler's own (about 20).
         let mut env = Environ::with_capacity(entries.len() + 24, text_len + 1024);
         for (key, value) in entries {
             let key = match std::str::from_utf8(key) {

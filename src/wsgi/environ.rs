@@ -70,6 +70,8 @@ const COMMON_KEYS: [&str; 57] = [
 
 const SLOTS: usize = 256;
 const EMPTY: u8 = u8::MAX;
+// Indices are stored as u8 next to the EMPTY marker; at most a quarter full keeps probing short.
+const _: () = assert!(COMMON_KEYS.len() <= SLOTS / 4);
 
 /// A cheap hash of a key: its length and four of its bytes spread these keys well.
 const fn key_hash(key: &[u8]) -> usize {
