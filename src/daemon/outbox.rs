@@ -155,6 +155,10 @@ impl OutboxHandle {
                 .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
         }
+        if state.failed.is_some() {
+            // What was queued, this block included, was dropped with the failed send.
+            return Err(QueueError::Failed);
+        }
         Ok(())
     }
 
@@ -219,6 +223,7 @@ fn send_queued(shared: &Shared) {
             }
             state.helper_waiting = true;
             state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.helper_waiting = false;
         }
         std::mem::swap(&mut state.queued, &mut sending);
         state.open_frame = None;
