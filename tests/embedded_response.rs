@@ -61,22 +61,14 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Length", "10")])
         return [b"12345"]
 
-    if path == "/stream":
-        flag = os.path.join(marker_dir, "flag")
+    if path in ("/stream", "/burst"):
+        # Blocks, then a wait for the test's signal, then one more block.
+        if path == "/stream":
+            flag, blocks = os.path.join(marker_dir, "flag"), [b"first;"]
+        else:
+            flag, blocks = os.path.join(marker_dir, "burst-flag"), [b"%04d;" % i for i in range(500)]
         def gen():
-            yield b"first;"
-            deadline = time.time() + 10
-            while not os.path.exists(flag) and time.time() < deadline:
-                time.sleep(0.02)
-            yield b"after-signal" if os.path.exists(flag) else b"timeout"
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return gen()
-
-    if path == "/burst":
-        flag = os.path.join(marker_dir, "burst-flag")
-        def gen():
-            for i in range(500):
-                yield b"%04d;" % i
+            yield from blocks
             deadline = time.time() + 10
             while not os.path.exists(flag) and time.time() < deadline:
                 time.sleep(0.02)

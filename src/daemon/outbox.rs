@@ -147,14 +147,9 @@ impl OutboxHandle {
             state.helper_waiting = false;
             self.shared.work.notify_one();
         }
-        while state.queued.len() >= QUEUE_LIMIT && state.failed.is_none() {
-            state.owner_waiting = true;
-            state = self
-                .shared
-                .progress
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        let state = self.wait_while(state, |s| {
+            s.queued.len() >= QUEUE_LIMIT && s.failed.is_none()
+        });
         if state.failed.is_some() {
             // What was queued, this block included, was dropped with the failed send.
             return Err(QueueError::Failed);
@@ -164,8 +159,22 @@ impl OutboxHandle {
 
     /// Waits until everything queued was sent; reports (and forgets) a failed send.
     pub fn drain(&self) -> io::Result<()> {
-        let mut state = lock(&self.shared);
-        while !state.queued.is_empty() || state.sending {
+        let state = lock(&self.shared);
+        let mut state = self.wait_while(state, |s| !s.queued.is_empty() || s.sending);
+        state.stream = None;
+        match state.failed.take() {
+            Some(kind) => Err(kind.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the helper's progress while `busy` holds.
+    fn wait_while<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        busy: impl Fn(&State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        while busy(&state) {
             state.owner_waiting = true;
             state = self
                 .shared
@@ -173,11 +182,7 @@ impl OutboxHandle {
                 .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
         }
-        state.stream = None;
-        match state.failed.take() {
-            Some(kind) => Err(kind.into()),
-            None => Ok(()),
-        }
+        state
     }
 
     fn start_helper(&self) -> io::Result<JoinHandle<()>> {
