@@ -67,7 +67,7 @@ impl ApacheBody {
         let n = unsafe { sys::ap_get_client_block(self.r.0, dest.cast(), len) };
         if n < 0 {
             self.has_body = false;
-            return Err(body_error());
+            return Err(crate::wsgi::body_aborted());
         }
         Ok(n as usize)
     }
@@ -95,13 +95,6 @@ impl BodyReader for ApacheBody {
         unsafe { out.set_len(out.len() + n) };
         Ok(n)
     }
-}
-
-fn body_error() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::ConnectionAborted,
-        "error reading the request body (client went away, timed out or sent a malformed body)",
-    )
 }
 
 pub struct ApacheSink {

@@ -347,7 +347,7 @@ impl Relay<'_> {
             } else if !want_write {
                 Ok((true, false))
             } else {
-                poll_fd(fd, want_write, group.socket_timeout)
+                poll_fd(fd, true, group.socket_timeout)
             };
             let (readable, writable) = match polled {
                 Ok(r) => r,
@@ -358,12 +358,15 @@ impl Relay<'_> {
                     });
                 }
             };
-            if !readable && !writable {
+            let timed_out = || {
                 let message = format!(
                     "timeout after {} s waiting for daemon process group '{name}'",
                     group.socket_timeout.as_secs()
                 );
-                return broken(response.head_sent, 504, message);
+                broken(response.head_sent, 504, message)
+            };
+            if !readable && !writable {
+                return timed_out();
             }
             if readable {
                 let wait = !want_write;
@@ -374,11 +377,7 @@ impl Relay<'_> {
                 match read {
                     Ok(0) => return daemon_closed(name, response.head_sent),
                     Err(e) if wait && e.kind() == io::ErrorKind::WouldBlock => {
-                        let message = format!(
-                            "timeout after {} s waiting for daemon process group '{name}'",
-                            group.socket_timeout.as_secs()
-                        );
-                        return broken(response.head_sent, 504, message);
+                        return timed_out();
                     }
                     // A daemon killed with bytes it never read resets the connection.
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {

@@ -178,10 +178,7 @@ impl DaemonBody {
                 BodyStep::NeedMore => self.receive()?,
                 BodyStep::Aborted => {
                     self.done = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "error reading the request body (client went away, timed out or sent a malformed body)",
-                    ));
+                    return Err(crate::wsgi::body_aborted());
                 }
                 BodyStep::Unexpected(kind) => {
                     return Err(io::Error::new(
@@ -218,9 +215,9 @@ const QUEUE_BELOW: usize = 16 * 1024;
 /// blocks go through the worker's outbox (see `outbox`), which sends what is queued
 /// together while the application produces more. The block that completes the declared
 /// Content-Length carries the End frame with it: the Apache child finishes the request
-/// at once, before the application's close() runs. The WSGI core flushes the sink before it reports the response complete;
-/// whatever is still held or queued after a failure is sent when the sink is dropped,
-/// before `wsgi::run` returns.
+/// at once, before the application's close() runs. The WSGI core flushes the sink before
+/// it reports the response complete; whatever is still held or queued after a failure is
+/// sent when the sink is dropped, before `wsgi::run` returns.
 pub struct DaemonSink {
     stream: Arc<UnixStream>,
     group: String,

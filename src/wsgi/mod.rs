@@ -13,4 +13,4 @@ mod transport;
 
 pub use environ::EnvironKeys;
 pub use run::{OnScriptChange, Outcome, WsgiRequest, run};
-pub use transport::{BodyReader, ResponseSink, SinkError};
+pub use transport::{BodyReader, ResponseSink, SinkError, body_aborted};

@@ -13,6 +13,14 @@ pub enum SinkError {
     Failed(String),
 }
 
+/// What a transport reports when the client's body could not be read to its end.
+pub fn body_aborted() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "error reading the request body (client went away, timed out or sent a malformed body)",
+    )
+}
+
 /// The request body as the transport streams it.
 pub trait BodyReader: Send {
     /// Reads into `buf`; `Ok(0)` is the end of the body.
