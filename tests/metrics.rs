@@ -28,6 +28,21 @@ def application(environ, start_response):
         orders.inc(kind=q["kind"])
         in_cart.inc(2)
         latency.observe(float(q.get("took", "0.05")))
+    elif path == "/names":
+        verdicts = []
+        for name in ["ok_name:total", "_x", "1st", "has-dash", "", "caf\u00e9", 7]:
+            try:
+                mod_wsgi.metrics.counter(name)
+                verdicts.append("ok")
+            except ValueError:
+                verdicts.append("bad")
+        for label in ["kind", "_k2", "2k", "a-b", "__reserved"]:
+            try:
+                orders.inc(**{label: "x"})
+                verdicts.append("ok")
+            except ValueError:
+                verdicts.append("bad")
+        body = " ".join(verdicts)
     elif path == "/process":
         body = json.dumps(mod_wsgi.process_metrics())
     elif path == "/bad":
@@ -243,6 +258,12 @@ fn the_endpoint_counts_requests_by_group_and_status_and_sums_app_metrics() {
     );
     let bad = apache.get("/d/bad").text();
     assert!(bad.contains("already declared as a counter"), "{bad}");
+    // Prometheus name syntax: metric names may hold colons, label names may not start
+    // with "__"; neither may start with a digit or hold other characters.
+    assert_eq!(
+        apache.get("/d/names").text(),
+        "ok ok bad bad bad bad bad ok ok bad bad bad"
+    );
 }
 
 #[test]
