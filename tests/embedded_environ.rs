@@ -111,6 +111,67 @@ fn cgi_and_wsgi_variables() {
 }
 
 #[test]
+fn each_request_sees_its_own_values() {
+    // Values that repeat between requests reuse the interpreter's str objects; each
+    // request must still see exactly its own values, whichever came before it.
+    let mut apache = Apache::start(
+        Mpm::Event,
+        "WSGIScriptAlias /app {root}/app/env.wsgi\n",
+        &[("app/env.wsgi", ENV_APP)],
+    );
+    let requests: [(&str, &[(&str, &str)], &str, &str, Option<&str>); 6] = [
+        (
+            "/app/one?x=1",
+            &[("X-Custom", "a")],
+            "/one",
+            "x=1",
+            Some("a"),
+        ),
+        (
+            "/app/two?x=2",
+            &[("X-Custom", "b")],
+            "/two",
+            "x=2",
+            Some("b"),
+        ),
+        ("/app/one?x=1", &[], "/one", "x=1", None),
+        (
+            "/app/caf%E9",
+            &[("X-Custom", "\u{e9}t\u{e9}")],
+            "/caf\u{e9}",
+            "",
+            // Header bytes are UTF-8 on the wire, each one char.
+            Some("\\xc3\\xa9t\\xc3\\xa9"),
+        ),
+        ("/app/caf", &[("X-Custom", "a")], "/caf", "", Some("a")),
+        (
+            "/app/one?x=1",
+            &[("X-Custom", "a")],
+            "/one",
+            "x=1",
+            Some("a"),
+        ),
+    ];
+    for _round in 0..3 {
+        for (path, headers, path_info, query, custom) in requests {
+            let env = env_of(&apache, path, headers);
+            assert_eq!(
+                env["PATH_INFO"].replace("\\xe9", "\u{e9}"),
+                path_info,
+                "{path}"
+            );
+            assert_eq!(env["QUERY_STRING"], query, "{path}");
+            assert_eq!(
+                env.get("HTTP_X_CUSTOM").map(String::as_str),
+                custom,
+                "{path}"
+            );
+        }
+    }
+    apache.stop();
+}
+
+#[test]
 fn latin1_decoding_and_underscore_headers() {
     let mut apache = Apache::start(
         Mpm::Event,

@@ -1,9 +1,13 @@
 //! The WSGI environ dict: CGI variables from the transport plus the `wsgi.*` keys.
 
 use super::WsgiRequest;
-use crate::python::{Interpreter, MOD_WSGI_API_VERSION};
+use crate::python::{self, Interpreter, MOD_WSGI_API_VERSION};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use std::sync::Mutex;
+
+/// The `wsgi.*` and `mod_wsgi.version` keys `build` adds to the CGI variables.
+const WSGI_KEYS: usize = 10;
 
 /// Keys nearly every environ carries. Each interpreter makes them into Python strings
 /// once (`EnvironKeys`), so a request reuses them with their hashes instead of creating
@@ -116,31 +120,72 @@ fn common_key_index(key: &str) -> Option<usize> {
     }
 }
 
-/// One interpreter's Python strings for `COMMON_KEYS`.
-pub struct EnvironKeys(Vec<Py<PyString>>);
+/// One interpreter's Python strings for `COMMON_KEYS`, and the value each key had last:
+/// most CGI values (server name, document root, protocol, script name, ...) repeat from
+/// request to request, and a repeated value reuses the last one's (immutable) str.
+pub struct EnvironKeys {
+    keys: Vec<Py<PyString>>,
+    last_values: Mutex<Vec<Option<Py<PyString>>>>,
+}
 
 impl EnvironKeys {
     pub fn new(py: Python<'_>) -> Self {
-        EnvironKeys(
-            COMMON_KEYS
-                .iter()
-                .map(|k| {
-                    // Not interned: CPython 3.11 shares its interned strings between
-                    // interpreters. Hashing once stores the hash in the string.
-                    let key = PyString::new(py, k);
-                    let _ = key.hash();
-                    key.unbind()
-                })
-                .collect(),
-        )
+        let keys = COMMON_KEYS
+            .iter()
+            .map(|k| {
+                // Not interned: CPython 3.11 shares its interned strings between
+                // interpreters. Hashing once stores the hash in the string.
+                let key = PyString::new(py, k);
+                let _ = key.hash();
+                key.unbind()
+            })
+            .collect();
+        EnvironKeys {
+            keys,
+            last_values: Mutex::new(COMMON_KEYS.iter().map(|_| None).collect()),
+        }
     }
 
     fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
         match common_key_index(key) {
-            Some(i) => self.0[i].bind(py).clone(),
+            Some(i) => self.keys[i].bind(py).clone(),
             None => PyString::new(py, key),
         }
     }
+}
+
+/// Sets the CGI variables, reusing `last` values where they repeat. `last` is None when
+/// another thread of the interpreter is building an environ at the same moment (it ran
+/// Python code, which let this thread take the GIL): then every value is new.
+fn set_cgi_variables<'py>(
+    env: &Bound<'py, PyDict>,
+    keys: &EnvironKeys,
+    mut last: Option<&mut [Option<Py<PyString>>]>,
+    req: &WsgiRequest,
+) -> PyResult<()> {
+    let py = env.py();
+    for (k, value) in req.environ.iter() {
+        let Some(i) = common_key_index(k) else {
+            env.set_item(PyString::new(py, k), value)?;
+            continue;
+        };
+        let key = keys.keys[i].bind(py);
+        let Some(slot) = last.as_deref_mut().map(|values| &mut values[i]) else {
+            env.set_item(key, value)?;
+            continue;
+        };
+        match slot {
+            Some(cached) if cached.bind(py).to_str().is_ok_and(|c| c == value) => {
+                env.set_item(key, cached.bind(py))?;
+            }
+            _ => {
+                let fresh = PyString::new(py, value);
+                env.set_item(key, &fresh)?;
+                *slot = Some(fresh.unbind());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn url_scheme(req: &WsgiRequest) -> &'static str {
@@ -160,12 +205,12 @@ pub(crate) fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let env = PyDict::new(py);
+    let env = python::presized_dict(py, req.environ.len() + WSGI_KEYS)?;
     let keys = &interp.shim.environ_keys;
     let key = |k: &str| keys.get(py, k);
-    for (k, value) in req.environ.iter() {
-        env.set_item(key(k), value)?;
-    }
+    let mut last = keys.last_values.try_lock().ok();
+    set_cgi_variables(&env, keys, last.as_deref_mut().map(Vec::as_mut_slice), req)?;
+    drop(last);
     env.set_item(key("wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     env.set_item(key("wsgi.url_scheme"), url_scheme(req))?;
     env.set_item(key("wsgi.input"), input)?;
