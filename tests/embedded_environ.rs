@@ -119,7 +119,15 @@ fn each_request_sees_its_own_values() {
         "WSGIScriptAlias /app {root}/app/env.wsgi\n",
         &[("app/env.wsgi", ENV_APP)],
     );
-    let requests: [(&str, &[(&str, &str)], &str, &str, Option<&str>); 6] = [
+    // (request path, headers, expected PATH_INFO, QUERY_STRING, HTTP_X_CUSTOM)
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+    );
+    let requests: [Case; 6] = [
         (
             "/app/one?x=1",
             &[("X-Custom", "a")],
