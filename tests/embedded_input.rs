@@ -29,11 +29,16 @@ def application(environ, start_response):
     elif mode == "/twice":
         first = inp.read()
         parts = [first, b"/", repr(inp.read()).encode()]
-    elif mode == "/hash":
+    elif mode in ("/hash", "/hash-mixed"):
+        # Mixed sizes switch between reads served from the buffer and reads received
+        # straight into the bytes object, mid-frame.
+        sizes = [65536] if mode == "/hash" else [3, 40000, 100, 65536, 17000, 1, 16384]
         h = hashlib.sha256()
         total = 0
+        i = 0
         while True:
-            block = inp.read(65536)
+            block = inp.read(sizes[i % len(sizes)])
+            i += 1
             if not block:
                 break
             total += len(block)
@@ -136,6 +141,8 @@ fn large_upload_is_streamed_through(mode: Mode) {
         .output()
         .unwrap();
     let digest = String::from_utf8_lossy(&expect.stdout).trim().to_owned();
+    assert_eq!(r.text(), format!("{} {digest}", body.len()));
+    let r = apache.request("POST", "/in/hash-mixed", &[], &body);
     assert_eq!(r.text(), format!("{} {digest}", body.len()));
     apache.stop();
 }

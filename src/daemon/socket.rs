@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
@@ -273,10 +274,54 @@ pub fn recv_with_fds(
 pub fn recv_append(sock: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     let len = spare.len().min(max);
+    let n = recv_into(sock, &mut spare[..len])?;
+    // SAFETY: the kernel initialised the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Reads from the stream socket `sock` into `dest` (the first n bytes returned are then
+/// initialised), blocking up to the socket's read timeout.
+fn recv_into(sock: RawFd, dest: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: dest is a writable region of dest.len() bytes borrowed for the call;
+        // sock is the caller's open socket.
+        let n = unsafe { libc::recv(sock, dest.as_mut_ptr().cast(), dest.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// One read from the stream socket `sock` that fills `first`, then appends what follows
+/// to `rest` (at most `max` bytes, within its spare capacity); returns how many bytes
+/// went to each. Blocks up to the socket's read timeout.
+pub fn recv_split(
+    sock: RawFd,
+    first: &mut [MaybeUninit<u8>],
+    rest: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<(usize, usize)> {
+    let spare = rest.spare_capacity_mut();
+    let spare_len = spare.len().min(max);
+    let mut iov = [
+        libc::iovec {
+            iov_base: first.as_mut_ptr().cast(),
+            iov_len: first.len(),
+        },
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare_len,
+        },
+    ];
     let n = loop {
-        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
-        // by `buf`, which outlives the call; sock is the caller's open socket.
-        let n = unsafe { libc::recv(sock, spare.as_mut_ptr().cast(), len, 0) };
+        // SAFETY: both iovecs describe writable memory borrowed for the call (`first`,
+        // and the spare capacity of `rest`); sock is the caller's open socket.
+        let n = unsafe { libc::readv(sock, iov.as_mut_ptr(), 2) };
         if n >= 0 {
             break n as usize;
         }
@@ -285,7 +330,10 @@ pub fn recv_append(sock: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usi
             return Err(e);
         }
     };
-    // SAFETY: the kernel initialised the first n bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
+    let kept = n.min(first.len());
+    let appended = n - kept;
+    // SAFETY: a stream read fills the iovecs in order: the kernel initialised the first
+    // `appended` bytes of the spare capacity.
+    unsafe { rest.set_len(rest.len() + appended) };
+    Ok((kept, appended))
 }

@@ -5,7 +5,7 @@
 use super::outbox::{OutboxHandle, QueueError};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
-use mod_wsgi_wire::{self as wire, Decoder, Frame, Item, Kind, MAX_BODY_FRAME};
+use mod_wsgi_wire::{self as wire, Decoder, Frame, HEADER_LEN, Item, Kind, MAX_BODY_FRAME};
 use std::io::{self, IoSlice, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
@@ -78,7 +78,8 @@ enum BodyStep {
 }
 
 /// One request's body as the Apache child sends it (Body frames), copied piece by piece
-/// into the application's reads.
+/// into the application's reads, or received straight into them when none of it is
+/// buffered.
 pub struct DaemonBody {
     stream: Arc<UnixStream>,
     decoder: Arc<Mutex<Decoder>>,
@@ -89,6 +90,9 @@ pub struct DaemonBody {
 
 /// Most bytes one read of the body takes from the socket.
 const BODY_READ: usize = 64 * 1024;
+/// Reads at least this large receive straight into the application's memory; smaller
+/// ones are served from the decoder's buffer (one syscall for many of them).
+const DIRECT_READ_MIN: usize = 16 * 1024;
 
 impl DaemonBody {
     /// A body whose end came with the request head (a GET) is complete at once.
@@ -125,31 +129,57 @@ impl DaemonBody {
             .store(nothing_after, Ordering::Release);
     }
 
-    /// Receives more of the body into the decoder (asking the child for the rest first,
-    /// the first time the application wants more than came with the head).
-    fn receive(&mut self) -> io::Result<()> {
+    /// Asks the child for the rest of the body, the first time the application wants
+    /// more than came with the head.
+    fn ask_for_more(&mut self) -> io::Result<()> {
         if !self.continued {
             self.continued = true;
             (&*self.stream).write_all(&wire::frame_header(Kind::Continue, 0))?;
         }
+        Ok(())
+    }
+
+    /// Receives more of the body into the decoder, at most `limit` bytes.
+    fn receive(&mut self, limit: usize) -> io::Result<()> {
+        self.ask_for_more()?;
         let fd = self.stream.as_raw_fd();
-        let n = self.decoder().receive(BODY_READ, |buf| {
-            super::socket::recv_append(fd, buf, BODY_READ)
-        })?;
+        let n = self
+            .decoder()
+            .receive(limit, |buf| super::socket::recv_append(fd, buf, limit))?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "Apache closed the connection before the end of the request body",
-            ));
+            return Err(closed_early());
         }
         Ok(())
     }
 
-    /// Hands the next buffered piece of the body (at most `max` bytes) to `copy`.
-    fn step(&self, max: usize, copy: impl FnOnce(&[u8])) -> BodyStep {
-        match self.decoder().next_item(max) {
+    /// Inside a Body frame with none of it buffered, receives its next bytes straight
+    /// into `dest` (what follows them goes to the decoder): an upload's bytes are copied
+    /// once, by the kernel, into the application's bytes object. `None` when not inside a
+    /// Body frame's payload.
+    fn receive_into(&mut self, dest: &mut [MaybeUninit<u8>]) -> io::Result<Option<usize>> {
+        if !matches!(self.decoder().unbuffered_payload(), Some((Kind::Body, _))) {
+            return Ok(None);
+        }
+        self.ask_for_more()?;
+        let fd = self.stream.as_raw_fd();
+        let (kept, appended) = self.decoder().receive_past(HEADER_LEN, |left, buf| {
+            let first = left.min(dest.len());
+            // Past the payload's end only the next frame's header: the payload after it
+            // can come straight into `dest` as well.
+            let header = if left > first { 0 } else { HEADER_LEN };
+            super::socket::recv_split(fd, &mut dest[..first], buf, header).map(|(k, _)| k)
+        })?;
+        if kept == 0 && appended == 0 {
+            return Err(closed_early());
+        }
+        Ok(Some(kept))
+    }
+
+    /// Hands the next buffered piece of the body (at most `dest.len()` bytes) to `dest`.
+    fn step(&self, dest: &mut Dest<'_>) -> BodyStep {
+        match self.decoder().next_item(dest.len()) {
             Ok(Some(Item::Body(piece))) => {
-                copy(piece);
+                dest.copy(piece);
                 BodyStep::Copied(piece.len())
             }
             Ok(Some(Item::Frame(Frame::BodyEnd))) => BodyStep::End,
@@ -161,13 +191,13 @@ impl DaemonBody {
         }
     }
 
-    /// Reads the next piece of the body (at most `max` bytes), handing it to `copy`.
-    fn read_with(&mut self, max: usize, mut copy: impl FnMut(&[u8])) -> io::Result<usize> {
+    /// Reads the next piece of the body into `dest`.
+    fn read_into(&mut self, mut dest: Dest<'_>) -> io::Result<usize> {
         loop {
-            if self.done || max == 0 {
+            if self.done || dest.len() == 0 {
                 return Ok(0);
             }
-            match self.step(max, &mut copy) {
+            match self.step(&mut dest) {
                 // An empty Body frame carries nothing; 0 would read as the end.
                 BodyStep::Copied(0) => {}
                 BodyStep::Copied(n) => return Ok(n),
@@ -175,7 +205,21 @@ impl DaemonBody {
                     let nothing_after = self.decoder().buffered() == 0;
                     self.reached_end(nothing_after);
                 }
-                BodyStep::NeedMore => self.receive()?,
+                BodyStep::NeedMore => match &mut dest {
+                    Dest::Uninit(buf) if buf.len() >= DIRECT_READ_MIN => {
+                        match self.receive_into(buf)? {
+                            Some(0) => {}
+                            Some(n) => return Ok(n),
+                            // Between frames, only the next header: a Body frame's payload
+                            // can then come straight into `buf`.
+                            None => {
+                                let header = self.decoder().wanted().min(BODY_READ);
+                                self.receive(header)?;
+                            }
+                        }
+                    }
+                    _ => self.receive(BODY_READ)?,
+                },
                 BodyStep::Aborted => {
                     self.done = true;
                     return Err(crate::wsgi::body_aborted());
@@ -192,17 +236,44 @@ impl DaemonBody {
     }
 }
 
+fn closed_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "Apache closed the connection before the end of the request body",
+    )
+}
+
+/// Where a read of the body goes.
+enum Dest<'a> {
+    Init(&'a mut [u8]),
+    Uninit(&'a mut [MaybeUninit<u8>]),
+}
+
+impl Dest<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Dest::Init(buf) => buf.len(),
+            Dest::Uninit(buf) => buf.len(),
+        }
+    }
+
+    fn copy(&mut self, piece: &[u8]) {
+        match self {
+            Dest::Init(buf) => buf[..piece.len()].copy_from_slice(piece),
+            Dest::Uninit(buf) => {
+                buf[..piece.len()].write_copy_of_slice(piece);
+            }
+        }
+    }
+}
+
 impl BodyReader for DaemonBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = buf.len();
-        self.read_with(max, |piece| buf[..piece.len()].copy_from_slice(piece))
+        self.read_into(Dest::Init(buf))
     }
 
     fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        let max = buf.len();
-        self.read_with(max, |piece| {
-            buf[..piece.len()].write_copy_of_slice(piece);
-        })
+        self.read_into(Dest::Uninit(buf))
     }
 }
 

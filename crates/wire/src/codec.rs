@@ -148,6 +148,36 @@ impl Decoder {
             .max(1)
     }
 
+    /// Inside a `Body` or `Data` payload with none of it buffered: its kind and how many
+    /// of its bytes are still to come. [`Decoder::receive_past`] can then receive them
+    /// straight into the reader's own memory instead of through the buffer.
+    pub fn unbuffered_payload(&self) -> Option<(Kind, usize)> {
+        self.streaming.filter(|_| self.buffered() == 0)
+    }
+
+    /// Receives while inside a payload with none of it buffered: `read` is told how many
+    /// payload bytes are still to come; it puts up to that many in its own memory and
+    /// appends whatever follows them to the buffer (as with [`Decoder::receive`], room
+    /// for `reserve` bytes is made first), and returns how many it kept. Returns `read`'s
+    /// (kept, appended) counts.
+    pub fn receive_past<E>(
+        &mut self,
+        reserve: usize,
+        read: impl FnOnce(usize, &mut Vec<u8>) -> Result<usize, E>,
+    ) -> Result<(usize, usize), E> {
+        let Some((kind, left)) = self.unbuffered_payload() else {
+            return Ok((0, 0));
+        };
+        self.compact();
+        self.buf.reserve(reserve);
+        let before = self.buf.len();
+        let kept = read(left, &mut self.buf)?;
+        assert!(kept <= left, "BUG: kept {kept} payload bytes of {left}");
+        // Anything appended follows the kept bytes: the rest of this payload, then frames.
+        self.streaming = (left > kept).then_some((kind, left - kept));
+        Ok((kept, self.buf.len() - before))
+    }
+
     /// The kind of the next frame if all of it is buffered (and its kind is known).
     pub fn next_kind(&self) -> Option<Kind> {
         if self.streaming.is_some() {
@@ -481,6 +511,69 @@ mod tests {
             "a whole frame cannot start inside a payload"
         );
         assert_eq!(d.wanted(), 5);
+    }
+
+    #[test]
+    fn payload_received_past_the_buffer_continues_with_the_next_frame() {
+        let mut bytes = Vec::new();
+        encode(&Frame::Body(vec![7; 1000]), &mut bytes);
+        encode(&Frame::BodyEnd, &mut bytes);
+        let mut d = Decoder::new(1 << 20);
+        d.push(&bytes[..HEADER_LEN + 100]);
+        assert_eq!(
+            d.unbuffered_payload(),
+            None,
+            "the header is not consumed yet"
+        );
+        assert_eq!(d.next_item(64).unwrap(), Some(Item::Body(&[7; 64][..])));
+        assert_eq!(
+            d.unbuffered_payload(),
+            None,
+            "36 payload bytes are still buffered"
+        );
+        assert_eq!(d.next_item(64).unwrap(), Some(Item::Body(&[7; 36][..])));
+        assert_eq!(d.next_item(64).unwrap(), None);
+        assert_eq!(d.unbuffered_payload(), Some((Kind::Body, 900)));
+        // The reader keeps 850 of the 900 payload bytes; the 50 left and the end frame
+        // go to the buffer.
+        let mut kept = Vec::new();
+        let rest = &bytes[HEADER_LEN + 100..];
+        let counts = d.receive_past(0, |left, buf| -> Result<usize, ()> {
+            assert_eq!(left, 900);
+            kept.extend_from_slice(&rest[..850]);
+            buf.extend_from_slice(&rest[850..]);
+            Ok(850)
+        });
+        assert_eq!(counts, Ok((850, rest.len() - 850)));
+        assert_eq!(kept, vec![7; 850]);
+        assert_eq!(d.unbuffered_payload(), None);
+        assert_eq!(d.next_item(1000).unwrap(), Some(Item::Body(&[7; 50][..])));
+        assert_eq!(
+            d.next_item(1000).unwrap(),
+            Some(Item::Frame(Frame::BodyEnd))
+        );
+        assert_eq!(d.buffered(), 0);
+        // Outside a payload there is nothing to receive past.
+        assert_eq!(
+            d.receive_past(0, |_, _| -> Result<usize, ()> { Ok(1) }),
+            Ok((0, 0))
+        );
+    }
+
+    #[test]
+    fn a_payload_kept_whole_leaves_the_next_frame_in_the_buffer() {
+        let mut bytes = Vec::new();
+        encode(&Frame::Body(vec![1; 10]), &mut bytes);
+        encode(&Frame::BodyEnd, &mut bytes);
+        let mut d = Decoder::new(1 << 20);
+        d.push(&bytes[..HEADER_LEN]);
+        assert_eq!(d.next_item(64).unwrap(), None);
+        let counts = d.receive_past(0, |left, buf| -> Result<usize, ()> {
+            buf.extend_from_slice(&bytes[HEADER_LEN + left..]);
+            Ok(left)
+        });
+        assert_eq!(counts, Ok((10, HEADER_LEN)));
+        assert_eq!(d.next_item(64).unwrap(), Some(Item::Frame(Frame::BodyEnd)));
     }
 
     #[test]
