@@ -488,6 +488,10 @@ impl ResponseSink for DaemonSink {
         self.data(data)
     }
 
+    fn needs_flush(&self) -> bool {
+        !self.held.is_empty() || self.queued_any
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         self.send(&[]).map_err(|_| SinkError::ClientGone)
     }

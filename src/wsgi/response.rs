@@ -90,6 +90,11 @@ impl ResponseState {
         Ok(())
     }
 
+    /// Whether `flush` has I/O to do (the head not sent yet, or the sink holds bytes).
+    pub(crate) fn needs_flush(&self) -> bool {
+        !self.head_sent || self.sink.as_ref().is_some_and(|s| s.needs_flush())
+    }
+
     /// Sends whatever the transport still holds; call with the GIL released.
     pub(crate) fn flush(&mut self) -> Result<(), WriteError> {
         let sink = self.sink.as_mut().ok_or(WriteError::Finished)?;

@@ -281,7 +281,9 @@ fn stream(
 fn finish(py: Python<'_>, req: &WsgiRequest, response: &SharedResponse) -> PyResult<Outcome> {
     let mut guard = response::lock(response)?;
     let state: &mut ResponseState = &mut guard;
-    if let Err(e) = py.detach(|| state.ensure_head().and_then(|()| state.flush())) {
+    if state.needs_flush()
+        && let Err(e) = py.detach(|| state.ensure_head().and_then(|()| state.flush()))
+    {
         drop(guard);
         return write_error(response, e);
     }

@@ -42,7 +42,8 @@ pub trait BodyReader: Send {
     }
 }
 
-/// Where the response goes. Calls happen with the GIL released.
+/// Where the response goes. Calls happen with the GIL released, except where a method
+/// says otherwise.
 pub trait ResponseSink: Send {
     fn send_head(
         &mut self,
@@ -51,6 +52,11 @@ pub trait ResponseSink: Send {
     ) -> Result<(), SinkError>;
     /// Writes and flushes one block of body.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Whether `flush` has anything to send (asked with the GIL held, so that a
+    /// response with nothing left to send does not release it for nothing).
+    fn needs_flush(&self) -> bool {
+        false
+    }
     /// Sends whatever the transport still holds or queues; the response is complete
     /// only once this succeeded.
     fn flush(&mut self) -> Result<(), SinkError> {
