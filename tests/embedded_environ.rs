@@ -18,6 +18,11 @@ def application(environ, start_response):
     return [body]
 "#;
 
+/// An event-MPM Apache with `conf`, serving ENV_APP as app/env.wsgi.
+fn start_env_app(conf: &str) -> Apache {
+    Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)])
+}
+
 fn env_of(apache: &Apache, path: &str, headers: &[(&str, &str)]) -> serde_like::Map {
     let r = apache.request("GET", path, headers, b"");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -55,10 +60,8 @@ mod serde_like {
 
 #[test]
 fn cgi_and_wsgi_variables() {
-    let mut apache = Apache::start(
-        Mpm::Event,
+    let mut apache = start_env_app(
         "WSGIScriptAlias /app {root}/app/env.wsgi\nWSGIScriptAlias / {root}/app/env.wsgi\n",
-        &[("app/env.wsgi", ENV_APP)],
     );
     let env = env_of(
         &apache,
@@ -114,11 +117,7 @@ fn cgi_and_wsgi_variables() {
 fn each_request_sees_its_own_values() {
     // Values that repeat between requests reuse the interpreter's str objects; each
     // request must still see exactly its own values, whichever came before it.
-    let mut apache = Apache::start(
-        Mpm::Event,
-        "WSGIScriptAlias /app {root}/app/env.wsgi\n",
-        &[("app/env.wsgi", ENV_APP)],
-    );
+    let mut apache = start_env_app("WSGIScriptAlias /app {root}/app/env.wsgi\n");
     // (request path, headers, expected PATH_INFO, QUERY_STRING, HTTP_X_CUSTOM)
     type Case<'a> = (
         &'a str,
@@ -181,11 +180,7 @@ fn each_request_sees_its_own_values() {
 
 #[test]
 fn latin1_decoding_and_underscore_headers() {
-    let mut apache = Apache::start(
-        Mpm::Event,
-        "WSGIScriptAlias /app {root}/app/env.wsgi\n",
-        &[("app/env.wsgi", ENV_APP)],
-    );
+    let mut apache = start_env_app("WSGIScriptAlias /app {root}/app/env.wsgi\n");
     // %E9 is one byte (0xE9); PEP 3333 wants it as the str '\xe9'.
     let env = env_of(
         &apache,
@@ -206,7 +201,7 @@ fn authorization_is_hidden_unless_passed() {
                 WSGIScriptAlias /alias {root}/app/env.wsgi pass-authorization=On\n\
                 WSGIScriptAlias /dir {root}/app/env.wsgi\n\
                 <Location /dir>\n  WSGIPassAuthorization On\n</Location>\n";
-    let mut apache = Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)]);
+    let mut apache = start_env_app(conf);
     let auth = [("Authorization", "Bearer secret-token")];
     assert!(!env_of(&apache, "/hidden", &auth).contains_key("HTTP_AUTHORIZATION"));
     assert_eq!(
@@ -226,7 +221,7 @@ fn trusted_proxy_headers() {
                 WSGIScriptAlias /untrusted {root}/app/env.wsgi\n\
                 <Location /trusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host\n  WSGITrustedProxies 127.0.0.1\n</Location>\n\
                 <Location /untrusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n  WSGITrustedProxies 10.0.0.0/8\n</Location>\n";
-    let mut apache = Apache::start(Mpm::Event, conf, &[("app/env.wsgi", ENV_APP)]);
+    let mut apache = start_env_app(conf);
     let headers = [
         ("X-Forwarded-For", "203.0.113.9, 127.0.0.1"),
         ("X-Forwarded-Proto", "https"),

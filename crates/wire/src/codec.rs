@@ -513,12 +513,17 @@ mod tests {
         assert_eq!(d.wanted(), 5);
     }
 
+    /// The bytes of a Body frame carrying `payload` and a BodyEnd, and a decoder.
+    fn body_then_end(payload: Vec<u8>) -> (Vec<u8>, Decoder) {
+        let mut bytes = Vec::new();
+        encode(&Frame::Body(payload), &mut bytes);
+        encode(&Frame::BodyEnd, &mut bytes);
+        (bytes, Decoder::new(1 << 20))
+    }
+
     #[test]
     fn payload_received_past_the_buffer_continues_with_the_next_frame() {
-        let mut bytes = Vec::new();
-        encode(&Frame::Body(vec![7; 1000]), &mut bytes);
-        encode(&Frame::BodyEnd, &mut bytes);
-        let mut d = Decoder::new(1 << 20);
+        let (bytes, mut d) = body_then_end(vec![7; 1000]);
         d.push(&bytes[..HEADER_LEN + 100]);
         assert_eq!(
             d.unbuffered_payload(),
@@ -562,10 +567,7 @@ mod tests {
 
     #[test]
     fn a_payload_kept_whole_leaves_the_next_frame_in_the_buffer() {
-        let mut bytes = Vec::new();
-        encode(&Frame::Body(vec![1; 10]), &mut bytes);
-        encode(&Frame::BodyEnd, &mut bytes);
-        let mut d = Decoder::new(1 << 20);
+        let (bytes, mut d) = body_then_end(vec![1; 10]);
         d.push(&bytes[..HEADER_LEN]);
         assert_eq!(d.next_item(64).unwrap(), None);
         let counts = d.receive_past(0, |left, buf| -> Result<usize, ()> {
