@@ -5,7 +5,6 @@
 //! Nothing here knows about Apache; log lines leave through `tracing`.
 
 mod bytes;
-mod dict;
 mod error;
 mod events;
 mod interpreters;
@@ -16,7 +15,6 @@ mod shim;
 mod threads;
 
 pub use bytes::bytes_filled_by;
-pub use dict::presized_dict;
 pub use error::format_exception;
 pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};

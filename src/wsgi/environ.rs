@@ -1,13 +1,10 @@
 //! The WSGI environ dict: CGI variables from the transport plus the `wsgi.*` keys.
 
 use super::WsgiRequest;
-use crate::python::{self, Interpreter, MOD_WSGI_API_VERSION};
+use crate::python::{Interpreter, MOD_WSGI_API_VERSION};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use std::sync::Mutex;
-
-/// The `wsgi.*` and `mod_wsgi.version` keys `build` adds to the CGI variables.
-const WSGI_KEYS: usize = 10;
 
 /// Keys nearly every environ carries. Each interpreter makes them into Python strings
 /// once (`EnvironKeys`), so a request reuses them with their hashes instead of creating
@@ -205,7 +202,7 @@ pub(crate) fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let env = python::presized_dict(py, req.environ.len() + WSGI_KEYS)?;
+    let env = PyDict::new(py);
     let keys = &interp.shim.environ_keys;
     let key = |k: &str| keys.get(py, k);
     let mut last = keys.last_values.try_lock().ok();
