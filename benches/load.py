@@ -249,6 +249,11 @@ def main():
                 ["apache2", "-f", f"{root}/{port}/httpd.conf", "-DFOREGROUND"],
                 start_new_session=True))
         time.sleep(2)
+        for (name, (_, port)), proc in zip(servers.items(), procs):
+            if proc.poll() is not None:
+                # Typically the port is taken: the bench would measure someone else's server.
+                sys.exit(f"bench: the {name} Apache exited at startup (is 127.0.0.1:{port} "
+                         "already in use?)")
         targets = check_targets(servers, apps)
         results = {}
         for rnd in range(1, args.rounds + 1):
