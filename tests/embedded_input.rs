@@ -1,5 +1,6 @@
 //! wsgi.input: every read method, Content-Length bounds, chunked bodies (411 unless
-//! allowed), unsupported transfer codings and large streamed uploads.
+//! allowed), unsupported transfer codings, large streamed uploads and a client that
+//! goes away mid-upload.
 //! Every test runs twice: in embedded mode and through a daemon process group.
 
 mod common;
@@ -147,7 +148,50 @@ fn large_upload_is_streamed_through(mode: Mode) {
     apache.stop();
 }
 
+fn a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving(mode: Mode) {
+    let mut apache = start(mode, "");
+    // The app's read raises; its traceback is logged.
+    for line in [
+        "WSGI0020",
+        "Traceback",
+        "  File ",
+        "inp.read(",
+        "^^^",
+        "read failed",
+    ] {
+        apache.allow_log(line);
+    }
+    let port = apache.port;
+    let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    {
+        // A third of the declared body, then the client is gone.
+        let mut conn = Connection::open(port);
+        conn.send(
+            format!(
+                "POST /in/hash HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        conn.send(&body[..body.len() / 3]);
+    }
+    let log = apache.wait_for_log("request body read failed");
+    assert!(log.contains("WSGI0020"), "the app's read raised: {log}");
+    // The process that saw it serves the next uploads whole.
+    for _ in 0..3 {
+        let r = apache.request("POST", "/in/hash", &[], &body);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text().starts_with(&format!("{} ", body.len())),
+            "{}",
+            r.text()
+        );
+    }
+    apache.stop();
+}
+
 in_both_modes!(
+    a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving,
     read_methods,
     never_reads_past_content_length,
     chunked_bodies_need_wsgi_chunked_request,
