@@ -221,12 +221,18 @@ fn content_length_truncates_and_short_bodies_abort(mode: Mode) {
     apache.stop();
 }
 
+/// A GET of `path` whose 200 head has been read; the body is left to the caller.
+fn open_stream(apache: &Apache, path: &str) -> (Connection, Vec<(String, String)>) {
+    let mut conn = Connection::open(apache.port);
+    conn.send_request("GET", path, &[], b"");
+    let (status, headers) = conn.read_head();
+    assert_eq!(status, 200, "{path}");
+    (conn, headers)
+}
+
 fn generators_stream_before_the_app_finishes(mode: Mode) {
     let mut apache = start(mode, "");
-    let mut conn = Connection::open(apache.port);
-    conn.send_request("GET", "/r/stream", &[], b"");
-    let (status, headers) = conn.read_head();
-    assert_eq!(status, 200);
+    let (mut conn, headers) = open_stream(&apache, "/r/stream");
     assert!(
         headers
             .iter()
@@ -251,10 +257,7 @@ fn generators_stream_before_the_app_finishes(mode: Mode) {
 /// all 500 must reach the client while the app is still waiting for the signal.
 fn a_burst_of_small_blocks_arrives_before_the_app_pauses(mode: Mode) {
     let mut apache = start(mode, "");
-    let mut conn = Connection::open(apache.port);
-    conn.send_request("GET", "/r/burst", &[], b"");
-    let (status, _) = conn.read_head();
-    assert_eq!(status, 200);
+    let (mut conn, _) = open_stream(&apache, "/r/burst");
     let expected: String = (0..500).map(|i| format!("{i:04};")).collect();
     let mut received = Vec::new();
     while received.len() < expected.len() {
@@ -347,10 +350,7 @@ fn client_disconnect_stops_the_app_and_calls_close(mode: Mode) {
     // queued are sent by the daemon worker's outbox: both must notice the client left.
     for path in ["/r/endless", "/r/endless-small"] {
         {
-            let mut conn = Connection::open(apache.port);
-            conn.send_request("GET", path, &[], b"");
-            let (status, _) = conn.read_head();
-            assert_eq!(status, 200);
+            let (mut conn, _) = open_stream(&apache, path);
             assert!(conn.read_chunk().is_some_and(|c| !c.is_empty()));
         } // the client goes away mid-stream
         let marker = apache

@@ -21,12 +21,17 @@ pub fn latin1(bytes: &[u8]) -> String {
     text
 }
 
+/// `bytes` as text if they are ASCII, which reads the same in Latin-1 and UTF-8: no
+/// per-character work.
+fn as_ascii(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok().filter(|s| s.is_ascii())
+}
+
 /// Appends `bytes` decoded as ISO-8859-1 to `text`.
 fn push_latin1(text: &mut String, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        // ASCII is the same text in Latin-1 and UTF-8: one copy, no per-character work.
-        Ok(ascii) if ascii.is_ascii() => text.push_str(ascii),
-        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
+    match as_ascii(bytes) {
+        Some(ascii) => text.push_str(ascii),
+        None => text.extend(bytes.iter().map(|&b| char::from(b))),
     }
 }
 
@@ -203,9 +208,9 @@ impl<'r> Request<'r> {
         // Room for the variables set below and the handler's own (about 20).
         let mut env = Environ::with_capacity(entries.len() + 24, text_len + 1024);
         for (key, value) in entries {
-            let key = match std::str::from_utf8(key) {
-                Ok(ascii) if ascii.is_ascii() => std::borrow::Cow::Borrowed(ascii),
-                _ => std::borrow::Cow::Owned(latin1(key)),
+            let key = match as_ascii(key) {
+                Some(ascii) => std::borrow::Cow::Borrowed(ascii),
+                None => std::borrow::Cow::Owned(latin1(key)),
             };
             env.push_with(&key, |text| push_latin1(text, value));
         }

@@ -332,7 +332,8 @@ impl DaemonSink {
         Ok(())
     }
 
-    /// Writes the held bytes and then `parts`, with as few syscalls as the kernel allows.
+    /// Writes the held bytes and then `parts` (at most three: a Data header, its payload,
+    /// an end frame), with as few syscalls as the kernel allows.
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         self.drain_outbox()?;
         let held = std::mem::take(&mut self.held);

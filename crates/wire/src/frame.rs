@@ -345,18 +345,21 @@ impl<'a> Cursor<'a> {
     }
 
     fn string(&mut self) -> Result<String, WireError> {
-        let len = self.u32()? as usize;
-        let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| WireError::Malformed(self.what))
+        self.text().map(str::to_owned)
     }
 
-    fn pairs(&mut self) -> Result<Vec<(String, String)>, WireError> {
+    /// The number of (key, value) pairs that follow. Each takes at least 8 bytes, so a
+    /// count the payload cannot hold is rejected before anything is allocated for it.
+    fn pair_count(&mut self) -> Result<usize, WireError> {
         let count = self.u32()? as usize;
-        // Each pair takes at least 8 bytes, so a count the payload cannot hold is rejected
-        // before anything is allocated for it.
         if count > self.buf.len() / 8 {
             return Err(WireError::Malformed(self.what));
         }
+        Ok(count)
+    }
+
+    fn pairs(&mut self) -> Result<Vec<(String, String)>, WireError> {
+        let count = self.pair_count()?;
         let mut pairs = Vec::with_capacity(count);
         for _ in 0..count {
             pairs.push((self.string()?, self.string()?));
@@ -372,10 +375,7 @@ impl<'a> Cursor<'a> {
 
     /// Same layout as `pairs`, into one packed string (two allocations in all).
     fn environ(&mut self) -> Result<Environ, WireError> {
-        let count = self.u32()? as usize;
-        if count > self.buf.len() / 8 {
-            return Err(WireError::Malformed(self.what));
-        }
+        let count = self.pair_count()?;
         let mut environ = Environ::with_capacity(count, self.buf.len() - 8 * count);
         for _ in 0..count {
             let key = self.text()?;
