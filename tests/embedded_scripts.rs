@@ -62,14 +62,29 @@ fn syntax_error_missing_script_and_missing_callable() {
             "def app(environ, start_response):\n    return []\n",
         ),
         ("app/ok.wsgi", OK_APP),
+        // Read as Latin-1, as its coding declaration says: the UTF-8 'é' is two characters.
+        (
+            "app/latin1.wsgi",
+            "# -*- coding: latin-1 -*-\nWORD = 'é'\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [str(len(WORD)).encode()]\n",
+        ),
+        ("app/nul.wsgi", "X = 1\0\n"),
     ];
     let conf = "WSGIScriptAlias /syntax {root}/app/syntax.wsgi\n\
+                WSGIScriptAlias /latin1 {root}/app/latin1.wsgi\n\
+                WSGIScriptAlias /nul {root}/app/nul.wsgi\n\
                 WSGIScriptAlias /missing {root}/app/missing.wsgi\n\
                 WSGIScriptAlias /nocallable {root}/app/nocallable.wsgi\n\
                 WSGIScriptAlias /ok {root}/app/ok.wsgi\n";
     let mut apache = Apache::start(Mpm::Event, conf, &files);
     assert_eq!(apache.get("/syntax").status, 500);
-    apache.wait_for_log("SyntaxError");
+    let log = apache.wait_for_log("SyntaxError");
+    assert!(
+        log.contains("syntax.wsgi\", line 1"),
+        "the log names the script and line: {log}"
+    );
+    assert_eq!(apache.get("/latin1").text(), "2");
+    assert_eq!(apache.get("/nul").status, 500);
+    apache.wait_for_log("source code string cannot contain null bytes");
     assert_eq!(apache.get("/missing").status, 404);
     apache.wait_for_log("WSGI0031: target WSGI script not found");
     assert_eq!(apache.get("/nocallable").status, 500);

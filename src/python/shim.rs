@@ -21,11 +21,7 @@ fn shim_code(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     if let Some(code) = SHIM_CODE.get() {
         return marshal.call_method1("loads", (PyBytes::new(py, code),));
     }
-    let code = py.import("builtins")?.getattr("compile")?.call1((
-        SHIM_SOURCE,
-        "mod_wsgi/shim.py",
-        "exec",
-    ))?;
+    let code = super::script::compile_module(py, SHIM_SOURCE.as_bytes(), "mod_wsgi/shim.py")?;
     let marshalled: Vec<u8> = marshal.call_method1("dumps", (&code,))?.extract()?;
     // Two interpreters compiling at once both store the same bytes; the first is kept.
     let _ = SHIM_CODE.set(marshalled);
