@@ -66,7 +66,9 @@ def application(environ, start_response):
         if path == "/stream":
             flag, blocks = os.path.join(marker_dir, "flag"), [b"first;"]
         else:
-            flag, blocks = os.path.join(marker_dir, "burst-flag"), [b"%04d;" % i for i in range(500)]
+            # Small blocks with a few large ones among them (joined and relayed whole).
+            blocks = [b"%04d;" % i * (5000 if i % 125 == 60 else 1) for i in range(500)]
+            flag = os.path.join(marker_dir, "burst-flag")
         def gen():
             yield from blocks
             deadline = time.time() + 10
@@ -258,7 +260,9 @@ fn generators_stream_before_the_app_finishes(mode: Mode) {
 fn a_burst_of_small_blocks_arrives_before_the_app_pauses(mode: Mode) {
     let mut apache = start(mode, "");
     let (mut conn, _) = open_stream(&apache, "/r/burst");
-    let expected: String = (0..500).map(|i| format!("{i:04};")).collect();
+    let expected: String = (0..500)
+        .map(|i| format!("{i:04};").repeat(if i % 125 == 60 { 5000 } else { 1 }))
+        .collect();
     let mut received = Vec::new();
     while received.len() < expected.len() {
         let chunk = conn.read_chunk().expect("a chunk of the burst");

@@ -85,6 +85,9 @@ impl BodyReader for ApacheBody {
     }
 
     fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        if !self.more_to_read() {
+            return Ok(0);
+        }
         out.reserve(max);
         let spare = out.spare_capacity_mut();
         let len = spare.len().min(max);

@@ -8,7 +8,7 @@
 use super::group::DaemonGroup;
 use super::socket::{poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
-use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Item, Kind, RequestHead};
+use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead, RunEnd};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -22,18 +22,14 @@ const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
 /// Most bytes one read moves in either direction; a response's body is relayed in
 /// pieces of at most this size, however large the daemon's frames.
 const READ_CHUNK: usize = 64 * 1024;
-/// A response piece at least this large is written to the client from the decoder's
-/// buffer instead of being collected with others.
-const WRITE_DIRECTLY: usize = 16 * 1024;
 
 /// Buffers kept across requests (allocating and faulting in fresh ones per request
 /// showed up in profiles), shared by the process's threads so that only as many exist
 /// as requests were proxied at once, up to `MAX_SPARE_BUFFERS` kept.
 struct Buffers {
-    /// What the daemon sent, decoded in place.
+    /// What the daemon sent, decoded in place: the body blocks of one read are joined
+    /// in it and written from it.
     received: Vec<u8>,
-    /// Response body pieces collected from one read.
-    data: Vec<u8>,
     /// Request bytes on their way to the daemon.
     out: Vec<u8>,
 }
@@ -45,7 +41,6 @@ fn take_buffers() -> Buffers {
     let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
     spare.unwrap_or_else(|| Buffers {
         received: Vec::with_capacity(READ_CHUNK),
-        data: Vec::new(),
         out: Vec::new(),
     })
 }
@@ -53,10 +48,7 @@ fn take_buffers() -> Buffers {
 fn give_back_buffers(buffers: Buffers) {
     // A buffer grown by an unusually large frame (a huge response head) is not kept.
     let oversized = |b: &Vec<u8>| b.capacity() > 2 * READ_CHUNK;
-    if [&buffers.received, &buffers.data, &buffers.out]
-        .into_iter()
-        .any(oversized)
-    {
+    if [&buffers.received, &buffers.out].into_iter().any(oversized) {
         return;
     }
     if let Ok(mut spare) = SPARE_BUFFERS.lock()
@@ -290,7 +282,6 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         error_override: t.error_override,
         head_sent: false,
         keep_alive: false,
-        data: std::mem::take(&mut t.buffers.data),
         fds: VecDeque::new(),
     };
     let mut relay = Relay {
@@ -302,7 +293,6 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         peer_reading: true,
     };
     let end = relay.run(&stream, &mut decoder, &mut response, reused);
-    t.buffers.data = std::mem::take(&mut response.data);
     t.buffers.received = decoder.into_buffer();
     match end {
         Exchange::Done(ProxyOutcome::Complete) if response.keep_alive => Exchange::Reusable(stream),
@@ -412,16 +402,25 @@ impl Relay<'_> {
         response: &mut Response<'_>,
     ) -> Option<Exchange> {
         loop {
-            let end = match decoder.next_item(READ_CHUNK) {
-                Ok(None) => break,
-                Ok(Some(Item::Data(piece))) => response.on_data(piece),
-                Ok(Some(Item::Frame(frame))) => response.on_frame(frame, self.body_state),
-                Ok(Some(Item::Body(_))) => response.protocol("a request body frame"),
+            let run = match decoder.next_run() {
+                Ok(run) => run,
                 Err(e) => {
                     let name = response.name;
                     let message = format!("bad response from daemon process group '{name}': {e}");
-                    Some(broken(response.head_sent, 502, message))
+                    return Some(broken(response.head_sent, 502, message));
                 }
+            };
+            // The body blocks of one read, joined, leave in one write: a streaming app's
+            // small blocks are not flushed one by one, and nothing that arrived waits.
+            if !run.data.is_empty()
+                && let Some(end) = response.on_data(run.data)
+            {
+                return Some(end);
+            }
+            let end = match run.end {
+                RunEnd::NeedMore => return None,
+                RunEnd::Frame(frame) => response.on_frame(frame, self.body_state),
+                RunEnd::Body => response.protocol("a request body frame"),
             };
             if let Some(end) = end {
                 // Kept only if the connection carries nothing more in either direction.
@@ -432,7 +431,6 @@ impl Relay<'_> {
                 return Some(end);
             }
         }
-        response.flush()
     }
 
     /// Writes what the socket takes of the request; `Some(Stale)` if the first write on a
@@ -475,10 +473,6 @@ struct Response<'a> {
     head_sent: bool,
     /// The daemon ended the response with `EndKeepAlive`.
     keep_alive: bool,
-    /// Body blocks decoded from the current read, written together by `flush`: a
-    /// streaming app's small blocks are not flushed one by one, and nothing that arrived
-    /// waits for more.
-    data: Vec<u8>,
     /// Descriptors of files the daemon passed, in the order of their File frames.
     fds: VecDeque<OwnedFd>,
 }
@@ -493,16 +487,6 @@ fn sunk(result: Result<(), SinkError>) -> Option<Exchange> {
 }
 
 impl Response<'_> {
-    /// Writes the collected body blocks; `Some` ends the exchange.
-    fn flush(&mut self) -> Option<Exchange> {
-        if self.data.is_empty() {
-            return None;
-        }
-        let written = self.sink.write(&self.data);
-        self.data.clear();
-        sunk(written)
-    }
-
     /// The daemon broke the protocol. After the head a 502 can no longer be sent: the
     /// response is aborted instead.
     fn protocol(&self, what: &str) -> Option<Exchange> {
@@ -510,17 +494,12 @@ impl Response<'_> {
         Some(broken(self.head_sent, 502, message))
     }
 
-    /// Collects a piece of the response body (a large one with nothing collected before
-    /// it is written at once, without the copy); `Some` ends the exchange.
-    fn on_data(&mut self, piece: &[u8]) -> Option<Exchange> {
+    /// Writes body bytes to the client; `Some` ends the exchange.
+    fn on_data(&mut self, data: &[u8]) -> Option<Exchange> {
         if !self.head_sent {
             return self.protocol("body data before the response head");
         }
-        if self.data.is_empty() && piece.len() >= WRITE_DIRECTLY {
-            return sunk(self.sink.write(piece));
-        }
-        self.data.extend_from_slice(piece);
-        None
+        sunk(self.sink.write(data))
     }
 
     /// Applies one frame from the daemon; `Some` ends the exchange.
@@ -528,10 +507,6 @@ impl Response<'_> {
         if let Frame::Continue = frame {
             body_state.continued();
             return None;
-        }
-        // Everything else comes after the body pieces before it.
-        if let Some(end) = self.flush() {
-            return Some(end);
         }
         let name = self.name;
         let done = |o| Some(Exchange::Done(o));

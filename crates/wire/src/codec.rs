@@ -60,6 +60,25 @@ pub enum Item<'a> {
     Frame(Frame),
 }
 
+/// What [`Decoder::next_run`] returns: the payloads of the `Data` frames buffered next,
+/// joined, and what ended the run.
+#[derive(Debug, PartialEq)]
+pub struct Run<'a> {
+    pub data: &'a [u8],
+    pub end: RunEnd,
+}
+
+/// What ended a [`Run`].
+#[derive(Debug, PartialEq)]
+pub enum RunEnd {
+    /// Nothing more is buffered (or only part of a frame's header or of a frame).
+    NeedMore,
+    /// A frame other than `Data` or `Body`, consumed.
+    Frame(Frame),
+    /// A `Body` frame is next, left unconsumed.
+    Body,
+}
+
 /// Consumed bytes are moved out of the buffer once this many have piled up.
 const COMPACT_AFTER: usize = 64 * 1024;
 
@@ -94,15 +113,14 @@ impl Decoder {
     }
 
     /// Lets `read` append received bytes to the buffer directly (no copy through a
-    /// scratch buffer), with room for `reserve` more reserved first. `read` must only
-    /// append; what it returns is passed back.
+    /// scratch buffer), with room for about `reserve` more made first (see `make_room`:
+    /// at least half of it). `read` must only append; what it returns is passed back.
     pub fn receive<T, E>(
         &mut self,
         reserve: usize,
         read: impl FnOnce(&mut Vec<u8>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.compact();
-        self.buf.reserve(reserve);
+        self.make_room(reserve);
         let result = read(&mut self.buf);
         self.start = self.start.min(self.buf.len());
         result
@@ -115,6 +133,25 @@ impl Decoder {
         if self.buf.capacity() > capacity.max(self.buf.len()) {
             self.buf.shrink_to(capacity);
         }
+    }
+
+    /// Room for `reserve` more bytes, less what is still undecoded when that is under
+    /// half of it (usually a frame's first bytes, which the read completes): with the
+    /// undecoded rest moved to the front, a buffer sized for one read keeps that size
+    /// instead of doubling whenever a read ends mid-frame.
+    fn make_room(&mut self, reserve: usize) {
+        self.compact();
+        let pending = self.buffered();
+        let room = if pending < reserve / 2 {
+            reserve - pending
+        } else {
+            reserve
+        };
+        if self.start > 0 && self.buf.capacity() - self.buf.len() < room {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve(room);
     }
 
     fn compact(&mut self) {
@@ -168,8 +205,7 @@ impl Decoder {
         let Some((kind, left)) = self.unbuffered_payload() else {
             return Ok((0, 0));
         };
-        self.compact();
-        self.buf.reserve(reserve);
+        self.make_room(reserve);
         let before = self.buf.len();
         let kept = read(left, &mut self.buf)?;
         assert!(kept <= left, "BUG: kept {kept} payload bytes of {left}");
@@ -254,6 +290,51 @@ impl Decoder {
             Item::Data(piece)
         }))
     }
+
+    /// For a relay: every `Data` payload byte buffered before the next other frame,
+    /// joined in place (each piece is moved down over the frame headers between it and
+    /// the one before, into bytes already decoded), so that many small blocks leave as
+    /// one write without a second buffer. A first piece is never moved.
+    pub fn next_run(&mut self) -> Result<Run<'_>, WireError> {
+        let mut joined: Option<(usize, usize)> = None;
+        let end = loop {
+            let left = match self.streaming {
+                Some((Kind::Data, left)) => left,
+                Some(_) => break RunEnd::Body,
+                None => match self.header()? {
+                    None => break RunEnd::NeedMore,
+                    Some((Kind::Data, len)) => {
+                        self.start += HEADER_LEN;
+                        len
+                    }
+                    Some((Kind::Body, _)) => break RunEnd::Body,
+                    Some(_) => match self.next_frame()? {
+                        Some(frame) => break RunEnd::Frame(frame),
+                        None => break RunEnd::NeedMore,
+                    },
+                },
+            };
+            let n = left.min(self.buffered());
+            self.streaming = (left > n).then_some((Kind::Data, left - n));
+            let piece = self.start..self.start + n;
+            self.start += n;
+            match &mut joined {
+                None => joined = Some((piece.start, n)),
+                Some((at, len)) => {
+                    self.buf.copy_within(piece, *at + *len);
+                    *len += n;
+                }
+            }
+            if self.streaming.is_some() {
+                break RunEnd::NeedMore;
+            }
+        };
+        let (at, len) = joined.unwrap_or((self.start, 0));
+        Ok(Run {
+            data: &self.buf[at..at + len],
+            end,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +416,49 @@ mod tests {
         }
         assert_eq!(out, all_frames());
         assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn reads_ending_mid_frame_do_not_grow_the_buffer() {
+        const READ: usize = 8000;
+        let mut bytes = Vec::new();
+        for i in 0..2000u32 {
+            encode(&Frame::Data(vec![i as u8; 64]), &mut bytes);
+        }
+        let mut d = Decoder::with_buffer(1 << 20, Vec::with_capacity(READ));
+        let (mut sent, mut data) = (0, Vec::new());
+        while sent < bytes.len() {
+            let n = d
+                .receive(READ, |buf| {
+                    let n = READ.min(bytes.len() - sent);
+                    buf.extend_from_slice(&bytes[sent..sent + n]);
+                    Ok::<_, ()>(n)
+                })
+                .unwrap();
+            sent += n;
+            assert!(d.buf.capacity() < 2 * READ, "grew to {}", d.buf.capacity());
+            while let Some(item) = d.next_item(READ).unwrap() {
+                match item {
+                    Item::Data(piece) => data.extend_from_slice(piece),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        let expected: Vec<u8> = (0..2000u32).flat_map(|i| [i as u8; 64]).collect();
+        assert_eq!(data, expected);
+    }
+
+    #[test]
+    fn a_run_stops_before_a_body_frame() {
+        let mut bytes = Vec::new();
+        encode(&Frame::Data(b"abc".to_vec()), &mut bytes);
+        encode(&Frame::Data(b"de".to_vec()), &mut bytes);
+        encode(&Frame::Body(b"x".to_vec()), &mut bytes);
+        let mut d = Decoder::new(100);
+        d.push(&bytes);
+        let run = d.next_run().unwrap();
+        assert_eq!((run.data, run.end), (&b"abcde"[..], RunEnd::Body));
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Body(b"x".to_vec()))));
     }
 
     #[test]
@@ -623,6 +747,57 @@ mod tests {
             let mut bytes = Vec::new();
             for f in &frames { encode(f, &mut bytes); }
             prop_assert_eq!(items_joined(&bytes, chunk, max_piece), frames);
+        }
+
+        #[test]
+        fn runs_join_data_between_frames(
+            sizes in proptest::collection::vec(0usize..3000, 1..12),
+            chunk in 1usize..9000,
+        ) {
+            let mut frames = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                frames.push(Frame::Data((0..*size).map(|j| (i * 31 + j) as u8).collect()));
+                if i % 3 == 2 {
+                    frames.push(Frame::Continue);
+                }
+            }
+            frames.push(Frame::End);
+            let mut bytes = Vec::new();
+            for f in &frames { encode(f, &mut bytes); }
+            // What a relay should write: adjacent Data payloads joined, empty ones dropped.
+            let mut expected: Vec<Frame> = Vec::new();
+            for f in frames {
+                match (expected.last_mut(), f) {
+                    (_, Frame::Data(p)) if p.is_empty() => {}
+                    (Some(Frame::Data(joined)), Frame::Data(p)) => joined.extend_from_slice(&p),
+                    (_, f) => expected.push(f),
+                }
+            }
+            let mut d = Decoder::with_buffer(1 << 20, Vec::with_capacity(chunk));
+            let (mut out, mut sent) = (Vec::<Frame>::new(), 0);
+            while sent < bytes.len() {
+                sent += d.receive(chunk, |buf| {
+                    let n = chunk.min(bytes.len() - sent).min(buf.capacity() - buf.len());
+                    buf.extend_from_slice(&bytes[sent..sent + n]);
+                    Ok::<_, ()>(n)
+                }).unwrap();
+                loop {
+                    let run = d.next_run().unwrap();
+                    if !run.data.is_empty() {
+                        match out.last_mut() {
+                            Some(Frame::Data(joined)) => joined.extend_from_slice(run.data),
+                            _ => out.push(Frame::Data(run.data.to_vec())),
+                        }
+                    }
+                    match run.end {
+                        RunEnd::NeedMore => break,
+                        RunEnd::Frame(f) => out.push(f),
+                        RunEnd::Body => panic!("no Body frame was sent"),
+                    }
+                }
+            }
+            prop_assert_eq!(out, expected);
+            prop_assert_eq!(d.buffered(), 0);
         }
 
         #[test]

@@ -19,7 +19,7 @@ mod codec;
 mod environ;
 mod frame;
 
-pub use codec::{Decoder, Item, encode, encode_response_head, frame_header};
+pub use codec::{Decoder, Item, Run, RunEnd, encode, encode_response_head, frame_header};
 pub use environ::Environ;
 pub use frame::{
     ErrorKind, Frame, HEADER_LEN, Kind, MAX_BODY_FRAME, RequestHead, ResponseHead, SECRET_LEN,
