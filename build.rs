@@ -94,13 +94,13 @@ fn main() {
              pregcomp|regexec|pregsub|get_server_port|discard_request_body|\
              get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
              hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor|\
-             hook_log_transaction)",
+             hook_log_transaction|get_brigade|get_conn_socket)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
              pool_cleanup_(register|null|kill)|brigade_(create|cleanup|insert_file|write)|\
              os_file_put|strerror|file_close|proc_other_child_(register|unregister)|\
-             pool_userdata_(get|set)|proc_other_child_refresh_all)",
+             pool_userdata_(get|set)|proc_other_child_refresh_all|brigade_flatten|os_sock_get)",
         )
         .allowlist_type(
             "module_struct|command_struct|request_rec|server_rec|conn_rec|cmd_parms|\

@@ -1,6 +1,6 @@
 //! wsgi.input: every read method, Content-Length bounds, chunked bodies (411 unless
-//! allowed), unsupported transfer codings, large streamed uploads and a client that
-//! goes away mid-upload.
+//! allowed), unsupported transfer codings, large streamed uploads, a body sent in turns
+//! with the response, and a client that goes away mid-upload.
 //! Every test runs twice: in embedded mode and through a daemon process group.
 
 mod common;
@@ -30,6 +30,16 @@ def application(environ, start_response):
     elif mode == "/twice":
         first = inp.read()
         parts = [first, b"/", repr(inp.read()).encode()]
+    elif mode == "/echo-lines":
+        # Answers each line as it arrives: the client sends the next only after that.
+        def answers():
+            while True:
+                line = inp.readline()
+                if not line:
+                    return
+                yield b"got " + line
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return answers()
     elif mode in ("/hash", "/hash-mixed"):
         # Mixed sizes switch between reads served from the buffer and reads received
         # straight into the bytes object, mid-frame.
@@ -190,7 +200,36 @@ fn a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving(mode: Mo
     apache.stop();
 }
 
+fn a_body_sent_in_turns_with_the_response_is_relayed_as_it_arrives(mode: Mode) {
+    let mut apache = start(mode, "");
+    let port = apache.port;
+    let lines = ["first\n", "second\n", "third\n"];
+    let mut conn = Connection::open(port);
+    conn.send(
+        format!(
+            "POST /in/echo-lines HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n",
+            lines.concat().len()
+        )
+        .as_bytes(),
+    );
+    conn.send(lines[0].as_bytes());
+    let (status, _) = conn.read_head();
+    assert_eq!(status, 200);
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            conn.send(line.as_bytes());
+        }
+        let answer = conn
+            .read_chunk()
+            .unwrap_or_else(|| panic!("no answer to {line:?}"));
+        assert_eq!(String::from_utf8_lossy(&answer), format!("got {line}"));
+    }
+    assert_eq!(conn.read_chunk(), Some(vec![]), "clean end");
+    apache.stop();
+}
+
 in_both_modes!(
+    a_body_sent_in_turns_with_the_response_is_relayed_as_it_arrives,
     a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving,
     read_methods,
     never_reads_past_content_length,

@@ -31,6 +31,8 @@ pub struct ApacheBody {
     r: LentRequest,
     started: bool,
     has_body: bool,
+    /// For reads that do not wait (`read_append_now`); lives in the request pool.
+    brigade: Option<Brigade>,
 }
 
 impl ApacheBody {
@@ -39,6 +41,7 @@ impl ApacheBody {
             r,
             started: false,
             has_body: false,
+            brigade: None,
         }
     }
 }
@@ -71,6 +74,62 @@ impl ApacheBody {
         }
         Ok(n as usize)
     }
+
+    /// Reads up to `len` bytes to `dest` without waiting for the client: `Ok(None)` when
+    /// the input filters have nothing now.
+    ///
+    /// # Safety
+    /// `dest` must be valid for writes of `len` bytes.
+    unsafe fn read_now(&mut self, dest: *mut u8, len: usize) -> std::io::Result<Option<usize>> {
+        if !self.more_to_read() || len == 0 {
+            return Ok(Some(0));
+        }
+        let r = self.r.0;
+        // SAFETY: live request (LentRequest contract); the brigade is created from its
+        // pool and emptied before returning; dest is writable for len bytes per the
+        // caller, and apr_brigade_flatten writes at most `n` (= len) bytes to it.
+        let (got, n) = unsafe {
+            let bb = match &self.brigade {
+                Some(b) => b.0,
+                None => {
+                    let bb = sys::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+                    self.brigade = Some(Brigade(bb));
+                    bb
+                }
+            };
+            let readbytes = len.min(i64::MAX as usize) as sys::apr_off_t;
+            let mut got = sys::ap_get_brigade(
+                (*r).input_filters,
+                bb,
+                sys::AP_MODE_READBYTES,
+                sys::APR_NONBLOCK_READ,
+                readbytes,
+            );
+            let mut n = len as sys::apr_size_t;
+            if got == sys::APR_SUCCESS as sys::apr_status_t {
+                got = sys::apr_brigade_flatten(bb, dest.cast(), &mut n);
+            }
+            sys::apr_brigade_cleanup(bb.cast());
+            (got, n as usize)
+        };
+        if got == libc::EAGAIN as sys::apr_status_t {
+            return Ok(None);
+        }
+        if got != sys::APR_SUCCESS as sys::apr_status_t {
+            self.has_body = false;
+            return Err(crate::wsgi::body_aborted());
+        }
+        if n == 0 {
+            // The filters report "nothing yet" as EAGAIN, so this was the end-of-body
+            // marker alone: a blocking read confirms it (returning at once) and leaves
+            // the request in the state ap_get_client_block keeps.
+            // SAFETY: as for this function.
+            return unsafe { self.read_raw(dest, len) }.map(Some);
+        }
+        // SAFETY: live request (LentRequest contract).
+        unsafe { (*r).read_length += n as sys::apr_off_t };
+        Ok(Some(n))
+    }
 }
 
 impl BodyReader for ApacheBody {
@@ -97,6 +156,45 @@ impl BodyReader for ApacheBody {
         // SAFETY: Apache initialised the first n bytes of the spare capacity.
         unsafe { out.set_len(out.len() + n) };
         Ok(n)
+    }
+
+    fn read_append_now(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<Option<usize>> {
+        if !self.more_to_read() {
+            return Ok(Some(0));
+        }
+        out.reserve(max);
+        let spare = out.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
+        // by `out`, which outlives the call.
+        let n = unsafe { self.read_now(spare.as_mut_ptr().cast(), len) }?;
+        if let Some(n) = n {
+            // SAFETY: Apache initialised the first n bytes of the spare capacity.
+            unsafe { out.set_len(out.len() + n) };
+        }
+        Ok(n)
+    }
+
+    fn readable_fd(&self) -> Option<RawFd> {
+        let r = self.r.0;
+        // SAFETY: live request (LentRequest contract); ap_get_conn_socket returns the
+        // connection's socket or NULL, owned by the connection; apr_os_sock_get only
+        // reads it.
+        unsafe {
+            // An HTTP/2 stream's body arrives through its main connection's thread, not
+            // on a socket of its own: no descriptor tells when more is there.
+            if !(*(*r).connection).master.is_null() {
+                return None;
+            }
+            let socket = sys::ap_get_conn_socket((*r).connection);
+            if socket.is_null() {
+                return None;
+            }
+            let mut fd: sys::apr_os_sock_t = -1;
+            (sys::apr_os_sock_get(&mut fd, socket) == sys::APR_SUCCESS as sys::apr_status_t
+                && fd >= 0)
+                .then_some(fd)
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
-use super::socket::{poll_fd, recv_with_fds, send_nowait};
+use super::socket::{Polled, poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead, RunEnd};
 use std::collections::VecDeque;
@@ -154,6 +154,8 @@ pub fn proxy(
         body_state: BodyState {
             replayable: true,
             done: false,
+            waiting: false,
+            failed: false,
         },
         buffers: take_buffers(),
         body,
@@ -165,7 +167,7 @@ pub fn proxy(
     let out = &mut transfer.buffers.out;
     out.clear();
     wire::encode(&Frame::RequestHead(Box::new(head)), out);
-    transfer.body_state.next_frame(transfer.body, out);
+    transfer.body_state.next_frame(transfer.body, out, true);
     let outcome = attempt_all(&mut transfer);
     give_back_buffers(transfer.buffers);
     outcome
@@ -233,17 +235,53 @@ struct BodyState {
     /// out buffer for a retry to resend.
     replayable: bool,
     done: bool,
+    /// The client had no more body ready: the relay waits for its socket as well as for
+    /// the daemon's, instead of blocking in a read while the daemon may be answering.
+    waiting: bool,
+    /// Reading the client's body failed after the bytes now on their way: the next frame
+    /// aborts the body.
+    failed: bool,
 }
 
 impl BodyState {
-    /// Reads the next piece of the client's body and appends it, framed, to `out`.
-    fn next_frame(&mut self, body: &mut dyn BodyReader, out: &mut Vec<u8>) {
+    /// Reads what the client's body has ready and appends it, framed, to `out`: up to
+    /// `READ_CHUNK` bytes, waiting for the first of them only with `wait` (or when the
+    /// transport cannot tell whether any are ready). False when the client had none
+    /// ready: nothing was appended, and `waiting` is set.
+    fn next_frame(&mut self, body: &mut dyn BodyReader, out: &mut Vec<u8>, wait: bool) -> bool {
         // The body is read straight after a placeholder header, then the header is set.
         let start = out.len();
         out.extend_from_slice(&[0; wire::HEADER_LEN]);
-        let (kind, n) = match body.read_append(out, READ_CHUNK) {
-            Ok(0) => (Kind::BodyEnd, 0),
-            Ok(n) => (Kind::Body, n),
+        let can_wait_later = body.readable_fd().is_some();
+        let first = if self.failed {
+            Err(crate::wsgi::body_aborted())
+        } else if wait || !can_wait_later {
+            body.read_append(out, READ_CHUNK).map(Some)
+        } else {
+            body.read_append_now(out, READ_CHUNK)
+        };
+        let (kind, n) = match first {
+            Ok(None) => {
+                out.truncate(start);
+                self.waiting = true;
+                return false;
+            }
+            Ok(Some(0)) => (Kind::BodyEnd, 0),
+            Ok(Some(mut n)) => {
+                // What else has already arrived joins the frame (fewer, larger frames
+                // for an upload); nothing more is waited for.
+                while can_wait_later && n < READ_CHUNK {
+                    match body.read_append_now(out, READ_CHUNK - n) {
+                        Ok(Some(0) | None) => break,
+                        Ok(Some(more)) => n += more,
+                        Err(_) => {
+                            self.failed = true;
+                            break;
+                        }
+                    }
+                }
+                (Kind::Body, n)
+            }
             Err(_) => (Kind::BodyAbort, 0),
         };
         if kind != Kind::Body {
@@ -251,6 +289,7 @@ impl BodyState {
         }
         out.truncate(start + wire::HEADER_LEN + n);
         out[start..start + wire::HEADER_LEN].copy_from_slice(&wire::frame_header(kind, n));
+        true
     }
 
     /// More of the body may be read and sent now.
@@ -330,17 +369,34 @@ impl Relay<'_> {
         let mut fresh = true;
         loop {
             let first = std::mem::take(&mut fresh);
-            let want_write = self.peer_reading
-                && (self.out_pos < self.out.len() || self.body_state.may_send_more());
-            let polled = if first {
-                Ok((false, true))
-            } else if !want_write {
-                Ok((true, false))
+            let more_body = self.peer_reading && self.body_state.may_send_more();
+            let drained = self.out_pos == self.out.len();
+            let want_write =
+                self.peer_reading && (!drained || (more_body && !self.body_state.waiting));
+            let client_fd = if more_body && drained && self.body_state.waiting {
+                self.body.readable_fd()
             } else {
-                poll_fd(fd, true, group.socket_timeout)
+                None
             };
-            let (readable, writable) = match polled {
-                Ok(r) => r,
+            let polled = if first {
+                Ok(Polled {
+                    writable: true,
+                    ..Polled::default()
+                })
+            } else if !want_write && client_fd.is_none() {
+                Ok(Polled {
+                    readable: true,
+                    ..Polled::default()
+                })
+            } else {
+                poll_fd(fd, want_write, client_fd, group.socket_timeout)
+            };
+            let Polled {
+                readable,
+                writable,
+                other_readable: client_ready,
+            } = match polled {
+                Ok(p) => p,
                 Err(e) => {
                     return Exchange::Done(ProxyOutcome::Failed {
                         status: 502,
@@ -349,17 +405,26 @@ impl Relay<'_> {
                 }
             };
             let timed_out = || {
-                let message = format!(
-                    "timeout after {} s waiting for daemon process group '{name}'",
-                    group.socket_timeout.as_secs()
-                );
+                let secs = group.socket_timeout.as_secs();
+                if client_fd.is_some() {
+                    let message = format!(
+                        "timeout after {secs} s waiting for more of the request body from \
+                         the client (daemon process group '{name}')"
+                    );
+                    return broken(response.head_sent, 408, message);
+                }
+                let message =
+                    format!("timeout after {secs} s waiting for daemon process group '{name}'");
                 broken(response.head_sent, 504, message)
             };
-            if !readable && !writable {
+            if !readable && !writable && !client_ready {
                 return timed_out();
             }
+            if client_ready {
+                self.body_state.waiting = false;
+            }
             if readable {
-                let wait = !want_write;
+                let wait = !want_write && client_fd.is_none();
                 let fds = &mut response.fds;
                 let read = decoder.receive(READ_CHUNK, |buf| {
                     recv_with_fds(fd, buf, READ_CHUNK, fds, wait)
@@ -386,7 +451,7 @@ impl Relay<'_> {
                     return end;
                 }
             }
-            if writable
+            if (writable || client_ready)
                 && self.peer_reading
                 && let Some(stale) = self.send_more(fd, first && reused)
             {
@@ -439,7 +504,7 @@ impl Relay<'_> {
         if self.out_pos == self.out.len() && self.body_state.may_send_more() {
             self.out.clear();
             self.out_pos = 0;
-            self.body_state.next_frame(&mut *self.body, self.out);
+            self.body_state.next_frame(&mut *self.body, self.out, false);
         }
         if self.out_pos == self.out.len() {
             return None;

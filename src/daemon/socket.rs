@@ -87,22 +87,41 @@ pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Waits until `fd` is readable or (with `want_write`) writable, for at most `timeout`.
-/// Returns (readable, writable); both false means the timeout passed.
+/// What `poll_fd` found; nothing set means the timeout passed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Polled {
+    pub readable: bool,
+    pub writable: bool,
+    /// The other descriptor (`also_readable`) is readable.
+    pub other_readable: bool,
+}
+
+/// Waits until `fd` is readable or (with `want_write`) writable, or `also_readable` is
+/// readable, for at most `timeout`.
 pub fn poll_fd(
     fd: RawFd,
     want_write: bool,
+    also_readable: Option<RawFd>,
     timeout: std::time::Duration,
-) -> io::Result<(bool, bool)> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
-        revents: 0,
-    };
+) -> io::Result<Polled> {
+    let mut pfds = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: also_readable.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let count = if also_readable.is_some() { 2 } else { 1 };
     let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let input = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
     loop {
-        // SAFETY: pfd is one valid pollfd for the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        // SAFETY: pfds holds `count` valid pollfds for the call.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), count, ms) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -110,9 +129,11 @@ pub fn poll_fd(
             }
             return Err(e);
         }
-        let readable = pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-        let writable = pfd.revents & (libc::POLLOUT | libc::POLLERR) != 0;
-        return Ok((readable, writable));
+        return Ok(Polled {
+            readable: pfds[0].revents & input != 0,
+            writable: pfds[0].revents & (libc::POLLOUT | libc::POLLERR) != 0,
+            other_readable: count == 2 && pfds[1].revents & input != 0,
+        });
     }
 }
 

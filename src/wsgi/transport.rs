@@ -40,6 +40,19 @@ pub trait BodyReader: Send {
         out.truncate(start + *read.as_ref().unwrap_or(&0));
         read
     }
+
+    /// Like `read_append`, without waiting for the client: `Ok(None)` when no body
+    /// bytes are available now; the caller then waits for `readable_fd` and asks again.
+    /// A transport that cannot tell reads as `read_append` does (the default).
+    fn read_append_now(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<Option<usize>> {
+        self.read_append(out, max).map(Some)
+    }
+
+    /// The descriptor that becomes readable when more of the body may be available,
+    /// for a transport whose `read_append_now` can answer `Ok(None)`.
+    fn readable_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// Where the response goes. Calls happen with the GIL released, except where a method
