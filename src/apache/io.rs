@@ -75,6 +75,36 @@ impl ApacheBody {
         Ok(n as usize)
     }
 
+    /// Reads at most `max` bytes onto the end of `out`, into its spare capacity (waiting
+    /// for the client only with `wait`; `Ok(None)`: nothing now).
+    fn append(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        wait: bool,
+    ) -> std::io::Result<Option<usize>> {
+        if !self.more_to_read() {
+            return Ok(Some(0));
+        }
+        out.reserve(max);
+        let spare = out.spare_capacity_mut();
+        let (dest, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len().min(max));
+        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
+        // by `out`, which outlives the call.
+        let n = unsafe {
+            if wait {
+                self.read_raw(dest, len).map(Some)
+            } else {
+                self.read_now(dest, len)
+            }
+        }?;
+        if let Some(n) = n {
+            // SAFETY: Apache initialised the first n bytes of the spare capacity.
+            unsafe { out.set_len(out.len() + n) };
+        }
+        Ok(n)
+    }
+
     /// Reads up to `len` bytes to `dest` without waiting for the client: `Ok(None)` when
     /// the input filters have nothing now.
     ///
@@ -112,6 +142,7 @@ impl ApacheBody {
             sys::apr_brigade_cleanup(bb.cast());
             (got, n as usize)
         };
+        // On Unix APR passes the OS's EAGAIN through as APR_EAGAIN.
         if got == libc::EAGAIN as sys::apr_status_t {
             return Ok(None);
         }
@@ -144,35 +175,11 @@ impl BodyReader for ApacheBody {
     }
 
     fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-        if !self.more_to_read() {
-            return Ok(0);
-        }
-        out.reserve(max);
-        let spare = out.spare_capacity_mut();
-        let len = spare.len().min(max);
-        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
-        // by `out`, which outlives the call.
-        let n = unsafe { self.read_raw(spare.as_mut_ptr().cast(), len) }?;
-        // SAFETY: Apache initialised the first n bytes of the spare capacity.
-        unsafe { out.set_len(out.len() + n) };
-        Ok(n)
+        Ok(self.append(out, max, true)?.unwrap_or(0))
     }
 
     fn read_append_now(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<Option<usize>> {
-        if !self.more_to_read() {
-            return Ok(Some(0));
-        }
-        out.reserve(max);
-        let spare = out.spare_capacity_mut();
-        let len = spare.len().min(max);
-        // SAFETY: the spare capacity is a writable region of at least `len` bytes owned
-        // by `out`, which outlives the call.
-        let n = unsafe { self.read_now(spare.as_mut_ptr().cast(), len) }?;
-        if let Some(n) = n {
-            // SAFETY: Apache initialised the first n bytes of the spare capacity.
-            unsafe { out.set_len(out.len() + n) };
-        }
-        Ok(n)
+        self.append(out, max, false)
     }
 
     fn readable_fd(&self) -> Option<RawFd> {
