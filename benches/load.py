@@ -134,6 +134,12 @@ def conf(root, modules, module, port):
         "EnableSendfile On",
         "WSGIEnableSendfile On",
         f"DocumentRoot {root}/static",
+        # Debian's stock apache2.conf: without it Apache looks for /.htaccess and
+        # /tmp/.htaccess on every request, for every target alike.
+        "<Directory />",
+        "  AllowOverride None",
+        "  Require all denied",
+        "</Directory>",
         f"<Directory {root}>",
         "  Require all granted",
         "  AllowOverride None",
