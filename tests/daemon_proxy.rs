@@ -1,5 +1,6 @@
-//! The Apache child <-> daemon proxy: both directions stream at once, and daemon-mode
-//! configuration mistakes are configtest errors that name the directive.
+//! The Apache child <-> daemon proxy: both directions stream at once, a client that
+//! stalls mid-body gets a 408 after Apache's Timeout, and daemon-mode configuration
+//! mistakes are configtest errors that name the directive.
 
 mod common;
 use common::{Apache, Mpm, configtest};
@@ -21,6 +22,60 @@ def application(environ, start_response):
         yield ("\nread=%d" % n).encode()
     return body()
 "#;
+
+const COUNT_APP: &str = r#"
+def application(environ, start_response):
+    n = 0
+    while True:
+        data = environ["wsgi.input"].read(65536)
+        if not data:
+            break
+        n += len(data)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"read=%d" % n]
+"#;
+
+#[test]
+fn a_client_that_stalls_mid_body_gets_408_after_the_server_timeout() {
+    // Apache's Timeout bounds the wait for the client's body, not the group's (longer)
+    // socket-timeout, as it does for Apache's own reads.
+    let body = "Timeout 2\n\
+        WSGIDaemonProcess stall threads=2 socket-timeout=60\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=stall\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", COUNT_APP)]);
+    for line in [
+        "WSGI0020",
+        "Traceback",
+        "  File ",
+        "^^^",
+        "read(",
+        "request body",
+    ] {
+        apache.allow_log(line);
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(b"POST /count HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    stream.write_all(&[b'x'; 70000]).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "answered after {waited:?}, not after Timeout"
+    );
+    apache.wait_for_log("waiting for more of the request body from the client");
+    let r = apache.request("POST", "/count", &[], &[b'y'; 100000]);
+    assert_eq!(r.text(), "read=100000", "the group keeps serving");
+    apache.stop();
+}
 
 #[test]
 fn an_app_that_writes_before_it_reads_does_not_deadlock() {

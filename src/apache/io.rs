@@ -182,7 +182,7 @@ impl BodyReader for ApacheBody {
         self.append(out, max, false)
     }
 
-    fn readable_fd(&self) -> Option<RawFd> {
+    fn readable_fd(&self) -> Option<(RawFd, std::time::Duration)> {
         let r = self.r.0;
         // SAFETY: live request (LentRequest contract); ap_get_conn_socket returns the
         // connection's socket or NULL, owned by the connection; apr_os_sock_get only
@@ -198,9 +198,14 @@ impl BodyReader for ApacheBody {
                 return None;
             }
             let mut fd: sys::apr_os_sock_t = -1;
-            (sys::apr_os_sock_get(&mut fd, socket) == sys::APR_SUCCESS as sys::apr_status_t
-                && fd >= 0)
-                .then_some(fd)
+            if sys::apr_os_sock_get(&mut fd, socket) != sys::APR_SUCCESS as sys::apr_status_t
+                || fd < 0
+            {
+                return None;
+            }
+            // The server's Timeout, which Apache's own blocking reads of the body apply.
+            let timeout = (*(*r).server).timeout.max(0) as u64;
+            Some((fd, std::time::Duration::from_micros(timeout)))
         }
     }
 }

@@ -378,6 +378,7 @@ impl Relay<'_> {
             } else {
                 None
             };
+            let wait_for = client_fd.map_or(group.socket_timeout, |(_, timeout)| timeout);
             let polled = if first {
                 Ok(Polled {
                     writable: true,
@@ -389,7 +390,7 @@ impl Relay<'_> {
                     ..Polled::default()
                 })
             } else {
-                poll_fd(fd, want_write, client_fd, group.socket_timeout)
+                poll_fd(fd, want_write, client_fd.map(|(c, _)| c), wait_for)
             };
             let Polled {
                 readable,
@@ -405,7 +406,7 @@ impl Relay<'_> {
                 }
             };
             let timed_out = || {
-                let secs = group.socket_timeout.as_secs();
+                let secs = wait_for.as_secs();
                 if client_fd.is_some() {
                     let message = format!(
                         "timeout after {secs} s waiting for more of the request body from \

@@ -49,8 +49,9 @@ pub trait BodyReader: Send {
     }
 
     /// The descriptor that becomes readable when more of the body may be available,
-    /// for a transport whose `read_append_now` can answer `Ok(None)`.
-    fn readable_fd(&self) -> Option<RawFd> {
+    /// for a transport whose `read_append_now` can answer `Ok(None)`, and how long a
+    /// blocking read would wait for it.
+    fn readable_fd(&self) -> Option<(RawFd, std::time::Duration)> {
         None
     }
 }
