@@ -1,10 +1,11 @@
 //! Micro-benches of the daemon protocol's hot path: encoding a request head (the whole
-//! environ travels in it), decoding it on the daemon side, and body frames both ways.
+//! environ travels in it), decoding it on the daemon side, body frames both ways, and the
+//! Apache child's relay of response data.
 //!
 //!   cargo bench -p mod_wsgi_wire
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mod_wsgi_wire::{
-    Decoder, Frame, Kind, RequestHead, encode, encode_response_head, frame_header,
+    Decoder, Frame, Kind, RequestHead, RunEnd, encode, encode_response_head, frame_header,
 };
 use std::hint::black_box;
 
@@ -155,5 +156,46 @@ fn body(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, request_head, response, body);
+/// The Apache child's relay: Data frames received 64 KiB at a time, each read's payloads
+/// joined in place by `next_run` (what the child writes to the client per read).
+fn relay(c: &mut Criterion) {
+    let mut g = c.benchmark_group("relay");
+    for (name, block, count) in [
+        ("stream_1000x64B", 64, 1000),
+        ("big_16x64KiB", 64 * 1024, 16),
+    ] {
+        let mut stream = Vec::new();
+        for _ in 0..count {
+            stream.extend_from_slice(&frame_header(Kind::Data, block));
+            stream.extend_from_slice(&vec![b'x'; block]);
+        }
+        g.throughput(Throughput::Bytes((block * count) as u64));
+        g.bench_function(name, |b| {
+            let mut d = Decoder::with_buffer(1 << 20, Vec::with_capacity(64 * 1024));
+            b.iter(|| {
+                let (mut sent, mut relayed) = (0, 0);
+                while sent < stream.len() {
+                    sent += d
+                        .receive(64 * 1024, |buf| {
+                            let n = (buf.capacity() - buf.len()).min(stream.len() - sent);
+                            buf.extend_from_slice(&stream[sent..sent + n]);
+                            Ok::<_, ()>(n)
+                        })
+                        .unwrap();
+                    loop {
+                        let run = d.next_run().unwrap();
+                        relayed += black_box(run.data).len();
+                        if run.end == RunEnd::NeedMore {
+                            break;
+                        }
+                    }
+                }
+                black_box(relayed)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, request_head, response, body, relay);
 criterion_main!(benches);
