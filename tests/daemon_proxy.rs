@@ -1,6 +1,6 @@
 //! The Apache child <-> daemon proxy: both directions stream at once, a client that
-//! stalls mid-body gets a 408 after Apache's Timeout, and daemon-mode configuration
-//! mistakes are configtest errors that name the directive.
+//! stalls mid-body gets a 408 after Apache's Timeout (sooner under mod_reqtimeout), and
+//! daemon-mode configuration mistakes are configtest errors that name the directive.
 
 mod common;
 use common::{Apache, Mpm, configtest};
@@ -31,14 +31,13 @@ def application(environ, start_response):
     return body()
 "#;
 
-#[test]
-fn a_client_that_stalls_mid_body_gets_408_after_the_server_timeout() {
-    // Apache's Timeout bounds the wait for the client's body, not the group's (longer)
-    // socket-timeout, as it does for Apache's own reads.
-    let body = "Timeout 2\n\
-        WSGIDaemonProcess stall threads=2 socket-timeout=60\n\
-        WSGIScriptAlias / {root}/app/app.wsgi process-group=stall\n";
-    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", APP)]);
+/// Starts Apache with `conf`, sends 70,000 of a declared 100,000-byte body to `/count`
+/// and stalls: the answer must be `status`, well before the client's own 25 s read
+/// timeout (within `secs`, the bound being `bound`), with `logged` in the error log; the
+/// group then takes a whole upload. The app's read fails when the relay gives up: its
+/// traceback is allowed in the log.
+fn a_stalled_body_is_answered(conf: &str, status: u16, secs: u64, bound: &str, logged: &str) {
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
     for line in [
         "WSGI0020",
         "Traceback",
@@ -46,12 +45,13 @@ fn a_client_that_stalls_mid_body_gets_408_after_the_server_timeout() {
         "^^^",
         "    ",
         "request body",
+        "Request body read timeout",
     ] {
         apache.allow_log(line);
     }
     let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
     stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .set_read_timeout(Some(std::time::Duration::from_secs(25)))
         .unwrap();
     let started = std::time::Instant::now();
     stream
@@ -62,15 +62,43 @@ fn a_client_that_stalls_mid_body_gets_408_after_the_server_timeout() {
     let _ = stream.read_to_end(&mut response);
     let waited = started.elapsed();
     let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
     assert!(
-        waited < std::time::Duration::from_secs(20),
-        "answered after {waited:?}, not after Timeout"
+        waited < std::time::Duration::from_secs(secs),
+        "answered after {waited:?}, not after {bound}"
     );
-    apache.wait_for_log("waiting for more of the request body from the client");
+    apache.wait_for_log(logged);
     let r = apache.request("POST", "/count", &[], &[b'y'; 100000]);
     assert_eq!(r.text(), "read=100000", "the group keeps serving");
     apache.stop();
+}
+
+#[test]
+fn a_client_that_stalls_mid_body_gets_408_after_the_server_timeout() {
+    // Apache's Timeout bounds the wait for the client's body, not the group's (longer)
+    // socket-timeout, as it does for Apache's own reads.
+    let conf = "Timeout 2\n\
+        WSGIDaemonProcess stall threads=2 socket-timeout=60\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=stall\n";
+    let logged = "waiting for more of the request body from the client";
+    a_stalled_body_is_answered(conf, 408, 20, "Timeout", logged);
+}
+
+#[test]
+fn mod_reqtimeout_still_bounds_a_stalled_body() {
+    // The relay waits in poll, but mod_reqtimeout's body deadline (2 s here) is checked
+    // on every read, and the relay tries one at least every second. The app's read
+    // raises, as in embedded mode: a 500.
+    let mods = common::apache_modules_dir().display().to_string();
+    let conf = format!(
+        "LoadModule reqtimeout_module {mods}/mod_reqtimeout.so\n\
+         RequestReadTimeout header=20 body=2\n\
+         Timeout 30\n\
+         WSGIDaemonProcess stall threads=2 socket-timeout=60\n\
+         WSGIScriptAlias / {{root}}/app/app.wsgi process-group=stall\n"
+    );
+    let logged = "request body read failed";
+    a_stalled_body_is_answered(&conf, 500, 15, "mod_reqtimeout's 2 s", logged);
 }
 
 #[test]

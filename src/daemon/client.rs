@@ -22,6 +22,10 @@ const MAX_RESPONSE_FRAME: usize = 4 * 1024 * 1024;
 /// Most bytes one read moves in either direction; a response's body is relayed in
 /// pieces of at most this size, however large the daemon's frames.
 const READ_CHUNK: usize = 64 * 1024;
+/// While waiting for more of the client's body, the relay tries a read this often even
+/// when its socket stays quiet: the input filters' own deadlines (mod_reqtimeout's body
+/// timeout and minimum rate) are checked on every read, not in the relay's poll.
+const CLIENT_CHECK: Duration = Duration::from_secs(1);
 
 /// Buffers kept across requests (allocating and faulting in fresh ones per request
 /// showed up in profiles), shared by the process's threads so that only as many exist
@@ -330,6 +334,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         out: &mut t.buffers.out,
         out_pos: 0,
         peer_reading: true,
+        client_deadline: None,
     };
     let end = relay.run(&stream, &mut decoder, &mut response, reused);
     t.buffers.received = decoder.into_buffer();
@@ -349,6 +354,9 @@ struct Relay<'a> {
     out: &'a mut Vec<u8>,
     out_pos: usize,
     peer_reading: bool,
+    /// When the wait for more of the client's body, which its socket has not ended,
+    /// runs out (Apache's Timeout after it began).
+    client_deadline: Option<Instant>,
 }
 
 impl Relay<'_> {
@@ -378,7 +386,15 @@ impl Relay<'_> {
             } else {
                 None
             };
-            let wait_for = client_fd.map_or(group.socket_timeout, |(_, timeout)| timeout);
+            let deadline = client_fd.map(|(_, timeout)| {
+                *self
+                    .client_deadline
+                    .get_or_insert_with(|| Instant::now() + timeout)
+            });
+            let wait_for = deadline.map_or(group.socket_timeout, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(CLIENT_CHECK)
+            });
             let polled = if first {
                 Ok(Polled {
                     writable: true,
@@ -406,22 +422,26 @@ impl Relay<'_> {
                 }
             };
             let timed_out = || {
-                let secs = wait_for.as_secs();
-                if client_fd.is_some() {
+                if let Some((_, timeout)) = client_fd {
                     let message = format!(
-                        "timeout after {secs} s waiting for more of the request body from \
-                         the client (daemon process group '{name}')"
+                        "timeout after {} s waiting for more of the request body from the \
+                         client (daemon process group '{name}')",
+                        timeout.as_secs()
                     );
                     return broken(response.head_sent, 408, message);
                 }
+                let secs = group.socket_timeout.as_secs();
                 let message =
                     format!("timeout after {secs} s waiting for daemon process group '{name}'");
                 broken(response.head_sent, 504, message)
             };
-            if !readable && !writable && !client_ready {
+            let quiet = !readable && !writable && !client_ready;
+            // A quiet slice of the wait for the client: try a read anyway (see CLIENT_CHECK).
+            let client_due = quiet && deadline.is_some_and(|d| Instant::now() < d);
+            if quiet && !client_due {
                 return timed_out();
             }
-            if client_ready {
+            if client_ready || client_due {
                 self.body_state.waiting = false;
             }
             if readable {
@@ -452,11 +472,15 @@ impl Relay<'_> {
                     return end;
                 }
             }
-            if (writable || client_ready)
+            if (writable || client_ready || client_due)
                 && self.peer_reading
                 && let Some(stale) = self.send_more(fd, first && reused)
             {
                 return stale;
+            }
+            if !self.body_state.waiting {
+                // The client sent more (or was not being waited for): Timeout starts over.
+                self.client_deadline = None;
             }
         }
     }
