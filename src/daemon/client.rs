@@ -395,7 +395,14 @@ impl Relay<'_> {
                 d.saturating_duration_since(Instant::now())
                     .min(CLIENT_CHECK)
             });
-            let polled = if first {
+            // With nothing pending and more of the body ready to go, the next frame is
+            // sent without asking first: poll reports a unix socket writable only while
+            // less than a quarter of its send buffer is queued, so asking after every
+            // frame of an upload would wait for the daemon to drain each one (a sleep
+            // and a wake-up on both sides per frame). A send that finds no room leaves
+            // bytes pending, and the next round polls for room and for the daemon.
+            let send_unasked = want_write && drained && client_fd.is_none();
+            let polled = if first || send_unasked {
                 Ok(Polled {
                     writable: true,
                     ..Polled::default()
