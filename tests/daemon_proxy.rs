@@ -354,3 +354,89 @@ fn large_and_small_blocks_arrive_intact() {
     }
     apache.stop();
 }
+
+/// Reports, for the daemon's side of its connections (the group's socket name, not
+/// listening): the largest SO_SNDBUF, and on `/upload`, after a first read (so the child
+/// was told to send the rest) and a pause, the most body bytes queued for reading.
+const BUFFER_APP: &str = r#"
+import fcntl, os, socket, struct, termios, time
+
+def connections():
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.fromfd(int(fd), socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        with s:
+            try:
+                if s.family != socket.AF_UNIX or s.type != socket.SOCK_STREAM:
+                    continue
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    continue
+                if not str(s.getsockname()).endswith(".sock"):
+                    continue
+                queued = struct.unpack("i", fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+                yield s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF), queued
+            except OSError:
+                continue
+
+def application(environ, start_response):
+    queued = 0
+    if environ["PATH_INFO"] == "/upload":
+        environ["wsgi.input"].read(65537)
+        time.sleep(1)
+        queued = max(q for _, q in connections())
+        while environ["wsgi.input"].read(65536):
+            pass
+    sndbuf = max(b for b, _ in connections())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d %d" % (sndbuf, queued)]
+"#;
+
+fn sysctl(name: &str) -> u64 {
+    let path = format!("/proc/sys/net/core/{name}");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn buffer_size_options_size_the_daemon_connection() {
+    let conf = "WSGIDaemonProcess plain threads=1\n\
+        WSGIDaemonProcess system threads=1 send-buffer-size=0\n\
+        WSGIDaemonProcess sized threads=1 send-buffer-size=300000 receive-buffer-size=1000000\n\
+        WSGIScriptAlias /plain {root}/app/app.wsgi process-group=plain\n\
+        WSGIScriptAlias /system {root}/app/app.wsgi process-group=system\n\
+        WSGIScriptAlias /sized {root}/app/app.wsgi process-group=sized\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", BUFFER_APP)]);
+    let (default, max) = (sysctl("wmem_default"), sysctl("wmem_max"));
+    // What the kernel makes of a requested SO_SNDBUF.
+    let granted = |requested: u64| 2 * requested.min(max);
+    let answer = |path: &str, body: &[u8]| -> (u64, u64) {
+        let r = apache.request("POST", path, &[], body);
+        let text = r.text();
+        let mut numbers = text.split(' ').map(|n| n.parse::<u64>().expect(&text));
+        (numbers.next().unwrap(), numbers.next().unwrap())
+    };
+    // Not given: ours is 1 MiB (mod_wsgi leaves the system's); 0 asks for the system's.
+    assert_eq!(answer("/plain", b"").0, granted(1 << 20));
+    assert_eq!(answer("/system", b"").0, default);
+    assert_eq!(answer("/sized", b"").0, granted(300000));
+    // receive-buffer-size sizes the child's side: how much of an upload can wait for
+    // the daemon.
+    let upload = vec![b'u'; 4 << 20];
+    let (_, queued_plain) = answer("/plain/upload", &upload);
+    let (_, queued_sized) = answer("/sized/upload", &upload);
+    assert!(
+        queued_plain <= default,
+        "{queued_plain} queued with the system's {default}-byte buffer"
+    );
+    assert!(
+        queued_sized > default && queued_sized <= granted(1000000),
+        "{queued_sized} queued with receive-buffer-size=1000000 (granted {})",
+        granted(1000000)
+    );
+    apache.stop();
+}

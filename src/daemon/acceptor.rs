@@ -10,7 +10,7 @@
 
 use super::epoll::{Epoll, Interest};
 use super::group::DaemonGroup;
-use super::socket::{recv_append, set_accept_timeout};
+use super::socket::{recv_append, set_accept_timeout, set_send_buffer};
 use super::transport::send_frame;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
 use std::collections::HashMap;
@@ -263,6 +263,19 @@ impl Acceptor {
         {
             tracing::error!("WSGI0108: group '{}': {e}", group.spec.name);
             return None;
+        }
+        let bytes = group.spec.send_buffer_size;
+        if bytes > 0
+            && let Err(e) = set_send_buffer(stream.as_raw_fd(), bytes)
+        {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "WSGI0138: group '{}': send-buffer-size={bytes} not applied ({e}); \
+                     the system default is used",
+                    group.spec.name
+                );
+            }
         }
         crate::shared::metrics::record_connection(&group.spec.name);
         Some(Connection {

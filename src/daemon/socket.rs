@@ -144,6 +144,26 @@ pub fn listener_from_fd(fd: RawFd) -> UnixListener {
     unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
+/// Sets SO_SNDBUF of `fd` to `bytes` (the kernel doubles it, capped at twice
+/// net.core.wmem_max): how much the socket queues before a write waits for its peer.
+pub fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
+    let value = bytes.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: value is a valid c_int for the call; fd is the caller's open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Bounds how long a blocking accept() on `fd` waits (SO_RCVTIMEO applies to accept).
 pub fn set_accept_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
     let tv = libc::timeval {

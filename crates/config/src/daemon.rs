@@ -99,9 +99,19 @@ pub struct DaemonSpec {
     pub cpu_time_limit: u64,
     pub cpu_priority: i32,
     pub stack_size: u64,
+    /// SO_SNDBUF of the daemon's side of each connection, which bounds how much of a
+    /// response can wait in the kernel for the Apache child; 0 = the system default.
     pub send_buffer_size: u32,
+    /// SO_SNDBUF of the Apache child's side, which bounds how much of a request body can
+    /// wait in the kernel for the daemon; 0 = the system default.
     pub receive_buffer_size: u32,
 }
+
+/// send-buffer-size when not given. mod_wsgi leaves the system default (208 KiB on
+/// Linux), which holds a daemon thread until the Apache child has relayed all but the
+/// last 208 KiB of a response; with 1 MiB (the kernel caps it at twice
+/// net.core.wmem_max) most responses are handed over at once and the thread is free.
+pub const DEFAULT_SEND_BUFFER_SIZE: u32 = 1 << 20;
 
 impl DaemonSpec {
     /// A group with mod_wsgi's defaults.
@@ -145,7 +155,7 @@ impl DaemonSpec {
             cpu_time_limit: 0,
             cpu_priority: 0,
             stack_size: 0,
-            send_buffer_size: 0,
+            send_buffer_size: DEFAULT_SEND_BUFFER_SIZE,
             receive_buffer_size: 0,
         }
     }
@@ -394,6 +404,11 @@ mod tests {
         assert_eq!(spec.listen_backlog, 100);
         assert_eq!(spec.header_buffer_size, 32768);
         assert_eq!(spec.locale.as_deref(), Some(DEFAULT_LOCALE));
+        // Ours on purpose (mod_wsgi: the system's); 0 asks for the system's.
+        assert_eq!(spec.send_buffer_size, DEFAULT_SEND_BUFFER_SIZE);
+        assert_eq!(spec.receive_buffer_size, 0);
+        let system = DaemonSpec::parse(&args(&["app", "send-buffer-size=0"])).unwrap();
+        assert_eq!(system.send_buffer_size, 0);
     }
 
     #[test]
