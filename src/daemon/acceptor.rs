@@ -10,7 +10,7 @@
 
 use super::epoll::{Epoll, Interest};
 use super::group::DaemonGroup;
-use super::socket::{recv_append, set_accept_timeout, set_send_buffer};
+use super::socket::{apply_buffer_option, recv_append, set_accept_timeout};
 use super::transport::send_frame;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
 use std::collections::HashMap;
@@ -264,19 +264,13 @@ impl Acceptor {
             tracing::error!("WSGI0108: group '{}': {e}", group.spec.name);
             return None;
         }
-        let bytes = group.spec.send_buffer_size;
-        if bytes > 0
-            && let Err(e) = set_send_buffer(stream.as_raw_fd(), bytes)
-        {
-            static WARNED: AtomicBool = AtomicBool::new(false);
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "WSGI0138: group '{}': send-buffer-size={bytes} not applied ({e}); \
-                     the system default is used",
-                    group.spec.name
-                );
-            }
-        }
+        // The daemon's side bounds how much of a response waits for the child.
+        apply_buffer_option(
+            stream.as_raw_fd(),
+            group.spec.send_buffer_size,
+            "send-buffer-size",
+            &group.spec.name,
+        );
         crate::shared::metrics::record_connection(&group.spec.name);
         Some(Connection {
             stream: Arc::new(stream),

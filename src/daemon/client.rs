@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
-use super::socket::{Polled, poll_fd, recv_with_fds, send_nowait, set_send_buffer};
+use super::socket::{Polled, apply_buffer_option, poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead, RunEnd};
 use std::collections::VecDeque;
@@ -15,7 +15,6 @@ use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Largest frame accepted from a daemon (a response head with all its headers).
@@ -112,7 +111,16 @@ fn connect(
     loop {
         let err = match UnixStream::connect(path) {
             Ok(s) => {
-                size_send_buffer(group, &s);
+                // The child's side bounds how much of a request body waits for the
+                // daemon (SO_RCVBUF bounds nothing on a unix stream socket, and
+                // mod_wsgi's, set on the daemon's listener, is not inherited).
+                let bytes = group.spec.receive_buffer_size;
+                apply_buffer_option(
+                    s.as_raw_fd(),
+                    bytes,
+                    "receive-buffer-size",
+                    &group.spec.name,
+                );
                 return Ok(s);
             }
             Err(e) => e,
@@ -143,25 +151,6 @@ fn connect(
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(500));
-    }
-}
-
-/// Applies the group's receive-buffer-size: the child's side of the connection is where
-/// the kernel bounds how much of a request body waits for the daemon (a unix stream
-/// socket's SO_RCVBUF, which mod_wsgi sets on the daemon's listener, bounds nothing).
-fn size_send_buffer(group: &DaemonGroup, stream: &UnixStream) {
-    let bytes = group.spec.receive_buffer_size;
-    if bytes > 0
-        && let Err(e) = set_send_buffer(stream.as_raw_fd(), bytes)
-    {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        if !WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "WSGI0138: group '{}': receive-buffer-size={bytes} not applied ({e}); \
-                 the system default is used",
-                group.spec.name
-            );
-        }
     }
 }
 

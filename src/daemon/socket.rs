@@ -144,9 +144,24 @@ pub fn listener_from_fd(fd: RawFd) -> UnixListener {
     unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
+/// Applies a group's `option` (send-buffer-size, receive-buffer-size) of `bytes` to `fd`
+/// unless it is 0 (the system default); a refusal is logged once per process.
+pub fn apply_buffer_option(fd: RawFd, bytes: u32, option: &str, group: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if bytes > 0
+        && let Err(e) = set_send_buffer(fd, bytes)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "WSGI0138: group '{group}': {option}={bytes} not applied ({e}); the system \
+             default is used"
+        );
+    }
+}
+
 /// Sets SO_SNDBUF of `fd` to `bytes` (the kernel doubles it, capped at twice
 /// net.core.wmem_max): how much the socket queues before a write waits for its peer.
-pub fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
+fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
     let value = bytes.min(i32::MAX as u32) as libc::c_int;
     // SAFETY: value is a valid c_int for the call; fd is the caller's open socket.
     let rc = unsafe {
