@@ -163,20 +163,7 @@ pub fn apply_buffer_option(fd: RawFd, bytes: u32, option: &str, group: &str) {
 /// net.core.wmem_max): how much the socket queues before a write waits for its peer.
 fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
     let value = bytes.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: value is a valid c_int for the call; fd is the caller's open socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_socket_option(fd, libc::SO_SNDBUF, &value)
 }
 
 /// Bounds how long a blocking accept() on `fd` waits (SO_RCVTIMEO applies to accept).
@@ -185,14 +172,20 @@ pub fn set_accept_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
-    // SAFETY: tv is a valid timeval for the call; fd is the caller's open socket.
+    set_socket_option(fd, libc::SO_RCVTIMEO, &tv)
+}
+
+/// setsockopt(fd, SOL_SOCKET, name, value): `T` must be the option's C type.
+fn set_socket_option<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value points to a live T of size_of::<T>() bytes for the call; fd is the
+    // caller's open socket (a bad one is an error return, not undefined behaviour).
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc != 0 {
