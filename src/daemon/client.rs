@@ -172,6 +172,7 @@ pub fn proxy(
             done: false,
             waiting: false,
             failed: false,
+            pollable: None,
         },
         buffers: take_buffers(),
         body,
@@ -257,6 +258,9 @@ struct BodyState {
     /// Reading the client's body failed after the bytes now on their way: the next frame
     /// aborts the body.
     failed: bool,
+    /// Whether the body's transport can say when more is ready (`readable_fd`); asked
+    /// once, and only for a body read without waiting (a GET never asks).
+    pollable: Option<bool>,
 }
 
 impl BodyState {
@@ -268,10 +272,9 @@ impl BodyState {
         // The body is read straight after a placeholder header, then the header is set.
         let start = out.len();
         out.extend_from_slice(&[0; wire::HEADER_LEN]);
-        let can_wait_later = body.readable_fd().is_some();
         let first = if self.failed {
             Err(crate::wsgi::body_aborted())
-        } else if wait || !can_wait_later {
+        } else if wait || !self.pollable(body) {
             body.read_append(out, READ_CHUNK).map(Some)
         } else {
             body.read_append_now(out, READ_CHUNK)
@@ -286,7 +289,7 @@ impl BodyState {
             Ok(Some(mut n)) => {
                 // What else has already arrived joins the frame (fewer, larger frames
                 // for an upload); nothing more is waited for.
-                while can_wait_later && n < READ_CHUNK {
+                while n < READ_CHUNK && self.pollable(body) {
                     match body.read_append_now(out, READ_CHUNK - n) {
                         Ok(Some(0) | None) => break,
                         Ok(Some(more)) => n += more,
@@ -306,6 +309,12 @@ impl BodyState {
         out.truncate(start + wire::HEADER_LEN + n);
         out[start..start + wire::HEADER_LEN].copy_from_slice(&wire::frame_header(kind, n));
         true
+    }
+
+    fn pollable(&mut self, body: &dyn BodyReader) -> bool {
+        *self
+            .pollable
+            .get_or_insert_with(|| body.readable_fd().is_some())
     }
 
     /// More of the body may be read and sent now.
@@ -413,7 +422,7 @@ impl Relay<'_> {
             // frame of an upload would wait for the daemon to drain each one (a sleep
             // and a wake-up on both sides per frame). A send that finds no room leaves
             // bytes pending, and the next round polls for room and for the daemon.
-            let send_unasked = want_write && drained && client_fd.is_none();
+            let send_unasked = want_write && drained;
             let polled = if first || send_unasked {
                 Ok(Polled {
                     writable: true,
