@@ -95,13 +95,40 @@ impl SharedFlags {
     }
 }
 
-fn servers(s: *mut sys::server_rec) -> Vec<&'static ServerConfig> {
-    let mut out = Vec::new();
+/// One server's own configuration, with where it came from.
+struct ServerScope {
+    config: &'static ServerConfig,
+    /// The virtual host's ServerName; None for the main server.
+    virtual_host: Option<String>,
+}
+
+/// The distinct configurations of the server list, main server first. A virtual host
+/// without any of this module's directives shares the main server's configuration record
+/// (Apache merges only configs a vhost has), so each record is taken once: otherwise
+/// the main server's groups would be built twice, each with its own secret.
+fn servers(s: *mut sys::server_rec) -> Vec<ServerScope> {
+    let mut out: Vec<ServerScope> = Vec::new();
     let mut cur = s;
     while !cur.is_null() {
         // SAFETY: the server list is live for this configuration generation.
-        if let Some(c) = unsafe { server_config(cur) } {
-            out.push(c);
+        if let Some(config) = unsafe { server_config(cur) }
+            && !out.iter().any(|seen| std::ptr::eq(seen.config, config))
+        {
+            // SAFETY: as above; server_hostname is a pool string or null.
+            let virtual_host = unsafe {
+                ((*cur).is_virtual != 0).then(|| {
+                    let name = (*cur).server_hostname;
+                    if name.is_null() {
+                        String::new()
+                    } else {
+                        CStr::from_ptr(name).to_string_lossy().into_owned()
+                    }
+                })
+            };
+            out.push(ServerScope {
+                config,
+                virtual_host,
+            });
         }
         // SAFETY: as above.
         cur = unsafe { (*cur).next };
@@ -155,7 +182,8 @@ fn lane_path(group_socket: &std::path::Path, index: usize) -> PathBuf {
 /// Checks what can only be checked once the whole configuration is read. Errors name
 /// the directive and, where known, its file and line.
 pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), String> {
-    let configs = servers(s);
+    let scopes = servers(s);
+    let configs: Vec<&ServerConfig> = scopes.iter().map(|scope| scope.config).collect();
     let Some(main) = configs.first() else {
         return Ok(());
     };
@@ -299,6 +327,7 @@ fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
 
 fn build_group(
     d: &DaemonDefinition,
+    virtual_host: Option<String>,
     main: &ServerConfig,
     configs: &[&ServerConfig],
     prefix: &str,
@@ -320,6 +349,7 @@ fn build_group(
     } else {
         apache_gid
     });
+    let enter_home = d.spec.home.is_some() || (d.user.is_some() && account.uid != apache_uid);
     let home = d.spec.home.clone().unwrap_or_else(|| {
         if d.user.is_some() && account.uid != apache_uid {
             // Accounts like nobody have a home that does not exist; run from / then.
@@ -395,8 +425,10 @@ fn build_group(
         supplementary_gids: d.supplementary_gids.clone(),
         user_name: account.name,
         home,
+        enter_home,
         socket_timeout,
         preloads: preloads_for(configs, &d.spec.name),
+        virtual_host,
         python,
     })
 }
@@ -794,7 +826,8 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
 /// # Safety
 /// `pconf` and `s` must be the live configuration pool and main server of this pass.
 pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Result<(), String> {
-    let configs = servers(s);
+    let scopes = servers(s);
+    let configs: Vec<&ServerConfig> = scopes.iter().map(|scope| scope.config).collect();
     let Some(main) = configs.first().copied() else {
         return Ok(());
     };
@@ -804,15 +837,18 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let handover = take_handover(process_pool);
     let prefix = socket_prefix(pconf, main);
     let mut groups = Vec::new();
-    for d in configs.iter().flat_map(|c| c.daemons.iter()) {
-        groups.push(Arc::new(build_group(
-            d,
-            main,
-            &configs,
-            &prefix,
-            s,
-            &mut previous,
-        )?));
+    for scope in &scopes {
+        for d in &scope.config.daemons {
+            groups.push(Arc::new(build_group(
+                d,
+                scope.virtual_host.clone(),
+                main,
+                &configs,
+                &prefix,
+                s,
+                &mut previous,
+            )?));
+        }
     }
     for (path, (fd, _)) in previous {
         daemon::close_listener(fd);

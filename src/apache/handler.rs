@@ -275,7 +275,19 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         None
     } else {
         match daemon::find_group(&process_group) {
-            Some(g) => Some(g),
+            Some(g) if g.serves(&req.configured_server_name()) => Some(g),
+            Some(g) => {
+                log_request(
+                    &req,
+                    Level::ERROR,
+                    &format!(
+                        "WSGI0042: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
+                        g.virtual_host.as_deref().unwrap_or_default(),
+                        req.configured_server_name()
+                    ),
+                );
+                return sys::HTTP_INTERNAL_SERVER_ERROR;
+            }
             None => {
                 log_request(
                     &req,

@@ -249,6 +249,16 @@ impl<'r> Request<'r> {
             .unwrap_or_default()
     }
 
+    /// The ServerName configured for the server (main or virtual host) that took the
+    /// request, whatever the request's Host header says.
+    pub fn configured_server_name(&self) -> String {
+        // SAFETY: r->server is live for 'r; server_hostname is a config pool string.
+        let name = unsafe { (*self.r().server).server_hostname };
+        self.field(name)
+            .map(|n| latin1(n.to_bytes()))
+            .unwrap_or_default()
+    }
+
     pub fn server_port(&self) -> u16 {
         // SAFETY: live for 'r.
         unsafe { sys::ap_get_server_port(self.raw) }

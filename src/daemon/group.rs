@@ -46,10 +46,16 @@ pub struct DaemonGroup {
     pub user_name: String,
     /// Working directory, also put first on sys.path.
     pub home: String,
+    /// Whether the process changes into `home`: not when `home` is only the directory
+    /// Apache was started from (a group without home= and user=), which the process
+    /// inherits anyway and which its user may not be allowed to enter.
+    pub enter_home: bool,
     /// socket-timeout, or Apache's `Timeout` when unset.
     pub socket_timeout: Duration,
     pub preloads: Vec<Preload>,
     pub python: PythonSettings,
+    /// ServerName of the virtual host that defined the group; None at server level.
+    pub virtual_host: Option<String>,
 }
 
 impl DaemonGroup {
@@ -67,6 +73,15 @@ impl DaemonGroup {
     pub fn socket_for(&self, lane: Option<usize>) -> &std::path::Path {
         lane.and_then(|l| self.lanes.get(l))
             .map_or(&self.socket_path, |l| &l.path)
+    }
+
+    /// Whether a request to a server (named by its configured ServerName, main server
+    /// or virtual host) may use this group: a group defined at server level serves
+    /// every server, one defined in a virtual host only servers of the same ServerName.
+    pub fn serves(&self, server_hostname: &str) -> bool {
+        self.virtual_host
+            .as_deref()
+            .is_none_or(|own| own == server_hostname)
     }
 
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {

@@ -228,8 +228,11 @@ fn become_daemon(
         unsafe { libc::umask(mask) };
     }
     drop_privileges(group)?;
-    std::env::set_current_dir(&group.home)
-        .map_err(|e| io::Error::new(e.kind(), format!("chdir to home '{}': {e}", group.home)))?;
+    if group.enter_home {
+        std::env::set_current_dir(&group.home).map_err(|e| {
+            io::Error::new(e.kind(), format!("chdir to home '{}': {e}", group.home))
+        })?;
+    }
     set_environment(group);
     Ok(())
 }

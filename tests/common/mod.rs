@@ -19,6 +19,15 @@ pub use http::{Response, get, request};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// How the test starts Apache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// `-DFOREGROUND`: the test's own child is the Apache parent.
+    Foreground,
+    /// `-k start`: the parent detaches (daemonizes), as init scripts start it.
+    Detached,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mpm {
     Prefork,
@@ -192,6 +201,8 @@ pub struct Apache {
     pub port: u16,
     pub scratch: Scratch,
     child: Option<Child>,
+    /// The parent of a server started with `-k start` (then `child` is None).
+    detached_pid: Option<u32>,
     allowed: Vec<String>,
     checked: bool,
 }
@@ -228,38 +239,92 @@ impl Apache {
     }
 
     pub fn start_in(mpm: Mpm, scratch: Scratch, body: &str) -> Apache {
+        Self::launch(mpm, scratch, body, Launch::Foreground)
+    }
+
+    /// Starts Apache as `apache2 -k start` does in production: the parent detaches and
+    /// is found through its PidFile.
+    pub fn start_detached(mpm: Mpm, body: &str, files: &[(&str, &str)]) -> Apache {
+        let scratch = Scratch::new(&format!("{mpm:?}-detached").to_lowercase());
+        for (rel, content) in files {
+            scratch.write(rel, content);
+        }
+        Self::launch(mpm, scratch, body, Launch::Detached)
+    }
+
+    fn launch(mpm: Mpm, scratch: Scratch, body: &str, launch: Launch) -> Apache {
         let bin = apache_bin();
         let port = free_port();
         let conf = scratch.dir.join("httpd.conf");
         fs::write(&conf, config_text(mpm, &scratch, port, body)).unwrap();
-        let child = Command::new(&bin)
-            .args(["-f", conf.to_str().unwrap(), "-DFOREGROUND"])
+        let mode: &[&str] = match launch {
+            Launch::Foreground => &["-DFOREGROUND"],
+            Launch::Detached => &["-k", "start"],
+        };
+        let mut command = Command::new(&bin);
+        command
+            .args(["-f", conf.to_str().unwrap()])
+            .args(mode)
             .env_clear()
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             )
+            // Where the checkout lives must not matter (a clone under a mode-700 home):
+            // Apache starts from a directory its children can read.
+            .current_dir(&scratch.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             // Apache signals its whole process group on shutdown; keep the test out of it.
-            .process_group(0)
+            .process_group(0);
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let mut detached_pid = None;
+        if launch == Launch::Detached {
+            let status = child.wait().unwrap();
+            let log = fs::read_to_string(scratch.dir.join("error.log")).unwrap_or_default();
+            assert!(
+                status.success(),
+                "apache2 -k start failed ({status}):\n{log}"
+            );
+            let pid_file = scratch.dir.join("httpd.pid");
+            wait_for_file(&pid_file, "apache2 -k start");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let pid = loop {
+                if let Ok(pid) = fs::read_to_string(&pid_file)
+                    .unwrap_or_default()
+                    .trim()
+                    .parse()
+                {
+                    break pid;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no pid in {}",
+                    pid_file.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            detached_pid = Some(pid);
+        }
         let mut apache = Apache {
             port,
             scratch,
-            child: Some(child),
+            child: (launch == Launch::Foreground).then_some(child),
+            detached_pid,
             allowed: Vec::new(),
             checked: false,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = apache.child.as_mut().unwrap().try_wait().unwrap() {
+            if !apache.parent_alive() {
                 apache.child = None;
+                apache.detached_pid = None;
                 apache.checked = true;
                 panic!(
-                    "apache2 exited at start ({status}); error log:\n{}",
+                    "apache2 exited at start; error log:\n{}",
                     apache.error_log()
                 );
             }
@@ -271,6 +336,22 @@ impl Apache {
             std::thread::sleep(Duration::from_millis(50));
         }
         apache
+    }
+
+    /// The Apache parent's pid.
+    pub fn parent_pid(&self) -> u32 {
+        match (&self.child, self.detached_pid) {
+            (Some(child), _) => child.id(),
+            (None, Some(pid)) => pid,
+            (None, None) => panic!("apache is not running"),
+        }
+    }
+
+    fn parent_alive(&mut self) -> bool {
+        if let Some(child) = self.child.as_mut() {
+            return child.try_wait().unwrap().is_none();
+        }
+        self.detached_pid.is_some_and(pid_running)
     }
 
     /// Declares an error-log line (by substring) that this test expects.
@@ -322,12 +403,7 @@ impl Apache {
 
     /// Sends a signal (as `kill` spells it, e.g. "-USR1") to the Apache parent.
     pub fn signal(&self, signal: &str) {
-        let pid = self
-            .child
-            .as_ref()
-            .expect("apache is running")
-            .id()
-            .to_string();
+        let pid = self.parent_pid().to_string();
         let status = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(status.success(), "kill {signal} {pid}");
     }
@@ -335,6 +411,21 @@ impl Apache {
     /// Stops Apache (SIGTERM, then waits) and checks the error log.
     pub fn stop(&mut self) {
         let stop_began = self.error_log().len();
+        if let Some(pid) = self.detached_pid.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while pid_running(pid) {
+                if Instant::now() > deadline {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -387,6 +478,17 @@ impl Drop for Apache {
             let _ = fs::remove_dir_all(&self.scratch.dir);
         }
     }
+}
+
+/// Whether a process exists and has not exited (a zombie nobody reaped counts as gone).
+pub fn pid_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
 }
 
 /// Waits up to 5 s for `path` to exist (a marker an application writes); fails with `what`.
