@@ -12,7 +12,7 @@ use crate::daemon::keepalive::IdleConnections;
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
-use mod_wsgi_store::SharedWords;
+use mod_wsgi_store::{GroupHealth, SharedWords};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
@@ -52,6 +52,8 @@ struct Slot {
     /// Index of the pair in its group (both partners share it): with session affinity,
     /// the lane socket the process serves.
     lane: usize,
+    /// Index of this slot in its group (`2 * lane` and `2 * lane + 1`), for its health word.
+    index: usize,
 }
 
 /// The generation's recycling bell (`daemon::spawn_bell`), supervised as an other child:
@@ -69,6 +71,8 @@ struct Generation {
     groups: Vec<Arc<DaemonGroup>>,
     process_pool: *mut sys::apr_pool_t,
     flags: SharedFlags,
+    /// The groups' health words (`GroupHealth`), read by the Apache children.
+    health: SharedFlags,
 }
 
 /// Anonymous shared memory made before the daemons are forked: one flag word per slot
@@ -325,9 +329,15 @@ fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
     out
 }
 
+/// Where a group belongs: the virtual host that defined it, and its health words.
+struct GroupPlace {
+    virtual_host: Option<String>,
+    health: GroupHealth,
+}
+
 fn build_group(
     d: &DaemonDefinition,
-    virtual_host: Option<String>,
+    place: GroupPlace,
     main: &ServerConfig,
     configs: &[&ServerConfig],
     prefix: &str,
@@ -428,7 +438,8 @@ fn build_group(
         enter_home,
         socket_timeout,
         preloads: preloads_for(configs, &d.spec.name),
-        virtual_host,
+        virtual_host: place.virtual_host,
+        health: place.health,
         python,
     })
 }
@@ -486,6 +497,8 @@ fn spawn_slot(slot: *mut Slot, delay: Duration, predecessor: Option<i32>) {
         replace_flag: slot.flag,
         predecessor,
         lane: slot.lane,
+        slot: slot.index,
+        failed_starts: slot.crashes,
     };
     match daemon::spawn(&slot.group, delay, &child_setup(s), lineage) {
         Ok(pid) => {
@@ -530,6 +543,9 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 let pid = slot.proc_.pid;
                 let lived = slot.started.elapsed();
                 slot.proc_.pid = 0;
+                let was_serving = slot.group.health.clear_slot(slot.index, pid as u32);
+                let held = status == daemon::INIT_FAILURE_STATUS;
+                let file_changed = status == daemon::RETRY_NOW_STATUS;
                 // SAFETY: unregistering this slot's own registration; the re-entrant
                 // UNREGISTER callback finds pid 0 and does nothing.
                 unsafe { sys::apr_proc_other_child_unregister(data) };
@@ -551,13 +567,13 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     }
                 );
                 // Status 0 is a process that chose to exit (recycling) and logged why.
-                if stopping || status == 0 {
+                if stopping || status == 0 || status == daemon::RETRY_NOW_STATUS {
                     tracing::info!("{message}");
                 } else {
                     tracing::error!("{message}");
                 }
                 if !stopping && status != 0 {
-                    let reason = if status == daemon::INIT_FAILURE_STATUS {
+                    let reason = if held || file_changed {
                         "init-failure"
                     } else {
                         "crash"
@@ -578,12 +594,21 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     .retiring
                     .then_some(partner.proc_.pid)
                     .or(slot.handover.filter(|&pid| is_live_child(pid)));
-                slot.crashes = if status != 0 && lived < Duration::from_secs(10) {
-                    slot.crashes + 1
-                } else {
-                    0
-                };
+                // A process that could not load its application has already waited
+                // (watching the files its traceback names) before exiting: it is
+                // restarted at once, and waits longer the next time. One that saw such a
+                // file change starts over from the shortest wait.
+                if !was_serving && !held && !file_changed && status != 0 {
+                    slot.group.health.mark_start_failed(pid as u32);
+                }
+                slot.crashes =
+                    if held || (status != 0 && !file_changed && lived < Duration::from_secs(10)) {
+                        slot.crashes + 1
+                    } else {
+                        0
+                    };
                 let delay = match slot.crashes {
+                    _ if held => Duration::ZERO,
                     0 | 1 => Duration::ZERO,
                     n => Duration::from_secs((1u64 << (n - 2).min(5)).min(30)),
                 };
@@ -814,8 +839,12 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         // The flags' only readers in the parent are the slots' and the bell's other-child
         // callbacks, whose registrations were made after this cleanup and so were removed
         // before it ran. Daemons (and a killed bell) keep their own inherited mapping.
-        if let Some(words) = generation.flags.words.take() {
-            words.unmap();
+        // The same holds for the health words: in the parent only start and the
+        // other-child callbacks touch them.
+        for shared in [&mut generation.flags, &mut generation.health] {
+            if let Some(words) = shared.words.take() {
+                words.unmap();
+            }
         }
     });
     sys::APR_SUCCESS as sys::apr_status_t
@@ -836,19 +865,35 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let mut previous = previous_sockets(process_pool);
     let handover = take_handover(process_pool);
     let prefix = socket_prefix(pconf, main);
+    let definitions: Vec<(&DaemonDefinition, &Option<String>)> = scopes
+        .iter()
+        .flat_map(|scope| {
+            scope
+                .config
+                .daemons
+                .iter()
+                .map(|d| (d, &scope.virtual_host))
+        })
+        .collect();
+    let health_words = |d: &DaemonDefinition| GroupHealth::words_for(2 * d.spec.processes as usize);
+    let health = SharedFlags::new(definitions.iter().map(|(d, _)| health_words(d)).sum())?;
     let mut groups = Vec::new();
-    for scope in &scopes {
-        for d in &scope.config.daemons {
-            groups.push(Arc::new(build_group(
-                d,
-                scope.virtual_host.clone(),
-                main,
-                &configs,
-                &prefix,
-                s,
-                &mut previous,
-            )?));
-        }
+    let mut health_offset = 0;
+    for (d, virtual_host) in definitions {
+        let words = &health.flags[health_offset..health_offset + health_words(d)];
+        health_offset += health_words(d);
+        groups.push(Arc::new(build_group(
+            d,
+            GroupPlace {
+                virtual_host: virtual_host.clone(),
+                health: GroupHealth::new(words),
+            },
+            main,
+            &configs,
+            &prefix,
+            s,
+            &mut previous,
+        )?));
     }
     for (path, (fd, _)) in previous {
         daemon::close_listener(fd);
@@ -879,7 +924,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for g in &groups {
         for index in 0..g.spec.processes as usize {
             let flag = &flags.flags[first_slots.len()];
-            let new_slot = |handover| Slot {
+            let new_slot = |handover, which: usize| Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
                 proc_: unsafe { std::mem::zeroed() },
                 group: g.clone(),
@@ -891,13 +936,17 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 retiring: false,
                 handover,
                 lane: index,
+                index: 2 * index + which,
             };
+            if let Some(pid) = handover_for(&g.spec.name, index) {
+                g.health.mark_handed_over(2 * index, pid as u32);
+            }
             // SAFETY: pconf is live; the slots are dropped when pconf is cleared, after
             // the APR other-child cleanups registered later have run.
             let (a, b) = unsafe {
                 (
-                    super::pool::into_pool(pconf, new_slot(handover_for(&g.spec.name, index))),
-                    super::pool::into_pool(pconf, new_slot(None)),
+                    super::pool::into_pool(pconf, new_slot(handover_for(&g.spec.name, index), 0)),
+                    super::pool::into_pool(pconf, new_slot(None, 1)),
                 )
             };
             // SAFETY: both were just stored in pconf and are only used by this thread.
@@ -932,6 +981,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 groups,
                 process_pool,
                 flags,
+                health,
             },
         )
     };

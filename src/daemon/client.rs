@@ -8,6 +8,7 @@
 use super::group::DaemonGroup;
 use super::socket::{Polled, apply_buffer_option, poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
+use mod_wsgi_store::Availability;
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead, RunEnd};
 use std::collections::VecDeque;
 use std::io;
@@ -26,6 +27,30 @@ const READ_CHUNK: usize = 64 * 1024;
 /// when its socket stays quiet: the input filters' own deadlines (mod_reqtimeout's body
 /// timeout and minimum rate) are checked on every read, not in the relay's poll.
 const CLIENT_CHECK: Duration = Duration::from_secs(1);
+/// While waiting for a daemon's answer, the relay looks this often whether the group
+/// still has a process that can give one (see `refusal`).
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+
+/// The answer for a request to a group that has no process serving because its last
+/// start failed; None while a process serves or the first ones are starting.
+fn refusal(group: &DaemonGroup) -> Option<ProxyOutcome> {
+    let name = &group.spec.name;
+    match group.health.availability(super::process::process_exists) {
+        Availability::Serving | Availability::Starting => None,
+        Availability::ApplicationFailed { pid } => Some(ProxyOutcome::Failed {
+            status: 500,
+            message: format!(
+                "daemon process group '{name}' has no process serving: process {pid} failed to load the application (its traceback is in the error log); it is tried again in the background and as soon as a file of the traceback changes"
+            ),
+        }),
+        Availability::StartFailed { pid } => Some(ProxyOutcome::Failed {
+            status: 503,
+            message: format!(
+                "daemon process group '{name}' has no process serving: process {pid} could not start (see the error log); it is tried again in the background"
+            ),
+        }),
+    }
+}
 
 /// Buffers kept across requests (allocating and faulting in fresh ones per request
 /// showed up in profiles), shared by the process's threads so that only as many exist
@@ -207,6 +232,9 @@ fn attempt_all(t: &mut Transfer<'_>) -> ProxyOutcome {
     let max_attempts = 2 * group.spec.processes as usize + 2;
     let mut attempts = 0;
     loop {
+        if let Some(refused) = refusal(group) {
+            return refused;
+        }
         let kept = group.idle.take(t.lane);
         let reused = kept.is_some();
         let stream = match kept.map_or_else(|| connect(group, t.lane, deadline), Ok) {
@@ -332,7 +360,8 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
     // The socket stays blocking with a read timeout: when there is nothing left to send,
     // the read itself waits for the daemon (no poll first); every other read and every
     // write is non-blocking (MSG_DONTWAIT).
-    if !reused && let Err(e) = stream.set_read_timeout(Some(t.group.socket_timeout)) {
+    let read_timeout = t.group.socket_timeout.min(HEALTH_CHECK);
+    if !reused && let Err(e) = stream.set_read_timeout(Some(read_timeout)) {
         return Exchange::Done(ProxyOutcome::Failed {
             status: 503,
             message: format!("cannot use daemon socket: {e}"),
@@ -356,6 +385,8 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         out_pos: 0,
         peer_reading: true,
         client_deadline: None,
+        heard: false,
+        waiting_since: None,
     };
     let end = relay.run(&stream, &mut decoder, &mut response, reused);
     t.buffers.received = decoder.into_buffer();
@@ -378,6 +409,11 @@ struct Relay<'a> {
     /// When the wait for more of the client's body, which its socket has not ended,
     /// runs out (Apache's Timeout after it began).
     client_deadline: Option<Instant>,
+    /// Whether the daemon has sent anything on this exchange.
+    heard: bool,
+    /// Since when a blocking read has waited for the daemon without news (the read
+    /// timeout is a slice of socket-timeout, see `HEALTH_CHECK`).
+    waiting_since: Option<Instant>,
 }
 
 impl Relay<'_> {
@@ -481,13 +517,30 @@ impl Relay<'_> {
                 match read {
                     Ok(0) => return daemon_closed(name, response.head_sent),
                     Err(e) if wait && e.kind() == io::ErrorKind::WouldBlock => {
+                        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+                        // Nothing came yet: the process that took the request, or the
+                        // one it waits in the backlog for, may have failed to start.
+                        if !self.heard
+                            && let Some(refused) = refusal(group)
+                        {
+                            return Exchange::Done(refused);
+                        }
+                        // `since` is the end of the first slice: a further slice
+                        // still fits in socket-timeout?
+                        let slice = HEALTH_CHECK.min(group.socket_timeout);
+                        if since.elapsed() + 2 * slice <= group.socket_timeout {
+                            continue;
+                        }
                         return timed_out();
                     }
                     // A daemon killed with bytes it never read resets the connection.
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                         return daemon_closed(name, response.head_sent);
                     }
-                    Ok(_) => {}
+                    Ok(_) => {
+                        self.heard = true;
+                        self.waiting_since = None;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {

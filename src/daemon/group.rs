@@ -56,6 +56,8 @@ pub struct DaemonGroup {
     pub python: PythonSettings,
     /// ServerName of the virtual host that defined the group; None at server level.
     pub virtual_host: Option<String>,
+    /// Which processes serve and why the last start failed, shared by the generation.
+    pub health: mod_wsgi_store::GroupHealth,
 }
 
 impl DaemonGroup {

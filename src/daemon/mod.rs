@@ -22,5 +22,5 @@ pub use group::{DaemonGroup, Lane, find_group, set_groups};
 pub use process::{
     ChildSetup, Lineage, close_group_listeners, is_live_child_of, spawn, spawn_bell, stat_fields,
 };
-pub use server::INIT_FAILURE_STATUS;
+pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

@@ -27,8 +27,13 @@ pub struct Lineage {
     pub replace_flag: &'static AtomicU64,
     /// The process this one replaces: told to drain (SIGUSR1) once this one is ready.
     pub predecessor: Option<i32>,
-    /// The process's slot in its group: with session affinity, the lane it serves.
+    /// The process's slot pair in its group: with session affinity, the lane it serves.
     pub lane: usize,
+    /// The process's own slot in its group (two per pair): where it says it serves.
+    pub slot: usize,
+    /// How many starts of this slot failed in a row: a process that cannot load its
+    /// application waits longer before it tries again.
+    pub failed_starts: u32,
 }
 
 /// Forks a daemon of `group`; in the parent returns the child's pid. The child waits
@@ -254,6 +259,16 @@ pub fn retire(predecessor: i32) {
     }
     // SAFETY: signalling a sibling process checked just above.
     unsafe { libc::kill(predecessor, libc::SIGUSR1) };
+}
+
+/// Whether process `pid` exists (whoever owns it: a daemon may run as another user).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name ("self" for this process):

@@ -9,37 +9,55 @@ use super::group::DaemonGroup;
 use super::process::Lineage;
 use super::worker::{Shared, StopKind};
 use crate::python;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The exit status of a daemon process that could not initialise (Python or its
-/// preloads): the parent counts it as an initialisation failure, not a crash.
+/// preloads) and waited out its retry delay: the parent counts it as an initialisation
+/// failure, not a crash, and starts the next one at once.
 pub const INIT_FAILURE_STATUS: i32 = 3;
+/// The exit status of such a process that saw a file of its traceback change while it
+/// waited: the parent starts the next one at once, with the shortest delay again.
+pub const RETRY_NOW_STATUS: i32 = 4;
+/// How often a failed process looks at the files it watches.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Serves until told to stop; returns the process exit code.
 pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let name = group.spec.name.clone();
+    let pid = std::process::id();
     if let Err(e) = python::initialize(group.python.clone()) {
         tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
-        return INIT_FAILURE_STATUS;
+        group.health.mark_start_failed(pid);
+        return hold_after_failure(&lineage, &[]);
     }
     crate::shared::metrics::claim_process(&name, u64::from(group.spec.threads));
-    if !preload(&group) {
-        // A process is ready only once its preloads ran: exiting lets the parent retry it
-        // with the crash-loop backoff, so no request meets a half-initialised application.
-        // Meanwhile a process it would replace serves on; without one, requests wait in
-        // the group's backlog (queue-timeout bounds that wait).
+    if let Err(failures) = preload(&group) {
+        // A process is ready only once its preloads ran, so no request meets a
+        // half-initialised application. A process it would replace serves on meanwhile;
+        // without one, the Apache children answer 500 at once instead of queueing.
+        let delay = retry_delay(lineage.failed_starts);
         tracing::error!(
-            "WSGI0113: daemon process {} of group '{name}' failed its preloads; {}",
-            std::process::id(),
+            "WSGI0113: daemon process {pid} of group '{name}' failed its preloads; {}; it tries again in {} s, or as soon as a file of the traceback changes",
             if lineage.predecessor.is_some() {
-                "the running process keeps serving while it is retried"
+                "the running process keeps serving"
             } else {
-                "it exits and is retried with backoff instead of serving a broken application"
-            }
+                "requests are answered 500 until a process loads the application"
+            },
+            delay.as_secs()
         );
-        return INIT_FAILURE_STATUS;
+        group.health.mark_application_failed(pid);
+        let mut watched: Vec<PathBuf> = group.preloads.iter().map(|p| p.script.clone()).collect();
+        for failure in &failures {
+            watched.extend(
+                mod_wsgi_config::files_named_in_traceback(failure)
+                    .into_iter()
+                    .map(PathBuf::from),
+            );
+        }
+        return hold_after_failure(&lineage, &watched);
     }
     let acceptor = Acceptor::new(
         super::socket::listener_from_fd(group.serving_fd(lineage.lane)),
@@ -53,6 +71,12 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         }
     };
     let shared = Shared::new(group.clone(), acceptor, lineage.replace_flag);
+    let weak = Arc::downgrade(&shared);
+    python::set_recycle(move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.recycle("mod_wsgi.recycle()");
+        }
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -82,9 +106,9 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         0 => String::new(),
         n => format!(", recycled after {n} requests"),
     };
+    group.health.mark_ready(lineage.slot, pid);
     tracing::info!(
-        "WSGI0100: daemon process {} of group '{name}' serving ({} threads{recycling})",
-        std::process::id(),
+        "WSGI0100: daemon process {pid} of group '{name}' serving ({} threads{recycling})",
         group.spec.threads
     );
     if let Some(predecessor) = lineage.predecessor {
@@ -114,9 +138,39 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     0
 }
 
-/// Runs the preloads; false if any failed (each failure is logged).
-fn preload(group: &DaemonGroup) -> bool {
-    let mut all_loaded = true;
+/// How long a process that failed to initialise waits before the next try: 1 s after
+/// the first failure, doubling up to 30 s.
+fn retry_delay(failed_starts: u32) -> Duration {
+    Duration::from_secs((1u64 << failed_starts.min(5)).min(30))
+}
+
+/// Waits out the retry delay of a process that failed to initialise, returning early
+/// when one of `watched` changes (the fix is tried at once); returns the exit status.
+fn hold_after_failure(lineage: &Lineage, watched: &[PathBuf]) -> i32 {
+    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let before: Vec<_> = watched.iter().map(modified).collect();
+    let until = Instant::now() + retry_delay(lineage.failed_starts);
+    while Instant::now() < until {
+        std::thread::sleep(WATCH_INTERVAL);
+        if let Some(changed) = watched
+            .iter()
+            .zip(&before)
+            .find(|&(path, was)| modified(path) != *was)
+        {
+            tracing::info!(
+                "WSGI0115: daemon process {}: '{}' changed; trying again now",
+                std::process::id(),
+                changed.0.display()
+            );
+            return RETRY_NOW_STATUS;
+        }
+    }
+    INIT_FAILURE_STATUS
+}
+
+/// Runs the preloads; the failures (each also logged) if any failed.
+fn preload(group: &DaemonGroup) -> Result<(), Vec<String>> {
+    let mut failures = Vec::new();
     for p in &group.preloads {
         let mtime = std::fs::metadata(&p.script)
             .and_then(|m| m.modified())
@@ -136,9 +190,13 @@ fn preload(group: &DaemonGroup) -> bool {
             p.script.display(),
             group.spec.name
         );
-        all_loaded = false;
+        failures.push(failure);
     }
-    all_loaded
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
 }
 
 /// Turns signals into stops. Needs the runtime's context; the watching tasks run once

@@ -101,6 +101,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     })?;
     super::shared::install(&ns)?;
     super::events::install(&ns)?;
+    super::recycle::install(&ns)?;
     let builtins = py.import("builtins")?;
     ns.set_item("__builtins__", &builtins)?;
     builtins.getattr("exec")?.call1((shim_code(py)?, &ns))?;

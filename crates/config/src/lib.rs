@@ -13,6 +13,7 @@ mod merge;
 mod net;
 mod options;
 mod store;
+mod traceback;
 mod values;
 
 pub use alias::{AliasOptions, prefix_match_len};
@@ -23,6 +24,7 @@ pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
 pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreBackend};
+pub use traceback::files_named_in_traceback;
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,
 };

@@ -6,11 +6,13 @@
 //! `shm` is the mapping and the lock (the crate's only unsafe code).
 #![deny(unsafe_code)]
 
+mod health;
 #[allow(unsafe_code)]
 mod shm;
 mod table;
 mod value;
 
+pub use health::{Availability, GroupHealth};
 pub use shm::{Guard, Opened, SharedStore, SharedWords, StoreError, now_ms};
 pub use table::{MAX_KEY, MIN_SIZE, Repair, Stats, Table, TableError};
 pub use value::{KeyKind, Value, ValueRef};
