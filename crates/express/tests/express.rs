@@ -93,6 +93,10 @@ struct Server {
 
 impl Server {
     fn start(scratch: &Scratch, extra: &[&str]) -> Server {
+        Self::start_with_stderr(scratch, extra, Stdio::inherit())
+    }
+
+    fn start_with_stderr(scratch: &Scratch, extra: &[&str], stderr: Stdio) -> Server {
         let port = free_port();
         let root = scratch.0.join("server-root");
         let port_text = port.to_string();
@@ -108,7 +112,7 @@ impl Server {
         args.extend_from_slice(extra);
         let child = express(&args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut server = Server {
@@ -363,6 +367,120 @@ fn reload_on_changes_picks_up_an_edited_module() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(server.error_log().contains("greeting.py changed"));
+    server.stop();
+}
+
+#[test]
+fn reload_on_changes_keeps_the_old_code_serving_through_a_typo() {
+    let scratch = Scratch::new("reload-typo");
+    let module = scratch.write("app/greeting.py", "TEXT = 'first'\n");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\nimport greeting\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [greeting.TEXT.encode()]\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--reload-on-changes",
+            "--reload-interval",
+            "0.2",
+        ],
+    );
+    assert_eq!(server.get("/"), (200, "first".to_owned()));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&module, "TEXT = = 'broken'\n").unwrap();
+    // The replacement fails to load the module; the old code answers meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.error_log().contains("WSGI0113") {
+        assert_eq!(
+            server.get("/"),
+            (200, "first".to_owned()),
+            "{}",
+            server.error_log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no failed replacement:\n{}",
+            server.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            server.get("/"),
+            (200, "first".to_owned()),
+            "{}",
+            server.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Fixed: the new code serves within a couple of seconds, not after the backoff.
+    std::fs::write(&module, "TEXT = 'third'\n").unwrap();
+    let fixed = Instant::now();
+    loop {
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        if body == "third" {
+            break;
+        }
+        assert_eq!(body, "first");
+        assert!(
+            fixed.elapsed() < Duration::from_secs(3),
+            "the fix was not served within 3 s:\n{}",
+            server.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}
+
+#[test]
+fn a_broken_script_answers_500_at_once_and_the_terminal_shows_why() {
+    let scratch = Scratch::new("broken");
+    let script = scratch.write(
+        "app.wsgi",
+        "VERSION = = 3\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'fixed']\n",
+    );
+    let terminal = scratch.0.join("terminal.txt");
+    let mut server = Server::start_with_stderr(
+        &scratch,
+        &[script.to_str().unwrap(), "--log-to-terminal"],
+        Stdio::from(std::fs::File::create(&terminal).unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut shown = String::new();
+    while !shown.contains("WSGI0113") {
+        assert!(Instant::now() < deadline, "terminal:\n{shown}");
+        std::thread::sleep(Duration::from_millis(50));
+        shown = std::fs::read_to_string(&terminal).unwrap_or_default();
+    }
+    assert!(
+        shown.contains("app.wsgi\", line 1") && shown.contains("SyntaxError"),
+        "{shown}"
+    );
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _) = server.get("/");
+        assert_eq!(status, 500);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    scratch.write(
+        "app.wsgi",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'fixed']\n",
+    );
+    let fixed = Instant::now();
+    while server.get("/") != (200, "fixed".to_owned()) {
+        assert!(
+            fixed.elapsed() < Duration::from_secs(3),
+            "not fixed after 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server.stop();
 }
 
