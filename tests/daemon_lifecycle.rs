@@ -18,6 +18,8 @@ def application(environ, start_response):
     if path == "/stuck":
         for _ in range(300):
             time.sleep(0.1)
+    if path == "/stuck-in-c":
+        time.sleep(30)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 "#;
@@ -309,6 +311,45 @@ fn request_timeout_interrupts_only_the_stuck_request() {
         pid,
         "the process survived the interrupted request"
     );
+    apache.stop();
+}
+
+#[test]
+fn a_request_stuck_in_c_code_gets_a_replacement_without_a_gap() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=1 threads=4 request-timeout=1 graceful-timeout=4"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    for needle in ["WSGI0111", "WSGI0040", "WSGI0041"] {
+        apache.allow_log(needle);
+    }
+    let first = apache.get_ok("/");
+    let port = apache.port;
+    // time.sleep in C: the injected RequestTimeout cannot land until it returns.
+    let stuck = std::thread::spawn(move || common::get(port, "/stuck-in-c").status);
+    let started = Instant::now();
+    let mut pids = HashSet::new();
+    while started.elapsed() < Duration::from_secs(9) {
+        let sent = Instant::now();
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "a request waited {:?} at {:?}:\n{}",
+            sent.elapsed(),
+            started.elapsed(),
+            apache.error_log()
+        );
+        pids.insert(r.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        pids.len() >= 2 && pids.contains(&first),
+        "served by {pids:?}"
+    );
+    apache.wait_for_log("is due for recycling (request-timeout)");
+    assert_ne!(stuck.join().unwrap(), 200);
     apache.stop();
 }
 

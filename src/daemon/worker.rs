@@ -353,7 +353,7 @@ fn monitor(shared: &Shared) {
 }
 
 /// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one
-/// has not ended a further request-timeout (at least 5 s) later, the process restarts.
+/// has not ended a further request-timeout (at least 5 s) later, the process is replaced.
 fn enforce_request_timeout(shared: &Shared) {
     let limit = shared.group.spec.request_timeout;
     let grace = limit.max(Duration::from_secs(5));
@@ -380,7 +380,10 @@ fn enforce_request_timeout(shared: &Shared) {
         });
     }
     if stuck {
-        shared.request_stop("request-timeout", StopKind::Graceful);
+        // The replacement starts now and takes new requests as soon as it is ready; this
+        // process drains behind it (its stuck request gets graceful-timeout), so the group
+        // never goes without a process taking requests.
+        shared.recycle("request-timeout");
     }
 }
 
