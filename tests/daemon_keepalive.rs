@@ -205,3 +205,68 @@ fn a_killed_daemon_costs_no_request_on_kept_connections() {
     assert_ne!(apache.get_ok("/"), pid, "a new daemon process serves");
     apache.stop();
 }
+
+/// Requests already written on kept-alive connections when both daemons die, before
+/// either read them (the daemons are stopped, the requests sent, then the daemons
+/// killed): nothing of them ran, so each is sent again to the replacement processes and
+/// answered 200, and each runs once.
+#[test]
+fn requests_unread_when_their_daemons_die_are_sent_again() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=2 threads=4 display-name=%{GROUP}"),
+        &[("app/app.wsgi", APP)],
+    );
+    apache.allow_log("WSGI0122");
+    let mut results = logged_load(&apache, "warm-", 8, 10, 2);
+    let pids: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            // This server's daemons: other tests run servers with a group of this name.
+            let parent = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(") ")?
+                        .1
+                        .split(' ')
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            parent == Some(apache.parent_pid())
+                && std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "(wsgi:ka)")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let signal = |name: &str| {
+        for pid in &pids {
+            let status = std::process::Command::new("kill")
+                .args([name, pid])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    };
+    signal("-STOP");
+    let port = apache.port;
+    let in_flight: Vec<_> = (0..8)
+        .map(|i| {
+            let id = format!("unread-{i}");
+            std::thread::spawn(move || {
+                let status = common::get(port, &format!("/log?{id}")).status;
+                (id, status)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-KILL");
+    for t in in_flight {
+        let (id, status) = t.join().unwrap();
+        results.insert(id, status);
+    }
+    assert_ran_once(&apache, &results);
+    apache.stop();
+}

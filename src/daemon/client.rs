@@ -30,6 +30,12 @@ const CLIENT_CHECK: Duration = Duration::from_secs(1);
 /// While waiting for a daemon's answer, the relay looks this often whether the group
 /// still has a process that can give one (see `refusal`).
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
+/// A request sent whole in one write of at most this many bytes is taken whole by the
+/// daemon's first read of a head (which reads at least this much), so a kept-alive
+/// connection reset before any answer means the daemon never read it: the request has
+/// not run and is sent again on a new connection. (A unix stream socket closed with
+/// unread data resets its peer; one closed with nothing unread ends with EOF.)
+const UNREAD_IF_RESET: usize = 4 * 1024;
 
 /// The answer for a request to a group that has no process serving because its last
 /// start failed; None while a process serves or the first ones are starting.
@@ -377,6 +383,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         keep_alive: false,
         fds: VecDeque::new(),
     };
+    let resend_if_reset = reused && t.body_state.done && t.buffers.out.len() <= UNREAD_IF_RESET;
     let mut relay = Relay {
         group: t.group,
         body_state: &mut t.body_state,
@@ -387,6 +394,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         client_deadline: None,
         heard: false,
         waiting_since: None,
+        resend_if_reset,
     };
     let end = relay.run(&stream, &mut decoder, &mut response, reused);
     t.buffers.received = decoder.into_buffer();
@@ -414,6 +422,8 @@ struct Relay<'a> {
     /// Since when a blocking read has waited for the daemon without news (the read
     /// timeout is a slice of socket-timeout, see `HEALTH_CHECK`).
     waiting_since: Option<Instant>,
+    /// A reset before any answer proves the request unread (see `UNREAD_IF_RESET`).
+    resend_if_reset: bool,
 }
 
 impl Relay<'_> {
@@ -535,6 +545,12 @@ impl Relay<'_> {
                     }
                     // A daemon killed with bytes it never read resets the connection.
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        if self.resend_if_reset && !self.heard {
+                            tracing::debug!(
+                                "a kept-alive connection to daemon process group '{name}' was reset with the request unread; sending it again"
+                            );
+                            return Exchange::Stale;
+                        }
                         return daemon_closed(name, response.head_sent);
                     }
                     Ok(_) => {
