@@ -178,3 +178,42 @@ fn daemons_under_event() {
 fn daemons_under_prefork() {
     runs_in_daemons(Mpm::Prefork);
 }
+
+/// WSGIProcessGroup `%{SERVER}` (and `%{HOST}`) select the daemon group named after the
+/// virtual host's ServerName (the request's host name), with the port when it is not
+/// 80/443, as in mod_wsgi.
+#[test]
+fn process_group_can_be_named_after_the_server_or_host() {
+    let conf = "WSGIDaemonProcess 127.0.0.1 threads=1\n\
+                WSGIDaemonProcess app.example threads=1\n\
+                WSGIScriptAlias /server {root}/app/app.wsgi process-group=%{SERVER}\n\
+                WSGIScriptAlias /host {root}/app/app.wsgi process-group=%{HOST}\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
+    let group_for = |path: &str, host: &str| {
+        let mut conn = common::http::Connection::open(apache.port);
+        conn.send(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let r = conn.read_response("GET");
+        (
+            r.status,
+            words(&r.text()).get(2).cloned().unwrap_or_default(),
+        )
+    };
+    assert_eq!(
+        group_for("/server", "app.example"),
+        (200, "127.0.0.1".to_owned())
+    );
+    assert_eq!(
+        group_for("/host", "app.example"),
+        (200, "app.example".to_owned())
+    );
+    // With the port the client connected to, the name carries it: no such group here.
+    let port = apache.port;
+    assert_eq!(group_for("/server", &format!("127.0.0.1:{port}")).0, 500);
+    apache.wait_for_log(&format!(
+        "WSGI0038: no WSGI daemon process called '127.0.0.1:{port}'"
+    ));
+    apache.allow_log("WSGI0038");
+    apache.stop();
+}

@@ -210,6 +210,75 @@ fn error_override_serves_apaches_error_document() {
     apache.stop();
 }
 
+/// `/forge` writes, on its own connection to the Apache child, a response head with
+/// `Transfer-Encoding: chunked` and hand-made chunks, as an application that bypasses
+/// start_response could; any other path answers normally.
+const FORGING_APP: &str = r#"
+import os, socket, stat, struct
+
+def frame(kind, payload):
+    return bytes([kind]) + struct.pack(">I", len(payload)) + payload
+
+def text(s):
+    b = s.encode()
+    return struct.pack(">I", len(b)) + b
+
+def connection_to_child():
+    # The one accepted unix stream socket whose local name is a listener's (threads=1:
+    # no other connection is open).
+    listeners, accepted = [], []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        with s:
+            if s.family != socket.AF_UNIX or s.type != socket.SOCK_STREAM:
+                continue
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                listeners.append(s.getsockname())
+            else:
+                accepted.append((fd, s.getsockname()))
+    found = [fd for fd, local in accepted if local in listeners]
+    assert len(found) == 1, (listeners, accepted)
+    return found[0]
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/forge":
+        headers = [("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked")]
+        head = struct.pack(">H", 200) + text("200 OK") + struct.pack(">I", len(headers))
+        head += b"".join(text(n) + text(v) for n, v in headers)
+        chunks = b"6\r\nforged\r\n0\r\n\r\n"
+        os.write(connection_to_child(), frame(0x11, head) + frame(0x12, chunks) + frame(0x13, b""))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"from the application"]
+"#;
+
+#[test]
+fn the_child_refuses_a_forged_head_with_a_hop_by_hop_header() {
+    let body = "WSGIDaemonProcess forge processes=1 threads=1\n\
+        WSGIScriptAlias / {root}/app/app.wsgi process-group=forge\n";
+    let mut apache = Apache::start(Mpm::Event, body, &[("app/app.wsgi", FORGING_APP)]);
+    let forged = apache.get("/forge");
+    assert_eq!(
+        forged.status,
+        502,
+        "a daemon's head carrying Transfer-Encoding must not reach the client: {:?} {:?}\n{}",
+        forged.headers,
+        forged.text(),
+        apache.error_log()
+    );
+    apache.wait_for_log(
+        "WSGI0040: daemon process group 'forge' sent a response head it must not send: header \"Transfer-Encoding\" refused",
+    );
+    assert_eq!(apache.get_ok("/fine"), "from the application");
+    apache.allow_log("WSGI0040");
+    apache.stop();
+}
+
 #[test]
 fn queue_timeout_answers_503_without_running_the_app() {
     let body = "WSGIDaemonProcess q processes=1 threads=1 queue-timeout=1\n\

@@ -134,3 +134,87 @@ fn thread_state_persists_between_requests() {
     }
     apache.stop();
 }
+
+/// Appends "pid group" to loads.txt beside it each time an interpreter imports it, and
+/// answers its group, how many interpreters the process has and its pid.
+const COUNTING_APP: &str = r#"
+import os, mod_wsgi
+import _xxsubinterpreters as interpreters
+with open(os.path.join(os.path.dirname(__file__), "loads.txt"), "a") as f:
+    f.write("%d %s\n" % (os.getpid(), mod_wsgi.application_group))
+def application(environ, start_response):
+    body = "%s\t%d\t%d" % (environ["mod_wsgi.application_group"], len(interpreters.list_all()),
+                           os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+/// GETs `path` with `Host: host`; returns (group, interpreters in the process, pid).
+fn group_seen_with_host(apache: &Apache, path: &str, host: &str) -> (String, usize, String) {
+    let mut conn = common::http::Connection::open(apache.port);
+    conn.send(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let r = conn.read_response("GET");
+    assert_eq!(r.status, 200, "Host: {host}: {}", r.text());
+    let f: Vec<String> = r.text().split('\t').map(str::to_owned).collect();
+    (f[0].clone(), f[1].parse().unwrap(), f[2].clone())
+}
+
+/// `%{RESOURCE}` (the default) names the interpreter after the virtual host's ServerName,
+/// not the client's Host header, as mod_wsgi does: host names a client makes up, and
+/// ports the server does not listen on, create no interpreter.
+#[test]
+fn invented_host_headers_create_no_interpreters() {
+    let conf = "ServerLimit 1\nMaxRequestWorkers 8\n\
+                WSGIScriptAlias /env {root}/app/count.wsgi\n\
+                WSGIScriptAlias /host-group {root}/app/count.wsgi application-group=%{HOST}\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/count.wsgi", COUNTING_APP)]);
+    let port = apache.port;
+
+    // Without a port in Host, Apache reports the default port (ServerName has none), so
+    // mod_wsgi's name has no port either.
+    let (group, interpreters, pid) = group_seen_with_host(&apache, "/env", "example.com");
+    assert_eq!(group, "127.0.0.1|/env");
+    let mut hosts: Vec<String> = vec![
+        "[::1]:8080".into(),
+        "[::1]".into(),
+        "EXAMPLE.org".into(),
+        "example.com:8081".into(),
+        "localhost:1".into(),
+        "127.0.0.1:65535".into(),
+    ];
+    hosts.extend((0..194).map(|i| match i % 3 {
+        0 => format!("h{i}.example.com"),
+        1 => format!("h{i}.example.net:{}", 1000 + i),
+        _ => format!("10.0.{}.{}", i / 250, i % 250),
+    }));
+    assert_eq!(hosts.len(), 200);
+    for host in &hosts {
+        let seen = group_seen_with_host(&apache, "/env", host);
+        assert_eq!(
+            seen,
+            (group.clone(), interpreters, pid.clone()),
+            "Host: {host} must reach the same interpreter, and create none"
+        );
+    }
+
+    // Host with the port the client connected to: mod_wsgi's name carries it.
+    let with_port = format!("127.0.0.1:{port}|/env");
+    let (g, n, p) = group_seen_with_host(&apache, "/env", &format!("127.0.0.1:{port}"));
+    assert_eq!(
+        (g.as_str(), n, &p),
+        (with_port.as_str(), interpreters + 1, &pid)
+    );
+    let (g, n, _) = group_seen_with_host(&apache, "/env", &format!("other.example:{port}"));
+    assert_eq!((g.as_str(), n), (with_port.as_str(), interpreters + 1));
+
+    // %{HOST} is the request's host name, by definition (mod_wsgi's too).
+    let (g, _, _) = group_seen_with_host(&apache, "/host-group", "Alias.Example");
+    assert_eq!(g, "alias.example");
+
+    let loads = std::fs::read_to_string(apache.scratch.dir.join("app/loads.txt")).unwrap();
+    let expected = format!("{pid} 127.0.0.1|/env\n{pid} {with_port}\n{pid} alias.example\n");
+    assert_eq!(loads, expected, "one import per interpreter");
+    apache.stop();
+}

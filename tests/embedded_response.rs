@@ -1,6 +1,7 @@
-//! The response: start_response (exc_info, validation), write(), Content-Length
-//! truncation, streaming generators, close(), HEAD and wsgi.file_wrapper.
-//! Every test runs twice: in embedded mode and through a daemon process group.
+//! The response: start_response (exc_info, validation, hop-by-hop headers refused),
+//! write(), Content-Length truncation, streaming generators, close(), HEAD and
+//! wsgi.file_wrapper. Every test runs twice: in embedded mode and through a daemon
+//! process group.
 
 mod common;
 use common::http::Connection;
@@ -44,6 +45,18 @@ def application(environ, start_response):
     if path == "/bad-header-name":
         start_response("200 OK", [("Bad Name", "v")])
         return [b"x"]
+
+    if path == "/hop-by-hop":
+        # The header named in the query string; with Transfer-Encoding the body is
+        # hand-made chunks followed by a second response, which would be smuggled onto
+        # the kept-alive connection if the header went out.
+        name = environ["QUERY_STRING"]
+        if name.lower() == "transfer-encoding":
+            start_response("200 OK", [("Content-Type", "text/plain"), (name, "chunked")])
+            return [b"5\r\nfirst\r\n0\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"]
+        start_response("200 OK", [("Content-Type", "text/plain"), (name, "x")])
+        return [b"sent with " + name.encode()]
 
     if path == "/bad-status":
         start_response("OK", [])
@@ -199,6 +212,63 @@ fn invalid_status_and_headers_are_500(mode: Mode) {
         "the child keeps serving"
     );
     for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "Error:", "^^^"] {
+        apache.allow_log(allowed);
+    }
+    apache.stop();
+}
+
+/// PEP 3333 forbids applications to set hop-by-hop headers; each is refused (500, logged
+/// with its name; Apache closes the connection after a 500, so nothing the application
+/// wrote can follow on it), and the server goes on serving normal responses.
+fn hop_by_hop_headers_are_refused(mode: Mode) {
+    let mut apache = start(mode, "");
+    let names = [
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Trailers",
+        "Transfer-Encoding",
+        "Upgrade",
+        "transfer-encoding",
+        "CONNECTION",
+    ];
+    for name in names {
+        let r = apache.get(&format!("/r/hop-by-hop?{name}"));
+        assert_eq!(
+            r.status,
+            500,
+            "an application setting {name} must get a 500; got {} {:?} {:?}",
+            r.status,
+            r.headers,
+            r.text()
+        );
+        assert!(
+            !r.text().contains("first") && !r.text().contains("sent with"),
+            "{name}: the application's body went out: {:?}",
+            r.text()
+        );
+        apache.wait_for_log(&format!(
+            "WSGI0026: start_response() header \"{name}\" refused: applications must not set hop-by-hop headers (PEP 3333)"
+        ));
+        let next = apache.get("/r/write");
+        assert_eq!(
+            (next.status, next.text().as_str()),
+            (200, "from write, from iterable"),
+            "after refusing {name}, a normal response"
+        );
+    }
+    for allowed in [
+        "WSGI0026",
+        "WSGI0020",
+        "Traceback",
+        "  File ",
+        "    ",
+        "Error:",
+        "^^^",
+    ] {
         apache.allow_log(allowed);
     }
     apache.stop();
@@ -374,6 +444,7 @@ fn client_disconnect_stops_the_app_and_calls_close(mode: Mode) {
 in_both_modes!(
     start_response_exc_info_and_write,
     invalid_status_and_headers_are_500,
+    hop_by_hop_headers_are_refused,
     content_length_truncates_and_short_bodies_abort,
     generators_stream_before_the_app_finishes,
     a_burst_of_small_blocks_arrives_before_the_app_pauses,

@@ -266,12 +266,8 @@ fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGrou
     write_userdata(process_pool, SOCKETS_KEY, &text);
 }
 
-fn random_secret() -> [u8; 32] {
-    let mut secret = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut secret);
-    }
-    secret
+fn random_secret() -> Result<[u8; 32], String> {
+    mod_wsgi_wire::new_secret().map_err(|e| e.to_string())
 }
 
 fn apache_user() -> (u32, u32, String) {
@@ -429,7 +425,7 @@ fn build_group(
         listener_fd: fd,
         idle: IdleConnections::new(lanes.len()),
         lanes,
-        secret: kept_secret.unwrap_or_else(random_secret),
+        secret: kept_secret.map_or_else(random_secret, Ok)?,
         uid: account.uid,
         gid,
         supplementary_gids: d.supplementary_gids.clone(),

@@ -247,10 +247,21 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
 
     let mut environ = req.cgi_environment();
     let env = env_lookup(&req);
+    let script_name = environ.get("SCRIPT_NAME").unwrap_or_default().to_owned();
+    let server_name = req.server_hostname();
+    let host_name = req.hostname();
+    let facts = RequestFacts {
+        server_name: &server_name,
+        server_port: req.ports().group_port(),
+        host_name: host_name.as_deref(),
+        script_name: &script_name,
+        case_sensitive: true,
+        env: &env,
+    };
     let process_group = dir
         .process_group
         .as_ref()
-        .map_or_else(String::new, |g| g.expand(&env));
+        .map_or_else(String::new, |g| g.expand(&facts));
     if let Some(allowed) = &dir.restrict_process
         && !allowed.contains(&process_group)
     {
@@ -275,7 +286,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         None
     } else {
         match daemon::find_group(&process_group) {
-            Some(g) if g.serves(&req.configured_server_name()) => Some(g),
+            Some(g) if g.serves(&req.server_hostname()) => Some(g),
             Some(g) => {
                 log_request(
                     &req,
@@ -283,7 +294,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
                     &format!(
                         "WSGI0042: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
                         g.virtual_host.as_deref().unwrap_or_default(),
-                        req.configured_server_name()
+                        req.server_hostname()
                     ),
                 );
                 return sys::HTTP_INTERNAL_SERVER_ERROR;
@@ -299,17 +310,6 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
                 return sys::HTTP_INTERNAL_SERVER_ERROR;
             }
         }
-    };
-    let script_name = environ.get("SCRIPT_NAME").unwrap_or_default().to_owned();
-    let server_name = req.server_name();
-    let host_name = req.hostname();
-    let facts = RequestFacts {
-        server_name: &server_name,
-        server_port: req.server_port(),
-        host_name: host_name.as_deref(),
-        script_name: &script_name,
-        case_sensitive: true,
-        env: &env,
     };
     let application_group = dir
         .application_group

@@ -3,6 +3,7 @@
 
 use super::pool::copy_text;
 use super::sys;
+use mod_wsgi_config::RequestPorts;
 use mod_wsgi_wire::Environ;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
@@ -242,26 +243,35 @@ impl<'r> Request<'r> {
         env
     }
 
-    pub fn server_name(&self) -> String {
-        // SAFETY: live for 'r; the result lives in the request/server pool.
-        self.field(unsafe { sys::ap_get_server_name(self.raw) })
-            .map(|n| latin1(n.to_bytes()))
-            .unwrap_or_default()
+    /// The ServerName of the virtual host that took the request (`r->server->
+    /// server_hostname`), as configured: unlike `ap_get_server_name`, never the client's
+    /// Host header.
+    pub fn server_hostname(&self) -> String {
+        // SAFETY: the server record and its strings live for the configuration generation.
+        let name = unsafe { opt_cstr((*self.server()).server_hostname) };
+        name.map(|n| latin1(n.to_bytes())).unwrap_or_default()
     }
 
-    /// The ServerName configured for the server (main or virtual host) that took the
-    /// request, whatever the request's Host header says.
-    pub fn configured_server_name(&self) -> String {
-        // SAFETY: r->server is live for 'r; server_hostname is a config pool string.
-        let name = unsafe { (*self.r().server).server_hostname };
-        self.field(name)
-            .map(|n| latin1(n.to_bytes()))
-            .unwrap_or_default()
-    }
-
-    pub fn server_port(&self) -> u16 {
-        // SAFETY: live for 'r.
-        unsafe { sys::ap_get_server_port(self.raw) }
+    /// The ports group names may take their port from (see `RequestPorts::group_port`).
+    pub fn ports(&self) -> RequestPorts {
+        let r = self.r();
+        // SAFETY: live for 'r; the server record lives for the configuration generation.
+        let (reported, configured, default) = unsafe {
+            (
+                sys::ap_get_server_port(self.raw),
+                (*r.server).port,
+                sys::ap_run_default_port(self.raw),
+            )
+        };
+        // Apache stores the Host header's port here (and an absolute URI's).
+        let from_client = (!r.parsed_uri.port_str.is_null()).then_some(r.parsed_uri.port);
+        RequestPorts {
+            reported,
+            from_client,
+            local: self.listener().1,
+            configured,
+            default,
+        }
     }
 
     pub fn allows_exec_cgi(&self) -> bool {

@@ -703,6 +703,15 @@ impl Response<'_> {
                 done(ProxyOutcome::Overridden { status: h.status })
             }
             Frame::ResponseHead(h) if !self.head_sent => {
+                // The daemon's core refuses these already; a head that still carries
+                // one (a hop-by-hop header, CR/LF in a value) did not come from it.
+                if let Some(e) = h
+                    .headers
+                    .iter()
+                    .find_map(|(name, value)| mod_wsgi_http::validate_header(name, value).err())
+                {
+                    return protocol(&format!("a response head it must not send: {e}"));
+                }
                 self.head_sent = true;
                 let head = mod_wsgi_http::ResponseHead {
                     code: h.status,

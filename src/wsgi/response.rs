@@ -3,7 +3,7 @@
 //! to the transport's [`ResponseSink`].
 
 use super::{ResponseSink, SinkError};
-use mod_wsgi_http::{ResponseHead, validate_header, validate_status};
+use mod_wsgi_http::{HeaderError, ResponseHead, validate_header, validate_status};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
@@ -51,6 +51,14 @@ impl ResponseState {
     /// Detaches the transport once the request is over.
     pub(crate) fn close(&mut self) {
         self.sink = None;
+    }
+
+    /// Logs an error line attached to this request (to the process log once detached).
+    fn log_error(&self, message: &str) {
+        match self.sink() {
+            Some(sink) => sink.log(tracing::Level::ERROR, message),
+            None => tracing::error!("{message}"),
+        }
     }
 
     pub(crate) fn has_start_response(&self) -> bool {
@@ -128,7 +136,13 @@ pub(crate) fn lock(shared: &SharedResponse) -> PyResult<MutexGuard<'_, ResponseS
 
 type Headers = Vec<(String, String)>;
 
-fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)> {
+/// Checks and collects the application's headers; a hop-by-hop header is also logged
+/// (WSGI0026) through `state`, so the refusal shows even if the application catches the
+/// ValueError.
+fn parse_headers(
+    headers: &Bound<'_, PyAny>,
+    state: &ResponseState,
+) -> PyResult<(Headers, Option<u64>)> {
     let list = headers.cast::<PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
             "response headers must be a list, not {}",
@@ -145,7 +159,12 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)>
         let (name, value): (String, String) = item.extract().map_err(|_| {
             PyTypeError::new_err("each response header must be a tuple of two str: (name, value)")
         })?;
-        validate_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if let Err(e) = validate_header(&name, &value) {
+            if let HeaderError::HopByHop(_) = e {
+                state.log_error(&format!("WSGI0026: start_response() {e}"));
+            }
+            return Err(PyValueError::new_err(e.to_string()));
+        }
         if name.eq_ignore_ascii_case("content-length") {
             let n = value.trim().parse::<u64>().map_err(|_| {
                 PyValueError::new_err(format!("invalid Content-Length header value {value:?}"))
@@ -228,7 +247,7 @@ pub(crate) fn start_response<'py>(
                 .map_err(|_| PyTypeError::new_err("response status must be a str"))?;
             let head =
                 validate_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
-            let (headers, content_length) = parse_headers(&headers)?;
+            let (headers, content_length) = parse_headers(&headers, &state)?;
             state.pending = Some((head, headers));
             state.content_length = content_length;
             drop(state);

@@ -19,7 +19,7 @@ mod values;
 pub use alias::{AliasOptions, prefix_match_len};
 pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
 pub use error::ConfigError;
-pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts};
+pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, RequestPorts};
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};

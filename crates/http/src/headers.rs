@@ -13,6 +13,10 @@ pub enum HeaderError {
     BadName(String),
     #[error("header {name:?} has a value containing a control character (CR/LF injection?)")]
     BadValue { name: String },
+    #[error(
+        "header {0:?} refused: applications must not set hop-by-hop headers (PEP 3333); the server manages the connection"
+    )]
+    HopByHop(String),
 }
 
 /// A validated status code and reason, as the app wrote them.
@@ -44,15 +48,42 @@ pub fn validate_status(status: &str) -> Result<ResponseHead, HeaderError> {
     })
 }
 
+/// Hop-by-hop headers (RFC 9110 7.6.1; `Trailers` as PEP 3333 and RFC 2616 spell it,
+/// `Trailer` as HTTP/1.1 does): they describe the connection, which belongs to the
+/// server. An application's `Transfer-Encoding: chunked` beside chunks it writes itself
+/// would let it end the response early and smuggle a second one onto a kept-alive
+/// connection.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `name` is a hop-by-hop header (case-insensitive), which PEP 3333 forbids an
+/// application to set.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    // Every name is 2 to 19 bytes long: most headers are ruled out by length alone.
+    (2..=19).contains(&name.len()) && HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
-/// Checks one response header: the name is an RFC 9110 token, the value has no control
-/// characters other than horizontal tab.
+/// Checks one response header: the name is an RFC 9110 token and not a hop-by-hop
+/// header, the value has no control characters other than horizontal tab.
 pub fn validate_header(name: &str, value: &str) -> Result<(), HeaderError> {
     if name.is_empty() || !name.chars().all(is_token_char) {
         return Err(HeaderError::BadName(name.to_owned()));
+    }
+    if is_hop_by_hop(name) {
+        return Err(HeaderError::HopByHop(name.to_owned()));
     }
     if value
         .chars()
@@ -92,5 +123,61 @@ mod tests {
         assert!(validate_header("Bad Name", "v").is_err());
         assert!(validate_header("Bad:Name", "v").is_err());
         assert!(validate_header("", "v").is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_refused_in_any_case() {
+        let names = [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+            "TE",
+            "Trailer",
+            "Trailers",
+            "Transfer-Encoding",
+            "Upgrade",
+        ];
+        for name in names {
+            for spelled in [
+                name.to_owned(),
+                name.to_ascii_lowercase(),
+                name.to_ascii_uppercase(),
+            ] {
+                assert!(is_hop_by_hop(&spelled), "{spelled}");
+                assert_eq!(
+                    validate_header(&spelled, "chunked"),
+                    Err(HeaderError::HopByHop(spelled.clone())),
+                    "{spelled}"
+                );
+            }
+        }
+        let message = validate_header("transfer-encoding", "chunked")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("\"transfer-encoding\"")
+                && message.contains("must not set hop-by-hop headers (PEP 3333)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn end_to_end_headers_that_look_alike_pass() {
+        for name in [
+            "Content-Type",
+            "Te-Custom",
+            "X-Connection",
+            "Connections",
+            "Upgrade-Insecure-Requests",
+            "Proxy-Authentication-Info",
+            "Trailer-X",
+            "Transfer-Encodings",
+            "T",
+            "Keep-Alive-X",
+        ] {
+            assert!(!is_hop_by_hop(name), "{name}");
+            assert_eq!(validate_header(name, "v"), Ok(()), "{name}");
+        }
     }
 }

@@ -18,6 +18,7 @@
 mod codec;
 mod environ;
 mod frame;
+mod secret;
 
 pub use codec::{Decoder, Item, Run, RunEnd, encode, encode_response_head, frame_header};
 pub use environ::Environ;
@@ -25,3 +26,4 @@ pub use frame::{
     ErrorKind, Frame, HEADER_LEN, Kind, MAX_BODY_FRAME, RequestHead, ResponseHead, SECRET_LEN,
     VERSION, WireError,
 };
+pub use secret::{SecretError, new_secret, secret_from};
