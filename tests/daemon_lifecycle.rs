@@ -748,8 +748,9 @@ fn a_failing_replacement_is_retried_while_the_old_process_serves() {
 }
 
 /// A process is not ready until its preloads succeed: at first start, an initialisation
-/// that fails twice is retried with backoff, the request sent meanwhile waits and is
-/// answered by the process that finally initialised, never by a broken one.
+/// that fails is retried with backoff; a request sent meanwhile is answered 500 at once
+/// (not queued until socket-timeout), and once the cause is gone the process that
+/// initialised serves. No request ever meets a broken application.
 #[test]
 fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
     let scratch = common::Scratch::new("failing-start");
@@ -760,6 +761,7 @@ fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
     for expected in PRELOAD_FAILURE_LOG {
         apache.allow_log(expected);
     }
+    apache.allow_log("WSGI0040");
     let port = apache.port;
     let waiting = std::thread::spawn(move || common::get(port, "/"));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -767,9 +769,17 @@ fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
         assert!(Instant::now() < deadline, "{}", apache.error_log());
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(waiting.join().unwrap().status, 500, "{}", apache.error_log());
     std::fs::remove_file(apache.scratch.dir.join("app/fail")).unwrap();
-    let answered = waiting.join().unwrap();
-    assert_eq!(answered.status, 200, "{}", apache.error_log());
+    let answered = loop {
+        let r = apache.get("/");
+        if r.status == 200 {
+            break r;
+        }
+        assert_eq!(r.status, 500);
+        assert!(Instant::now() < deadline, "{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         apache
             .scratch
