@@ -270,3 +270,54 @@ fn requests_unread_when_their_daemons_die_are_sent_again() {
     assert_ran_once(&apache, &results);
     apache.stop();
 }
+
+/// Kept-alive connections must not pin requests to a busy process: with prefork or worker,
+/// each Apache child keeps connections to whichever daemon answered it, so after a
+/// warm-up eight 1-second requests from eight children can land six on one process of
+/// four threads. A saturated process retires its idle connections, and the requests
+/// they would have carried reach the other process through the shared backlog.
+fn capacity_does_not_depend_on_the_mpm(mpm: Mpm, tuning: &str) {
+    let app = r#"
+import os, time
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+    let conf = format!("{tuning}\n{}", conf("processes=2 threads=4"));
+    let mut apache = Apache::start(mpm, &conf, &[("app/app.wsgi", app)]);
+    let burst = |path: &'static str| -> Duration {
+        let started = Instant::now();
+        let port = apache.port;
+        let clients: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(move || common::get(port, path).status))
+            .collect();
+        for c in clients {
+            assert_eq!(c.join().unwrap(), 200, "{}", apache.error_log());
+        }
+        started.elapsed()
+    };
+    for round in 0..5 {
+        burst("/");
+        let took = burst("/sleep");
+        assert!(
+            took < Duration::from_millis(1600),
+            "{mpm:?} round {round}: eight 1-second requests on 2 x 4 threads took {took:?}"
+        );
+    }
+    apache.stop();
+}
+
+#[test]
+fn capacity_under_prefork_does_not_depend_on_kept_connections() {
+    capacity_does_not_depend_on_the_mpm(
+        Mpm::Prefork,
+        "StartServers 10\nMinSpareServers 10\nMaxSpareServers 32\nMaxRequestWorkers 32",
+    );
+}
+
+#[test]
+fn capacity_under_worker_does_not_depend_on_kept_connections() {
+    capacity_does_not_depend_on_the_mpm(Mpm::Worker, "StartServers 2");
+}

@@ -769,7 +769,12 @@ fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
         assert!(Instant::now() < deadline, "{}", apache.error_log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(waiting.join().unwrap().status, 500, "{}", apache.error_log());
+    assert_eq!(
+        waiting.join().unwrap().status,
+        500,
+        "{}",
+        apache.error_log()
+    );
     std::fs::remove_file(apache.scratch.dir.join("app/fail")).unwrap();
     let answered = loop {
         let r = apache.get("/");

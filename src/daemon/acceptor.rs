@@ -118,10 +118,7 @@ impl Acceptor {
         while self.waiting.load(Ordering::SeqCst) > 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let idle: Vec<Connection> = lock(&self.idle).drain().map(|(_, c)| c).collect();
-        for connection in idle {
-            retire(connection);
-        }
+        self.retire_idle();
     }
 
     /// No request taken and unfinished.
@@ -199,10 +196,12 @@ impl Acceptor {
                     None
                 }
             };
-            if taken.is_some() {
-                self.busy.fetch_add(1, Ordering::SeqCst);
-            }
+            let saturated =
+                taken.is_some() && self.busy.fetch_add(1, Ordering::SeqCst) + 1 >= self.threads;
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if saturated {
+                self.retire_idle();
+            }
             if let Some((connection, reused)) = taken {
                 let busy = Busy {
                     count: &self.busy,
@@ -210,6 +209,18 @@ impl Acceptor {
                 };
                 return Some((connection, reused, busy));
             }
+        }
+    }
+
+    /// Every thread is busy: a request arriving on one of the idle kept-alive connections
+    /// would wait here for a thread while the group's other processes may have free ones.
+    /// The connections are retired (see `retire`: a request the child is sending on one
+    /// goes back to it and on to the shared backlog), as C mod_wsgi's one connection per
+    /// request would queue it; the child connects anew next time.
+    fn retire_idle(&self) {
+        let idle: Vec<Connection> = lock(&self.idle).drain().map(|(_, c)| c).collect();
+        for connection in idle {
+            retire(connection);
         }
     }
 
