@@ -509,3 +509,27 @@ fn buffer_size_options_size_the_daemon_connection() {
     );
     apache.stop();
 }
+
+/// Apache's request limits raised so a request carries 20 MiB of headers: the daemon
+/// takes an environ as large as Apache lets through (its bound follows those limits)
+/// instead of refusing it as a broken head.
+#[test]
+fn an_environ_as_large_as_apaches_limits_reaches_the_daemon() {
+    let app = r#"
+def application(environ, start_response):
+    total = sum(len(v) for k, v in environ.items() if k.startswith("HTTP_X_BIG_"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(total).encode()]
+"#;
+    let conf = "LimitRequestFieldSize 1100000\n\
+                WSGIDaemonProcess big threads=2\n\
+                WSGIScriptAlias / {root}/app/app.wsgi process-group=big\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    let value = "v".repeat(1 << 20);
+    let names: Vec<String> = (0..20).map(|i| format!("X-Big-{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), value.as_str())).collect();
+    let r = apache.request("GET", "/", &headers, b"");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(r.text(), (20usize << 20).to_string());
+    apache.stop();
+}

@@ -287,6 +287,36 @@ fn apache_user() -> (u32, u32, String) {
     (uid, gid, name)
 }
 
+/// The largest request head a daemon must accept: the most any server's request limits
+/// let a client send, twice over for the variables Apache and the configuration add, and
+/// never less than 16 MiB.
+fn max_request_head(s: *mut sys::server_rec) -> usize {
+    let mut largest = 0usize;
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: the server list is live for this configuration generation.
+        let (line, fields, field_size, next) = unsafe {
+            let server = &*cur;
+            (
+                server.limit_req_line,
+                server.limit_req_fields,
+                server.limit_req_fieldsize,
+                server.next,
+            )
+        };
+        let [line, fields, field_size] =
+            [line, fields, field_size].map(|n| usize::try_from(n).unwrap_or(0));
+        // LimitRequestFields 0 means no limit: count a generous number of fields.
+        let fields = if fields == 0 { 1000 } else { fields };
+        largest = largest.max(line.saturating_add(fields.saturating_mul(field_size)));
+        cur = next;
+    }
+    largest
+        .saturating_mul(2)
+        .saturating_add(1 << 20)
+        .max(16 << 20)
+}
+
 fn apache_timeout(s: *mut sys::server_rec) -> Duration {
     // SAFETY: s is the live main server; timeout is in microseconds.
     let us = unsafe { (*s).timeout };
@@ -435,6 +465,7 @@ fn build_group(
         socket_timeout,
         preloads: preloads_for(configs, &d.spec.name),
         virtual_host: place.virtual_host,
+        max_request_head: max_request_head(s),
         health: place.health,
         python,
     })

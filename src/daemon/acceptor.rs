@@ -21,8 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Largest request head accepted (environ included).
-const MAX_HEAD: usize = 16 * 1024 * 1024;
 const HEAD_CHUNK: usize = 4 * 1024;
 /// Buffer memory an idle kept-alive connection holds on to.
 const IDLE_BUFFER: usize = 16 * 1024;
@@ -285,7 +283,7 @@ impl Acceptor {
         crate::shared::metrics::record_connection(&group.spec.name);
         Some(Connection {
             stream: Arc::new(stream),
-            decoder: Arc::new(Mutex::new(Decoder::new(MAX_HEAD))),
+            decoder: Arc::new(Mutex::new(Decoder::new(group.max_request_head))),
             registered: false,
         })
     }

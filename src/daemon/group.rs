@@ -56,6 +56,10 @@ pub struct DaemonGroup {
     pub python: PythonSettings,
     /// ServerName of the virtual host that defined the group; None at server level.
     pub virtual_host: Option<String>,
+    /// Largest request head (environ included) a daemon accepts: what Apache's request
+    /// limits let through (LimitRequestLine, LimitRequestFields, LimitRequestFieldSize
+    /// of every server), with room for the variables Apache and the config add.
+    pub max_request_head: usize,
     /// Which processes serve and why the last start failed, shared by the generation.
     pub health: mod_wsgi_store::GroupHealth,
 }
