@@ -271,6 +271,12 @@ fn graceful_restart_under_load_loses_no_request() {
         );
     }
     assert!(total > 20, "only {total} requests were made");
+    // The old generation's processes exit as other children the parent knows, not as
+    // unknown pids the MPM reaps.
+    apache.wait_for_log("of the previous generation exited");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = apache.error_log();
+    assert!(!log.contains("AH00488"), "{log}");
     apache.stop();
 }
 

@@ -772,6 +772,50 @@ fn take_handover(process_pool: *mut sys::apr_pool_t) -> HashMap<String, Vec<i32>
     out
 }
 
+/// A process of the previous generation (kept serving across a graceful restart) is
+/// registered as an other child of this one, so that its exit is ours to see: otherwise
+/// the MPM reaps an unknown pid and logs "AH00488: long lost child came home!".
+fn watch_previous_generation(pconf: *mut sys::apr_pool_t, pid: i32) {
+    // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
+    let mut proc_: sys::apr_proc_t = unsafe { std::mem::zeroed() };
+    proc_.pid = pid;
+    // SAFETY: pconf is live; the record lives in it for the generation, and APR removes
+    // the registration through its own pconf cleanup.
+    unsafe {
+        let record = super::pool::into_pool(pconf, proc_);
+        sys::apr_proc_other_child_register(
+            record,
+            Some(previous_generation_event),
+            record.cast(),
+            std::ptr::null_mut(),
+            pconf,
+        );
+    }
+}
+
+unsafe extern "C" fn previous_generation_event(reason: c_int, data: *mut c_void, status: c_int) {
+    super::trampoline::guard("previous daemon generation", (), || {
+        // SAFETY: data is the apr_proc_t registered with this callback, alive in pconf.
+        let proc_ = unsafe { &mut *data.cast::<sys::apr_proc_t>() };
+        match reason {
+            sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
+                tracing::info!(
+                    "WSGI0127: daemon process {} of the previous generation exited with status {status}",
+                    proc_.pid
+                );
+                proc_.pid = 0;
+                // SAFETY: removing this record's own registration.
+                unsafe { sys::apr_proc_other_child_unregister(data) };
+            }
+            sys::APR_OC_REASON_RESTART if proc_.pid > 0 => {
+                // SAFETY: signalling our own child: it finishes within shutdown-timeout.
+                unsafe { libc::kill(proc_.pid, libc::SIGTERM) };
+            }
+            _ => {}
+        }
+    });
+}
+
 fn drain(pid: i32) {
     // SAFETY: signalling our own child (checked by the caller): it finishes its requests
     // within graceful-timeout and exits.
@@ -891,6 +935,9 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let process_pool = unsafe { (*(*s).process).pool };
     let mut previous = previous_sockets(process_pool);
     let handover = take_handover(process_pool);
+    for &pid in handover.values().flatten() {
+        watch_previous_generation(pconf, pid);
+    }
     let prefix = socket_prefix(pconf, main);
     let definitions: Vec<(&DaemonDefinition, &Option<String>)> = scopes
         .iter()
