@@ -60,7 +60,7 @@ struct Slot {
 /// its exit makes the parent look at the recycling flags at once.
 struct Bell {
     proc_: sys::apr_proc_t,
-    flags: &'static [AtomicU64],
+    flags: Vec<&'static AtomicU64>,
     pconf: *mut sys::apr_pool_t,
 }
 
@@ -70,9 +70,8 @@ struct Generation {
     bell: *mut Bell,
     groups: Vec<Arc<DaemonGroup>>,
     process_pool: *mut sys::apr_pool_t,
-    flags: SharedFlags,
-    /// The groups' health words (`GroupHealth`), read by the Apache children.
-    health: SharedFlags,
+    /// Each group's recycling flags and health words (`DaemonGroup::control`).
+    controls: Vec<SharedFlags>,
 }
 
 /// Anonymous shared memory made before the daemons are forked: one flag word per slot
@@ -212,6 +211,16 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
             ));
         }
     }
+    for store in &main.stores {
+        for name in store.spec.access.process_groups.iter().flatten() {
+            if !exists(name) {
+                return Err(format!(
+                    "WSGISharedStore {} ({}): process-groups names '{name}', which no WSGIDaemonProcess defines",
+                    store.spec.name, store.defined_at
+                ));
+            }
+        }
+    }
     for c in &configs {
         for alias in &c.aliases {
             if let Some(ProcessGroup::Named(name)) = &alias.options.process_group
@@ -270,7 +279,7 @@ fn random_secret() -> Result<[u8; 32], String> {
     mod_wsgi_wire::new_secret().map_err(|e| e.to_string())
 }
 
-fn apache_user() -> (u32, u32, String) {
+pub(super) fn apache_user() -> (u32, u32, String) {
     // SAFETY: ap_unixd_config is filled by mod_unixd while reading the config and only
     // read afterwards.
     let (uid, gid, name) = unsafe {
@@ -355,10 +364,12 @@ fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
     out
 }
 
-/// Where a group belongs: the virtual host that defined it, and its health words.
+/// Where a group belongs: the virtual host that defined it, and its shared words.
 struct GroupPlace {
     virtual_host: Option<String>,
     health: GroupHealth,
+    recycle_flags: &'static [AtomicU64],
+    control: &'static [AtomicU64],
 }
 
 fn build_group(
@@ -467,6 +478,8 @@ fn build_group(
         virtual_host: place.virtual_host,
         max_request_head: max_request_head(s),
         health: place.health,
+        recycle_flags: place.recycle_flags,
+        control: place.control,
         python,
     })
 }
@@ -509,6 +522,7 @@ fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
     ChildSetup {
         prepare: close_listeners_in_daemon,
         argv0,
+        apache_uid: apache_user().0,
     }
 }
 
@@ -691,7 +705,7 @@ fn start_bell(bell: *mut Bell) {
     // thread touches it.
     let bell = unsafe { &mut *bell };
     let (uid, gid, _) = apache_user();
-    match daemon::spawn_bell(bell.flags, &child_setup(s), (uid, gid)) {
+    match daemon::spawn_bell(&bell.flags, &child_setup(s), (uid, gid)) {
         Ok(pid) => {
             bell.proc_.pid = pid;
             // SAFETY: as for a slot: proc_ and the bell live in pconf until the
@@ -912,7 +926,7 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         // before it ran. Daemons (and a killed bell) keep their own inherited mapping.
         // The same holds for the health words: in the parent only start and the
         // other-child callbacks touch them.
-        for shared in [&mut generation.flags, &mut generation.health] {
+        for shared in &mut generation.controls {
             if let Some(words) = shared.words.take() {
                 words.unmap();
             }
@@ -949,18 +963,23 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 .map(|d| (d, &scope.virtual_host))
         })
         .collect();
-    let health_words = |d: &DaemonDefinition| GroupHealth::words_for(2 * d.spec.processes as usize);
-    let health = SharedFlags::new(definitions.iter().map(|(d, _)| health_words(d)).sum())?;
     let mut groups = Vec::new();
-    let mut health_offset = 0;
+    let mut controls = Vec::new();
     for (d, virtual_host) in definitions {
-        let words = &health.flags[health_offset..health_offset + health_words(d)];
-        health_offset += health_words(d);
+        // Each group's recycling flags and health words get a mapping of their own: its
+        // daemons may write only there (the others' are made read-only in them).
+        let pairs = d.spec.processes as usize;
+        let control = SharedFlags::new(pairs + GroupHealth::words_for(2 * pairs))?;
+        let words = control.flags;
+        controls.push(control);
+        let (recycle_flags, health) = words.split_at(pairs);
         groups.push(Arc::new(build_group(
             d,
             GroupPlace {
                 virtual_host: virtual_host.clone(),
-                health: GroupHealth::new(words),
+                health: GroupHealth::new(health),
+                recycle_flags,
+                control: words,
             },
             main,
             &configs,
@@ -991,13 +1010,11 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     daemon::set_groups(groups.clone());
     HARD_STOP.store(false, Ordering::Relaxed);
     SETUP_SERVER.store(s, Ordering::Release);
-    let pairs: usize = groups.iter().map(|g| g.spec.processes as usize).sum();
-    let flags = SharedFlags::new(pairs)?;
     let mut slots = Vec::new();
     let mut first_slots = Vec::new();
     for g in &groups {
         for index in 0..g.spec.processes as usize {
-            let flag = &flags.flags[first_slots.len()];
+            let flag = &g.recycle_flags[index];
             let new_slot = |handover, which: usize| Slot {
                 // SAFETY: apr_proc_t is a plain C struct; zero is its unset state.
                 proc_: unsafe { std::mem::zeroed() },
@@ -1040,7 +1057,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             pconf,
             Bell {
                 proc_: unset,
-                flags: flags.flags,
+                flags: groups.iter().flat_map(|g| g.recycle_flags).collect(),
                 pconf,
             },
         )
@@ -1054,8 +1071,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 bell,
                 groups,
                 process_pool,
-                flags,
-                health,
+                controls,
             },
         )
     };

@@ -126,6 +126,8 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         // SAFETY: s is the main server, live for this child's whole life.
         unsafe { log::install(s) };
         daemons::close_inherited_listeners();
+        let apache_uid = daemons::apache_user().0;
+        crate::shared::restrict_to(None, apache_uid, apache_uid);
         let threads = mpm_query(sys::AP_MPMQ_MAX_THREADS).max(1);
         crate::shared::metrics::claim_process("", threads as u64);
         // SAFETY: as above.

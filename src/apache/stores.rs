@@ -11,7 +11,7 @@
 use super::config::{ServerConfig, server_config};
 use super::pool::{read_userdata, write_userdata};
 use super::sys;
-use crate::shared::{Backend, Redis, Registry};
+use crate::shared::{Backend, Partition, Redis, Registry, Store};
 use mod_wsgi_config::StoreBackend;
 use mod_wsgi_metrics::WORDS;
 use mod_wsgi_redis::{Endpoint, RedisStore};
@@ -94,15 +94,35 @@ fn open_memory(
 pub unsafe fn open_for(s: *mut sys::server_rec) -> Result<(), String> {
     // SAFETY: per the caller; the process record outlives every generation.
     let (process_pool, main) = unsafe { ((*(*s).process).pool, server_config(s)) };
+    let (apache_uid, _, _) = super::daemons::apache_user();
+    let mut uids = vec![apache_uid];
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: the server list is live for this configuration pass.
+        let (config, next) = unsafe { (server_config(cur), (*cur).next) };
+        for d in config.map(|c| c.daemons.as_slice()).unwrap_or_default() {
+            if let Some(account) = &d.user
+                && !uids.contains(&account.uid)
+            {
+                uids.push(account.uid);
+            }
+        }
+        cur = next;
+    }
     match main {
-        Some(main) => open(process_pool, main),
-        None => open(process_pool, &ServerConfig::default()),
+        Some(main) => open(process_pool, main, &uids, apache_uid),
+        None => open(process_pool, &ServerConfig::default(), &uids, apache_uid),
     }
 }
 
 /// Opens every store of `main` (the main server's config) and the bus, records them for
 /// the next generation and installs them for this process and its future children.
-fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), String> {
+fn open(
+    process_pool: *mut sys::apr_pool_t,
+    main: &ServerConfig,
+    uids: &[u32],
+    apache_uid: u32,
+) -> Result<(), String> {
     let mut previous = previous(process_pool);
     let mut record = String::new();
     let mut note = |name: &str, size: usize, file: &str, store: &SharedStore| {
@@ -124,7 +144,12 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
                     "WSGI0131: shared store '{name}': {} KiB of shared memory ({how})",
                     size >> 10
                 );
-                stores.push((name.clone(), Backend::Memory(store)));
+                stores.push(Store {
+                    name: name.clone(),
+                    backend: Backend::Memory(store),
+                    access: definition.spec.access.clone(),
+                    defined_at: definition.defined_at.clone(),
+                });
             }
             StoreBackend::Redis {
                 host,
@@ -156,16 +181,42 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
                         definition.defined_at
                     ),
                 }
-                stores.push((name.clone(), Backend::Redis(Redis::new(store))));
+                stores.push(Store {
+                    name: name.clone(),
+                    backend: Backend::Redis(Redis::new(store)),
+                    access: definition.spec.access.clone(),
+                    defined_at: definition.defined_at.clone(),
+                });
             }
         }
     }
-    let (bus, _) = open_memory(&mut previous, BUS_NAME, BUS_SIZE, None)
-        .map_err(|e| format!("broadcast bus: {e}"))?;
-    note(BUS_NAME, BUS_SIZE, "", &bus);
-    let (app_metrics, _) = open_memory(&mut previous, APP_METRICS_NAME, APP_METRICS_SIZE, None)
-        .map_err(|e| format!("application metrics: {e}"))?;
-    note(APP_METRICS_NAME, APP_METRICS_SIZE, "", &app_metrics);
+    let mut partitions = Vec::new();
+    for &uid in uids {
+        // Apache's user keeps the names earlier versions used, so its memory is kept
+        // across a restart into this version.
+        let suffix = if uid == apache_uid {
+            String::new()
+        } else {
+            format!(":{uid}")
+        };
+        let bus_name = if uid == apache_uid {
+            BUS_NAME.to_owned()
+        } else {
+            format!("#bus{suffix}")
+        };
+        let (bus, _) = open_memory(&mut previous, &bus_name, BUS_SIZE, None)
+            .map_err(|e| format!("broadcast bus: {e}"))?;
+        note(&bus_name, BUS_SIZE, "", &bus);
+        let metrics_name = format!("{APP_METRICS_NAME}{suffix}");
+        let (app_metrics, _) = open_memory(&mut previous, &metrics_name, APP_METRICS_SIZE, None)
+            .map_err(|e| format!("application metrics: {e}"))?;
+        note(&metrics_name, APP_METRICS_SIZE, "", &app_metrics);
+        partitions.push(Partition {
+            uid,
+            bus,
+            app_metrics,
+        });
+    }
     for gone in previous {
         // SAFETY: as in `reuse`: a mapping of an earlier generation that nothing took over.
         if let Some(store) = unsafe { SharedStore::from_raw(gone.address, gone.size) } {
@@ -179,8 +230,9 @@ fn open(process_pool: *mut sys::apr_pool_t, main: &ServerConfig) -> Result<(), S
     write_userdata(process_pool, STORES_KEY, &record);
     crate::shared::install(Registry {
         stores,
-        bus: Some(bus),
-        app_metrics: Some(app_metrics),
+        denied: Vec::new(),
+        partitions,
+        uid: apache_uid,
     });
     open_metrics(process_pool)
 }

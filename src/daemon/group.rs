@@ -6,6 +6,7 @@ use crate::python::PythonSettings;
 use mod_wsgi_config::DaemonSpec;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -62,6 +63,11 @@ pub struct DaemonGroup {
     pub max_request_head: usize,
     /// Which processes serve and why the last start failed, shared by the generation.
     pub health: mod_wsgi_store::GroupHealth,
+    /// One "replace me" flag per slot pair (see `Lineage::replace_flag`).
+    pub recycle_flags: &'static [AtomicU64],
+    /// The group's own shared mapping, holding `recycle_flags` and the health words:
+    /// read-only in the other groups' daemons.
+    pub control: &'static [AtomicU64],
 }
 
 impl DaemonGroup {

@@ -17,6 +17,8 @@ pub struct ChildSetup {
     pub prepare: fn(),
     /// argv[0] of the process, overwritten in place by `display-name`.
     pub argv0: Option<(*mut libc::c_char, usize)>,
+    /// The user Apache's children run as (shared stores default to its processes).
+    pub apache_uid: u32,
 }
 
 /// Where a daemon process stands in its slot's succession (zero-gap recycling).
@@ -221,6 +223,14 @@ fn become_daemon(
 ) -> io::Result<()> {
     reset_signals();
     (setup.prepare)();
+    // Stores this group may not use, and other users' internal memory, are unmapped
+    // before any of the group's code runs.
+    crate::shared::restrict_to(Some(&group.spec.name), group.uid, setup.apache_uid);
+    for other in current_groups() {
+        if other.spec.name != group.spec.name {
+            make_read_only(other.control);
+        }
+    }
     // Only the socket this process serves stays open.
     close_group_listeners(Some(group.serving_fd(lineage.lane)));
     if !delay.is_zero() {
@@ -261,6 +271,30 @@ pub fn retire(predecessor: i32) {
     unsafe { libc::kill(predecessor, libc::SIGUSR1) };
 }
 
+/// Makes another group's shared words read-only in this process: its health and
+/// recycling flags are none of this process's business to write (a hostile application
+/// could otherwise mark another tenant's group failed, or recycle it endlessly).
+fn make_read_only(words: &'static [AtomicU64]) {
+    if words.is_empty() {
+        return;
+    }
+    // SAFETY: the words are the start of their own anonymous mapping (page-aligned, made
+    // by the parent for this group alone) and stay mapped; this process only reads them.
+    let rc = unsafe {
+        libc::mprotect(
+            words.as_ptr().cast_mut().cast(),
+            std::mem::size_of_val(words),
+            libc::PROT_READ,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(
+            "WSGI0128: cannot make another group's shared words read-only: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 /// Whether process `pid` exists (whoever owns it: a daemon may run as another user).
 pub fn process_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -297,7 +331,7 @@ const BELL_INTERVAL: Duration = Duration::from_millis(100);
 /// up when the bell starts (its slot could not be answered yet) does not ring it again.
 /// The bell dies with the parent (PR_SET_PDEATHSIG, and a parent check each round).
 pub fn spawn_bell(
-    flags: &'static [AtomicU64],
+    flags: &[&'static AtomicU64],
     setup: &ChildSetup,
     user: (u32, u32),
 ) -> io::Result<i32> {

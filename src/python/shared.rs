@@ -6,7 +6,7 @@ use super::interpreters::Interpreter;
 use super::shim::add_native;
 use crate::shared::{self, Failure, Op, Reply, StatValue};
 use mod_wsgi_store::{KeyKind, Value};
-use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOverflowError, PyPermissionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::Ordering;
@@ -31,6 +31,7 @@ fn to_pyerr(py: Python<'_>, failure: Failure) -> PyErr {
         Failure::Overflow(_) => PyOverflowError::new_err(text),
         Failure::BadKey(_) => PyValueError::new_err(text),
         Failure::Unavailable(_) => shim_error(py, "SharedStoreUnavailable", text),
+        Failure::Denied(_) => PyPermissionError::new_err(text),
     }
 }
 
@@ -195,6 +196,10 @@ fn topic(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 pub(crate) fn install(ns: &Bound<'_, PyDict>) -> PyResult<()> {
     add_native(ns, c"_store", store_call)?;
     add_native(ns, c"_store_names", |_| Ok(shared::store_names()))?;
+    add_native(ns, c"_store_denied", |args| {
+        let name: String = args.get_item(0)?.extract()?;
+        Ok(shared::denied_reason(&name))
+    })?;
     add_native(ns, c"_broadcast", |args| {
         let py = args.py();
         let t = topic(&args.get_item(0)?)?;

@@ -234,6 +234,9 @@ def shared(name):
     """The WSGISharedStore called name."""
     names = _store_names()
     if name not in names:
+        denied = _store_denied(name)
+        if denied:
+            raise PermissionError(denied)
         raise KeyError(
             "no WSGISharedStore named %r (configured: %s)" % (name, ", ".join(names) or "none")
         )

@@ -26,9 +26,12 @@ pub(super) fn locked<T>(
     store: &SharedStore,
     f: impl FnOnce(&mut Table<'_>, i64) -> Result<T, TableError>,
 ) -> Result<T, Failure> {
-    let mut guard = store
-        .lock()
-        .map_err(|e| Failure::Unavailable(format!("store '{name}': {e}")))?;
+    let mut guard = store.lock().map_err(|e| {
+        if matches!(e, mod_wsgi_store::StoreError::LockTimeout) {
+            tracing::error!("WSGI0140: store '{name}': {e}");
+        }
+        Failure::Unavailable(format!("store '{name}': {e}"))
+    })?;
     if let Some(r) = guard.repaired() {
         tracing::warn!(
             "WSGI0130: store '{name}': a process died while changing it; recounted \

@@ -189,7 +189,11 @@ pub fn render() -> String {
         let stats: Vec<(String, Stats)> = registry
             .stores
             .iter()
-            .filter_map(|(name, backend)| backend.stats(name).map(|s| (name.clone(), s)))
+            .filter_map(|s| {
+                s.backend
+                    .stats(&s.name)
+                    .map(|stats| (s.name.clone(), stats))
+            })
             .collect();
         let families: [StoreFamily; 4] = [
             (
@@ -220,9 +224,12 @@ pub fn render() -> String {
                 out.push_str(&format!("{name}{{store=\"{store}\"}} {}\n", value(s)));
             }
         }
-        if let Some(app) = registry.app_metrics.as_ref() {
-            render_app_metrics(&mut out, app_entries(app));
-        }
+        let entries = registry
+            .partitions
+            .iter()
+            .flat_map(|p| app_entries(&p.app_metrics))
+            .collect();
+        render_app_metrics(&mut out, entries);
     }
     out
 }

@@ -12,6 +12,7 @@ mod redis;
 pub use ops::{Failure, Op, Reply, StatValue};
 pub use redis::Redis;
 
+use mod_wsgi_config::StoreAccess;
 use mod_wsgi_store::{SharedStore, Value};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -40,14 +41,104 @@ impl Backend {
     }
 }
 
+/// One `WSGISharedStore`.
+pub struct Store {
+    pub name: String,
+    pub backend: Backend,
+    pub access: StoreAccess,
+    /// "file:line" of the directive, for messages.
+    pub defined_at: String,
+}
+
+/// The internal stores of the processes that run as one Unix user: the broadcast bus and
+/// the application metrics. Each user has its own, so no process can write into memory
+/// that processes of another user read.
+pub struct Partition {
+    pub uid: u32,
+    pub bus: SharedStore,
+    pub app_metrics: SharedStore,
+}
+
 /// The stores of this server generation.
 #[derive(Default)]
 pub struct Registry {
-    pub stores: Vec<(String, Backend)>,
-    /// The internal store broadcasts go through; None only before the parent set it up.
-    pub bus: Option<SharedStore>,
-    /// The internal store application metrics live in.
-    pub app_metrics: Option<SharedStore>,
+    pub stores: Vec<Store>,
+    /// Stores this process may not use, with the reason to give.
+    pub denied: Vec<(String, String)>,
+    /// Every user's internal stores in the parent and in Apache's children (which render
+    /// the metrics of all); only its own user's in a daemon process.
+    pub partitions: Vec<Partition>,
+    /// The user this process runs as: whose partition it writes.
+    pub uid: u32,
+}
+
+impl Registry {
+    fn own(&self) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.uid == self.uid)
+    }
+}
+
+/// In a freshly forked daemon process of `process_group`, running as `uid` (or, with
+/// None, in an Apache child): drops and unmaps every store this process may not use and
+/// the other users' internal stores, so another tenant's data is not even mapped here.
+pub fn restrict_to(process_group: Option<&str>, uid: u32, apache_uid: u32) {
+    let mut slot = REGISTRY.write().unwrap_or_else(|p| p.into_inner());
+    let Some(current) = slot.take() else {
+        return;
+    };
+    // A freshly forked process holds no other reference; should one exist, the
+    // registry is rebuilt from it without unmapping anything it still uses.
+    let registry = match Arc::try_unwrap(current) {
+        Ok(registry) => registry,
+        Err(shared) => {
+            *slot = Some(shared);
+            tracing::error!(
+                "WSGI0139: cannot restrict the shared stores of this process: the registry is in use"
+            );
+            return;
+        }
+    };
+    let mut kept = Registry {
+        uid,
+        ..Registry::default()
+    };
+    let who = process_group.map_or_else(
+        || "Apache's children (embedded mode)".to_owned(),
+        |g| format!("process group '{g}'"),
+    );
+    for store in registry.stores {
+        if store.access.allows(process_group, uid, apache_uid) {
+            kept.stores.push(store);
+            continue;
+        }
+        let how = match (process_group, &store.access.process_groups) {
+            (None, _) => "it has embedded=Off".to_owned(),
+            (Some(_), Some(groups)) => format!(
+                "it lists process-groups={}; add this group there to share it",
+                groups.join(",")
+            ),
+            (Some(_), None) => "without process-groups= a store is only for processes that run as Apache's user; list the groups that may use it with process-groups=".to_owned(),
+        };
+        kept.denied.push((
+            store.name.clone(),
+            format!(
+                "shared store '{}' is not available to {who}: WSGISharedStore {} ({}) {how}",
+                store.name, store.name, store.defined_at
+            ),
+        ));
+        if let Backend::Memory(memory) = store.backend {
+            memory.unmap();
+        }
+    }
+    for partition in registry.partitions {
+        if process_group.is_none() || partition.uid == uid {
+            kept.partitions.push(partition);
+        } else {
+            partition.bus.unmap();
+            partition.app_metrics.unmap();
+        }
+    }
+    *slot = Some(Arc::new(kept));
 }
 
 static REGISTRY: RwLock<Option<Arc<Registry>>> = RwLock::new(None);
@@ -64,26 +155,39 @@ pub fn registry() -> Option<Arc<Registry>> {
 /// Runs `op` on the store called `name`.
 pub fn execute(name: &str, op: Op) -> Result<Reply, Failure> {
     let registry = registry().ok_or_else(|| Failure::Unknown(name.to_owned(), Vec::new()))?;
-    match registry.stores.iter().find(|(n, _)| n == name) {
-        Some((_, backend)) => backend.execute(name, op),
+    if let Some((_, why)) = registry.denied.iter().find(|(n, _)| n == name) {
+        return Err(Failure::Denied(why.clone()));
+    }
+    match registry.stores.iter().find(|s| s.name == name) {
+        Some(store) => store.backend.execute(name, op),
         None => Err(Failure::Unknown(
             name.to_owned(),
-            registry.stores.iter().map(|(n, _)| n.clone()).collect(),
+            registry.stores.iter().map(|s| s.name.clone()).collect(),
         )),
     }
+}
+
+/// Why this process may not use the store called `name`, if that is the case.
+pub fn denied_reason(name: &str) -> Option<String> {
+    let registry = registry()?;
+    registry
+        .denied
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, why)| why.clone())
 }
 
 /// Names of the configured stores.
 pub fn store_names() -> Vec<String> {
     registry()
-        .map(|r| r.stores.iter().map(|(n, _)| n.clone()).collect())
+        .map(|r| r.stores.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default()
 }
 
 /// The bus's change counter: bumped by every broadcast, read on every request.
 pub fn bus_sequence() -> Option<u64> {
     let registry = registry()?;
-    Some(registry.bus.as_ref()?.sequence().load(Ordering::Acquire))
+    Some(registry.own()?.bus.sequence().load(Ordering::Acquire))
 }
 
 /// Runs `f` on one of the internal stores every registry has (`select` picks it).
@@ -100,7 +204,7 @@ fn with_internal<T>(
 }
 
 fn with_bus<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
-    with_internal("broadcast bus", |r| r.bus.as_ref(), f)
+    with_internal("broadcast bus", |r| r.own().map(|p| &p.bus), f)
 }
 
 /// The generation and latest message of `topic` (0 and None before its first broadcast).
@@ -119,7 +223,7 @@ pub fn broadcast(topic: &[u8], message: Option<Value>) -> Result<i64, Failure> {
 }
 
 fn with_app_metrics<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Result<T, Failure> {
-    with_internal("metrics store", |r| r.app_metrics.as_ref(), f)
+    with_internal("metrics store", |r| r.own().map(|p| &p.app_metrics), f)
 }
 
 /// Declares an application metric family (`mod_wsgi.metrics`).

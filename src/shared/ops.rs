@@ -72,4 +72,7 @@ pub enum Failure {
     BadKey(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The store exists but this process's group may not use it.
+    #[error("{0}")]
+    Denied(String),
 }

@@ -23,7 +23,7 @@ pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, R
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
-pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreBackend};
+pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess, StoreBackend};
 pub use traceback::files_named_in_traceback;
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,

@@ -28,10 +28,43 @@ pub enum StoreBackend {
     },
 }
 
+/// Which processes may use a store. Processes of other daemon groups do not keep its
+/// memory mapped (or its Redis login) and are told so when they ask for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreAccess {
+    /// `process-groups=a,b`: these daemon groups. None (default): every group whose
+    /// processes run as Apache's user, not groups given another `user=`.
+    pub process_groups: Option<Vec<String>>,
+    /// `embedded=On|Off` (default On): Apache's own children (embedded mode).
+    pub embedded: bool,
+}
+
+impl Default for StoreAccess {
+    fn default() -> Self {
+        StoreAccess {
+            process_groups: None,
+            embedded: true,
+        }
+    }
+}
+
+impl StoreAccess {
+    /// Whether a daemon group (`Some(name)`, running as `uid`) or Apache's children
+    /// (`None`) may use the store; `apache_uid` is the user Apache's children run as.
+    pub fn allows(&self, process_group: Option<&str>, uid: u32, apache_uid: u32) -> bool {
+        match (process_group, &self.process_groups) {
+            (None, _) => self.embedded,
+            (Some(group), Some(groups)) => groups.iter().any(|g| g == group),
+            (Some(_), None) => uid == apache_uid,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedStoreSpec {
     pub name: String,
     pub backend: StoreBackend,
+    pub access: StoreAccess,
 }
 
 fn invalid(value: &str, reason: &'static str) -> ConfigError {
@@ -59,15 +92,43 @@ impl SharedStoreSpec {
         if !valid_name {
             return Err(invalid(name, "use letters, digits, '_', '-' and '.'"));
         }
+        let (access_options, rest): (Vec<String>, Vec<String>) =
+            rest.iter().cloned().partition(|token| {
+                token.starts_with("process-groups=") || token.starts_with("embedded=")
+            });
+        let access = access(&access_options)?;
         let backend = match rest.split_first() {
             Some((url, options)) if url.starts_with("redis://") => redis(name, url, options)?,
-            _ => memory(rest)?,
+            _ => memory(&rest)?,
         };
         Ok(SharedStoreSpec {
             name: name.clone(),
             backend,
+            access,
         })
     }
+}
+
+fn access(options: &[String]) -> Result<StoreAccess, ConfigError> {
+    let mut access = StoreAccess::default();
+    for (option, value) in parse_options(DIRECTIVE, options, &["process-groups", "embedded"])? {
+        match option {
+            "process-groups" => {
+                let groups: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if groups.is_empty() {
+                    return Err(invalid(value, "process-groups= lists daemon group names"));
+                }
+                access.process_groups = Some(groups);
+            }
+            _ => access.embedded = crate::values::parse_on_off(DIRECTIVE, value)?,
+        }
+    }
+    Ok(access)
 }
 
 fn memory(options: &[String]) -> Result<StoreBackend, ConfigError> {
@@ -187,6 +248,30 @@ mod tests {
                 file: Some("/var/lib/app/s.store".into())
             }
         );
+    }
+
+    #[test]
+    fn access_defaults_to_apaches_user_and_lists_groups() {
+        let open = parse("s size=1M").unwrap().access;
+        assert_eq!(open, StoreAccess::default());
+        assert!(open.allows(None, 33, 33));
+        assert!(open.allows(Some("web"), 33, 33));
+        assert!(!open.allows(Some("tenant"), 1001, 33));
+        let listed = parse("s process-groups=a,tenant embedded=Off size=1M")
+            .unwrap()
+            .access;
+        assert_eq!(
+            listed.process_groups,
+            Some(vec!["a".to_owned(), "tenant".to_owned()])
+        );
+        assert!(!listed.allows(None, 33, 33));
+        assert!(listed.allows(Some("tenant"), 1001, 33));
+        assert!(!listed.allows(Some("web"), 33, 33));
+        let redis = parse("r redis://h process-groups=a prefix=x:").unwrap();
+        assert_eq!(redis.access.process_groups, Some(vec!["a".to_owned()]));
+        let err = |l| parse(l).unwrap_err().to_string();
+        assert!(err("s process-groups=").contains("daemon group names"));
+        assert!(err("s embedded=maybe").contains("maybe"));
     }
 
     #[test]

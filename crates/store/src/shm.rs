@@ -47,7 +47,18 @@ pub enum StoreError {
     File { path: String, err: io::Error },
     #[error("cannot initialise the store's lock: {0}")]
     Lock(io::Error),
+    #[error(
+        "its lock was not released within {} s (a process is stuck holding it, or the \
+         store's memory was overwritten); the operation was not done",
+        LOCK_WAIT.as_secs()
+    )]
+    LockTimeout,
 }
+
+/// The longest wait for a store's lock. Every change under it takes microseconds; a
+/// longer wait means a process is stuck with it or the memory was overwritten, and the
+/// caller gets an error instead of waiting forever.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A store's mapping. Never unmapped implicitly: it lives until `unmap` or process exit,
 /// because forked processes keep using it after the creator has moved on.
@@ -219,7 +230,7 @@ impl SharedStore {
     pub fn lock(&self) -> Result<Guard<'_>, StoreError> {
         let mutex = self.control().mutex.get();
         // SAFETY: the mutex was initialised process-shared in this mapping, which is live.
-        let rc = unsafe { libc::pthread_mutex_lock(mutex) };
+        let rc = unsafe { lock_with_deadline(mutex) };
         let mut guard = Guard {
             store: self,
             repaired: None,
@@ -233,6 +244,10 @@ impl SharedStore {
                 guard.repaired = Some(report);
                 Ok(guard)
             }
+            libc::ETIMEDOUT => {
+                std::mem::forget(guard);
+                Err(StoreError::LockTimeout)
+            }
             rc => {
                 std::mem::forget(guard);
                 Err(StoreError::Lock(io::Error::from_raw_os_error(rc)))
@@ -244,6 +259,22 @@ impl SharedStore {
     pub fn sequence(&self) -> &AtomicU64 {
         &self.control().sequence
     }
+}
+
+/// `pthread_mutex_timedlock` with a deadline `LOCK_WAIT` from now.
+///
+/// # Safety
+/// `mutex` points at an initialised process-shared mutex in a live mapping.
+unsafe fn lock_with_deadline(mutex: *mut libc::pthread_mutex_t) -> libc::c_int {
+    let mut deadline = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut deadline) };
+    deadline.tv_sec += LOCK_WAIT.as_secs() as libc::time_t;
+    // SAFETY: per the caller; the deadline is a valid timespec.
+    unsafe { libc::pthread_mutex_timedlock(mutex, &deadline) }
 }
 
 fn map(len: usize, fd: libc::c_int) -> Result<NonNull<u8>, StoreError> {
@@ -380,5 +411,43 @@ mod tests {
         store.sequence().fetch_add(3, Ordering::SeqCst);
         assert_eq!(store.sequence().load(Ordering::SeqCst), 3);
         store.unmap();
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_an_error_not_a_hang() {
+        let store = std::sync::Arc::new(SharedStore::anonymous(1 << 20).expect("map"));
+        let held = store.lock().expect("lock");
+        let other = store.clone();
+        let started = std::time::Instant::now();
+        let waited = std::thread::spawn(move || other.lock().map(|_| ()).unwrap_err())
+            .join()
+            .unwrap();
+        assert!(matches!(waited, StoreError::LockTimeout), "{waited}");
+        assert!(started.elapsed() >= LOCK_WAIT);
+        assert!(started.elapsed() < LOCK_WAIT * 2);
+        drop(held);
+        assert!(store.lock().is_ok());
+    }
+
+    #[test]
+    fn an_overwritten_lock_never_hangs_a_locker() {
+        for garbage in [0xffu8, 0x01, 0x7f] {
+            let store = SharedStore::anonymous(1 << 20).expect("map");
+            // What a hostile process sharing the memory could write over the control block.
+            // SAFETY: the mapping is live and at least CONTROL_LEN bytes long.
+            unsafe { std::ptr::write_bytes(store.base.as_ptr(), garbage, CONTROL_LEN) };
+            let started = std::time::Instant::now();
+            // SAFETY: re-reading the same live mapping.
+            let again = unsafe { SharedStore::from_raw(store.address(), store.size()) };
+            assert!(
+                again.is_none(),
+                "a store with a bad magic number is refused"
+            );
+            let result = store.lock().map(|mut g| g.table().stats().keys);
+            assert!(
+                started.elapsed() < LOCK_WAIT * 2,
+                "{garbage:#x}: {result:?}"
+            );
+        }
     }
 }
