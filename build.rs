@@ -1,4 +1,4 @@
-//! Generates Rust bindings for the httpd/APR headers and records the linked Python version.
+//! Generates Rust bindings for the httpd/APR headers.
 //!
 //! Header locations come from `apxs -q` unless `APACHE_INCLUDE_DIR` / `APR_INCLUDE_DIR` are
 //! set; `APXS` names the apxs binary. Missing headers stop the build with the package name.
@@ -33,23 +33,6 @@ fn require_header(dir: &Path, header: &str, package: &str) {
 }
 
 /// The X.Y version and the executable path of the Python that pyo3 links against.
-fn python_facts() -> (String, String) {
-    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
-    let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("mod_wsgi_rs: cannot run {python}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    let version = lines.next().unwrap_or_default().trim().to_owned();
-    let executable = lines.next().unwrap_or_default().trim().to_owned();
-    (version, executable)
-}
-
 fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-env-changed=APXS");
@@ -121,8 +104,4 @@ fn main() {
     bindings
         .write_to_file(out.join("apache_bindings.rs"))
         .expect("write bindings");
-
-    let (version, executable) = python_facts();
-    println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_VERSION={version}");
-    println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_EXECUTABLE={executable}");
 }

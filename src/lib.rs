@@ -1,11 +1,11 @@
 //! mod_wsgi_rs: an Apache httpd 2.4 module that runs Python WSGI applications.
 //!
-//! Layers (see ARCHITECTURE.md): `apache` is the only code that sees httpd/APR types and
-//! the only caller into the rest from C; `wsgi` implements PEP 3333 over two traits (a body
-//! reader and a response sink); `python` is the only code that calls CPython's C API;
-//! `daemon` forks and serves daemon process groups and proxies requests to them.
+//! This crate is the thin Apache layer (see ARCHITECTURE.md): `apache` is the only code
+//! that sees httpd/APR types and the only caller into the rest from C. What runs the
+//! applications lives in Apache-free crates that unit-test on their own:
+//! `mod_wsgi_engine` (the WSGI core, the CPython layer, the shared stores) and
+//! `mod_wsgi_daemon` (daemon process groups and the proxy to them).
 mod apache;
-mod daemon;
-mod python;
-mod shared;
-mod wsgi;
+
+use mod_wsgi_daemon as daemon;
+use mod_wsgi_engine::{python, shared, wsgi};

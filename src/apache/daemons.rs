@@ -492,7 +492,7 @@ fn close_listeners_in_daemon() {
 /// The process's argument area `[arg_start, arg_end)` as the kernel reports it
 /// (/proc/self/stat fields 48 and 49): the bytes `ps` shows as the command line.
 fn argument_area() -> Option<(usize, usize)> {
-    let fields = daemon::stat_fields("self")?;
+    let fields = mod_wsgi_engine::procfs::stat_fields("self")?;
     let start = fields.get(48 - 3)?.parse().ok()?;
     let end = fields.get(49 - 3)?.parse().ok()?;
     (end > start).then_some((start, end))

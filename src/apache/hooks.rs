@@ -39,8 +39,8 @@ pub unsafe extern "C" fn post_config(
             return sys::OK;
         }
         let banner = [
-            concat!("mod_wsgi_rs/", env!("CARGO_PKG_VERSION")),
-            concat!("Python/", env!("MOD_WSGI_RS_PYTHON_VERSION")),
+            concat!("mod_wsgi_rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            format!("Python/{}", mod_wsgi_engine::PYTHON_VERSION),
         ];
         for component in banner {
             let c = std::ffi::CString::new(component).expect("BUG: static text");

@@ -133,26 +133,16 @@ pub struct ResourceUsage {
 pub fn resource_usage() -> ResourceUsage {
     // /proc reports CPU times in USER_HZ, which Linux fixes at 100 for this interface.
     let ticks = |i: usize| {
-        crate::daemon::stat_fields("self")
+        crate::procfs::stat_fields("self")
             .and_then(|f| f.get(i)?.parse::<u64>().ok())
             .map_or(0.0, |t| t as f64 / 100.0)
     };
     ResourceUsage {
         user_seconds: ticks(11),
         system_seconds: ticks(12),
-        max_rss_bytes: status_bytes("self", "VmHWM").unwrap_or(0),
-        rss_bytes: status_bytes("self", "VmRSS").unwrap_or(0),
+        max_rss_bytes: crate::procfs::status_bytes("self", "VmHWM").unwrap_or(0),
+        rss_bytes: crate::procfs::status_bytes("self", "VmRSS").unwrap_or(0),
     }
-}
-
-/// A "<field>: N kB" line of /proc/<pid>/status, in bytes.
-pub fn status_bytes(pid: &str, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
 }
 
 /// A store gauge: name, help, and how to read it from the store's stats.
@@ -182,7 +172,8 @@ pub fn render() -> String {
     let mut out = String::with_capacity(16 * 1024);
     if let Some(m) = metrics() {
         m.render(&mut out, |pid| {
-            status_bytes(&pid.to_string(), "VmRSS").map(|rss_bytes| ProcessFacts { rss_bytes })
+            crate::procfs::status_bytes(&pid.to_string(), "VmRSS")
+                .map(|rss_bytes| ProcessFacts { rss_bytes })
         });
     }
     if let Some(registry) = registry() {

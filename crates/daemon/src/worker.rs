@@ -342,7 +342,7 @@ fn monitor(shared: &Shared) {
             shared.request_stop("the Apache parent process exited", StopKind::Graceful);
         }
         rounds += 1;
-        let resident = || crate::shared::metrics::status_bytes("self", "VmRSS").unwrap_or(0);
+        let resident = || mod_wsgi_engine::procfs::status_bytes("self", "VmRSS").unwrap_or(0);
         if spec.rss_limit > 0 && rounds.is_multiple_of(10) && resident() > spec.rss_limit {
             shared.recycle("rss-limit");
         }

@@ -4,6 +4,7 @@
 //! never run twice.
 
 use super::group::{DaemonGroup, current_groups};
+use mod_wsgi_engine::procfs::stat_fields;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
@@ -303,14 +304,6 @@ pub fn process_exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists and may be signalled.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// The fields of `/proc/<pid>/stat` after the command name ("self" for this process):
-/// index 0 is the state (the man page's field 3), 1 the parent pid, and so on.
-pub fn stat_fields(pid: &str) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Whether `pid` is a live (not zombie) child of `parent`.

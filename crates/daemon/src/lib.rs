@@ -3,6 +3,8 @@
 //! request to them (`client`). Nothing here sees an Apache type; `apache/daemons.rs` drives
 //! it from the hooks.
 
+use mod_wsgi_engine::{python, shared, wsgi};
+
 mod acceptor;
 pub mod affinity;
 mod client;
@@ -20,7 +22,7 @@ mod worker;
 pub use client::{ProxyOutcome, proxy};
 pub use group::{DaemonGroup, Lane, find_group, set_groups};
 pub use process::{
-    ChildSetup, Lineage, close_group_listeners, is_live_child_of, spawn, spawn_bell, stat_fields,
+    ChildSetup, Lineage, close_group_listeners, is_live_child_of, spawn, spawn_bell,
 };
 pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};

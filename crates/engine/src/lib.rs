@@ -1,0 +1,13 @@
+//! The part of mod_wsgi_rs that runs applications, without Apache: `wsgi` implements PEP
+//! 3333 over two traits (a body reader and a response sink) that embedded mode (Apache's
+//! request) and daemon mode (a socket) implement; `python` is the only code that calls
+//! CPython's C API; `shared` holds the stores, the broadcast bus and the metrics every
+//! process of a server shares.
+
+pub mod procfs;
+pub mod python;
+pub mod shared;
+pub mod wsgi;
+
+/// The `major.minor` version of the CPython this engine is built against.
+pub const PYTHON_VERSION: &str = env!("MOD_WSGI_RS_PYTHON_VERSION");
