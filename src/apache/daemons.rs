@@ -5,10 +5,12 @@
 //! graceful restart, terminated on a hard restart or stop.
 
 use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
-use super::pool::{read_userdata, write_userdata};
+use super::pool::{read_record, update_record};
 use super::sys;
 use crate::daemon::identity::{self, Account};
 use crate::daemon::keepalive::IdleConnections;
+use crate::daemon::restart_record::KeptSocket;
+use crate::daemon::supervisor::{self, Action, Death, HandedOver};
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
@@ -20,13 +22,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// Userdata key, on the process pool, of the sockets kept across graceful restarts.
-const SOCKETS_KEY: &CStr = c"mod_wsgi_rs:daemon-sockets";
-
-/// Userdata key, on the process pool, of the daemons a graceful restart left serving
-/// until the new generation's processes are ready to retire them ("group\tpid" lines).
-const HANDOVER_KEY: &CStr = c"mod_wsgi_rs:daemon-handover";
 
 /// Set when Apache announces a hard restart or a stop (APR_OC_REASON_RESTART): daemons
 /// are then terminated and their sockets removed rather than drained and kept.
@@ -246,33 +241,27 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
 
 /// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
 fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32, [u8; 32])> {
-    read_userdata(process_pool, SOCKETS_KEY)
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.split('\t');
-            let path = PathBuf::from(parts.next()?);
-            let fd: i32 = parts.next()?.parse().ok()?;
-            let hex = parts.next()?;
-            let mut secret = [0u8; 32];
-            for (i, b) in secret.iter_mut().enumerate() {
-                *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-            }
-            Some((path, (fd, secret)))
-        })
+    read_record(process_pool)
+        .sockets
+        .into_iter()
+        .map(|s| (s.path, (s.fd, s.secret)))
         .collect()
 }
 
 fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGroup>]) {
-    let mut text = String::new();
+    let mut sockets = Vec::new();
     for g in groups {
-        let hex: String = g.secret.iter().map(|b| format!("{b:02x}")).collect();
-        let sockets = std::iter::once((&g.socket_path, g.listener_fd))
+        let paths = std::iter::once((&g.socket_path, g.listener_fd))
             .chain(g.lanes.iter().map(|l| (&l.path, l.fd)));
-        for (path, fd) in sockets {
-            text.push_str(&format!("{}\t{fd}\t{hex}\n", path.display()));
+        for (path, fd) in paths {
+            sockets.push(KeptSocket {
+                path: path.clone(),
+                fd,
+                secret: g.secret,
+            });
         }
     }
-    write_userdata(process_pool, SOCKETS_KEY, &text);
+    update_record(process_pool, |record| record.sockets = sockets);
 }
 
 fn random_secret() -> Result<[u8; 32], String> {
@@ -582,86 +571,68 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
         match reason {
             sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
                 let pid = slot.proc_.pid;
-                let lived = slot.started.elapsed();
                 slot.proc_.pid = 0;
-                let was_serving = slot.group.health.clear_slot(slot.index, pid as u32);
-                let held = status == daemon::INIT_FAILURE_STATUS;
-                let file_changed = status == daemon::RETRY_NOW_STATUS;
                 // SAFETY: unregistering this slot's own registration; the re-entrant
                 // UNREGISTER callback finds pid 0 and does nothing.
                 unsafe { sys::apr_proc_other_child_unregister(data) };
-                let stopping = mpm_stopping() || HARD_STOP.load(Ordering::Relaxed);
                 // SAFETY: the partner lives in pconf beside this slot.
                 let partner = unsafe { &mut *slot.partner };
-                // Replaced: its successor serves in its place.
-                let replaced = std::mem::take(&mut slot.retiring) && partner.proc_.pid > 0;
+                let death = Death {
+                    status,
+                    lived: slot.started.elapsed(),
+                    stopping: mpm_stopping() || HARD_STOP.load(Ordering::Relaxed),
+                    was_serving: slot.group.health.clear_slot(slot.index, pid as u32),
+                    crashes: slot.crashes,
+                    retiring: std::mem::take(&mut slot.retiring),
+                    partner_pid: (partner.proc_.pid > 0).then_some(partner.proc_.pid),
+                    partner_retiring: partner.retiring,
+                    handover_pid: slot.handover.filter(|&pid| is_live_child(pid)),
+                };
+                let decision = supervisor::on_death(&death);
                 let message = format!(
                     "WSGI0122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
                     slot.group.spec.name,
-                    lived.as_secs_f64(),
-                    if stopping {
-                        ""
-                    } else if replaced {
-                        "; replaced by the process that is serving in its place"
-                    } else {
-                        "; starting a new one"
+                    death.lived.as_secs_f64(),
+                    match decision.action {
+                        Action::Nothing => "",
+                        Action::SuccessorServes => {
+                            "; replaced by the process that is serving in its place"
+                        }
+                        Action::Respawn { .. } => "; starting a new one",
                     }
                 );
-                // Status 0 is a process that chose to exit (recycling) and logged why.
-                if stopping || status == 0 || status == daemon::RETRY_NOW_STATUS {
-                    tracing::info!("{message}");
-                } else {
+                if decision.error {
                     tracing::error!("{message}");
+                } else {
+                    tracing::info!("{message}");
                 }
-                if !stopping && status != 0 {
-                    let reason = if held || file_changed {
-                        "init-failure"
-                    } else {
-                        "crash"
-                    };
+                if let Some(reason) = decision.restart_reason {
                     crate::shared::metrics::record_restart(&slot.group.spec.name, reason);
                 }
-                if replaced {
+                match decision.action {
+                    Action::Nothing => {}
                     // The successor may already be due for recycling itself.
-                    return start_successor_if_asked(partner);
+                    Action::SuccessorServes => start_successor_if_asked(partner),
+                    Action::Respawn {
+                        delay,
+                        crashes,
+                        predecessor,
+                        start_failed,
+                    } => {
+                        if start_failed {
+                            slot.group.health.mark_start_failed(pid as u32);
+                        }
+                        slot.crashes = crashes;
+                        if !delay.is_zero() {
+                            tracing::error!(
+                                "WSGI0123: daemon group '{}' is crashing repeatedly ({crashes} times in a row); the next process waits {} s before starting",
+                                slot.group.spec.name,
+                                delay.as_secs()
+                            );
+                        }
+                        spawn_slot(slot, delay, predecessor);
+                    }
                 }
-                if stopping {
-                    return;
-                }
-                // A successor that died before its predecessor retired is retried (with
-                // the crash-loop backoff) while the predecessor keeps serving; so is the
-                // first process of a generation while the one it takes over from serves.
-                let predecessor = partner
-                    .retiring
-                    .then_some(partner.proc_.pid)
-                    .or(slot.handover.filter(|&pid| is_live_child(pid)));
-                // A process that could not load its application has already waited
-                // (watching the files its traceback names) before exiting: it is
-                // restarted at once, and waits longer the next time. One that saw such a
-                // file change starts over from the shortest wait.
-                if !was_serving && !held && !file_changed && status != 0 {
-                    slot.group.health.mark_start_failed(pid as u32);
-                }
-                slot.crashes =
-                    if held || (status != 0 && !file_changed && lived < Duration::from_secs(10)) {
-                        slot.crashes + 1
-                    } else {
-                        0
-                    };
-                let delay = match slot.crashes {
-                    _ if held => Duration::ZERO,
-                    0 | 1 => Duration::ZERO,
-                    n => Duration::from_secs((1u64 << (n - 2).min(5)).min(30)),
-                };
-                if !delay.is_zero() {
-                    tracing::error!(
-                        "WSGI0123: daemon group '{}' is crashing repeatedly ({} times in a row); the next process waits {} s before starting",
-                        slot.group.spec.name,
-                        slot.crashes,
-                        delay.as_secs()
-                    );
-                }
-                spawn_slot(slot, delay, predecessor);
             }
             // From the bell or the monitor hook while the process lives.
             sys::APR_OC_REASON_RUNNING => start_successor_if_asked(slot),
@@ -684,10 +655,13 @@ fn start_successor_if_asked(slot: &mut Slot) {
     // SAFETY: the partner lives in pconf beside this slot.
     let partner = unsafe { &mut *slot.partner };
     if slot.proc_.pid > 0
-        && !slot.retiring
-        && partner.proc_.pid == 0
+        && supervisor::wants_successor(
+            slot.retiring,
+            partner.proc_.pid > 0,
+            slot.flag.load(Ordering::Acquire) != 0,
+            mpm_stopping() || HARD_STOP.load(Ordering::Relaxed),
+        )
         && slot.flag.swap(0, Ordering::AcqRel) != 0
-        && !(mpm_stopping() || HARD_STOP.load(Ordering::Relaxed))
     {
         slot.retiring = true;
         tracing::info!(
@@ -772,16 +746,13 @@ fn is_live_child(pid: i32) -> bool {
 /// The previous generation's daemons still serving, by group, in the order they should be
 /// taken over (processes being replaced last).
 fn take_handover(process_pool: *mut sys::apr_pool_t) -> HashMap<String, Vec<i32>> {
-    let text = read_userdata(process_pool, HANDOVER_KEY);
-    write_userdata(process_pool, HANDOVER_KEY, "");
+    let mut handover = Vec::new();
+    update_record(process_pool, |record| {
+        handover = std::mem::take(&mut record.handover);
+    });
     let mut out: HashMap<String, Vec<i32>> = HashMap::new();
-    for line in text.lines() {
-        if let Some((group, pid)) = line.split_once('\t')
-            && let Ok(pid) = pid.parse::<i32>()
-            && is_live_child(pid)
-        {
-            out.entry(group.to_owned()).or_default().push(pid);
-        }
+    for process in handover.into_iter().filter(|p| is_live_child(p.pid)) {
+        out.entry(process.group).or_default().push(process.pid);
     }
     out
 }
@@ -884,7 +855,7 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         // A graceful restart leaves the processes serving; the next generation's
         // processes retire them once ready (serving ones first, those being replaced and
         // those still handing over from an earlier generation last).
-        let mut handover: Vec<(bool, String, i32)> = Vec::new();
+        let mut handover: Vec<HandedOver> = Vec::new();
         for &slot in &generation.slots {
             // SAFETY: slots live in pconf, which is being cleared after this cleanup.
             let slot = unsafe { &mut *slot };
@@ -900,16 +871,16 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
                     pids.push(pid);
                     limit = limit.max(slot.group.spec.shutdown_timeout + Duration::from_secs(1));
                 } else {
-                    handover.push((last, name.clone(), pid));
+                    handover.push(HandedOver {
+                        group: name.clone(),
+                        pid,
+                        last,
+                    });
                 }
             }
         }
-        handover.sort_by_key(|(last, _, _)| *last);
-        let text: String = handover
-            .iter()
-            .map(|(_, group, pid)| format!("{group}\t{pid}\n"))
-            .collect();
-        write_userdata(generation.process_pool, HANDOVER_KEY, &text);
+        let handover = supervisor::handover_order(handover);
+        update_record(generation.process_pool, |record| record.handover = handover);
         if hard {
             reap(&pids, limit);
             for g in &generation.groups {

@@ -2,6 +2,7 @@
 //! pool (dropped by one of its cleanups).
 
 use super::sys;
+use mod_wsgi_daemon::restart_record::RestartRecord;
 use std::ffi::{CStr, c_void};
 use std::os::raw::c_char;
 
@@ -40,8 +41,28 @@ pub unsafe fn into_pool<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut T {
     raw
 }
 
+/// Userdata key, on the process pool, of the restart record.
+const RECORD_KEY: &CStr = c"mod_wsgi_rs:restart-record";
+
+/// What the previous generation left in this process (see `RestartRecord`).
+pub fn read_record(process_pool: *mut sys::apr_pool_t) -> RestartRecord {
+    RestartRecord::decode(&read_userdata(process_pool, RECORD_KEY))
+}
+
+/// Leaves `record` for the next generation.
+pub fn write_record(process_pool: *mut sys::apr_pool_t, record: &RestartRecord) {
+    write_userdata(process_pool, RECORD_KEY, &record.encode());
+}
+
+/// Changes part of the record: read, `change`, write.
+pub fn update_record(process_pool: *mut sys::apr_pool_t, change: impl FnOnce(&mut RestartRecord)) {
+    let mut record = read_record(process_pool);
+    change(&mut record);
+    write_record(process_pool, &record);
+}
+
 /// Text stored under `key` in the process pool (survives generations); "" if none.
-pub fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
+fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
     let mut data: *mut c_void = std::ptr::null_mut();
     // SAFETY: reads a userdata pointer of the live process pool.
     unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool) };
@@ -56,7 +77,7 @@ pub fn read_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr) -> String {
 }
 
 /// Stores `text` under `key` in the process pool, replacing what was there.
-pub fn write_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr, text: &str) {
+fn write_userdata(process_pool: *mut sys::apr_pool_t, key: &CStr, text: &str) {
     // SAFETY: the string is copied into the process pool, which outlives every generation;
     // no cleanup is attached (the module's code may be unloaded before the pool dies).
     unsafe {

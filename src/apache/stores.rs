@@ -9,18 +9,17 @@
 //! they exit). Everything is gone when Apache stops, unless `file=` backs the store.
 
 use super::config::{ServerConfig, server_config};
-use super::pool::{read_userdata, write_userdata};
+use super::pool::{read_record, update_record};
 use super::sys;
 use crate::shared::{Backend, Partition, Redis, Registry, Store};
 use mod_wsgi_config::StoreBackend;
+use mod_wsgi_daemon::restart_record::KeptMapping;
 use mod_wsgi_metrics::WORDS;
 use mod_wsgi_redis::{Endpoint, RedisStore};
 use mod_wsgi_store::{Opened, SharedStore, SharedWords};
-use std::ffi::CStr;
 use std::path::Path;
 use std::time::Duration;
 
-const STORES_KEY: &CStr = c"mod_wsgi_rs:shared-stores";
 /// The broadcast bus: an internal store for topic generations and their latest message.
 const BUS_SIZE: usize = 1 << 20;
 /// The bus's name in the userdata (user store names cannot be empty).
@@ -29,33 +28,18 @@ const BUS_NAME: &str = "";
 const APP_METRICS_SIZE: usize = 4 << 20;
 /// Its name in the userdata ('#' cannot start a user store's name).
 const APP_METRICS_NAME: &str = "#metrics";
-const METRICS_KEY: &CStr = c"mod_wsgi_rs:server-metrics";
 
-/// A mapping of the previous generation, as recorded in the userdata.
-struct Previous {
-    name: String,
-    size: usize,
-    file: String,
-    address: usize,
-}
-
-fn previous(process_pool: *mut sys::apr_pool_t) -> Vec<Previous> {
-    read_userdata(process_pool, STORES_KEY)
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split('\t');
-            Some(Previous {
-                name: f.next()?.to_owned(),
-                size: f.next()?.parse().ok()?,
-                file: f.next()?.to_owned(),
-                address: f.next()?.parse().ok()?,
-            })
-        })
-        .collect()
+fn previous(process_pool: *mut sys::apr_pool_t) -> Vec<KeptMapping> {
+    read_record(process_pool).mappings
 }
 
 /// Takes over the previous generation's mapping of (`name`, `size`, `file`), if any.
-fn reuse(previous: &mut Vec<Previous>, name: &str, size: usize, file: &str) -> Option<SharedStore> {
+fn reuse(
+    previous: &mut Vec<KeptMapping>,
+    name: &str,
+    size: usize,
+    file: &str,
+) -> Option<SharedStore> {
     let at = previous
         .iter()
         .position(|p| p.name == name && p.size == size && p.file == file)?;
@@ -67,7 +51,7 @@ fn reuse(previous: &mut Vec<Previous>, name: &str, size: usize, file: &str) -> O
 }
 
 fn open_memory(
-    previous: &mut Vec<Previous>,
+    previous: &mut Vec<KeptMapping>,
     name: &str,
     size: usize,
     file: Option<&str>,
@@ -124,9 +108,14 @@ fn open(
     apache_uid: u32,
 ) -> Result<(), String> {
     let mut previous = previous(process_pool);
-    let mut record = String::new();
+    let mut kept = Vec::new();
     let mut note = |name: &str, size: usize, file: &str, store: &SharedStore| {
-        record.push_str(&format!("{name}\t{size}\t{file}\t{}\n", store.address()));
+        kept.push(KeptMapping {
+            name: name.to_owned(),
+            size,
+            file: file.to_owned(),
+            address: store.address(),
+        });
     };
     let mut stores = Vec::new();
     for definition in &main.stores {
@@ -227,7 +216,7 @@ fn open(
             store.unmap();
         }
     }
-    write_userdata(process_pool, STORES_KEY, &record);
+    update_record(process_pool, |record| record.mappings = kept);
     crate::shared::install(Registry {
         stores,
         denied: Vec::new(),
@@ -240,11 +229,9 @@ fn open(
 /// Maps the server metrics' words, or takes over the previous generation's (counters
 /// keep counting across restarts), and registers embedded mode's group.
 fn open_metrics(process_pool: *mut sys::apr_pool_t) -> Result<(), String> {
-    let previous = read_userdata(process_pool, METRICS_KEY);
-    let kept = previous
-        .split_once('\t')
-        .and_then(|(a, n)| Some((a.parse().ok()?, n.trim().parse().ok()?)))
-        .filter(|&(_, n): &(usize, usize)| n == WORDS)
+    let kept = read_record(process_pool)
+        .metrics
+        .filter(|&(_, n)| n == WORDS)
         // SAFETY: the userdata names the words an earlier generation of this module
         // mapped in this process; nothing else owns or unmapped them.
         .and_then(|(a, n)| unsafe { SharedWords::from_raw(a, n) });
@@ -252,11 +239,8 @@ fn open_metrics(process_pool: *mut sys::apr_pool_t) -> Result<(), String> {
         Some(w) => w,
         None => SharedWords::anonymous(WORDS).map_err(|e| format!("server metrics: {e}"))?,
     };
-    write_userdata(
-        process_pool,
-        METRICS_KEY,
-        &format!("{}\t{}", words.address(), words.count()),
-    );
+    let kept = (words.address(), words.count());
+    update_record(process_pool, |record| record.metrics = Some(kept));
     if let Err(words) = crate::shared::metrics::install(words) {
         // Already installed by an earlier pass of this same load of the module.
         let installed = crate::shared::metrics::words_address();

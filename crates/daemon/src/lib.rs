@@ -14,8 +14,10 @@ pub mod identity;
 pub mod keepalive;
 mod outbox;
 mod process;
+pub mod restart_record;
 mod server;
 mod socket;
+pub mod supervisor;
 mod transport;
 mod worker;
 
