@@ -9,7 +9,7 @@ use super::sys;
 use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_config::{
-    ApplicationGroup, DirConfig, MapHeadToGet, Merge, RequestFacts, prefix_match_len,
+    DirConfig, MapHeadToGet, Merge, RequestFacts, Selection, prefix_match_len, select,
 };
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
@@ -258,66 +258,23 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         case_sensitive: true,
         env: &env,
     };
-    let process_group = dir
-        .process_group
-        .as_ref()
-        .map_or_else(String::new, |g| g.expand(&facts));
-    if let Some(allowed) = &dir.restrict_process
-        && !allowed.contains(&process_group)
-    {
-        log_request(
-            &req,
-            Level::ERROR,
-            &format!(
-                "WSGI0039: process group '{process_group}' is not allowed here by WSGIRestrictProcess"
-            ),
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR;
-    }
-    let daemon_group = if process_group.is_empty() {
-        if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
-            log_request(
-                &req,
-                Level::ERROR,
-                "WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On",
-            );
+    let selection = select(dir, &facts, EMBEDDED_RESTRICTED.load(Ordering::Relaxed));
+    drop(env);
+    let Selection {
+        process_group,
+        application_group,
+        callable,
+    } = match selection {
+        Ok(selection) => selection,
+        Err(refusal) => {
+            log_request(&req, Level::ERROR, &refusal.to_string());
             return sys::HTTP_INTERNAL_SERVER_ERROR;
         }
-        None
-    } else {
-        match daemon::find_group(&process_group) {
-            Some(g) if g.serves(&req.server_hostname()) => Some(g),
-            Some(g) => {
-                log_request(
-                    &req,
-                    Level::ERROR,
-                    &format!(
-                        "WSGI0042: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
-                        g.virtual_host.as_deref().unwrap_or_default(),
-                        req.server_hostname()
-                    ),
-                );
-                return sys::HTTP_INTERNAL_SERVER_ERROR;
-            }
-            None => {
-                log_request(
-                    &req,
-                    Level::ERROR,
-                    &format!(
-                        "WSGI0038: no WSGI daemon process called '{process_group}' has been configured"
-                    ),
-                );
-                return sys::HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
     };
-    let application_group = dir
-        .application_group
-        .as_ref()
-        .unwrap_or(&ApplicationGroup::Resource)
-        .expand(&facts);
-    let callable = dir.callable_object.clone().unwrap_or_default().expand(&env);
-    drop(env);
+    let daemon_group = match daemon_group_for(&req, &process_group) {
+        Ok(group) => group,
+        Err(status) => return status,
+    };
 
     if dir.pass_authorization == Some(true)
         && let Some(auth) = req.header_in(c"Authorization")
@@ -466,6 +423,42 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
 
 /// The application raised (its traceback is logged): 500 if nothing was sent yet,
 /// otherwise the started response is aborted.
+/// The daemon group a request's process group names (None for embedded mode), or the
+/// status of a refusal that was logged.
+fn daemon_group_for(
+    req: &Request<'_>,
+    process_group: &str,
+) -> Result<Option<std::sync::Arc<daemon::DaemonGroup>>, c_int> {
+    if process_group.is_empty() {
+        return Ok(None);
+    }
+    match daemon::find_group(process_group) {
+        Some(g) if g.serves(&req.server_hostname()) => Ok(Some(g)),
+        Some(g) => {
+            log_request(
+                req,
+                Level::ERROR,
+                &format!(
+                    "WSGI0042: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
+                    g.virtual_host.as_deref().unwrap_or_default(),
+                    req.server_hostname()
+                ),
+            );
+            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
+        }
+        None => {
+            log_request(
+                req,
+                Level::ERROR,
+                &format!(
+                    "WSGI0038: no WSGI daemon process called '{process_group}' has been configured"
+                ),
+            );
+            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
 fn app_failed(req: &Request<'_>, headers_sent: bool) -> c_int {
     if headers_sent {
         abort_connection(req);

@@ -12,6 +12,7 @@ mod groups;
 mod merge;
 mod net;
 mod options;
+mod resolve;
 mod store;
 mod traceback;
 mod values;
@@ -23,6 +24,7 @@ pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, R
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
+pub use resolve::{Refusal, Selection, select};
 pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess, StoreBackend};
 pub use traceback::files_named_in_traceback;
 pub use values::{
