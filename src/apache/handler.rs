@@ -340,68 +340,104 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         });
     }
 
-    if let Some(group) = daemon_group {
-        req.set_note(METRICS_NOTE, &group.spec.name);
-        let error_override = dir.error_override == Some(true);
-        let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
-            let lanes = group.lanes.len();
-            let cookie = environ
-                .get("HTTP_COOKIE")
-                .and_then(|v| affinity::pinned_lane(v, cookie_name, lanes));
-            cookie.unwrap_or_else(|| {
-                let lane = affinity::next_lane(lanes);
-                req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));
-                lane
-            })
-        });
-        let head = RequestHead {
-            secret: group.secret,
-            reload,
-            header_only: req.header_only(),
-            keep_alive: false,
-            request_start_us: u64::try_from(req.request_time()).unwrap_or(0),
-            script_mtime: req.file_mtime(),
-            application_group,
-            script: script_path.to_string_lossy().into_owned(),
-            callable,
-            environ,
-        };
-        // SAFETY: the request outlives the proxy call, which drops both holders.
-        let lent = unsafe { LentRequest::new(req.raw()) };
-        let mut body = ApacheBody::new(lent);
-        let mut sink = ApacheSink::new(lent, sendfile);
-        return match daemon::proxy(&group, lane, head, error_override, &mut body, &mut sink) {
-            ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
-            ProxyOutcome::Overridden { status } => c_int::from(status),
-            ProxyOutcome::AppFailed { headers_sent } => app_failed(&req, headers_sent),
-            ProxyOutcome::Failed { status, message } => {
-                log_request(&req, Level::ERROR, &format!("WSGI0040: {message}"));
-                if status == 503 {
-                    // No daemon could take the request in time (connect-timeout, or
-                    // queue-timeout while the group starts, restarts or is saturated):
-                    // clients and proxies may try again shortly.
-                    req.set_error_header(c"Retry-After", c"5");
-                }
-                c_int::from(status)
-            }
-            ProxyOutcome::Aborted { message } => {
-                log_request(
-                    &req,
-                    Level::ERROR,
-                    &format!("WSGI0041: {message}; response aborted"),
-                );
-                abort_connection(&req);
-                sys::OK
-            }
-        };
-    }
-    let wsgi_request = WsgiRequest {
+    let run = Dispatch {
         environ,
         application_group,
-        script: script_path.clone(),
-        script_mtime: req.file_mtime(),
         callable,
+        script: script_path,
         reload,
+        sendfile,
+    };
+    match daemon_group {
+        Some(group) => {
+            let error_override = dir.error_override == Some(true);
+            proxy_to_daemon(&mut req, &group, run, error_override)
+        }
+        None => run_embedded(&req, run),
+    }
+}
+
+/// The application raised (its traceback is logged): 500 if nothing was sent yet,
+/// otherwise the started response is aborted.
+/// Where and how the handler runs a request it resolved.
+struct Dispatch {
+    environ: mod_wsgi_wire::Environ,
+    application_group: String,
+    callable: String,
+    script: std::path::PathBuf,
+    reload: bool,
+    sendfile: bool,
+}
+
+fn proxy_to_daemon(
+    req: &mut Request<'_>,
+    group: &daemon::DaemonGroup,
+    run: Dispatch,
+    error_override: bool,
+) -> c_int {
+    req.set_note(METRICS_NOTE, &group.spec.name);
+    let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
+        let lanes = group.lanes.len();
+        let cookie = run
+            .environ
+            .get("HTTP_COOKIE")
+            .and_then(|v| affinity::pinned_lane(v, cookie_name, lanes));
+        cookie.unwrap_or_else(|| {
+            let lane = affinity::next_lane(lanes);
+            req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));
+            lane
+        })
+    });
+    let head = RequestHead {
+        secret: group.secret,
+        reload: run.reload,
+        header_only: req.header_only(),
+        keep_alive: false,
+        request_start_us: u64::try_from(req.request_time()).unwrap_or(0),
+        script_mtime: req.file_mtime(),
+        application_group: run.application_group,
+        script: run.script.to_string_lossy().into_owned(),
+        callable: run.callable,
+        environ: run.environ,
+    };
+    // SAFETY: the request outlives the proxy call, which drops both holders.
+    let lent = unsafe { LentRequest::new(req.raw()) };
+    let mut body = ApacheBody::new(lent);
+    let mut sink = ApacheSink::new(lent, run.sendfile);
+    match daemon::proxy(group, lane, head, error_override, &mut body, &mut sink) {
+        ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
+        ProxyOutcome::Overridden { status } => c_int::from(status),
+        ProxyOutcome::AppFailed { headers_sent } => app_failed(req, headers_sent),
+        ProxyOutcome::Failed { status, message } => {
+            log_request(req, Level::ERROR, &format!("WSGI0040: {message}"));
+            if status == 503 {
+                // No daemon could take the request in time (connect-timeout, or
+                // queue-timeout while the group starts, restarts or is saturated):
+                // clients and proxies may try again shortly.
+                req.set_error_header(c"Retry-After", c"5");
+            }
+            c_int::from(status)
+        }
+        ProxyOutcome::Aborted { message } => {
+            log_request(
+                req,
+                Level::ERROR,
+                &format!("WSGI0041: {message}; response aborted"),
+            );
+            abort_connection(req);
+            sys::OK
+        }
+    }
+}
+
+fn run_embedded(req: &Request<'_>, run: Dispatch) -> c_int {
+    let wsgi_request = WsgiRequest {
+        environ: run.environ,
+        application_group: run.application_group,
+        script: run.script,
+        script_mtime: req.file_mtime(),
+        callable: run.callable,
+        reload: run.reload,
         header_only: req.header_only(),
         multithread: MULTITHREAD.load(Ordering::Relaxed),
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
@@ -413,16 +449,14 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let outcome = wsgi::run(
         wsgi_request,
         Box::new(ApacheBody::new(lent)),
-        Box::new(ApacheSink::new(lent, sendfile)),
+        Box::new(ApacheSink::new(lent, run.sendfile)),
     );
     match outcome {
         Outcome::Complete | Outcome::ClientGone => sys::OK,
-        Outcome::Failed { headers_sent } => app_failed(&req, headers_sent),
+        Outcome::Failed { headers_sent } => app_failed(req, headers_sent),
     }
 }
 
-/// The application raised (its traceback is logged): 500 if nothing was sent yet,
-/// otherwise the started response is aborted.
 /// The daemon group a request's process group names (None for embedded mode), or the
 /// status of a refusal that was logged.
 fn daemon_group_for(
