@@ -4,10 +4,10 @@
 use super::pool::into_pool;
 use super::sys;
 use super::trampoline::guard;
-use crate::daemon::identity::Account;
 use mod_wsgi_config::{
     AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig, SharedStoreSpec,
 };
+use mod_wsgi_os::identity::Account;
 use std::ffi::c_void;
 
 /// A compiled `WSGIScriptAliasMatch` pattern, allocated and freed by the config pool.

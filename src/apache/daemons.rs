@@ -7,13 +7,13 @@
 use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
 use super::pool::{read_record, update_record};
 use super::sys;
-use crate::daemon::identity::{self, Account};
 use crate::daemon::keepalive::IdleConnections;
 use crate::daemon::restart_record::KeptSocket;
 use crate::daemon::supervisor::{self, Action, Death, HandedOver};
 use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
+use mod_wsgi_os::identity::{self, Account};
 use mod_wsgi_store::{GroupHealth, SharedWords};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
@@ -159,24 +159,6 @@ fn socket_prefix(pool: *mut sys::apr_pool_t, main: &ServerConfig) -> String {
     }
 }
 
-fn name_hash(name: &str) -> u32 {
-    name.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
-    PathBuf::from(format!(
-        "{prefix}.{parent_pid}.{:08x}.sock",
-        name_hash(name)
-    ))
-}
-
-/// Lane `index`'s socket beside the group's: `<prefix>...<hash>.<index>.sock`.
-fn lane_path(group_socket: &std::path::Path, index: usize) -> PathBuf {
-    group_socket.with_extension(format!("{index}.sock"))
-}
-
 /// Checks what can only be checked once the whole configuration is read. Errors name
 /// the directive and, where known, its file and line.
 pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), String> {
@@ -190,11 +172,11 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
     let prefix = socket_prefix(pool, main);
     for d in &defined {
         let worst = match d.spec.session_affinity {
-            Some(_) => lane_path(
-                &socket_path(&prefix, 9_999_999, &d.spec.name),
+            Some(_) => daemon::lane_path(
+                &daemon::socket_path(&prefix, 9_999_999, &d.spec.name),
                 d.spec.processes as usize,
             ),
-            None => socket_path(&prefix, 9_999_999, &d.spec.name),
+            None => daemon::socket_path(&prefix, 9_999_999, &d.spec.name),
         };
         if worst.as_os_str().len() > daemon::MAX_SOCKET_PATH {
             return Err(format!(
@@ -285,34 +267,21 @@ pub(super) fn apache_user() -> (u32, u32, String) {
     (uid, gid, name)
 }
 
-/// The largest request head a daemon must accept: the most any server's request limits
-/// let a client send, twice over for the variables Apache and the configuration add, and
-/// never less than 16 MiB.
+/// The largest request head a daemon must accept, from every server's request limits.
 fn max_request_head(s: *mut sys::server_rec) -> usize {
-    let mut largest = 0usize;
+    let mut limits = Vec::new();
     let mut cur = s;
     while !cur.is_null() {
         // SAFETY: the server list is live for this configuration generation.
-        let (line, fields, field_size, next) = unsafe {
-            let server = &*cur;
-            (
-                server.limit_req_line,
-                server.limit_req_fields,
-                server.limit_req_fieldsize,
-                server.next,
-            )
-        };
-        let [line, fields, field_size] =
-            [line, fields, field_size].map(|n| usize::try_from(n).unwrap_or(0));
-        // LimitRequestFields 0 means no limit: count a generous number of fields.
-        let fields = if fields == 0 { 1000 } else { fields };
-        largest = largest.max(line.saturating_add(fields.saturating_mul(field_size)));
-        cur = next;
+        let server = unsafe { &*cur };
+        limits.push(daemon::RequestLimits {
+            line: server.limit_req_line,
+            fields: server.limit_req_fields,
+            field_size: server.limit_req_fieldsize,
+        });
+        cur = server.next;
     }
-    largest
-        .saturating_mul(2)
-        .saturating_add(1 << 20)
-        .max(16 << 20)
+    daemon::max_request_head(&limits)
 }
 
 fn apache_timeout(s: *mut sys::server_rec) -> Duration {
@@ -399,7 +368,7 @@ fn build_group(
         }
     });
     let parent_pid = std::process::id();
-    let path = socket_path(prefix, parent_pid, &d.spec.name);
+    let path = daemon::socket_path(prefix, parent_pid, &d.spec.name);
     let owner = d
         .socket_user
         .as_ref()
@@ -427,7 +396,7 @@ fn build_group(
     let mut lanes = Vec::new();
     if d.spec.session_affinity.is_some() {
         for index in 0..d.spec.processes as usize {
-            let lane = lane_path(&path, index);
+            let lane = daemon::lane_path(&path, index);
             let (fd, _) = open_socket(&lane)?;
             lanes.push(daemon::Lane { path: lane, fd });
         }
@@ -801,40 +770,6 @@ unsafe extern "C" fn previous_generation_event(reason: c_int, data: *mut c_void,
     });
 }
 
-fn drain(pid: i32) {
-    // SAFETY: signalling our own child (checked by the caller): it finishes its requests
-    // within graceful-timeout and exits.
-    unsafe { libc::kill(pid, libc::SIGUSR1) };
-}
-
-fn reap(pids: &[i32], limit: Duration) {
-    let deadline = Instant::now() + limit;
-    let mut left: Vec<i32> = pids.to_vec();
-    while !left.is_empty() {
-        left.retain(|&pid| {
-            let mut st = 0;
-            // SAFETY: non-blocking wait for our own child.
-            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-            r == 0
-        });
-        if left.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            for &pid in &left {
-                tracing::error!("WSGI0124: daemon process {pid} did not stop in time; killing it");
-                // SAFETY: signalling and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
     super::trampoline::guard("daemon cleanup", (), || {
         // SAFETY: data is the Generation put in pconf by start; this cleanup runs once.
@@ -882,7 +817,7 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         let handover = supervisor::handover_order(handover);
         update_record(generation.process_pool, |record| record.handover = handover);
         if hard {
-            reap(&pids, limit);
+            daemon::reap(&pids, limit);
             for g in &generation.groups {
                 g.listener_fds().for_each(daemon::close_listener);
                 let lanes = g.lanes.iter().map(|l| &l.path);
@@ -969,7 +904,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             .iter()
             .find(|g| g.spec.name == *name)
             .map_or(0, |g| g.spec.processes as usize);
-        pids.iter().skip(kept).for_each(|&pid| drain(pid));
+        pids.iter().skip(kept).for_each(|&pid| daemon::drain(pid));
     }
     let handover_for = |name: &str, index: usize| -> Option<i32> {
         handover.get(name).and_then(|pids| pids.get(index).copied())

@@ -8,12 +8,12 @@ use super::config::{
 use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
-use crate::daemon::identity::{self, Account};
 use mod_wsgi_config::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
     ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec, parse_on_off,
     parse_optimize,
 };
+use mod_wsgi_os::identity::{self, Account};
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
 

@@ -8,10 +8,11 @@
 //! loaded process hands new work back to the shared backlog.
 #![forbid(unsafe_code)]
 
-use super::epoll::{Epoll, Interest};
 use super::group::DaemonGroup;
-use super::socket::{apply_buffer_option, recv_append, set_accept_timeout};
 use super::transport::send_frame;
+use crate::buffers::apply_buffer_option;
+use crate::epoll::{Epoll, Interest};
+use crate::socket::{recv_append, set_accept_timeout};
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
 use std::collections::HashMap;
 use std::io::{self, Read};

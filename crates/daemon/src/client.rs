@@ -6,7 +6,8 @@
 #![forbid(unsafe_code)]
 
 use super::group::DaemonGroup;
-use super::socket::{Polled, apply_buffer_option, poll_fd, recv_with_fds, send_nowait};
+use crate::buffers::apply_buffer_option;
+use crate::socket::{Polled, poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_store::Availability;
 use mod_wsgi_wire::{self as wire, Decoder, ErrorKind, Frame, Kind, RequestHead, RunEnd};

@@ -105,6 +105,35 @@ impl DaemonGroup {
     }
 }
 
+/// One server's request limits (LimitRequestLine, LimitRequestFields,
+/// LimitRequestFieldSize), as Apache keeps them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub line: i32,
+    pub fields: i32,
+    pub field_size: i32,
+}
+
+/// The largest request head a daemon must accept: the most any server's limits let a
+/// client send, twice over for the variables Apache and the configuration add, and never
+/// less than 16 MiB. LimitRequestFields 0 (no limit) counts as 1000 fields.
+pub fn max_request_head(servers: &[RequestLimits]) -> usize {
+    let largest = servers
+        .iter()
+        .map(|l| {
+            let [line, fields, field_size] =
+                [l.line, l.fields, l.field_size].map(|n| usize::try_from(n).unwrap_or(0));
+            let fields = if fields == 0 { 1000 } else { fields };
+            line.saturating_add(fields.saturating_mul(field_size))
+        })
+        .max()
+        .unwrap_or(0);
+    largest
+        .saturating_mul(2)
+        .saturating_add(1 << 20)
+        .max(16 << 20)
+}
+
 static GROUPS: RwLock<Vec<Arc<DaemonGroup>>> = RwLock::new(Vec::new());
 
 /// Replaces the table (Apache parent, post_config).
@@ -123,4 +152,39 @@ pub fn find_group(name: &str) -> Option<Arc<DaemonGroup>> {
         .iter()
         .find(|g| g.spec.name == name)
         .cloned()
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    #[test]
+    fn the_head_bound_follows_the_largest_server_limits() {
+        let stock = RequestLimits {
+            line: 8190,
+            fields: 100,
+            field_size: 8190,
+        };
+        assert_eq!(max_request_head(&[stock]), 16 << 20);
+        assert_eq!(max_request_head(&[]), 16 << 20);
+        let raised = RequestLimits {
+            line: 8190,
+            fields: 100,
+            field_size: 1 << 20,
+        };
+        let bound = max_request_head(&[stock, raised]);
+        assert!(bound >= 2 * 100 * (1 << 20), "{bound}");
+        let unlimited = RequestLimits {
+            line: 8190,
+            fields: 0,
+            field_size: 65536,
+        };
+        assert!(max_request_head(&[unlimited]) >= 2 * 1000 * 65536);
+        let absurd = RequestLimits {
+            line: i32::MAX,
+            fields: i32::MAX,
+            field_size: i32::MAX,
+        };
+        assert!(max_request_head(&[absurd]) > 0);
+    }
 }

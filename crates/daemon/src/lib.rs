@@ -4,27 +4,26 @@
 //! it from the hooks.
 
 use mod_wsgi_engine::{python, shared, wsgi};
+use mod_wsgi_os::{epoll, socket};
 
 mod acceptor;
 pub mod affinity;
+mod buffers;
 mod client;
-mod epoll;
 pub mod group;
-pub mod identity;
 pub mod keepalive;
 mod outbox;
 mod process;
 pub mod restart_record;
 mod server;
-mod socket;
 pub mod supervisor;
 mod transport;
 mod worker;
 
 pub use client::{ProxyOutcome, proxy};
-pub use group::{DaemonGroup, Lane, find_group, set_groups};
+pub use group::{DaemonGroup, Lane, RequestLimits, find_group, max_request_head, set_groups};
 pub use process::{
-    ChildSetup, Lineage, close_group_listeners, is_live_child_of, spawn, spawn_bell,
+    ChildSetup, Lineage, close_group_listeners, drain, is_live_child_of, reap, spawn, spawn_bell,
 };
 pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
-pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener};
+pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener, lane_path, socket_path};

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the Apache layer does in a fresh daemon before anything else.
 pub struct ChildSetup {
@@ -257,7 +257,7 @@ fn become_daemon(
 pub fn close_group_listeners(keep: Option<RawFd>) {
     for group in current_groups() {
         for fd in group.listener_fds().filter(|&fd| Some(fd) != keep) {
-            super::socket::close(fd);
+            crate::socket::close(fd);
         }
     }
 }
@@ -379,4 +379,41 @@ pub fn spawn_bell(
     }
     // SAFETY: leaving the forked child without running the parent's exit handlers.
     unsafe { libc::_exit(0) }
+}
+
+/// Tells a daemon process (our child) to finish its requests and exit.
+pub fn drain(pid: i32) {
+    // SAFETY: signalling our own child (checked by the caller): it finishes its requests
+    // within graceful-timeout and exits.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+}
+
+/// Waits for stopped daemon processes (our children) to exit, killing those still
+/// running after `limit`.
+pub fn reap(pids: &[i32], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut left: Vec<i32> = pids.to_vec();
+    while !left.is_empty() {
+        left.retain(|&pid| {
+            let mut st = 0;
+            // SAFETY: non-blocking wait for our own child.
+            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            r == 0
+        });
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for &pid in &left {
+                tracing::error!("WSGI0124: daemon process {pid} did not stop in time; killing it");
+                // SAFETY: signalling and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -60,7 +60,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         return hold_after_failure(&lineage, &watched);
     }
     let acceptor = Acceptor::new(
-        super::socket::listener_from_fd(group.serving_fd(lineage.lane)),
+        crate::socket::listener_from_fd(group.serving_fd(lineage.lane)),
         &group,
     );
     let acceptor = match acceptor {

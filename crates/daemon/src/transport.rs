@@ -145,7 +145,7 @@ impl DaemonBody {
         let fd = self.stream.as_raw_fd();
         let n = self
             .decoder()
-            .receive(limit, |buf| super::socket::recv_append(fd, buf, limit))?;
+            .receive(limit, |buf| crate::socket::recv_append(fd, buf, limit))?;
         if n == 0 {
             return Err(closed_early());
         }
@@ -167,7 +167,7 @@ impl DaemonBody {
             // Past the payload's end only the next frame's header: the payload after it
             // can come straight into `dest` as well.
             let header = if left > first { 0 } else { HEADER_LEN };
-            super::socket::recv_split(fd, &mut dest[..first], buf, header).map(|(k, _)| k)
+            crate::socket::recv_split(fd, &mut dest[..first], buf, header).map(|(k, _)| k)
         })?;
         if kept == 0 && appended == 0 {
             return Err(closed_early());
@@ -439,7 +439,7 @@ impl DaemonSink {
             .filter(|p| !p.is_empty())
             .collect();
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let sent = match super::socket::send_with_fd(self.stream.as_raw_fd(), &parts, fd) {
+        let sent = match crate::socket::send_with_fd(self.stream.as_raw_fd(), &parts, fd) {
             Ok(n) => n,
             Err(e) => {
                 self.held = held;
@@ -519,7 +519,7 @@ impl ResponseSink for DaemonSink {
         let mut done = 0u64;
         while done < len {
             let want = (len - done).min(buf.len() as u64) as usize;
-            let n = super::socket::pread(fd, &mut buf[..want], offset + done)
+            let n = crate::socket::pread(fd, &mut buf[..want], offset + done)
                 .map_err(|e| SinkError::Failed(format!("reading the file failed: {e}")))?;
             if n == 0 {
                 return Err(SinkError::Failed(

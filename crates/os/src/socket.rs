@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Longest path a `sockaddr_un` holds on Linux, without the terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -144,24 +144,9 @@ pub fn listener_from_fd(fd: RawFd) -> UnixListener {
     unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
-/// Applies a group's `option` (send-buffer-size, receive-buffer-size) of `bytes` to `fd`
-/// unless it is 0 (the system default); a refusal is logged once per process.
-pub fn apply_buffer_option(fd: RawFd, bytes: u32, option: &str, group: &str) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if bytes > 0
-        && let Err(e) = set_send_buffer(fd, bytes)
-        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
-    {
-        tracing::warn!(
-            "WSGI0138: group '{group}': {option}={bytes} not applied ({e}); the system \
-             default is used"
-        );
-    }
-}
-
 /// Sets SO_SNDBUF of `fd` to `bytes` (the kernel doubles it, capped at twice
 /// net.core.wmem_max): how much the socket queues before a write waits for its peer.
-fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
+pub fn set_send_buffer(fd: RawFd, bytes: u32) -> io::Result<()> {
     let value = bytes.min(i32::MAX as u32) as libc::c_int;
     set_socket_option(fd, libc::SO_SNDBUF, &value)
 }
@@ -385,4 +370,24 @@ pub fn recv_split(
     // `appended` bytes of the spare capacity.
     unsafe { rest.set_len(rest.len() + appended) };
     Ok((kept, appended))
+}
+
+fn name_hash(name: &str) -> u32 {
+    name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The socket of group `name` for the Apache parent `parent_pid`:
+/// `<prefix>.<pid>.<hash of the name>.sock` (names may hold any character).
+pub fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "{prefix}.{parent_pid}.{:08x}.sock",
+        name_hash(name)
+    ))
+}
+
+/// Lane `index`'s socket beside the group's: `<prefix>...<hash>.<index>.sock`.
+pub fn lane_path(group_socket: &Path, index: usize) -> PathBuf {
+    group_socket.with_extension(format!("{index}.sock"))
 }

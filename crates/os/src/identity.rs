@@ -96,3 +96,19 @@ pub fn locale_exists(locale: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_resolve_by_name_and_by_number() {
+        let root = user("root").expect("root exists");
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(user("#0"), Some(root));
+        assert_eq!(user("no-such-user-for-mod-wsgi-rs"), None);
+        assert_eq!(group("root"), Some(0));
+        assert_eq!(group("#0"), Some(0));
+        assert_eq!(group("no-such-group-for-mod-wsgi-rs"), None);
+    }
+}
