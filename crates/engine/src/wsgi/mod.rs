@@ -2,7 +2,7 @@
 //! with header validation, wsgi.input, response iteration, file_wrapper, wsgi.errors.
 //!
 //! The transport is reached only through [`BodyReader`] and [`ResponseSink`], so the same
-//! code serves embedded mode (Apache request) and, later, daemon mode (socket).
+//! code serves embedded mode (Apache request) and daemon mode (socket).
 #![forbid(unsafe_code)]
 
 mod environ;
