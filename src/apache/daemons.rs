@@ -10,7 +10,7 @@ use super::sys;
 use crate::daemon::keepalive::IdleConnections;
 use crate::daemon::restart_record::KeptSocket;
 use crate::daemon::supervisor::{self, Action, Death, HandedOver};
-use crate::daemon::{self, ChildSetup, DaemonGroup, group::Preload};
+use crate::daemon::{self, ChildSetup, DaemonGroup, GroupIdentity, RunAs, group::Preload};
 use crate::python::PythonSettings;
 use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
 use mod_wsgi_os::identity::{self, Account};
@@ -340,33 +340,27 @@ fn build_group(
     previous: &mut HashMap<PathBuf, (i32, [u8; 32])>,
 ) -> Result<DaemonGroup, String> {
     let (apache_uid, apache_gid, apache_name) = apache_user();
-    let account = match &d.user {
-        Some(a) => a.clone(),
-        None => identity::user(&format!("#{apache_uid}")).unwrap_or(Account {
-            name: apache_name,
-            uid: apache_uid,
-            gid: apache_gid,
-            home: "/".to_owned(),
-        }),
-    };
-    let gid = d.gid.unwrap_or(if d.user.is_some() {
-        account.gid
-    } else {
-        apache_gid
+    let apache_account = identity::user(&format!("#{apache_uid}")).unwrap_or(Account {
+        name: apache_name,
+        uid: apache_uid,
+        gid: apache_gid,
+        home: "/".to_owned(),
     });
-    let enter_home = d.spec.home.is_some() || (d.user.is_some() && account.uid != apache_uid);
-    let home = d.spec.home.clone().unwrap_or_else(|| {
-        if d.user.is_some() && account.uid != apache_uid {
-            // Accounts like nobody have a home that does not exist; run from / then.
-            if std::path::Path::new(&account.home).is_dir() {
-                account.home.clone()
-            } else {
-                "/".to_owned()
-            }
-        } else {
-            std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string())
-        }
-    });
+    let RunAs {
+        account,
+        gid,
+        home,
+        enter_home,
+    } = daemon::run_as(
+        GroupIdentity {
+            user: d.user.as_ref(),
+            gid: d.gid,
+            home: d.spec.home.as_deref(),
+        },
+        apache_account,
+        &std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string()),
+        |dir| std::path::Path::new(dir).is_dir(),
+    );
     let parent_pid = std::process::id();
     let path = daemon::socket_path(prefix, parent_pid, &d.spec.name);
     let owner = d

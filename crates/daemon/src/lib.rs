@@ -15,6 +15,7 @@ pub mod keepalive;
 mod outbox;
 mod process;
 pub mod restart_record;
+mod run_as;
 mod server;
 pub mod supervisor;
 mod transport;
@@ -25,5 +26,6 @@ pub use group::{DaemonGroup, Lane, RequestLimits, find_group, max_request_head, 
 pub use process::{
     ChildSetup, Lineage, close_group_listeners, drain, is_live_child_of, reap, spawn, spawn_bell,
 };
+pub use run_as::{GroupIdentity, RunAs, run_as};
 pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
 pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener, lane_path, socket_path};
