@@ -184,7 +184,27 @@ fn the_endpoint_counts_requests_by_group_and_status_and_sums_app_metrics() {
     for _ in 0..3 {
         get("/e/order?kind=pen", 200);
     }
-    let (text, samples) = scrape(&apache);
+    // A request is counted when Apache logs it, just after its response was sent: the
+    // last ones may still be on their way when the scrape arrives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (text, samples) = loop {
+        let (text, samples) = scrape(&apache);
+        let counted = |group: &str, status: &str| {
+            let key = vec![
+                ("group".to_owned(), group.to_owned()),
+                ("status".to_owned(), status.to_owned()),
+            ];
+            samples.get(&("mod_wsgi_requests_total".to_owned(), key)).copied()
+        };
+        let settled = counted("embedded", "2xx") >= Some(23.0)
+            && counted("embedded", "5xx") >= Some(3.0)
+            && counted("shop", "2xx") >= Some(34.0)
+            && counted("shop", "4xx") >= Some(5.0);
+        if settled || std::time::Instant::now() > deadline {
+            break (text, samples);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let requests = |group: &str, status: &str| {
         sample(
             &samples,
