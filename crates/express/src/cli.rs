@@ -102,8 +102,9 @@ pub struct ServerArgs {
     /// SERVER-ROOT/htdocs].
     #[arg(long, value_name = "DIR")]
     pub document_root: Option<PathBuf>,
-    /// Working directory of the application processes [default: the script's
-    /// directory, or the current directory for a module].
+    /// Working directory of the daemon processes, also first on the Python path (in
+    /// embedded mode only the latter) [default: the script's directory, or the current
+    /// directory for a module].
     #[arg(long, value_name = "DIR")]
     pub working_directory: Option<PathBuf>,
     /// Extra directory on the Python path (repeatable).

@@ -155,8 +155,11 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         }
         None => default_dir,
     };
+    // A daemon's home= is already first on its sys.path; embedded mode (like
+    // mod_wsgi-express) and module imports need the working directory there too, so an
+    // app can import the modules beside it.
     let mut python_path: Vec<PathBuf> = Vec::new();
-    if matches!(entry, Entry::Module(_)) {
+    if matches!(entry, Entry::Module(_)) || args.embedded_mode {
         python_path.push(working_directory.clone());
     }
     for d in &args.python_path {

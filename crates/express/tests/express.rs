@@ -779,3 +779,26 @@ fn embedded_mode_and_access_log() {
     let access = std::fs::read_to_string(server.root.join("access_log")).unwrap();
     assert!(access.contains("\"GET /hello HTTP/1.0\" 200"), "{access}");
 }
+
+/// An app that imports a module next to it, as a new user's first app does.
+const SIBLING_APP: &str = "import helper\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [helper.TEXT.encode()]\n";
+
+#[test]
+fn embedded_mode_puts_the_script_directory_on_sys_path() {
+    let scratch = Scratch::new("embedded-path");
+    scratch.write("app/helper.py", "TEXT = 'from helper'\n");
+    let script = scratch.write("app/app.wsgi", SIBLING_APP);
+    for mode in [&[][..], &["--embedded-mode"][..]] {
+        let mut args = vec![script.to_str().unwrap()];
+        args.extend_from_slice(mode);
+        let mut server = Server::start(&scratch, &args);
+        let (status, body) = server.get("/");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "from helper"),
+            "{mode:?}:\n{}",
+            server.error_log()
+        );
+        server.stop();
+    }
+}
