@@ -1,18 +1,68 @@
 //! Command-line surface: sub-commands and options, with mod_wsgi-express's names and
 //! defaults where it has them.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Options behave as in mod_wsgi-express (optparse): the last of a repeated option wins
+/// (so a wrapper's defaults can be overridden by appending), and a long option may be
+/// shortened to any unique prefix (`--proc` for `--processes`).
 #[derive(Parser, Debug)]
 #[command(
     name = "wsgi-express",
     version,
-    about = "Serve a WSGI application through Apache httpd and mod_wsgi_rs"
+    about = "Serve a WSGI application through Apache httpd and mod_wsgi_rs",
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line; mistakes exit with clap's message and status 2.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse().unwrap_or_else(|e| {
+            let args: Vec<String> = std::env::args().collect();
+            if let Some(message) = ambiguous_option(&e, &args) {
+                eprintln!("wsgi-express: error: {message}");
+                std::process::exit(2);
+            }
+            e.exit()
+        })
+    }
+}
+
+/// clap reports an ambiguous abbreviation as an unexpected argument; say which options it
+/// could mean instead, as optparse does.
+fn ambiguous_option(e: &clap::Error, args: &[String]) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(given)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let prefix = given.strip_prefix("--")?.split('=').next()?;
+    if prefix.is_empty() {
+        return None;
+    }
+    let mut cli = Cli::command();
+    cli.build();
+    let sub = cli.find_subcommand(args.get(1)?)?;
+    let candidates: Vec<String> = sub
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|long| long.starts_with(prefix))
+        .map(|long| format!("--{long}"))
+        .collect();
+    (candidates.len() > 1).then(|| {
+        format!(
+            "ambiguous option --{prefix}: could be {}",
+            candidates.join(", ")
+        )
+    })
 }
 
 #[derive(Subcommand, Debug)]

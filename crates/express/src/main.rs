@@ -9,14 +9,13 @@ mod locate;
 mod server;
 mod users;
 
-use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("wsgi-express: internal error: {info}");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let result = match cli.command {
         Command::StartServer(args) => server::start(args, false),
         Command::SetupServer(args) => server::start(args, true),

@@ -97,9 +97,15 @@ impl Server {
     }
 
     fn start_with_stderr(scratch: &Scratch, extra: &[&str], stderr: Stdio) -> Server {
-        let port = free_port();
+        let port_text = free_port().to_string();
+        // A --port in `extra` comes later, so it is the one served on.
+        let port = extra
+            .windows(2)
+            .rfind(|w| w[0] == "--port")
+            .map_or(&port_text[..], |w| w[1])
+            .parse()
+            .unwrap();
         let root = scratch.0.join("server-root");
-        let port_text = port.to_string();
         let mut args = vec![
             "start-server",
             "--host",
@@ -800,5 +806,61 @@ fn embedded_mode_puts_the_script_directory_on_sys_path() {
             server.error_log()
         );
         server.stop();
+    }
+}
+
+#[test]
+fn a_repeated_option_takes_the_last_value_and_long_options_abbreviate() {
+    let scratch = Scratch::new("options");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    // Server::start passes a --port of its own first; this one comes later and wins.
+    let last_port = free_port().to_string();
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--port",
+            &last_port,
+            "--proc",
+            "3",
+            "--proc",
+            "2",
+            "--thr",
+            "3",
+        ],
+    );
+    assert_eq!(server.port.to_string(), last_port);
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    let summary = server.stop();
+    assert!(summary.contains(&format!(":{last_port}/")), "{summary}");
+    assert!(summary.contains("2 processes x 3 threads"), "{summary}");
+    let conf = std::fs::read_to_string(server.root.join("httpd.conf")).unwrap();
+    let listens: Vec<&str> = conf.lines().filter(|l| l.starts_with("Listen")).collect();
+    assert_eq!(listens, [format!("Listen 127.0.0.1:{last_port}")]);
+
+    for (given, candidates) in [
+        (
+            "--p",
+            &["--port", "--processes", "--python-path", "--python-home"][..],
+        ),
+        (
+            "--log",
+            &["--log-to-terminal", "--log-level", "--log-directory"][..],
+        ),
+    ] {
+        let out = run(&["start-server", given, "9000"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{given} was accepted: {out:?}");
+        assert!(
+            err.starts_with(&format!(
+                "wsgi-express: error: ambiguous option {given}: could be "
+            )),
+            "{err}"
+        );
+        for c in candidates {
+            assert!(err.contains(c), "{given}: {c} not named in {err}");
+        }
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
