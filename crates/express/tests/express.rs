@@ -864,3 +864,57 @@ fn a_repeated_option_takes_the_last_value_and_long_options_abbreviate() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn serve_script_takes_options_alone_and_cleans_up_on_ctrl_c() {
+    let scratch = Scratch::new("serve-sh");
+    let tmp = scratch.0.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = scratch.0.join("server-root");
+    let port = free_port();
+    let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/serve.sh");
+    // Options without a script: the default example, on the port asked for.
+    let mut child = Command::new("bash")
+        .arg(&serve)
+        .args(["--port", &port.to_string(), "--server-root"])
+        .arg(&root)
+        .env("WSGI_EXPRESS", EXE)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = child.id();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve.sh --port {port} exited ({status}) before serving");
+        }
+        assert!(Instant::now() < deadline, "serve.sh is not listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = get(port, "/");
+    assert_eq!(status, 200);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the served copy"
+    );
+    // Ctrl-C: the terminal signals the whole foreground process group.
+    let sent = Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{group}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve.sh did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_nothing_left(port, &root);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "temporary copy left behind: {left:?}");
+}
