@@ -250,7 +250,11 @@ pub fn render(plan: &Plan) -> String {
                 line.push_str(&opt(k, v));
             };
             add("display-name", format!("(wsgi:{group})"));
-            add("processes", d.processes.to_string());
+            // mod_wsgi reports wsgi.multiprocess True whenever processes= is given, so
+            // (like mod_wsgi-express) it is left out for a single process.
+            if d.processes != 1 {
+                add("processes", d.processes.to_string());
+            }
             add("threads", d.threads.to_string());
             add(
                 "home",
@@ -396,6 +400,15 @@ mod tests {
             c.contains("ThreadsPerChild 20\nMaxRequestWorkers 20\n"),
             "{c}"
         );
+    }
+
+    #[test]
+    fn one_daemon_process_leaves_processes_out() {
+        let mut pl = plan();
+        pl.daemon.as_mut().expect("daemon plan").processes = 1;
+        let c = render(&pl);
+        assert!(!c.contains("processes="), "{c}");
+        assert!(c.contains("display-name=(wsgi:127.0.0.1:8080) \\\n    threads=5"));
     }
 
     #[test]

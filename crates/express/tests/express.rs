@@ -918,3 +918,24 @@ fn serve_script_takes_options_alone_and_cleans_up_on_ctrl_c() {
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "temporary copy left behind: {left:?}");
 }
+
+#[test]
+fn wsgi_multiprocess_is_false_with_one_daemon_process() {
+    let scratch = Scratch::new("multiprocess");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [repr((environ['wsgi.multiprocess'], environ['wsgi.multithread'])).encode()]\n",
+    );
+    for (extra, expected) in [
+        (&[][..], "(False, True)"),
+        (&["--processes", "2"][..], "(True, True)"),
+    ] {
+        let mut args = vec![script.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut server = Server::start(&scratch, &args);
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        assert_eq!(body, expected, "multiprocess, multithread with {extra:?}");
+        server.stop();
+    }
+}
