@@ -6,6 +6,7 @@ mod cli;
 mod conf;
 mod install;
 mod locate;
+mod python_home;
 mod server;
 mod users;
 

@@ -5,6 +5,7 @@
 use crate::cli::{ApplicationType, ServerArgs};
 use crate::conf::{self, DaemonPlan, Plan};
 use crate::locate;
+use crate::python_home::python_home;
 use crate::users;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -210,7 +211,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         inactivity_timeout: args.inactivity_timeout,
         restart_interval: args.restart_interval,
     });
-    let python_home = locate::python_home(&args.module);
+    let python_home = python_home(&args.module, &module)?;
     let plan = Plan {
         document_root: args
             .document_root

@@ -939,3 +939,93 @@ fn wsgi_multiprocess_is_false_with_one_daemon_process() {
         server.stop();
     }
 }
+
+/// The output of a command that should end by itself, or None (and the command's
+/// process group stopped) when it is still running after `limit`.
+fn output_within(mut cmd: Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// The Python the module is built for: cargo's PYO3_PYTHON (.cargo/config.toml) when the
+/// tests were compiled.
+fn build_python() -> &'static str {
+    option_env!("PYO3_PYTHON").unwrap_or("python3")
+}
+
+#[test]
+fn a_virtual_environment_of_another_python_is_refused_and_one_of_the_same_serves() {
+    let scratch = Scratch::new("venv");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import sys\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [sys.prefix.encode()]\n",
+    );
+    let venv = scratch.0.join("venv");
+    let made = Command::new(build_python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let version = Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap().trim().to_owned();
+    let other = if version == "3.9" { "3.8" } else { "3.9" };
+    scratch.write(
+        "old-venv/pyvenv.cfg",
+        &format!("home = /usr/bin\nversion = {other}.18\n"),
+    );
+    let root = scratch.0.join("root");
+    let port = free_port().to_string();
+    let mut start = express(&[
+        "start-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--server-root",
+        root.to_str().unwrap(),
+    ]);
+    start.env("VIRTUAL_ENV", scratch.0.join("old-venv"));
+    let out = output_within(start, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("start-server took a Python {other} venv and started"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains(&format!("is Python {other}, but the module"))
+            && err.contains(&format!("is built for Python {version}")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--python-home",
+            venv.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert_eq!(Path::new(&body), venv.canonicalize().unwrap());
+    server.stop();
+}
