@@ -2,6 +2,7 @@
 //! command, or install the module into a system Apache. Errors are one line and a
 //! non-zero exit, never a backtrace.
 
+mod access;
 mod cli;
 mod conf;
 mod install;

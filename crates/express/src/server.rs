@@ -2,6 +2,7 @@
 //! root (httpd.conf, apachectl, generated Python helpers, htdocs), then run Apache in the
 //! foreground in place of this process.
 
+use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
 use crate::conf::{self, DaemonPlan, Plan};
 use crate::locate;
@@ -27,6 +28,7 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
     let setup_only = setup_only || args.setup_only;
     let httpd = locate::httpd(args.httpd_executable.as_deref())?;
     let (plan, entry) = plan(&args)?;
+    check_reachable(&plan, &entry, &args)?;
     if !setup_only {
         check_port_free(&plan)?;
     }
@@ -333,14 +335,60 @@ fn write_server_root(
         sh(&root.join("httpd.conf")),
     );
     write_file(&root.join("apachectl"), &apachectl, 0o755)?;
-    if let Some((user, _)) = &plan.run_as {
-        for path in [&plan.handler_script, &plan.working_directory] {
-            if let Some(why) = users::unreadable_by_others(path) {
-                eprintln!(
-                    "wsgi-express: warning: {} may not be readable by user '{user}' ({why})",
-                    path.display()
-                );
-            }
+    Ok(())
+}
+
+/// Refuses to start when the account Apache's children and daemons run as cannot reach
+/// the application's files, naming the directory in the way and the fix.
+fn check_reachable(plan: &Plan, entry: &Entry, args: &ServerArgs) -> Result<(), String> {
+    let Some(who) = users::identity(plan.run_as.as_ref()) else {
+        return Ok(());
+    };
+    let mut targets: Vec<(String, &Path, Need)> = Vec::new();
+    if let Entry::Script(script) = entry {
+        targets.push((
+            format!("the WSGI script {}", script.display()),
+            script,
+            Need::Read,
+        ));
+    }
+    // The daemons' sockets, and a generated handler script, live there.
+    targets.push((
+        format!("the server root {}", plan.server_root.display()),
+        &plan.server_root,
+        Need::Search,
+    ));
+    targets.push((
+        format!("the working directory {}", plan.working_directory.display()),
+        &plan.working_directory,
+        Need::Search,
+    ));
+    for dir in &plan.python_path {
+        targets.push((
+            format!("the Python path directory {}", dir.display()),
+            dir,
+            Need::ListAndSearch,
+        ));
+    }
+    if args.document_root.is_some() {
+        targets.push((
+            format!("--document-root {}", plan.document_root.display()),
+            &plan.document_root,
+            Need::Search,
+        ));
+    }
+    for (url, path) in &plan.url_aliases {
+        let need = if path.is_dir() {
+            Need::Search
+        } else {
+            Need::Read
+        };
+        targets.push((format!("--url-alias {url} {}", path.display()), path, need));
+    }
+    for (what, path, need) in targets {
+        if let Some(b) = access::blocked(path, &who, need) {
+            let owner = users::user_name(b.owner).unwrap_or_else(|| b.owner.to_string());
+            return Err(b.explain(&what, &who, &owner, plan.run_as.is_some()));
         }
     }
     Ok(())

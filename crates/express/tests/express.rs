@@ -1029,3 +1029,46 @@ fn a_virtual_environment_of_another_python_is_refused_and_one_of_the_same_serves
     assert_eq!(Path::new(&body), venv.canonicalize().unwrap());
     server.stop();
 }
+
+#[test]
+fn an_app_in_a_directory_apache_cannot_enter_is_refused_with_the_fix() {
+    let scratch = Scratch::new("private");
+    let script = scratch.write("home/app/app.wsgi", PID_APP);
+    let home = scratch.0.join("home");
+    // Debian 12's home directories: mode 700, so www-data cannot pass.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root = scratch.0.join("root");
+    let port = free_port().to_string();
+    let start = express(&[
+        "start-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--server-root",
+        root.to_str().unwrap(),
+    ]);
+    let out = output_within(start, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("start-server started with {} mode 700", home.display()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.starts_with(&format!(
+            "wsgi-express: error: user 'www-data' cannot reach the WSGI script {}: {} (mode 700, owner root) does not let it in; fix with `chmod o+x {}`",
+            script.display(),
+            home.display(),
+            home.display()
+        )) && err.contains("--user/--group"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!root.join("httpd.conf").exists(), "nothing written");
+
+    // The fix it names works.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o701)).unwrap();
+    let mut server = Server::start(&scratch, &[script.to_str().unwrap()]);
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    server.stop();
+}
