@@ -250,6 +250,19 @@ pub struct ServerArgs {
     #[arg(long)]
     pub setup_only: bool,
 
+    /// A key/value store every process shares, as mod_wsgi.shared(NAME); SIZE like 16M,
+    /// at least 128K (WSGISharedStore NAME size=SIZE; repeatable).
+    #[arg(long, num_args = 2, value_names = ["NAME", "SIZE"], action = clap::ArgAction::Append)]
+    pub shared_store: Vec<String>,
+    /// Serve the server's Prometheus metrics at URL-PATH (SetHandler wsgi-metrics), to
+    /// clients on this host only (Require local); for other scrapers, add your own
+    /// <Location> with --include-file.
+    #[arg(long, value_name = "URL-PATH")]
+    pub metrics_url: Option<String>,
+    /// Pin each client to one daemon process with this cookie (session-affinity=).
+    #[arg(long, value_name = "COOKIE")]
+    pub session_affinity: Option<String>,
+
     #[command(flatten)]
     pub module: ModuleArgs,
 }

@@ -8,6 +8,7 @@ use crate::conf::{self, DaemonPlan, Plan};
 use crate::locate;
 use crate::python_home::python_home;
 use crate::users;
+use mod_wsgi_config::{DaemonSpec, SharedStoreSpec};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -198,6 +199,26 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             log_dir.join("access_log").display().to_string(),
         )
     };
+    let shared_stores = pairs(&args.shared_store);
+    for (i, (name, size)) in shared_stores.iter().enumerate() {
+        SharedStoreSpec::parse(&[name.clone(), format!("size={size}")])
+            .map_err(|e| format!("--shared-store {name} {size}: {e}"))?;
+        if shared_stores[..i].iter().any(|(n, _)| n == name) {
+            return Err(format!("--shared-store {name}: given twice"));
+        }
+    }
+    if let Some(url) = &args.metrics_url
+        && !url.starts_with('/')
+    {
+        return Err(format!("--metrics-url {url}: must start with /"));
+    }
+    if let Some(cookie) = &args.session_affinity {
+        if args.embedded_mode {
+            return Err("--session-affinity needs daemon mode (drop --embedded-mode)".to_owned());
+        }
+        DaemonSpec::parse(&["check".to_owned(), format!("session-affinity={cookie}")])
+            .map_err(|e| format!("--session-affinity {cookie}: {e}"))?;
+    }
     let processes = args.processes.unwrap_or(1);
     let daemon = (!args.embedded_mode).then_some(DaemonPlan {
         processes,
@@ -212,6 +233,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         shutdown_timeout: args.shutdown_timeout,
         inactivity_timeout: args.inactivity_timeout,
         restart_interval: args.restart_interval,
+        session_affinity: args.session_affinity.clone(),
     });
     let python_home = python_home(&args.module, &module)?;
     let plan = Plan {
@@ -257,6 +279,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             .map(|f| locate::absolute(f))
             .collect(),
         setenv: pairs(&args.setenv),
+        shared_stores,
+        metrics_url: args.metrics_url.clone(),
     };
     Ok((plan, entry))
 }

@@ -1072,3 +1072,146 @@ fn an_app_in_a_directory_apache_cannot_enter_is_refused_with_the_fix() {
     assert_eq!(status, 200, "{body}\n{}", server.error_log());
     server.stop();
 }
+
+/// The whole response (head and body) to a raw HTTP/1.0 request.
+fn exchange(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn help_mentions(option: &str) {
+    let out = run(&["start-server", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains(option), "--help has no {option}:\n{help}");
+}
+
+#[test]
+fn shared_store_option_shares_keys_between_requests_and_processes() {
+    help_mentions("--shared-store <NAME> <SIZE>");
+    let scratch = Scratch::new("shared-store");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import mod_wsgi\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    n = mod_wsgi.shared('visits').incr('count')\n    mod_wsgi.shared('notes').set('last', 'visit %d' % n)\n    return [b'%d' % n]\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--shared-store",
+            "visits",
+            "1M",
+            "--shared-store",
+            "notes",
+            "256K",
+        ],
+    );
+    for expected in 1..=6 {
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        assert_eq!(body, expected.to_string(), "{}", server.error_log());
+    }
+    server.stop();
+    let conf = std::fs::read_to_string(server.root.join("httpd.conf")).unwrap();
+    assert!(
+        conf.contains("WSGISharedStore visits size=1M\nWSGISharedStore notes size=256K\n"),
+        "{conf}"
+    );
+
+    let out = run(&["start-server", "--shared-store", "tiny", "1K"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--shared-store tiny 1K:") && err.contains("at least 128K"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_url_option_serves_prometheus_text_beside_the_app() {
+    help_mentions("--metrics-url <URL-PATH>");
+    let scratch = Scratch::new("metrics-url");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let mut server = Server::start(
+        &scratch,
+        &[script.to_str().unwrap(), "--metrics-url", "/metrics"],
+    );
+    let (status, body) = server.get("/hello");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    let response = exchange(
+        server.port,
+        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 200 "),
+        "{response}\n{}",
+        server.error_log()
+    );
+    assert!(
+        response.contains("Content-Type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    assert!(
+        response.contains("# TYPE mod_wsgi_requests_total counter")
+            && response.contains("mod_wsgi_requests_total{"),
+        "{response}"
+    );
+    server.stop();
+}
+
+#[test]
+fn session_affinity_option_pins_a_client_to_one_process() {
+    help_mentions("--session-affinity <COOKIE>");
+    let scratch = Scratch::new("affinity");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--session-affinity",
+            "PIN",
+        ],
+    );
+    let first = exchange(server.port, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let cookie = first
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: PIN="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no PIN cookie:\n{first}\n{}", server.error_log()))
+        .to_owned();
+    let pid = |response: &str| {
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap()
+    };
+    let with_cookie = |slot: &str| {
+        pid(&exchange(
+            server.port,
+            &format!("GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nCookie: PIN={slot}\r\n\r\n"),
+        ))
+    };
+    assert_eq!(
+        with_cookie(&cookie),
+        pid(&first),
+        "the first response's process"
+    );
+    // Each slot keeps its process; the two slots are two processes.
+    let slot0: std::collections::HashSet<String> = (0..4).map(|_| with_cookie("0")).collect();
+    let slot1: std::collections::HashSet<String> = (0..4).map(|_| with_cookie("1")).collect();
+    assert_eq!((slot0.len(), slot1.len()), (1, 1), "{slot0:?} {slot1:?}");
+    assert_ne!(slot0, slot1);
+    server.stop();
+
+    let out = run(&["start-server", "--session-affinity", "a;b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--session-affinity a;b:"), "{err}");
+}
