@@ -1215,3 +1215,30 @@ fn session_affinity_option_pins_a_client_to_one_process() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--session-affinity a;b:"), "{err}");
 }
+
+#[test]
+fn the_readme_metrics_snippet_works_as_an_include_file() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<Location /metrics>").unwrap();
+    let end = start + readme[start..].find("</Location>").unwrap() + "</Location>".len();
+    let scratch = Scratch::new("readme-metrics");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let include = scratch.write("metrics.conf", &readme[start..end]);
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--include-file",
+            include.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/metrics");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert!(
+        body.contains("# TYPE mod_wsgi_requests_total counter"),
+        "{body}"
+    );
+    server.stop();
+}
