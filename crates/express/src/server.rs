@@ -382,8 +382,17 @@ fn check_reachable(plan: &Plan, entry: &Entry, args: &ServerArgs) -> Result<(), 
         &plan.server_root,
         Need::Search,
     ));
+    let from_cwd = args.working_directory.is_none() && !matches!(entry, Entry::Script(_));
     targets.push((
-        format!("the working directory {}", plan.working_directory.display()),
+        format!(
+            "the working directory {}{}",
+            plan.working_directory.display(),
+            if from_cwd {
+                " (the current directory; choose another with --working-directory)"
+            } else {
+                ""
+            }
+        ),
         &plan.working_directory,
         Need::Search,
     ));
