@@ -1,25 +1,65 @@
 #!/usr/bin/env bash
-# Installs what building and testing mod_wsgi_rs needs on Debian/Ubuntu (run as root).
-# Only missing packages are installed, so a second run is quick.
+# Installs what building mod_wsgi_rs and serving with it need on Debian/Ubuntu; with
+# --test, also what its tests and benchmarks use (scripts/test.sh passes it). Installing
+# needs root; only missing packages are installed, so a second run is quick and changes
+# nothing.
+# Usage: scripts/install-deps.sh [--test]
 set -euo pipefail
 
-packages=(apache2 apache2-dev python3-dev libclang-dev python3-flask python3-django python3-venv
-    wrk libapache2-mod-wsgi-py3 python3-prometheus-client redis-server)
+build=(apache2 apache2-dev python3-dev libclang-dev)
+test=(python3-venv python3-flask python3-django python3-prometheus-client wrk
+    libapache2-mod-wsgi-py3 redis-server)
+# Services Debian starts when their package is installed.
+services=(apache2 redis-server)
+
+packages=("${build[@]}")
+case "${1:-}" in
+    --test) packages+=("${test[@]}") ;;
+    "") ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+service_running() {
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        systemctl is-active --quiet "$1"
+    elif command -v service >/dev/null; then
+        service "$1" status >/dev/null 2>&1
+    else
+        return 1
+    fi
+}
+
+service_stop() {
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        systemctl stop "$1" >/dev/null 2>&1 || true
+    else
+        service "$1" stop >/dev/null 2>&1 || true
+    fi
+}
+
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
+    # A service that runs now is the user's: left alone, whatever the install does.
+    was_running=()
+    for s in "${services[@]}"; do
+        if service_running "$s"; then was_running+=("$s"); fi
+    done
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-    # Debian starts the stock apache2 service on install; it is not ours to keep running.
-    # The same for redis-server: the tests start their own on free ports.
-    if command -v service >/dev/null; then
-        service apache2 stop >/dev/null 2>&1 || true
-        service redis-server stop >/dev/null 2>&1 || true
-    fi
+    status=0
+    { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } || status=$?
+    # One the install started (Debian starts apache2 and redis-server on install) is not
+    # ours to keep running: the tests start their own on free ports.
+    for s in "${services[@]}"; do
+        if [[ " ${was_running[*]} " != *" $s "* ]] && service_running "$s"; then
+            echo "stopping $s (started by its installation)"
+            service_stop "$s"
+        fi
+    done
+    ((status == 0)) || exit "$status"
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo (Rust toolchain) is required: https://rustup.rs" >&2

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 # Lints run where the toolchain has them (components cannot be fetched offline).
 if cargo fmt --version >/dev/null 2>&1; then
     cargo fmt --all -- --check

@@ -1,18 +1,68 @@
 //! Command-line surface: sub-commands and options, with mod_wsgi-express's names and
 //! defaults where it has them.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Options behave as in mod_wsgi-express (optparse): the last of a repeated option wins
+/// (so a wrapper's defaults can be overridden by appending), and a long option may be
+/// shortened to any unique prefix (`--proc` for `--processes`).
 #[derive(Parser, Debug)]
 #[command(
     name = "wsgi-express",
     version,
-    about = "Serve a WSGI application through Apache httpd and mod_wsgi_rs"
+    about = "Serve a WSGI application through Apache httpd and mod_wsgi_rs",
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line; mistakes exit with clap's message and status 2.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse().unwrap_or_else(|e| {
+            let args: Vec<String> = std::env::args().collect();
+            if let Some(message) = ambiguous_option(&e, &args) {
+                eprintln!("wsgi-express: error: {message}");
+                std::process::exit(2);
+            }
+            e.exit()
+        })
+    }
+}
+
+/// clap reports an ambiguous abbreviation as an unexpected argument; say which options it
+/// could mean instead, as optparse does.
+fn ambiguous_option(e: &clap::Error, args: &[String]) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(given)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let prefix = given.strip_prefix("--")?.split('=').next()?;
+    if prefix.is_empty() {
+        return None;
+    }
+    let mut cli = Cli::command();
+    cli.build();
+    let sub = cli.find_subcommand(args.get(1)?)?;
+    let candidates: Vec<String> = sub
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|long| long.starts_with(prefix))
+        .map(|long| format!("--{long}"))
+        .collect();
+    (candidates.len() > 1).then(|| {
+        format!(
+            "ambiguous option --{prefix}: could be {}",
+            candidates.join(", ")
+        )
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,8 +152,9 @@ pub struct ServerArgs {
     /// SERVER-ROOT/htdocs].
     #[arg(long, value_name = "DIR")]
     pub document_root: Option<PathBuf>,
-    /// Working directory of the application processes [default: the script's
-    /// directory, or the current directory for a module].
+    /// Working directory of the daemon processes, also first on the Python path (in
+    /// embedded mode only the latter) [default: the script's directory, or the current
+    /// directory for a module].
     #[arg(long, value_name = "DIR")]
     pub working_directory: Option<PathBuf>,
     /// Extra directory on the Python path (repeatable).
@@ -198,6 +249,19 @@ pub struct ServerArgs {
     /// Only write the server root; do not start Apache (like setup-server).
     #[arg(long)]
     pub setup_only: bool,
+
+    /// A key/value store every process shares, as mod_wsgi.shared(NAME); SIZE like 16M,
+    /// at least 128K (WSGISharedStore NAME size=SIZE; repeatable).
+    #[arg(long, num_args = 2, value_names = ["NAME", "SIZE"], action = clap::ArgAction::Append)]
+    pub shared_store: Vec<String>,
+    /// Serve the server's Prometheus metrics at URL-PATH (SetHandler wsgi-metrics), to
+    /// clients on this host only (Require local); for other scrapers, add your own
+    /// <Location> with --include-file.
+    #[arg(long, value_name = "URL-PATH")]
+    pub metrics_url: Option<String>,
+    /// Pin each client to one daemon process with this cookie (session-affinity=).
+    #[arg(long, value_name = "COOKIE")]
+    pub session_affinity: Option<String>,
 
     #[command(flatten)]
     pub module: ModuleArgs,

@@ -20,6 +20,8 @@ pub struct DaemonPlan {
     pub shutdown_timeout: u64,
     pub inactivity_timeout: u64,
     pub restart_interval: u64,
+    /// session-affinity= cookie name.
+    pub session_affinity: Option<String>,
 }
 
 /// Everything the configuration needs, resolved to absolute paths.
@@ -56,6 +58,10 @@ pub struct Plan {
     pub include_files: Vec<PathBuf>,
     pub setenv: Vec<(String, String)>,
     pub reloader_script: Option<PathBuf>,
+    /// WSGISharedStore name and size.
+    pub shared_stores: Vec<(String, String)>,
+    /// Where SetHandler wsgi-metrics answers.
+    pub metrics_url: Option<String>,
 }
 
 impl Plan {
@@ -178,7 +184,17 @@ pub fn render(plan: &Plan) -> String {
         p(&mods.join(format!("mod_mpm_{mpm}.so")))
     );
     c.push_str(&mpm_tuning(plan));
-    for m in ["authz_core", "mime", "alias", "dir", "env", "log_config"] {
+    // authz_host as in mod_wsgi-express: `Require local`/`ip`/`host` in --include-file
+    // files and --metrics-url.
+    for m in [
+        "authz_core",
+        "authz_host",
+        "mime",
+        "alias",
+        "dir",
+        "env",
+        "log_config",
+    ] {
         load(&mut c, m);
     }
     let _ = writeln!(c, "LoadModule wsgi_module {}", p(&plan.module));
@@ -233,6 +249,9 @@ pub fn render(plan: &Plan) -> String {
     c.push('\n');
 
     c.push_str("WSGIPassAuthorization On\n");
+    for (name, size) in &plan.shared_stores {
+        let _ = writeln!(c, "WSGISharedStore {name} size={size}");
+    }
     if let Some(home) = &plan.python_home {
         let _ = writeln!(c, "WSGIPythonHome {}", p(home));
     }
@@ -250,7 +269,11 @@ pub fn render(plan: &Plan) -> String {
                 line.push_str(&opt(k, v));
             };
             add("display-name", format!("(wsgi:{group})"));
-            add("processes", d.processes.to_string());
+            // mod_wsgi reports wsgi.multiprocess True whenever processes= is given, so
+            // (like mod_wsgi-express) it is left out for a single process.
+            if d.processes != 1 {
+                add("processes", d.processes.to_string());
+            }
             add("threads", d.threads.to_string());
             add(
                 "home",
@@ -266,6 +289,9 @@ pub fn render(plan: &Plan) -> String {
             }
             if let Some(home) = &plan.python_home {
                 add("python-home", home.to_string_lossy().into_owned());
+            }
+            if let Some(cookie) = &d.session_affinity {
+                add("session-affinity", cookie.clone());
             }
             add("lang", plan.locale.clone());
             add("locale", plan.locale.clone());
@@ -317,6 +343,13 @@ pub fn render(plan: &Plan) -> String {
         "<Directory {}>\n    Require all granted\n</Directory>",
         p(script_dir)
     );
+    if let Some(url) = &plan.metrics_url {
+        let _ = writeln!(
+            c,
+            "<Location {}>\n    SetHandler wsgi-metrics\n    Require local\n</Location>",
+            q(url)
+        );
+    }
     for file in &plan.include_files {
         let _ = writeln!(c, "\nInclude {}", p(file));
     }
@@ -359,6 +392,7 @@ mod tests {
                 shutdown_timeout: 5,
                 inactivity_timeout: 0,
                 restart_interval: 0,
+                session_affinity: Some("PIN".into()),
             }),
             processes: 1,
             threads: 5,
@@ -370,6 +404,8 @@ mod tests {
             include_files: vec![],
             setenv: vec![("STAGE".into(), "dev test".into())],
             reloader_script: None,
+            shared_stores: vec![("cache".into(), "1M".into())],
+            metrics_url: Some("/metrics".into()),
         }
     }
 
@@ -384,6 +420,12 @@ mod tests {
         ));
         assert!(c.contains("processes=2 \\\n    threads=5"));
         assert!(c.contains("python-path=/app/lib:/extra"));
+        assert!(c.contains("session-affinity=PIN \\\n"));
+        assert!(c.contains("WSGISharedStore cache size=1M\n"));
+        assert!(c.contains(
+            "<Location \"/metrics\">\n    SetHandler wsgi-metrics\n    Require local\n</Location>\n"
+        ));
+        assert!(c.contains("LoadModule authz_host_module"));
         assert!(c.contains("request-timeout=60"));
         assert!(!c.contains("inactivity-timeout"), "0 means unset");
         assert!(c.contains(
@@ -396,6 +438,15 @@ mod tests {
             c.contains("ThreadsPerChild 20\nMaxRequestWorkers 20\n"),
             "{c}"
         );
+    }
+
+    #[test]
+    fn one_daemon_process_leaves_processes_out() {
+        let mut pl = plan();
+        pl.daemon.as_mut().expect("daemon plan").processes = 1;
+        let c = render(&pl);
+        assert!(!c.contains("processes="), "{c}");
+        assert!(c.contains("display-name=(wsgi:127.0.0.1:8080) \\\n    threads=5"));
     }
 
     #[test]

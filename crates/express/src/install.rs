@@ -3,6 +3,7 @@
 
 use crate::cli::{InstallArgs, ModuleArgs};
 use crate::locate;
+use crate::python_home::python_home;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -17,10 +18,8 @@ pub fn config_lines(module: &Path, python_home: Option<&Path>) -> String {
 
 pub fn module_config(args: &ModuleArgs) -> Result<(), String> {
     let module = locate::module(args, locate::modules_directory(args).ok().as_deref())?;
-    print!(
-        "{}",
-        config_lines(&module, locate::python_home(args).as_deref())
-    );
+    let home = python_home(args, &module)?;
+    print!("{}", config_lines(&module, home.as_deref()));
     Ok(())
 }
 
@@ -50,6 +49,7 @@ const CONF_TEXT: &str = "# Written by wsgi-express install-module: process-wide 
 pub fn install_module(args: &InstallArgs) -> Result<(), String> {
     let modules_dir = locate::modules_directory(&args.module)?;
     let module = locate::module(&args.module, Some(&modules_dir))?;
+    let home = python_home(&args.module, &module)?;
     let available = args
         .mods_available
         .clone()
@@ -86,7 +86,7 @@ pub fn install_module(args: &InstallArgs) -> Result<(), String> {
     fs::write(&load, load_text).map_err(|e| format!("cannot write {}: {e}", load.display()))?;
     let conf = available.join("wsgi_rs.conf");
     let mut conf_text = CONF_TEXT.to_owned();
-    if let Some(home) = locate::python_home(&args.module) {
+    if let Some(home) = home {
         conf_text = conf_text.replace(
             "    #WSGIPythonHome /srv/venvs/site\n",
             &format!("    WSGIPythonHome \"{}\"\n", home.display()),

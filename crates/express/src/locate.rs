@@ -121,13 +121,6 @@ pub fn module(args: &ModuleArgs, modules_dir: Option<&Path>) -> Result<PathBuf, 
         })
 }
 
-/// WSGIPythonHome / python-home: the option, else the active virtual environment.
-pub fn python_home(args: &ModuleArgs) -> Option<PathBuf> {
-    args.python_home
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
-}
-
 pub fn mpm(modules: &Path, wanted: Option<MpmName>) -> Result<MpmName, String> {
     let has = |m: MpmName| modules.join(format!("mod_mpm_{}.so", m.as_str())).exists();
     match wanted {

@@ -2,21 +2,22 @@
 //! command, or install the module into a system Apache. Errors are one line and a
 //! non-zero exit, never a backtrace.
 
+mod access;
 mod cli;
 mod conf;
 mod install;
 mod locate;
+mod python_home;
 mod server;
 mod users;
 
-use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("wsgi-express: internal error: {info}");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let result = match cli.command {
         Command::StartServer(args) => server::start(args, false),
         Command::SetupServer(args) => server::start(args, true),

@@ -2,10 +2,13 @@
 //! root (httpd.conf, apachectl, generated Python helpers, htdocs), then run Apache in the
 //! foreground in place of this process.
 
+use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
 use crate::conf::{self, DaemonPlan, Plan};
 use crate::locate;
+use crate::python_home::python_home;
 use crate::users;
+use mod_wsgi_config::{DaemonSpec, SharedStoreSpec};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -26,6 +29,7 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
     let setup_only = setup_only || args.setup_only;
     let httpd = locate::httpd(args.httpd_executable.as_deref())?;
     let (plan, entry) = plan(&args)?;
+    check_reachable(&plan, &entry, &args)?;
     if !setup_only {
         check_port_free(&plan)?;
     }
@@ -155,8 +159,11 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         }
         None => default_dir,
     };
+    // A daemon's home= is already first on its sys.path; embedded mode (like
+    // mod_wsgi-express) and module imports need the working directory there too, so an
+    // app can import the modules beside it.
     let mut python_path: Vec<PathBuf> = Vec::new();
-    if matches!(entry, Entry::Module(_)) {
+    if matches!(entry, Entry::Module(_)) || args.embedded_mode {
         python_path.push(working_directory.clone());
     }
     for d in &args.python_path {
@@ -192,6 +199,26 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             log_dir.join("access_log").display().to_string(),
         )
     };
+    let shared_stores = pairs(&args.shared_store);
+    for (i, (name, size)) in shared_stores.iter().enumerate() {
+        SharedStoreSpec::parse(&[name.clone(), format!("size={size}")])
+            .map_err(|e| format!("--shared-store {name} {size}: {e}"))?;
+        if shared_stores[..i].iter().any(|(n, _)| n == name) {
+            return Err(format!("--shared-store {name}: given twice"));
+        }
+    }
+    if let Some(url) = &args.metrics_url
+        && !url.starts_with('/')
+    {
+        return Err(format!("--metrics-url {url}: must start with /"));
+    }
+    if let Some(cookie) = &args.session_affinity {
+        if args.embedded_mode {
+            return Err("--session-affinity needs daemon mode (drop --embedded-mode)".to_owned());
+        }
+        DaemonSpec::parse(&["check".to_owned(), format!("session-affinity={cookie}")])
+            .map_err(|e| format!("--session-affinity {cookie}: {e}"))?;
+    }
     let processes = args.processes.unwrap_or(1);
     let daemon = (!args.embedded_mode).then_some(DaemonPlan {
         processes,
@@ -206,8 +233,9 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         shutdown_timeout: args.shutdown_timeout,
         inactivity_timeout: args.inactivity_timeout,
         restart_interval: args.restart_interval,
+        session_affinity: args.session_affinity.clone(),
     });
-    let python_home = locate::python_home(&args.module);
+    let python_home = python_home(&args.module, &module)?;
     let plan = Plan {
         document_root: args
             .document_root
@@ -251,6 +279,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             .map(|f| locate::absolute(f))
             .collect(),
         setenv: pairs(&args.setenv),
+        shared_stores,
+        metrics_url: args.metrics_url.clone(),
     };
     Ok((plan, entry))
 }
@@ -329,14 +359,69 @@ fn write_server_root(
         sh(&root.join("httpd.conf")),
     );
     write_file(&root.join("apachectl"), &apachectl, 0o755)?;
-    if let Some((user, _)) = &plan.run_as {
-        for path in [&plan.handler_script, &plan.working_directory] {
-            if let Some(why) = users::unreadable_by_others(path) {
-                eprintln!(
-                    "wsgi-express: warning: {} may not be readable by user '{user}' ({why})",
-                    path.display()
-                );
+    Ok(())
+}
+
+/// Refuses to start when the account Apache's children and daemons run as cannot reach
+/// the application's files, naming the directory in the way and the fix.
+fn check_reachable(plan: &Plan, entry: &Entry, args: &ServerArgs) -> Result<(), String> {
+    let Some(who) = users::identity(plan.run_as.as_ref()) else {
+        return Ok(());
+    };
+    let mut targets: Vec<(String, &Path, Need)> = Vec::new();
+    if let Entry::Script(script) = entry {
+        targets.push((
+            format!("the WSGI script {}", script.display()),
+            script,
+            Need::Read,
+        ));
+    }
+    // The daemons' sockets, and a generated handler script, live there.
+    targets.push((
+        format!("the server root {}", plan.server_root.display()),
+        &plan.server_root,
+        Need::Search,
+    ));
+    let from_cwd = args.working_directory.is_none() && !matches!(entry, Entry::Script(_));
+    targets.push((
+        format!(
+            "the working directory {}{}",
+            plan.working_directory.display(),
+            if from_cwd {
+                " (the current directory; choose another with --working-directory)"
+            } else {
+                ""
             }
+        ),
+        &plan.working_directory,
+        Need::Search,
+    ));
+    for dir in &plan.python_path {
+        targets.push((
+            format!("the Python path directory {}", dir.display()),
+            dir,
+            Need::ListAndSearch,
+        ));
+    }
+    if args.document_root.is_some() {
+        targets.push((
+            format!("--document-root {}", plan.document_root.display()),
+            &plan.document_root,
+            Need::Search,
+        ));
+    }
+    for (url, path) in &plan.url_aliases {
+        let need = if path.is_dir() {
+            Need::Search
+        } else {
+            Need::Read
+        };
+        targets.push((format!("--url-alias {url} {}", path.display()), path, need));
+    }
+    for (what, path, need) in targets {
+        if let Some(b) = access::blocked(path, &who, need) {
+            let owner = users::user_name(b.owner).unwrap_or_else(|| b.owner.to_string());
+            return Err(b.explain(&what, &who, &owner, plan.run_as.is_some()));
         }
     }
     Ok(())

@@ -1,9 +1,7 @@
-//! Who Apache's children run as when wsgi-express is started as root, and whether they
-//! will be able to read the application's files.
+//! Who Apache's children run as: User/Group when wsgi-express is started as root, and
+//! the uid and groups that [`crate::access`] checks the application's files against.
 
 use std::ffi::{CStr, CString};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -11,6 +9,7 @@ pub fn euid() -> u32 {
 }
 
 struct Account {
+    uid: u32,
     gid: u32,
 }
 
@@ -23,8 +22,8 @@ fn account(name: &str) -> Option<Account> {
         return None;
     }
     // SAFETY: pw is non-null and points at libc's record, valid until the next getpw call.
-    let gid = unsafe { (*pw).pw_gid };
-    Some(Account { gid })
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Some(Account { uid, gid })
 }
 
 fn group_exists(name: &str) -> bool {
@@ -77,22 +76,91 @@ pub fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<(String,
     Ok(Some((user, group)))
 }
 
-/// Why a path might not be readable by an unprivileged user: a directory on the way
-/// without search permission for others, or the file itself not readable by others.
-pub fn unreadable_by_others(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
-    if meta.mode() & needed != needed {
-        return Some(format!("mode {:o}", meta.mode() & 0o7777));
-    }
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if let Ok(m) = std::fs::metadata(d)
-            && m.mode() & 0o001 == 0
-        {
-            return Some(format!("{} has mode {:o}", d.display(), m.mode() & 0o7777));
+/// Who Apache's children and daemons run as: the account's uid and every group it has
+/// there (Apache sets the Group, then initgroups for the User).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub uid: u32,
+    pub gids: Vec<u32>,
+}
+
+/// The identity for `run_as` (from [`run_as`]); without it, this process's own (Apache
+/// started by a non-root user keeps that user).
+pub fn identity(run_as: Option<&(String, String)>) -> Option<Identity> {
+    match run_as {
+        Some((user, group)) => {
+            let acct = account(user)?;
+            let gid = match group.strip_prefix('#') {
+                Some(n) => n.parse().ok()?,
+                None => group_id(group)?,
+            };
+            let mut gids = group_list(user, gid);
+            gids.push(gid);
+            Some(Identity {
+                name: user.clone(),
+                uid: acct.uid,
+                gids,
+            })
         }
-        dir = d.parent();
+        None => {
+            // SAFETY: getegid has no preconditions and cannot fail.
+            let mut gids = vec![unsafe { libc::getegid() }];
+            let mut buf = vec![0 as libc::gid_t; 256];
+            // SAFETY: buf has room for the 256 entries the call is told about.
+            let n = unsafe { libc::getgroups(256, buf.as_mut_ptr()) };
+            if let Ok(n) = usize::try_from(n) {
+                gids.extend_from_slice(&buf[..n]);
+            }
+            Some(Identity {
+                name: user_name(euid()).unwrap_or_else(|| format!("#{}", euid())),
+                uid: euid(),
+                gids,
+            })
+        }
     }
-    None
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: c is a valid NUL-terminated string; the record is libc's static storage,
+    // read at once (this program is single-threaded).
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    // SAFETY: gr is checked non-null before it is read.
+    (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+}
+
+pub fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid returns libc's static record or null; the name is copied at once
+    // (this program is single-threaded).
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() {
+            return None;
+        }
+        Some(CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
+    }
+}
+
+/// The groups `user` is a member of, with `gid` (what initgroups gives a process).
+fn group_list(user: &str, gid: u32) -> Vec<u32> {
+    let Ok(c) = CString::new(user) else {
+        return vec![gid];
+    };
+    let mut len: libc::c_int = 64;
+    loop {
+        let mut buf = vec![0 as libc::gid_t; usize::try_from(len).unwrap_or(64)];
+        let mut n = len;
+        // SAFETY: c is NUL-terminated; buf has room for the n entries the call is told
+        // about, and n is updated to the count (or the count needed).
+        let rc = unsafe { libc::getgrouplist(c.as_ptr(), gid, buf.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            buf.truncate(usize::try_from(n).unwrap_or(0));
+            return buf;
+        }
+        if n <= len {
+            return vec![gid];
+        }
+        len = n;
+    }
 }

@@ -97,9 +97,15 @@ impl Server {
     }
 
     fn start_with_stderr(scratch: &Scratch, extra: &[&str], stderr: Stdio) -> Server {
-        let port = free_port();
+        let port_text = free_port().to_string();
+        // A --port in `extra` comes later, so it is the one served on.
+        let port = extra
+            .windows(2)
+            .rfind(|w| w[0] == "--port")
+            .map_or(&port_text[..], |w| w[1])
+            .parse()
+            .unwrap();
         let root = scratch.0.join("server-root");
-        let port_text = port.to_string();
         let mut args = vec![
             "start-server",
             "--host",
@@ -778,4 +784,461 @@ fn embedded_mode_and_access_log() {
     server.stop();
     let access = std::fs::read_to_string(server.root.join("access_log")).unwrap();
     assert!(access.contains("\"GET /hello HTTP/1.0\" 200"), "{access}");
+}
+
+/// An app that imports a module next to it, as a new user's first app does.
+const SIBLING_APP: &str = "import helper\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [helper.TEXT.encode()]\n";
+
+#[test]
+fn embedded_mode_puts_the_script_directory_on_sys_path() {
+    let scratch = Scratch::new("embedded-path");
+    scratch.write("app/helper.py", "TEXT = 'from helper'\n");
+    let script = scratch.write("app/app.wsgi", SIBLING_APP);
+    for mode in [&[][..], &["--embedded-mode"][..]] {
+        let mut args = vec![script.to_str().unwrap()];
+        args.extend_from_slice(mode);
+        let mut server = Server::start(&scratch, &args);
+        let (status, body) = server.get("/");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "from helper"),
+            "{mode:?}:\n{}",
+            server.error_log()
+        );
+        server.stop();
+    }
+}
+
+#[test]
+fn a_repeated_option_takes_the_last_value_and_long_options_abbreviate() {
+    let scratch = Scratch::new("options");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    // Server::start passes a --port of its own first; this one comes later and wins.
+    let last_port = free_port().to_string();
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--port",
+            &last_port,
+            "--proc",
+            "3",
+            "--proc",
+            "2",
+            "--thr",
+            "3",
+        ],
+    );
+    assert_eq!(server.port.to_string(), last_port);
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    let summary = server.stop();
+    assert!(summary.contains(&format!(":{last_port}/")), "{summary}");
+    assert!(summary.contains("2 processes x 3 threads"), "{summary}");
+    let conf = std::fs::read_to_string(server.root.join("httpd.conf")).unwrap();
+    let listens: Vec<&str> = conf.lines().filter(|l| l.starts_with("Listen")).collect();
+    assert_eq!(listens, [format!("Listen 127.0.0.1:{last_port}")]);
+
+    for (given, candidates) in [
+        (
+            "--p",
+            &["--port", "--processes", "--python-path", "--python-home"][..],
+        ),
+        (
+            "--log",
+            &["--log-to-terminal", "--log-level", "--log-directory"][..],
+        ),
+    ] {
+        let out = run(&["start-server", given, "9000"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{given} was accepted: {out:?}");
+        assert!(
+            err.starts_with(&format!(
+                "wsgi-express: error: ambiguous option {given}: could be "
+            )),
+            "{err}"
+        );
+        for c in candidates {
+            assert!(err.contains(c), "{given}: {c} not named in {err}");
+        }
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn serve_script_takes_options_alone_and_cleans_up_on_ctrl_c() {
+    let scratch = Scratch::new("serve-sh");
+    let tmp = scratch.0.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = scratch.0.join("server-root");
+    let port = free_port();
+    let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/serve.sh");
+    // Options without a script: the default example, on the port asked for.
+    let mut child = Command::new("bash")
+        .arg(&serve)
+        .args(["--port", &port.to_string(), "--server-root"])
+        .arg(&root)
+        .env("WSGI_EXPRESS", EXE)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = child.id();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve.sh --port {port} exited ({status}) before serving");
+        }
+        assert!(Instant::now() < deadline, "serve.sh is not listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = get(port, "/");
+    assert_eq!(status, 200);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the served copy"
+    );
+    // Ctrl-C: the terminal signals the whole foreground process group.
+    let sent = Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{group}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve.sh did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_nothing_left(port, &root);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "temporary copy left behind: {left:?}");
+}
+
+#[test]
+fn wsgi_multiprocess_is_false_with_one_daemon_process() {
+    let scratch = Scratch::new("multiprocess");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [repr((environ['wsgi.multiprocess'], environ['wsgi.multithread'])).encode()]\n",
+    );
+    for (extra, expected) in [
+        (&[][..], "(False, True)"),
+        (&["--processes", "2"][..], "(True, True)"),
+    ] {
+        let mut args = vec![script.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut server = Server::start(&scratch, &args);
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        assert_eq!(body, expected, "multiprocess, multithread with {extra:?}");
+        server.stop();
+    }
+}
+
+/// The output of a command that should end by itself, or None (and the command's
+/// process group stopped) when it is still running after `limit`.
+fn output_within(mut cmd: Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// The Python the module is built for: cargo's PYO3_PYTHON (.cargo/config.toml) when the
+/// tests were compiled.
+fn build_python() -> &'static str {
+    option_env!("PYO3_PYTHON").unwrap_or("python3")
+}
+
+#[test]
+fn a_virtual_environment_of_another_python_is_refused_and_one_of_the_same_serves() {
+    let scratch = Scratch::new("venv");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import sys\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [sys.prefix.encode()]\n",
+    );
+    let venv = scratch.0.join("venv");
+    let made = Command::new(build_python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let version = Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap().trim().to_owned();
+    let other = if version == "3.9" { "3.8" } else { "3.9" };
+    scratch.write(
+        "old-venv/pyvenv.cfg",
+        &format!("home = /usr/bin\nversion = {other}.18\n"),
+    );
+    let root = scratch.0.join("root");
+    let port = free_port().to_string();
+    let mut start = express(&[
+        "start-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--server-root",
+        root.to_str().unwrap(),
+    ]);
+    start.env("VIRTUAL_ENV", scratch.0.join("old-venv"));
+    let out = output_within(start, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("start-server took a Python {other} venv and started"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains(&format!("is Python {other}, but the module"))
+            && err.contains(&format!("is built for Python {version}")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--python-home",
+            venv.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert_eq!(Path::new(&body), venv.canonicalize().unwrap());
+    server.stop();
+}
+
+#[test]
+fn an_app_in_a_directory_apache_cannot_enter_is_refused_with_the_fix() {
+    let scratch = Scratch::new("private");
+    let script = scratch.write("home/app/app.wsgi", PID_APP);
+    let home = scratch.0.join("home");
+    // Debian 12's home directories: mode 700, so www-data cannot pass.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root = scratch.0.join("root");
+    let port = free_port().to_string();
+    let start = express(&[
+        "start-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--server-root",
+        root.to_str().unwrap(),
+    ]);
+    let out = output_within(start, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("start-server started with {} mode 700", home.display()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.starts_with(&format!(
+            "wsgi-express: error: user 'www-data' cannot reach the WSGI script {}: {} (mode 700, owner root) does not let it in; fix with `chmod o+x {}`",
+            script.display(),
+            home.display(),
+            home.display()
+        )) && err.contains("--user/--group"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!root.join("httpd.conf").exists(), "nothing written");
+
+    // The fix it names works.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o701)).unwrap();
+    let mut server = Server::start(&scratch, &[script.to_str().unwrap()]);
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    server.stop();
+}
+
+/// The whole response (head and body) to a raw HTTP/1.0 request.
+fn exchange(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn help_mentions(option: &str) {
+    let out = run(&["start-server", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains(option), "--help has no {option}:\n{help}");
+}
+
+#[test]
+fn shared_store_option_shares_keys_between_requests_and_processes() {
+    help_mentions("--shared-store <NAME> <SIZE>");
+    let scratch = Scratch::new("shared-store");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "import mod_wsgi\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    n = mod_wsgi.shared('visits').incr('count')\n    mod_wsgi.shared('notes').set('last', 'visit %d' % n)\n    return [b'%d' % n]\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--shared-store",
+            "visits",
+            "1M",
+            "--shared-store",
+            "notes",
+            "256K",
+        ],
+    );
+    for expected in 1..=6 {
+        let (status, body) = server.get("/");
+        assert_eq!(status, 200, "{body}\n{}", server.error_log());
+        assert_eq!(body, expected.to_string(), "{}", server.error_log());
+    }
+    server.stop();
+    let conf = std::fs::read_to_string(server.root.join("httpd.conf")).unwrap();
+    assert!(
+        conf.contains("WSGISharedStore visits size=1M\nWSGISharedStore notes size=256K\n"),
+        "{conf}"
+    );
+
+    let out = run(&["start-server", "--shared-store", "tiny", "1K"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--shared-store tiny 1K:") && err.contains("at least 128K"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_url_option_serves_prometheus_text_beside_the_app() {
+    help_mentions("--metrics-url <URL-PATH>");
+    let scratch = Scratch::new("metrics-url");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let mut server = Server::start(
+        &scratch,
+        &[script.to_str().unwrap(), "--metrics-url", "/metrics"],
+    );
+    let (status, body) = server.get("/hello");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    let response = exchange(
+        server.port,
+        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 200 "),
+        "{response}\n{}",
+        server.error_log()
+    );
+    assert!(
+        response.contains("Content-Type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    assert!(
+        response.contains("# TYPE mod_wsgi_requests_total counter")
+            && response.contains("mod_wsgi_requests_total{"),
+        "{response}"
+    );
+    server.stop();
+}
+
+#[test]
+fn session_affinity_option_pins_a_client_to_one_process() {
+    help_mentions("--session-affinity <COOKIE>");
+    let scratch = Scratch::new("affinity");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--session-affinity",
+            "PIN",
+        ],
+    );
+    let first = exchange(server.port, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let cookie = first
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: PIN="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no PIN cookie:\n{first}\n{}", server.error_log()))
+        .to_owned();
+    let pid = |response: &str| {
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap()
+    };
+    let with_cookie = |slot: &str| {
+        pid(&exchange(
+            server.port,
+            &format!("GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nCookie: PIN={slot}\r\n\r\n"),
+        ))
+    };
+    assert_eq!(
+        with_cookie(&cookie),
+        pid(&first),
+        "the first response's process"
+    );
+    // Each slot keeps its process; the two slots are two processes.
+    let slot0: std::collections::HashSet<String> = (0..4).map(|_| with_cookie("0")).collect();
+    let slot1: std::collections::HashSet<String> = (0..4).map(|_| with_cookie("1")).collect();
+    assert_eq!((slot0.len(), slot1.len()), (1, 1), "{slot0:?} {slot1:?}");
+    assert_ne!(slot0, slot1);
+    server.stop();
+
+    let out = run(&["start-server", "--session-affinity", "a;b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--session-affinity a;b:"), "{err}");
+}
+
+#[test]
+fn the_readme_metrics_snippet_works_as_an_include_file() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<Location /metrics>").unwrap();
+    let end = start + readme[start..].find("</Location>").unwrap() + "</Location>".len();
+    let scratch = Scratch::new("readme-metrics");
+    let script = scratch.write("app/app.wsgi", PID_APP);
+    let include = scratch.write("metrics.conf", &readme[start..end]);
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--include-file",
+            include.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = server.get("/metrics");
+    assert_eq!(status, 200, "{body}\n{}", server.error_log());
+    assert!(
+        body.contains("# TYPE mod_wsgi_requests_total counter"),
+        "{body}"
+    );
+    server.stop();
 }
