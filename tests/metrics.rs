@@ -194,7 +194,9 @@ fn the_endpoint_counts_requests_by_group_and_status_and_sums_app_metrics() {
                 ("group".to_owned(), group.to_owned()),
                 ("status".to_owned(), status.to_owned()),
             ];
-            samples.get(&("mod_wsgi_requests_total".to_owned(), key)).copied()
+            samples
+                .get(&("mod_wsgi_requests_total".to_owned(), key))
+                .copied()
         };
         let settled = counted("embedded", "2xx") >= Some(23.0)
             && counted("embedded", "5xx") >= Some(3.0)
