@@ -152,7 +152,6 @@ fn daemon_mistakes_fail_configtest_naming_the_directive() {
             "WSGIDaemonProcess a user=no-such-user-here",
             "no such user 'no-such-user-here'",
         ),
-        ("WSGIDaemonProcess a locale=xx_NOPE.UTF-8", "unknown locale"),
         (
             "WSGIScriptAlias / {root}/app/app.wsgi process-group=missing",
             "process-group 'missing' is not defined",
@@ -175,6 +174,35 @@ fn daemon_mistakes_fail_configtest_naming_the_directive() {
         &[],
     );
     assert!(ok, "{output}");
+}
+
+/// mod_wsgi's option syntax: a value may be quoted on its own (`name='a b'`), as
+/// mod_wsgi-express writes them; a lang=/locale= this system lacks is a warning (mod_wsgi
+/// starts, and mod_wsgi-express always writes en_US.UTF-8).
+#[test]
+fn quoted_option_values_and_missing_locales_start_as_in_mod_wsgi() {
+    let app = r#"
+import os, mod_wsgi
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    title = open("/proc/self/cmdline", "rb").read().split(b"\0")[0].decode()
+    return [("%s|%s|%s" % (title, mod_wsgi.process_group, os.environ.get("LANG"))).encode()]
+"#;
+    let conf = "WSGIDaemonProcess 'quoted:8000' processes=1 threads=2 \
+                display-name='(wsgi:site a)' lang='xx_NOPE.UTF-8' locale=\"xx_NOPE.UTF-8\"\n\
+                WSGIScriptAlias / {root}/app/app.wsgi process-group='quoted:8000'\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    let answer = apache.get_ok("/");
+    assert!(
+        answer.starts_with("(wsgi:site a)") && answer.ends_with("|quoted:8000|xx_NOPE.UTF-8"),
+        "{answer}"
+    );
+    let log = apache.wait_for_log("WSGI0129");
+    assert!(
+        log.contains("lang='xx_NOPE.UTF-8' is not a locale"),
+        "{log}"
+    );
+    apache.stop();
 }
 
 const STATUS_APP: &str = r#"

@@ -865,6 +865,20 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         .collect();
     let mut groups = Vec::new();
     let mut controls = Vec::new();
+    for (d, _) in &definitions {
+        for (option, value) in [("lang", &d.spec.lang), ("locale", &d.spec.locale)] {
+            if let Some(v) = value
+                && !identity::locale_exists(v)
+            {
+                // mod_wsgi starts too (wsgi-express always writes en_US.UTF-8).
+                tracing::warn!(
+                    "WSGI0129: WSGIDaemonProcess '{}' ({}): {option}='{v}' is not a locale this system has (see `locale -a`); its processes run in the C locale",
+                    d.spec.name,
+                    d.defined_at
+                );
+            }
+        }
+    }
     for (d, virtual_host) in definitions {
         // Each group's recycling flags and health words get a mapping of their own: its
         // daemons may write only there (the others' are made read-only in them).

@@ -11,7 +11,7 @@ use super::trampoline::guard;
 use mod_wsgi_config::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
     ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec, parse_on_off,
-    parse_optimize,
+    parse_optimize, split_words,
 };
 use mod_wsgi_os::identity::{self, Account};
 use std::ffi::{CStr, CString, c_void};
@@ -199,16 +199,6 @@ fn daemon_process(
             ),
         });
     }
-    for (option, value) in [("lang", &spec.lang), ("locale", &spec.locale)] {
-        if let Some(v) = value
-            && !identity::locale_exists(v)
-        {
-            return Err(ConfigError::Invalid {
-                directive: "WSGIDaemonProcess",
-                reason: format!("{option}: unknown locale '{v}' (see `locale -a`)"),
-            });
-        }
-    }
     let user = spec
         .user
         .as_deref()
@@ -315,24 +305,6 @@ fn script_alias_match(
     Ok(())
 }
 
-/// Splits a RAW_ARGS string into words with Apache's own quoting rules.
-///
-/// # Safety
-/// `pool` must be live and `args` a NUL-terminated string.
-unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor = args;
-    loop {
-        // SAFETY: per the caller; ap_getword_conf allocates each word in `pool` and
-        // advances `cursor` within the argument string.
-        let word = unsafe { CStr::from_ptr(sys::ap_getword_conf(pool, &mut cursor)) };
-        if word.is_empty() {
-            return out;
-        }
-        out.push(word.to_string_lossy().into_owned());
-    }
-}
-
 fn pool_error(pool: *mut sys::apr_pool_t, message: &str) -> *const c_char {
     // SAFETY: pool is the live command pool of the directive being read.
     unsafe { copy_text(pool, message.as_bytes()) }
@@ -367,8 +339,10 @@ pub unsafe extern "C" fn set_directive(
                     return err;
                 }
             }
-            // SAFETY: pool and args come from Apache for this call.
-            let argv = unsafe { words(pool, args) };
+            // SAFETY: args is the NUL-terminated argument text Apache passes for this call.
+            let text = unsafe { CStr::from_ptr(args) }.to_string_lossy();
+            // Apache's quoting, plus mod_wsgi's quoted option values (name='a b').
+            let argv = split_words(&text);
             let label = name.to_string_lossy();
             if argv.len() < directive.min_args || argv.len() > directive.max_args {
                 let usage = directive.usage.to_string_lossy();

@@ -16,6 +16,7 @@ mod resolve;
 mod store;
 mod traceback;
 mod values;
+mod words;
 
 pub use alias::{AliasOptions, prefix_match_len};
 pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
@@ -30,3 +31,4 @@ pub use traceback::files_named_in_traceback;
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,
 };
+pub use words::split_words;
