@@ -9,7 +9,8 @@ fn main() {
     let out = Command::new(&python)
         .args([
             "-c",
-            "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)",
+            "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); print(sys.executable); \
+             print(1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0)",
         ])
         .output()
         .unwrap_or_else(|e| panic!("mod_wsgi_engine: cannot run {python}: {e}"));
@@ -17,6 +18,8 @@ fn main() {
     let mut lines = text.lines();
     let version = lines.next().unwrap_or_default().trim().to_owned();
     let executable = lines.next().unwrap_or_default().trim().to_owned();
+    let free_threaded = lines.next().unwrap_or_default().trim() == "1";
     println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_VERSION={version}");
     println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_EXECUTABLE={executable}");
+    println!("cargo:rustc-env=MOD_WSGI_RS_PYTHON_FREE_THREADED={free_threaded}");
 }

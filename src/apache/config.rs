@@ -7,6 +7,7 @@ use super::trampoline::guard;
 use mod_wsgi_config::{
     AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig, SharedStoreSpec,
 };
+use mod_wsgi_daemon::ScriptOwner;
 use mod_wsgi_os::identity::Account;
 use std::ffi::c_void;
 
@@ -44,6 +45,8 @@ pub struct DaemonDefinition {
     pub gid: Option<u32>,
     pub supplementary_gids: Vec<u32>,
     pub socket_user: Option<Account>,
+    /// `script-user=` (uid) or `script-group=` (gid): who must own the group's scripts.
+    pub script_owner: Option<ScriptOwner>,
     /// "file:line" of the directive, for later error messages.
     pub defined_at: String,
 }

@@ -405,6 +405,7 @@ fn build_group(
         maximum_processes: d.spec.processes,
         threads_per_process: d.spec.threads,
         home_on_path: Some(home.clone()),
+        switch_interval: d.spec.switch_interval.or(embedded.switch_interval),
         ..embedded
     };
     let socket_timeout = if d.spec.socket_timeout.is_zero() {
@@ -428,6 +429,7 @@ fn build_group(
         socket_timeout,
         preloads: preloads_for(configs, &d.spec.name),
         virtual_host: place.virtual_host,
+        script_owner: d.script_owner,
         max_request_head: max_request_head(s),
         health: place.health,
         recycle_flags: place.recycle_flags,
@@ -866,6 +868,13 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let mut groups = Vec::new();
     let mut controls = Vec::new();
     for (d, _) in &definitions {
+        for ignored in &d.spec.ignored_options {
+            tracing::warn!(
+                "WSGI0141: WSGIDaemonProcess '{}' ({}): {ignored}= was removed in mod_wsgi 6 and has no effect; remove it",
+                d.spec.name,
+                d.defined_at
+            );
+        }
         for (option, value) in [("lang", &d.spec.lang), ("locale", &d.spec.locale)] {
             if let Some(v) = value
                 && !identity::locale_exists(v)

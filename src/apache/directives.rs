@@ -13,6 +13,7 @@ use mod_wsgi_config::{
     ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec, parse_on_off,
     parse_optimize, split_words,
 };
+use mod_wsgi_daemon::ScriptOwner;
 use mod_wsgi_os::identity::{self, Account};
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
@@ -53,6 +54,8 @@ pub struct CmdContext {
     pool: *mut sys::apr_pool_t,
     /// "file:line" of the directive being read.
     location: String,
+    /// The directive's name.
+    directive: String,
 }
 
 const MANY: usize = usize::MAX;
@@ -74,7 +77,140 @@ fn flag(name: &'static str, args: &[String]) -> Result<bool, ConfigError> {
     parse_on_off(name, &args[0])
 }
 
-pub const DIRECTIVES: [Directive; 28] = [
+/// Things the configuration says that Apache's error log should hear once the server
+/// starts (logging is not set up while the configuration is read): (is a warning, text).
+static NOTICES: std::sync::Mutex<Vec<(bool, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn notice(warning: bool, text: String) {
+    NOTICES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((warning, text));
+}
+
+/// Takes the notices of this configuration pass (post_config logs them).
+pub fn take_notices() -> Vec<(bool, String)> {
+    std::mem::take(&mut *NOTICES.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// A directive mod_wsgi 6 removed, accepted so that 4.x configurations still start.
+fn removed_directive(
+    _: &mut ServerConfig,
+    _: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
+    notice(
+        true,
+        format!(
+            "WSGI0141: {} ({}) was removed in mod_wsgi 6 and has no effect; remove it",
+            ctx.directive, ctx.location
+        ),
+    );
+    Ok(())
+}
+
+/// WSGIPerInterpreterGIL / WSGIFreeThreading: what the linked Python cannot do is a
+/// warning, never a refusal to start (as in mod_wsgi).
+fn python_capability(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
+    let name: &'static str = if ctx.directive == "WSGIFreeThreading" {
+        "WSGIFreeThreading"
+    } else {
+        "WSGIPerInterpreterGIL"
+    };
+    let on = parse_on_off(name, &args[0])?;
+    let version = mod_wsgi_engine::PYTHON_VERSION;
+    if name == "WSGIFreeThreading" {
+        s.python.free_threading = Some(on);
+        if on && !mod_wsgi_engine::PYTHON_FREE_THREADED {
+            notice(
+                true,
+                format!(
+                    "WSGI0200: WSGIFreeThreading On ({}) has no effect: Python {version} is not a free-threaded build (PEP 703)",
+                    ctx.location
+                ),
+            );
+        }
+    } else {
+        s.python.per_interpreter_gil = Some(on);
+        if on && !mod_wsgi_engine::python_has_per_interpreter_gil() {
+            notice(
+                true,
+                format!(
+                    "WSGI0198: WSGIPerInterpreterGIL On ({}) requires Python 3.12 or later; it has no effect with Python {version}",
+                    ctx.location
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+const ACCEPT_MUTEXES: [&str; 6] = [
+    "default", "flock", "fcntl", "sysvsem", "posixsem", "pthread",
+];
+
+fn telemetry_service(
+    s: &mut ServerConfig,
+    args: &[String],
+    ctx: &CmdContext,
+) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        directive: "WSGITelemetryService",
+        reason: reason.to_owned(),
+    };
+    if !args[0].starts_with("unix:/") {
+        return Err(invalid(
+            "the target must be 'unix:/path' (remote udp: targets are not supported)",
+        ));
+    }
+    if let Some(interval) = args.get(1) {
+        let seconds = interval
+            .strip_prefix("interval=")
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| invalid("the second argument must be 'interval=N'"))?;
+        if !(seconds >= 0.5 && seconds.is_finite()) {
+            return Err(invalid("interval= is at least 0.5 seconds"));
+        }
+    }
+    let _ = s;
+    notice(
+        true,
+        format!(
+            "WSGI0142: WSGITelemetryService ({}) is accepted but mod_wsgi_rs sends no telemetry yet",
+            ctx.location
+        ),
+    );
+    Ok(())
+}
+
+fn telemetry_options(
+    _: &mut ServerConfig,
+    args: &[String],
+    _: &CmdContext,
+) -> Result<(), ConfigError> {
+    let relative = args.iter().filter(|a| a.starts_with(['+', '-'])).count();
+    let absolute = args
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("none") || a.eq_ignore_ascii_case("all"));
+    let valid = |a: &String| {
+        let name = a.trim_start_matches(['+', '-']);
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric())
+    };
+    if (relative > 0 && absolute) || !args.iter().all(valid) {
+        return Err(ConfigError::Invalid {
+            directive: "WSGITelemetryOptions",
+            reason: "expected None, All, or [+|-]Option ... (absolute and +/- forms do not mix)"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub const DIRECTIVES: [Directive; 45] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
     directive!(c"WSGISharedStore", Global, 1, MANY, Apply::Server(shared_store),
@@ -160,6 +296,67 @@ pub const DIRECTIVES: [Directive; 28] = [
     directive!(c"WSGIRestrictSignal", Global, 1, 1,
         Apply::Server(|s, a, _| { s.python.restrict_signal = Some(flag("WSGIRestrictSignal", a)?); Ok(()) }),
         c"On|Off: ignore signal.signal() registrations by applications"),
+    directive!(c"WSGIPythonWarnings", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.warnings.push(a[0].clone()); Ok(()) }),
+        c"action:message:category:module:line: a warning filter, as python -W (repeatable)"),
+    directive!(c"WSGIPythonEggs", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.python_eggs = Some(a[0].clone()); Ok(()) }),
+        c"directory: PYTHON_EGG_CACHE of the Apache children"),
+    directive!(c"WSGISwitchInterval", Global, 1, 1,
+        Apply::Server(|s, a, _| {
+            s.python.switch_interval = Some(mod_wsgi_config::positive_seconds("WSGISwitchInterval", &a[0])?);
+            Ok(())
+        }),
+        c"seconds: Python's thread switch interval in the Apache children (sys.setswitchinterval)"),
+    directive!(c"WSGIServerMetrics", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.server_metrics = Some(flag("WSGIServerMetrics", a)?); Ok(()) }),
+        c"On|Off: let embedded mode call mod_wsgi.server_metrics()"),
+    directive!(c"WSGIPerInterpreterGIL", Global, 1, 1, Apply::Server(python_capability),
+        c"On|Off: give sub-interpreters their own GIL (Python 3.12+)"),
+    directive!(c"WSGIFreeThreading", Global, 1, 1, Apply::Server(python_capability),
+        c"On|Off: run without the GIL (free-threaded Python builds)"),
+    directive!(c"WSGIDestroyInterpreter", Global, 1, 1,
+        Apply::Server(|s, a, _| { s.python.destroy_interpreter = Some(flag("WSGIDestroyInterpreter", a)?); Ok(()) }),
+        c"On|Off: accepted; interpreters are never finalised here (atexit callbacks run)"),
+    directive!(c"WSGIVerboseDebugging", Global, 1, 1,
+        Apply::Server(|_, a, _| { flag("WSGIVerboseDebugging", a).map(drop) }),
+        c"On|Off: deprecated in mod_wsgi 6, no effect (use LogLevel wsgi:debug)"),
+    directive!(c"WSGISocketRotation", Global, 1, 1,
+        Apply::Server(|_, a, _| { flag("WSGISocketRotation", a).map(drop) }),
+        c"On|Off: accepted; daemon sockets stay open across graceful restarts here"),
+    directive!(c"WSGIAcceptMutex", Global, 1, 1,
+        Apply::Server(|_, a, _| {
+            if ACCEPT_MUTEXES.contains(&a[0].to_ascii_lowercase().as_str()) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    directive: "WSGIAcceptMutex",
+                    reason: format!("accept mutex '{}' is invalid; valid: {}", a[0], ACCEPT_MUTEXES.join(", ")),
+                })
+            }
+        }),
+        c"default|flock|fcntl|sysvsem|posixsem|pthread: accepted; daemons need no accept mutex here"),
+    directive!(c"WSGITelemetryService", Global, 1, 2, Apply::Server(telemetry_service),
+        c"unix:/path [interval=N]"),
+    directive!(c"WSGITelemetryOptions", Global, 1, MANY, Apply::Server(telemetry_options),
+        c"None|All|[+|-]Option ..."),
+    directive!(c"WSGISlowRequests", Global, 1, 1,
+        Apply::Server(|_, a, _| {
+            a[0].parse::<f64>().ok().filter(|s| *s >= 0.0 && s.is_finite()).map(drop).ok_or_else(|| ConfigError::Invalid {
+                directive: "WSGISlowRequests",
+                reason: format!("'{}' is not a number of seconds", a[0]),
+            })
+        }),
+        c"seconds: threshold for slow-request telemetry records"),
+    directive!(c"WSGIIgnoreActivity", DirectoryHtaccess, 1, 1,
+        Apply::Dir(|c, a| { c.ignore_activity = Some(flag("WSGIIgnoreActivity", a)?); Ok(()) }),
+        c"On|Off: these requests do not reset a daemon's inactivity-timeout"),
+    directive!(c"WSGILazyInitialization", Server, 1, 1, Apply::Server(removed_directive),
+        c"On|Off: removed in mod_wsgi 6; accepted with a warning"),
+    directive!(c"WSGINewRelicConfigFile", Global, 1, 1, Apply::Server(removed_directive),
+        c"path: removed in mod_wsgi 6; accepted with a warning"),
+    directive!(c"WSGINewRelicEnvironment", Global, 1, 1, Apply::Server(removed_directive),
+        c"name: removed in mod_wsgi 6; accepted with a warning"),
     directive!(c"WSGICaseSensitivity", Global, 1, 1,
         Apply::Server(|_, a, _| { flag("WSGICaseSensitivity", a).map(drop) }),
         c"On|Off: accepted for compatibility; script paths are case sensitive on this platform"),
@@ -225,6 +422,11 @@ fn daemon_process(
         .as_deref()
         .map(|u| account("socket-user", u))
         .transpose()?;
+    let script_owner = match (&spec.script_user, &spec.script_group) {
+        (Some(u), _) => Some(ScriptOwner::User(account("script-user", u)?.uid)),
+        (None, Some(g)) => Some(ScriptOwner::Group(group_id("script-group", g)?)),
+        (None, None) => None,
+    };
     defined.push((spec.name.clone(), ctx.location.clone()));
     s.daemons.push(DaemonDefinition {
         spec,
@@ -232,6 +434,7 @@ fn daemon_process(
         gid,
         supplementary_gids,
         socket_user,
+        script_owner,
         defined_at: ctx.location.clone(),
     });
     Ok(())
@@ -380,7 +583,16 @@ pub unsafe extern "C" fn set_directive(
                             )
                         }
                     };
-                    apply(config, &argv, &CmdContext { pool, location })
+                    let directive = label.to_string();
+                    apply(
+                        config,
+                        &argv,
+                        &CmdContext {
+                            pool,
+                            location,
+                            directive,
+                        },
+                    )
                 }
             };
             match result {

@@ -315,7 +315,10 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         ("mod_wsgi.handler_script", ""),
         ("mod_wsgi.script_reloading", flag(reload)),
         ("mod_wsgi.enable_sendfile", flag(sendfile)),
-        ("mod_wsgi.ignore_activity", "0"),
+        (
+            "mod_wsgi.ignore_activity",
+            flag(dir.ignore_activity == Some(true)),
+        ),
         ("mod_wsgi.listener_host", &listener_host),
         ("mod_wsgi.request_id", &request_id),
         ("mod_wsgi.connection_id", &connection_id),
@@ -467,6 +470,33 @@ fn daemon_group_for(
         return Ok(None);
     }
     match daemon::find_group(process_group) {
+        Some(g) if g.spec.threads == 0 => {
+            log_request(
+                req,
+                Level::ERROR,
+                &format!(
+                    "WSGI0043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
+                ),
+            );
+            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
+        }
+        Some(g)
+            if g.script_owner.is_some_and(|o| {
+                let (uid, gid) = req.file_owner();
+                !o.allows(uid, gid)
+            }) =>
+        {
+            let (uid, gid) = req.file_owner();
+            log_request(
+                req,
+                Level::ERROR,
+                &format!(
+                    "WSGI0044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
+                    req.filename().unwrap_or_default().display()
+                ),
+            );
+            Err(sys::HTTP_FORBIDDEN)
+        }
         Some(g) if g.serves(&req.server_hostname()) => Ok(Some(g)),
         Some(g) => {
             log_request(

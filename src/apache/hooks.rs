@@ -8,6 +8,7 @@ use crate::python::{self, PythonSettings};
 use mod_wsgi_config::{HashSeed, PythonConfig};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Level;
 
 /// MPM facts recorded in post_config (parent) and inherited by children through fork.
 pub static MULTITHREAD: AtomicBool = AtomicBool::new(false);
@@ -58,6 +59,10 @@ pub unsafe extern "C" fn post_config(
         // SAFETY: s is the main server of this generation, live until pconf is cleared;
         // the parent logs through it from here on.
         unsafe { log::install(s) };
+        for (warning, text) in super::directives::take_notices() {
+            let level = if warning { Level::WARN } else { Level::INFO };
+            log::server_log(level, &text);
+        }
         // SAFETY: s is this pass's live main server; stores are opened before any fork.
         if let Err(e) = unsafe { stores::open_for(s) } {
             log::server_error(&format!("WSGI0004: {e}"));
@@ -102,6 +107,8 @@ pub fn python_settings(py: &PythonConfig) -> PythonSettings {
         restrict_stdin: py.restrict_stdin.unwrap_or(false),
         restrict_stdout: py.restrict_stdout.unwrap_or(false),
         restrict_signal: py.restrict_signal.unwrap_or(true),
+        warn_options: py.warnings.clone(),
+        switch_interval: py.switch_interval,
         ..PythonSettings::default()
     }
 }
@@ -144,6 +151,11 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
             ..python_settings(py)
         };
+        if let Some(eggs) = &py.python_eggs {
+            // SAFETY: child_init runs before the MPM starts this child's worker threads,
+            // and before Python (which reads it) starts.
+            unsafe { std::env::set_var("PYTHON_EGG_CACHE", eggs) };
+        }
         if let Err(e) = python::initialize(settings) {
             log::server_error(&format!(
                 "WSGI0002: {e}; every WSGI request of this process will fail"

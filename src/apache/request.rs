@@ -123,6 +123,11 @@ impl<'r> Request<'r> {
         self.field(self.r().hostname).map(|h| latin1(h.to_bytes()))
     }
 
+    /// Owner (uid, gid) of `r->filename`, from Apache's own stat of it.
+    pub fn file_owner(&self) -> (u32, u32) {
+        (self.r().finfo.user, self.r().finfo.group)
+    }
+
     pub fn header_only(&self) -> bool {
         self.r().header_only != 0
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 
 /// Every option `WSGIDaemonProcess` accepts.
-pub const DAEMON_OPTIONS: [&str; 38] = [
+pub const DAEMON_OPTIONS: [&str; 49] = [
     "processes",
     "threads",
     "user",
@@ -46,7 +46,22 @@ pub const DAEMON_OPTIONS: [&str; 38] = [
     "stack-size",
     "send-buffer-size",
     "receive-buffer-size",
+    "chroot",
+    "interrupt-timeout",
+    "response-buffer-size",
+    "response-flush-delay",
+    "response-socket-timeout",
+    "script-user",
+    "script-group",
+    "server-metrics",
+    "switch-interval",
+    // mod_wsgi 4.x only: accepted so old configurations start, with a warning.
+    "newrelic-config-file",
+    "newrelic-environment",
 ];
+
+/// Options accepted for compatibility that do nothing here (the warning names them).
+pub const IGNORED_DAEMON_OPTIONS: [&str; 2] = ["newrelic-config-file", "newrelic-environment"];
 
 /// The locale a daemon gets when neither `lang` nor `locale` is given.
 pub const DEFAULT_LOCALE: &str = "C.UTF-8";
@@ -105,6 +120,25 @@ pub struct DaemonSpec {
     /// SO_SNDBUF of the Apache child's side, which bounds how much of a request body can
     /// wait in the kernel for the daemon; 0 = the system default.
     pub receive_buffer_size: u32,
+    /// `chroot=`: the directory the processes are confined to.
+    pub chroot: Option<String>,
+    /// `interrupt-timeout=` (mod_wsgi 6): how long an injected RequestTimeout may take.
+    pub interrupt_timeout: Duration,
+    /// `response-buffer-size=` (0: mod_wsgi's default).
+    pub response_buffer_size: u32,
+    /// `response-flush-delay=` in milliseconds.
+    pub response_flush_delay: Duration,
+    /// `response-socket-timeout=` (zero: socket-timeout).
+    pub response_socket_timeout: Duration,
+    /// `script-user=`/`script-group=`: WSGI scripts must be owned by this user or group.
+    pub script_user: Option<String>,
+    pub script_group: Option<String>,
+    /// `server-metrics=On`: `mod_wsgi.server_metrics()` answers in these processes.
+    pub server_metrics: bool,
+    /// `switch-interval=`: Python's thread switch interval in seconds.
+    pub switch_interval: Option<Duration>,
+    /// Options given that are accepted for compatibility and do nothing.
+    pub ignored_options: Vec<String>,
 }
 
 /// send-buffer-size when not given. mod_wsgi leaves the system default (208 KiB on
@@ -157,6 +191,16 @@ impl DaemonSpec {
             stack_size: 0,
             send_buffer_size: DEFAULT_SEND_BUFFER_SIZE,
             receive_buffer_size: 0,
+            chroot: None,
+            interrupt_timeout: Duration::ZERO,
+            response_buffer_size: 0,
+            response_flush_delay: Duration::from_millis(5),
+            response_socket_timeout: Duration::ZERO,
+            script_user: None,
+            script_group: None,
+            server_metrics: false,
+            switch_interval: None,
+            ignored_options: Vec::new(),
         }
     }
 
@@ -173,7 +217,10 @@ impl DaemonSpec {
             ));
         }
         let mut spec = DaemonSpec::new(name);
-        for (option, value) in parse_options(DIRECTIVE, options, &DAEMON_OPTIONS)? {
+        // As in mod_wsgi, a repeated option's last value wins.
+        for (option, value) in
+            crate::options::parse_options_last_wins(DIRECTIVE, options, &DAEMON_OPTIONS)?
+        {
             spec.apply(option, value).map_err(|e| match e {
                 ConfigError::InvalidValue { value, reason, .. } => ConfigError::Invalid {
                     directive: DIRECTIVE,
@@ -181,6 +228,11 @@ impl DaemonSpec {
                 },
                 other => other,
             })?;
+        }
+        if spec.script_user.is_some() && spec.script_group.is_some() {
+            return Err(invalid_text(
+                "only one of script-user and script-group is allowed",
+            ));
         }
         if spec.lang.is_none() && spec.locale.is_none() {
             spec.locale = Some(DEFAULT_LOCALE.to_owned());
@@ -200,7 +252,8 @@ impl DaemonSpec {
                 self.processes = count(value, 1, 1024)?;
                 self.processes_given = true;
             }
-            "threads" => self.threads = count(value, 1, 1024)?,
+            // 0: no request threads, the processes run their WSGIImportScript services.
+            "threads" => self.threads = count(value, 0, 1024)?,
             "user" => self.user = text()?,
             "group" => self.group = text()?,
             "supplementary-groups" => self.supplementary_groups = list(value, ','),
@@ -242,7 +295,15 @@ impl DaemonSpec {
             "queue-timeout" => self.queue_timeout = seconds(value)?,
             "listen-backlog" => self.listen_backlog = count(value, 1, 65535)?,
             "socket-user" => self.socket_user = text()?,
-            "header-buffer-size" => self.header_buffer_size = count(value, 8192, 1 << 24)?,
+            "header-buffer-size" => {
+                self.header_buffer_size = match count(value, 0, 1 << 24)? {
+                    0 => 32768,
+                    n if n < 8192 => {
+                        return Err(invalid(value, "header-buffer-size is 0 or at least 8192"));
+                    }
+                    n => n,
+                }
+            }
             "memory-limit" => self.memory_limit = number(value)?,
             "virtual-memory-limit" => self.virtual_memory_limit = number(value)?,
             "cpu-time-limit" => self.cpu_time_limit = number(value)?,
@@ -256,6 +317,38 @@ impl DaemonSpec {
             "stack-size" => self.stack_size = number(value)?,
             "send-buffer-size" => self.send_buffer_size = buffer_size(value)?,
             "receive-buffer-size" => self.receive_buffer_size = buffer_size(value)?,
+            "chroot" => {
+                if !value.starts_with('/') {
+                    return Err(invalid(value, "chroot= needs an absolute path"));
+                }
+                self.chroot = text()?;
+            }
+            "interrupt-timeout" => self.interrupt_timeout = seconds(value)?,
+            "response-buffer-size" => {
+                let n = count(value, 0, u32::MAX)?;
+                if n != 0 && n < 65536 {
+                    return Err(invalid(
+                        value,
+                        "response-buffer-size is 0 or at least 65536",
+                    ));
+                }
+                self.response_buffer_size = n;
+            }
+            "response-flush-delay" => {
+                self.response_flush_delay = Duration::from_millis(number(value)?)
+            }
+            "response-socket-timeout" => self.response_socket_timeout = seconds(value)?,
+            "script-user" => self.script_user = text()?,
+            "script-group" => self.script_group = text()?,
+            "server-metrics" => {
+                self.server_metrics = crate::values::parse_on_off(DIRECTIVE, value)?
+            }
+            "switch-interval" => {
+                self.switch_interval = Some(crate::values::positive_seconds(DIRECTIVE, value)?)
+            }
+            ignored if IGNORED_DAEMON_OPTIONS.contains(&ignored) => {
+                self.ignored_options.push(ignored.to_owned());
+            }
             _ => unreachable!("parse_options only yields allowed names"),
         }
         Ok(())
@@ -444,10 +537,15 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         for bad in [
-            &["app", "threads=0"][..],
+            &["app", "threads=-1"][..],
             &["app", "processes=x"],
             &["app", "bogus=1"],
-            &["app", "threads=2", "threads=3"],
+            &["app", "script-user=a", "script-group=b"],
+            &["app", "header-buffer-size=100"],
+            &["app", "response-buffer-size=1000"],
+            &["app", "switch-interval=0"],
+            &["app", "chroot=relative"],
+            &["app", "server-metrics=maybe"],
             &["app", "umask=999"],
             &["app", "user="],
             &["app", "send-buffer-size=10"],
@@ -462,6 +560,37 @@ mod tests {
         ] {
             assert!(DaemonSpec::parse(&args(bad)).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn mod_wsgi_6_options_parse_and_the_last_repeat_wins() {
+        let spec = DaemonSpec::parse(&args(&[
+            "app",
+            "threads=2",
+            "threads=0",
+            "header-buffer-size=0",
+            "chroot=/srv/jail",
+            "interrupt-timeout=3",
+            "response-buffer-size=65536",
+            "response-flush-delay=10",
+            "response-socket-timeout=7",
+            "script-user=www-data",
+            "server-metrics=On",
+            "switch-interval=0.01",
+            "newrelic-config-file=/etc/newrelic.ini",
+        ]))
+        .unwrap();
+        assert_eq!(spec.threads, 0, "the last threads= wins; 0 is service mode");
+        assert_eq!(spec.header_buffer_size, 32768, "0 is the default");
+        assert_eq!(spec.chroot.as_deref(), Some("/srv/jail"));
+        assert_eq!(spec.interrupt_timeout, Duration::from_secs(3));
+        assert_eq!(spec.response_buffer_size, 65536);
+        assert_eq!(spec.response_flush_delay, Duration::from_millis(10));
+        assert_eq!(spec.response_socket_timeout, Duration::from_secs(7));
+        assert_eq!(spec.script_user.as_deref(), Some("www-data"));
+        assert!(spec.server_metrics);
+        assert_eq!(spec.switch_interval, Some(Duration::from_millis(10)));
+        assert_eq!(spec.ignored_options, ["newrelic-config-file"]);
     }
 
     #[test]

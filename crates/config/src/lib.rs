@@ -30,5 +30,6 @@ pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess
 pub use traceback::files_named_in_traceback;
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,
+    positive_seconds,
 };
 pub use words::split_words;

@@ -18,6 +18,8 @@ impl<T: Clone> Merge for Option<T> {
 /// Directives valid in server, virtual host and directory scope (`None` = not set here).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirConfig {
+    /// WSGIIgnoreActivity: these requests do not reset a daemon's inactivity-timeout.
+    pub ignore_activity: Option<bool>,
     pub process_group: Option<ProcessGroup>,
     pub application_group: Option<ApplicationGroup>,
     pub callable_object: Option<CallableObject>,
@@ -51,6 +53,7 @@ impl Merge for DirConfig {
             trusted_proxies: self.trusted_proxies.merge(&inner.trusted_proxies),
             restrict_process: self.restrict_process.merge(&inner.restrict_process),
             error_override: self.error_override.merge(&inner.error_override),
+            ignore_activity: self.ignore_activity.merge(&inner.ignore_activity),
         }
     }
 }
@@ -67,6 +70,20 @@ pub struct PythonConfig {
     pub restrict_stdin: Option<bool>,
     pub restrict_stdout: Option<bool>,
     pub restrict_signal: Option<bool>,
+    /// WSGIPythonWarnings, in order (each a `-W` filter).
+    pub warnings: Vec<String>,
+    /// WSGIPythonEggs: PYTHON_EGG_CACHE of the Apache children.
+    pub python_eggs: Option<String>,
+    /// WSGISwitchInterval for the Apache children.
+    pub switch_interval: Option<std::time::Duration>,
+    /// WSGIServerMetrics: `mod_wsgi.server_metrics()` answers in embedded mode.
+    pub server_metrics: Option<bool>,
+    /// WSGIPerInterpreterGIL and WSGIFreeThreading as written (what they can do depends
+    /// on the Python the module links).
+    pub per_interpreter_gil: Option<bool>,
+    pub free_threading: Option<bool>,
+    /// WSGIDestroyInterpreter (interpreters are never finalised here).
+    pub destroy_interpreter: Option<bool>,
 }
 
 #[cfg(test)]

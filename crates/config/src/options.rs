@@ -41,6 +41,28 @@ pub fn parse_options<'a>(
     Ok(seen)
 }
 
+/// Parses `name=value` tokens, accepting only the `allowed` names; a repeated name's
+/// last value wins, as mod_wsgi's WSGIDaemonProcess parser does.
+pub fn parse_options_last_wins<'a>(
+    directive: &'static str,
+    tokens: &'a [String],
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
+    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let (name, value) = split_option(directive, token)?;
+        if !allowed.contains(&name) {
+            return Err(ConfigError::UnknownOption {
+                directive,
+                option: name.to_owned(),
+            });
+        }
+        seen.retain(|(n, _)| *n != name);
+        seen.push((name, value));
+    }
+    Ok(seen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

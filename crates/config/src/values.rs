@@ -200,6 +200,26 @@ pub(crate) fn byte_size(directive: &'static str, value: &str) -> Result<u64, Con
         .ok_or_else(invalid)
 }
 
+/// A positive number of seconds, fractions allowed (`0.005`), as WSGISwitchInterval and
+/// `switch-interval=` take it.
+pub fn positive_seconds(
+    directive: &'static str,
+    value: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        // To the microsecond, as CPython keeps it (0.0125 as a binary fraction is a hair
+        // under 12.5 ms).
+        .map(|s| std::time::Duration::from_micros((s * 1e6).round() as u64))
+        .ok_or_else(|| ConfigError::InvalidValue {
+            directive,
+            value: value.to_owned(),
+            reason: "expected a positive number of seconds",
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

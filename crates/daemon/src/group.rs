@@ -27,6 +27,23 @@ pub struct Lane {
     pub fd: RawFd,
 }
 
+/// Who must own the scripts a group runs (`script-user=`, `script-group=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptOwner {
+    User(u32),
+    Group(u32),
+}
+
+impl ScriptOwner {
+    /// Whether a script owned by (`uid`, `gid`) may run.
+    pub fn allows(self, uid: u32, gid: u32) -> bool {
+        match self {
+            ScriptOwner::User(u) => u == uid,
+            ScriptOwner::Group(g) => g == gid,
+        }
+    }
+}
+
 /// One `WSGIDaemonProcess` group, ready to fork and to be connected to.
 #[derive(Debug)]
 pub struct DaemonGroup {
@@ -57,6 +74,7 @@ pub struct DaemonGroup {
     pub python: PythonSettings,
     /// ServerName of the virtual host that defined the group; None at server level.
     pub virtual_host: Option<String>,
+    pub script_owner: Option<ScriptOwner>,
     /// Largest request head (environ included) a daemon accepts: what Apache's request
     /// limits let through (LimitRequestLine, LimitRequestFields, LimitRequestFieldSize
     /// of every server), with room for the variables Apache and the config add.

@@ -243,6 +243,9 @@ fn become_daemon(
         // SAFETY: sets this process's creation mask.
         unsafe { libc::umask(mask) };
     }
+    if let Some(jail) = &group.spec.chroot {
+        enter_chroot(jail)?;
+    }
     drop_privileges(group)?;
     if group.enter_home {
         std::env::set_current_dir(&group.home).map_err(|e| {
@@ -270,6 +273,17 @@ pub fn retire(predecessor: i32) {
     }
     // SAFETY: signalling a sibling process checked just above.
     unsafe { libc::kill(predecessor, libc::SIGUSR1) };
+}
+
+/// `chroot=`: confines the process to `dir` (still root here; privileges drop after).
+fn enter_chroot(dir: &str) -> io::Result<()> {
+    let path = CString::new(dir).map_err(|_| io::Error::other("chroot path contains a NUL"))?;
+    // SAFETY: chroot reads the NUL-terminated path; this forked process is single-threaded.
+    if unsafe { libc::chroot(path.as_ptr()) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("chroot to '{dir}': {e}")));
+    }
+    std::env::set_current_dir("/")
 }
 
 /// Makes another group's shared words read-only in this process: its health and

@@ -245,6 +245,8 @@ fn handle(
         );
         return refuse(stream, ErrorKind::QueueTimeout, "queue-timeout exceeded");
     }
+    // WSGIIgnoreActivity: such requests (health checks, say) keep inactivity-timeout running.
+    let counts_as_activity = head.environ.get("mod_wsgi.ignore_activity") != Some("1");
     let ending = Ending::new(head.keep_alive, keep_alive.clone());
     lock(&shared.active)[slot] = Some(Active {
         started: Instant::now(),
@@ -302,7 +304,9 @@ fn handle(
     if kept {
         shared.acceptor.keep(connection);
     }
-    *lock(&shared.last_activity) = Instant::now();
+    if counts_as_activity {
+        *lock(&shared.last_activity) = Instant::now();
+    }
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     if spec.maximum_requests > 0 && served >= shared.maximum_requests {
         shared.recycle("maximum-requests");

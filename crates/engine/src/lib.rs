@@ -11,3 +11,16 @@ pub mod wsgi;
 
 /// The `major.minor` version of the CPython this engine is built against.
 pub const PYTHON_VERSION: &str = env!("MOD_WSGI_RS_PYTHON_VERSION");
+
+/// Whether that CPython is a free-threaded build (PEP 703).
+pub const PYTHON_FREE_THREADED: bool =
+    matches!(env!("MOD_WSGI_RS_PYTHON_FREE_THREADED").as_bytes(), b"true");
+
+/// Whether that CPython can give sub-interpreters their own GIL (PEP 684, 3.12+).
+pub fn python_has_per_interpreter_gil() -> bool {
+    let mut parts = PYTHON_VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (3, 12)
+}

@@ -23,6 +23,10 @@ pub struct PythonSettings {
     pub threads_per_process: u32,
     /// Put first on sys.path of every interpreter (a daemon's `home`).
     pub home_on_path: Option<String>,
+    /// `-W` style warning filters (WSGIPythonWarnings), in order.
+    pub warn_options: Vec<String>,
+    /// `sys.setswitchinterval` (WSGISwitchInterval, `switch-interval=`).
+    pub switch_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,11 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
         (Some(h), None) => Some(cstr(h)?),
         _ => None,
     };
+    let warn_options = settings
+        .warn_options
+        .iter()
+        .map(|w| cstr(w))
+        .collect::<Result<Vec<_>, _>>()?;
     // SAFETY: PyConfig is a plain C struct initialised by PyConfig_InitPythonConfig before
     // any field is read; the CStrings outlive the calls that copy them into the config, and
     // the config is cleared before it goes out of scope.
@@ -96,6 +105,20 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
         {
             status = ffi::PyConfig_SetBytesString(&mut cfg, &raw mut cfg.home, h.as_ptr());
         }
+        for option in &warn_options {
+            if ffi::PyStatus_Exception(status) != 0 {
+                break;
+            }
+            let wide = ffi::Py_DecodeLocale(option.as_ptr(), std::ptr::null_mut());
+            if wide.is_null() {
+                return Err(RuntimeError::Init(format!(
+                    "WSGIPythonWarnings '{}' cannot be decoded",
+                    option.to_string_lossy()
+                )));
+            }
+            status = ffi::PyWideStringList_Append(&raw mut cfg.warnoptions, wide);
+            ffi::PyMem_RawFree(wide.cast());
+        }
         if ffi::PyStatus_Exception(status) == 0 {
             status = ffi::Py_InitializeFromConfig(&cfg);
         }
@@ -109,6 +132,17 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
                     .into_owned()
             };
             return Err(RuntimeError::Init(msg));
+        }
+        if let Some(interval) = settings.switch_interval {
+            // Microseconds are what CPython keeps of it.
+            let code = format!(
+                "import sys\nsys.setswitchinterval({}e-6)\n",
+                interval.as_micros()
+            );
+            let code = CString::new(code).expect("BUG: no NUL in formatted numbers");
+            if ffi::PyRun_SimpleString(code.as_ptr()) != 0 {
+                ffi::PyErr_Clear();
+            }
         }
         // Import threading on the main thread so that it, not the first request thread,
         // becomes threading's MainThread.

@@ -1,0 +1,175 @@
+//! mod_wsgi 6's configuration surface: the directives and daemon options a
+//! mod_wsgi-express 6 configuration (or a 4.x one) uses start the server, those with an
+//! effect here have it, and those that cannot act on this Python say so in the log.
+
+mod common;
+use common::{Apache, Mpm, configtest};
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import os, sys, warnings, mod_wsgi
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.endswith("/pid"):
+        body = str(os.getpid())
+    else:
+        filters = [f[0] + ":" + f[2].__name__ for f in warnings.filters[:2]]
+        body = "%s|%s|%s|%s" % (
+            sys.getswitchinterval(), ",".join(filters),
+            os.environ.get("PYTHON_EGG_CACHE"), mod_wsgi.process_group)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+/// Directives as mod_wsgi-express 6 writes them, and mod_wsgi 4's removed ones.
+const EXPRESS_STYLE: &str = r#"
+WSGIVerboseDebugging 'Off'
+WSGISocketRotation Off
+WSGIDestroyInterpreter On
+WSGIServerMetrics Off
+WSGIAcceptMutex default
+WSGIPythonWarnings ignore::DeprecationWarning
+WSGIPythonWarnings error::UserWarning
+WSGISwitchInterval 0.015625
+WSGIPythonEggs {root}/eggs
+WSGIPerInterpreterGIL On
+WSGIFreeThreading On
+WSGITelemetryService unix:{root}/telemetry.sock interval=1
+WSGITelemetryOptions +CaptureUserAgent -CaptureReferer
+WSGISlowRequests 2.5
+WSGILazyInitialization On
+WSGINewRelicConfigFile /etc/newrelic.ini
+WSGIDaemonProcess 'localhost:8000' display-name='(wsgi:localhost:8000)' \
+    home='{root}/app' threads=5 header-buffer-size=0 interrupt-timeout=0 \
+    response-buffer-size=0 response-socket-timeout=0 response-flush-delay=5 \
+    server-metrics=Off switch-interval=0.03125 lang='en_US.UTF-8' locale='en_US.UTF-8' \
+    newrelic-environment=production
+WSGIScriptAlias /d {root}/app/app.wsgi process-group='localhost:8000' application-group=%{GLOBAL}
+WSGIScriptAlias /e {root}/app/app.wsgi
+"#;
+
+#[test]
+fn an_express_style_configuration_starts_and_applies_what_it_can() {
+    let mut apache = Apache::start(Mpm::Event, EXPRESS_STYLE, &[("app/app.wsgi", APP)]);
+    let embedded = apache.get_ok("/e/");
+    let filters = "error:UserWarning,ignore:DeprecationWarning";
+    let eggs = apache.scratch.path("eggs");
+    assert_eq!(embedded, format!("0.015625|{filters}|{eggs}|"), "embedded");
+    let daemon = apache.get_ok("/d/");
+    assert!(
+        daemon.starts_with(&format!("0.03125|{filters}|")) && daemon.ends_with("|localhost:8000"),
+        "daemon: {daemon}"
+    );
+    let log = apache.wait_for_log("WSGI0142");
+    for expected in [
+        "WSGI0141: WSGILazyInitialization",
+        "WSGI0141: WSGINewRelicConfigFile",
+        "newrelic-environment= was removed",
+        "WSGI0198: WSGIPerInterpreterGIL On",
+        "WSGI0200: WSGIFreeThreading On",
+        "WSGI0142: WSGITelemetryService",
+    ] {
+        assert!(log.contains(expected), "no {expected:?} in:\n{log}");
+    }
+    apache.stop();
+}
+
+#[test]
+fn bad_values_of_the_new_directives_fail_configtest_with_file_and_line() {
+    for (conf, expected) in [
+        ("WSGISwitchInterval 0", "WSGISwitchInterval"),
+        (
+            "WSGIAcceptMutex spinlock",
+            "accept mutex 'spinlock' is invalid",
+        ),
+        ("WSGITelemetryService udp:host:1", "unix:/path"),
+        ("WSGITelemetryService unix:/x interval=0.1", "at least 0.5"),
+        ("WSGITelemetryOptions None +CaptureUserAgent", "do not mix"),
+        ("WSGIPerInterpreterGIL maybe", "WSGIPerInterpreterGIL"),
+        (
+            "WSGIDaemonProcess a script-user=root script-group=root",
+            "only one of script-user",
+        ),
+        (
+            "WSGIDaemonProcess a header-buffer-size=10",
+            "header-buffer-size",
+        ),
+        ("WSGIDaemonProcess a switch-interval=-1", "switch-interval"),
+    ] {
+        let (ok, out) = configtest(conf, &[]);
+        assert!(!ok, "accepted {conf}");
+        assert!(
+            out.contains(expected) && out.contains("httpd.conf"),
+            "{conf}: {out}"
+        );
+    }
+}
+
+#[test]
+fn script_user_and_script_group_refuse_scripts_owned_by_others() {
+    // The test's files are owned by root.
+    let conf = "WSGIDaemonProcess mine threads=2 script-user=root\n\
+                WSGIDaemonProcess theirs threads=2 script-group=www-data\n\
+                WSGIScriptAlias /mine {root}/app/app.wsgi process-group=mine\n\
+                WSGIScriptAlias /theirs {root}/app/app.wsgi process-group=theirs\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
+    apache.allow_log("WSGI0044");
+    assert_eq!(apache.get("/mine/pid").status, 200);
+    assert_eq!(apache.get("/theirs/pid").status, 403);
+    apache.wait_for_log(
+        "is not owned as script-user=/script-group= of daemon process group 'theirs'",
+    );
+    apache.stop();
+}
+
+#[test]
+fn a_threads_0_group_runs_its_service_script_and_takes_no_requests() {
+    let service = r#"
+import os, threading, time
+def beat():
+    while True:
+        with open(os.path.join(os.path.dirname(__file__), "beat"), "a") as f:
+            f.write("%d\n" % os.getpid())
+        time.sleep(0.2)
+threading.Thread(target=beat, daemon=True).start()
+"#;
+    let conf = "WSGIDaemonProcess service threads=0\n\
+                WSGIImportScript {root}/app/service.py process-group=service application-group=%{GLOBAL}\n\
+                WSGIScriptAlias /s {root}/app/app.wsgi process-group=service\n";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        conf,
+        &[("app/app.wsgi", APP), ("app/service.py", service)],
+    );
+    apache.allow_log("WSGI0043");
+    common::wait_for_file(&apache.scratch.dir.join("app/beat"), "the service script");
+    let started = Instant::now();
+    assert_eq!(apache.get("/s/pid").status, 500);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    apache.wait_for_log("has threads=0");
+    apache.stop();
+}
+
+#[test]
+fn requests_under_wsgi_ignore_activity_do_not_keep_a_daemon_alive() {
+    let conf = "WSGIDaemonProcess idle threads=2 inactivity-timeout=2\n\
+                WSGIScriptAlias / {root}/app/app.wsgi process-group=idle\n\
+                <Location /health>\n  WSGIIgnoreActivity On\n</Location>\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
+    let first = apache.get_ok("/pid");
+    // Health checks every 300 ms for 4 s: the daemon still counts as idle and recycles.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut recycled = false;
+    while Instant::now() < deadline && !recycled {
+        let r = apache.get("/health/pid");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        recycled = r.text() != first;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        recycled,
+        "health checks kept the process alive:\n{}",
+        apache.error_log()
+    );
+    apache.stop();
+}
