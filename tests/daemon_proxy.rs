@@ -143,7 +143,7 @@ fn an_app_that_writes_before_it_reads_does_not_deadlock() {
 fn daemon_mistakes_fail_configtest_naming_the_directive() {
     let cases = [
         ("WSGIDaemonProcess a bogus=1", "unknown option 'bogus'"),
-        ("WSGIDaemonProcess a threads=0", "threads"),
+        ("WSGIDaemonProcess a threads=2000", "threads"),
         (
             "WSGIDaemonProcess a\nWSGIDaemonProcess a",
             "duplicates previous WSGI daemon definition",

@@ -4,75 +4,9 @@
 use super::pool::into_pool;
 use super::sys;
 use super::trampoline::guard;
-use mod_wsgi_config::{
-    AliasOptions, DaemonSpec, DirConfig, ImportScript, Merge, PythonConfig, SharedStoreSpec,
-};
-use mod_wsgi_daemon::ScriptOwner;
-use mod_wsgi_os::identity::Account;
+pub use mod_wsgi_config::{AliasMatcher, DaemonDefinition, ScriptAlias, ServerConfig};
+use mod_wsgi_config::{DirConfig, Merge};
 use std::ffi::c_void;
-
-/// A compiled `WSGIScriptAliasMatch` pattern, allocated and freed by the config pool.
-#[derive(Clone, Copy)]
-pub struct CompiledRegex(pub *mut sys::ap_regex_t);
-
-// SAFETY: the regex is compiled once at config time and only read afterwards (ap_regexec
-// is thread-safe); it lives as long as the config pool, which outlives every request.
-unsafe impl Send for CompiledRegex {}
-// SAFETY: as above.
-unsafe impl Sync for CompiledRegex {}
-
-#[derive(Clone)]
-pub enum AliasMatcher {
-    Prefix(String),
-    Regex(CompiledRegex),
-}
-
-/// One WSGIScriptAlias or WSGIScriptAliasMatch.
-#[derive(Clone)]
-pub struct ScriptAlias {
-    pub matcher: AliasMatcher,
-    pub target: String,
-    pub options: AliasOptions,
-    /// "file:line" of the directive.
-    pub location: String,
-}
-
-/// A `WSGIDaemonProcess` as read, with its accounts resolved at config time.
-#[derive(Clone)]
-pub struct DaemonDefinition {
-    pub spec: DaemonSpec,
-    pub user: Option<Account>,
-    pub gid: Option<u32>,
-    pub supplementary_gids: Vec<u32>,
-    pub socket_user: Option<Account>,
-    /// `script-user=` (uid) or `script-group=` (gid): who must own the group's scripts.
-    pub script_owner: Option<ScriptOwner>,
-    /// "file:line" of the directive, for later error messages.
-    pub defined_at: String,
-}
-
-/// A `WSGISharedStore` as read.
-#[derive(Clone)]
-pub struct StoreDefinition {
-    pub spec: SharedStoreSpec,
-    /// "file:line" of the directive.
-    pub defined_at: String,
-}
-
-/// Configuration of one server (main or virtual host).
-#[derive(Clone, Default)]
-pub struct ServerConfig {
-    pub aliases: Vec<ScriptAlias>,
-    /// Groups defined in this server's own scope (not inherited by virtual hosts).
-    pub daemons: Vec<DaemonDefinition>,
-    /// WSGIImportScript lines of this server's own scope.
-    pub imports: Vec<ImportScript>,
-    /// Only meaningful on the main server; the directives are GLOBAL_ONLY.
-    pub python: PythonConfig,
-    pub socket_prefix: Option<String>,
-    /// WSGISharedStore lines (main server only; the directive is GLOBAL_ONLY).
-    pub stores: Vec<StoreDefinition>,
-}
 
 pub unsafe extern "C" fn create_server_config(
     pool: *mut sys::apr_pool_t,
@@ -93,16 +27,7 @@ pub unsafe extern "C" fn merge_server_config(
         // SAFETY: both pointers were produced by create_server_config and live in the
         // config pool for this whole configuration pass.
         let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
-        let mut aliases = add.aliases.clone();
-        aliases.extend(base.aliases.iter().cloned());
-        let merged = ServerConfig {
-            aliases,
-            daemons: add.daemons.clone(),
-            imports: add.imports.clone(),
-            python: base.python.clone(),
-            socket_prefix: base.socket_prefix.clone(),
-            stores: base.stores.clone(),
-        };
+        let merged = ServerConfig::under(base, add);
         // SAFETY: Apache passes its live config pool.
         unsafe { into_pool(pool, merged).cast() }
     })

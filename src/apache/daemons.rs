@@ -4,7 +4,7 @@
 //! the recycling bell), and ending a generation: handed over to the next one on a
 //! graceful restart, terminated on a hard restart or stop.
 
-use super::config::{AliasMatcher, DaemonDefinition, ServerConfig, server_config};
+use super::config::{DaemonDefinition, ServerConfig, server_config};
 use super::pool::{read_record, update_record};
 use super::sys;
 use crate::daemon::keepalive::IdleConnections;
@@ -12,7 +12,6 @@ use crate::daemon::restart_record::KeptSocket;
 use crate::daemon::supervisor::{self, Action, Death, HandedOver};
 use crate::daemon::{self, ChildSetup, DaemonGroup, GroupIdentity, RunAs, group::Preload};
 use crate::python::PythonSettings;
-use mod_wsgi_config::{ApplicationGroup, ProcessGroup};
 use mod_wsgi_os::identity::{self, Account};
 use mod_wsgi_store::{GroupHealth, SharedWords};
 use std::collections::HashMap;
@@ -168,7 +167,6 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
         return Ok(());
     };
     let defined: Vec<&DaemonDefinition> = configs.iter().flat_map(|c| c.daemons.iter()).collect();
-    let exists = |name: &str| defined.iter().any(|d| d.spec.name == name);
     let prefix = socket_prefix(pool, main);
     for d in &defined {
         let worst = match d.spec.session_affinity {
@@ -188,37 +186,7 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
             ));
         }
     }
-    for store in &main.stores {
-        for name in store.spec.access.process_groups.iter().flatten() {
-            if !exists(name) {
-                return Err(format!(
-                    "WSGISharedStore {} ({}): process-groups names '{name}', which no WSGIDaemonProcess defines",
-                    store.spec.name, store.defined_at
-                ));
-            }
-        }
-    }
-    for c in &configs {
-        for alias in &c.aliases {
-            if let Some(ProcessGroup::Named(name)) = &alias.options.process_group
-                && !exists(name)
-            {
-                return Err(format!(
-                    "WSGIScriptAlias {} ({}): process-group '{name}' is not defined by any WSGIDaemonProcess",
-                    alias.target, alias.location
-                ));
-            }
-        }
-        for import in &c.imports {
-            if !import.process_group.is_empty() && !exists(&import.process_group) {
-                return Err(format!(
-                    "WSGIImportScript {}: process-group '{}' is not defined by any WSGIDaemonProcess",
-                    import.path, import.process_group
-                ));
-            }
-        }
-    }
-    Ok(())
+    mod_wsgi_config::check_group_references(&configs)
 }
 
 /// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
@@ -291,35 +259,13 @@ fn apache_timeout(s: *mut sys::server_rec) -> Duration {
 }
 
 fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
-    let mut out = Vec::new();
-    for c in configs {
-        for i in &c.imports {
-            if i.process_group == name {
-                out.push(Preload {
-                    script: PathBuf::from(&i.path),
-                    application_group: i.application_group.clone(),
-                });
-            }
-        }
-        for a in &c.aliases {
-            let static_group = match (&a.options.process_group, &a.options.application_group) {
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Named(g))) if p == name => {
-                    g.clone()
-                }
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Global)) if p == name => {
-                    String::new()
-                }
-                _ => continue,
-            };
-            if matches!(a.matcher, AliasMatcher::Prefix(_)) && !a.target.ends_with('/') {
-                out.push(Preload {
-                    script: PathBuf::from(&a.target),
-                    application_group: static_group,
-                });
-            }
-        }
-    }
-    out
+    mod_wsgi_config::preloads_for(configs, name)
+        .into_iter()
+        .map(|(script, application_group)| Preload {
+            script: PathBuf::from(script),
+            application_group,
+        })
+        .collect()
 }
 
 /// Where a group belongs: the virtual host that defined it, and its shared words.

@@ -101,7 +101,13 @@ pub unsafe fn translate_name(r: *mut sys::request_rec) -> c_int {
                     join_target(alias.target.as_bytes(), &uri[skipped..])
                 })
             }
-            AliasMatcher::Regex(regex) => regex_target(&req, alias, regex.0, uri),
+            AliasMatcher::Regex(regex) => {
+                // The handle is the ap_regex_t this module compiled into the
+                // config pool while reading the configuration (directives.rs); it lives
+                // as long as the configuration that holds it.
+                let regex = regex.0 as *mut sys::ap_regex_t;
+                regex_target(&req, alias, regex, uri)
+            }
         };
         if let Some(filename) = filename {
             req.set_filename(&filename);

@@ -59,7 +59,7 @@ pub unsafe extern "C" fn post_config(
         // SAFETY: s is the main server of this generation, live until pconf is cleared;
         // the parent logs through it from here on.
         unsafe { log::install(s) };
-        for (warning, text) in super::directives::take_notices() {
+        for (warning, text) in mod_wsgi_config::directives::take_notices() {
             let level = if warning { Level::WARN } else { Level::INFO };
             log::server_log(level, &text);
         }

@@ -4,8 +4,9 @@
 use super::config::{
     create_dir_config, create_server_config, merge_dir_config, merge_server_config,
 };
-use super::directives::{DIRECTIVES, Scope, set_directive};
+use super::directives::set_directive;
 use super::{hooks, sys};
+use mod_wsgi_config::directives::{DIRECTIVES, Scope};
 use std::ptr::{null, null_mut};
 
 const COMMAND_COUNT: usize = DIRECTIVES.len();

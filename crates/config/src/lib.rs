@@ -7,12 +7,14 @@
 
 mod alias;
 mod daemon;
+pub mod directives;
 mod error;
 mod groups;
 mod merge;
 mod net;
 mod options;
 mod resolve;
+mod server;
 mod store;
 mod traceback;
 mod values;
@@ -26,6 +28,10 @@ pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
 pub use resolve::{Refusal, Selection, select};
+pub use server::{
+    AliasMatcher, DaemonDefinition, RegexHandle, ScriptAlias, ScriptOwner, ServerConfig,
+    StoreDefinition, check_group_references, preloads_for,
+};
 pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess, StoreBackend};
 pub use traceback::files_named_in_traceback;
 pub use values::{

@@ -3,7 +3,7 @@
 
 use super::keepalive::IdleConnections;
 use crate::python::PythonSettings;
-use mod_wsgi_config::DaemonSpec;
+use mod_wsgi_config::{DaemonSpec, ScriptOwner};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -25,23 +25,6 @@ pub struct Preload {
 pub struct Lane {
     pub path: PathBuf,
     pub fd: RawFd,
-}
-
-/// Who must own the scripts a group runs (`script-user=`, `script-group=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScriptOwner {
-    User(u32),
-    Group(u32),
-}
-
-impl ScriptOwner {
-    /// Whether a script owned by (`uid`, `gid`) may run.
-    pub fn allows(self, uid: u32, gid: u32) -> bool {
-        match self {
-            ScriptOwner::User(u) => u == uid,
-            ScriptOwner::Group(g) => g == gid,
-        }
-    }
 }
 
 /// One `WSGIDaemonProcess` group, ready to fork and to be connected to.
