@@ -173,3 +173,45 @@ fn requests_under_wsgi_ignore_activity_do_not_keep_a_daemon_alive() {
     );
     apache.stop();
 }
+
+#[test]
+fn embedded_mode_preloads_at_child_start_as_mod_wsgi_does() {
+    let marker = r#"
+import os
+open(os.path.join(os.path.dirname(__file__), "%s-%d" % (os.path.basename(__file__).split(".")[0], os.getpid())), "w").close()
+"#;
+    let app = format!(
+        "{marker}\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'%d' % os.getpid()]\n"
+    );
+    let conf = "WSGIImportScript {root}/app/service.py process-group=%{GLOBAL} application-group=%{GLOBAL}\n\
+                WSGIScriptAlias /a {root}/app/app.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n";
+    let mut apache = Apache::start(
+        Mpm::Prefork,
+        conf,
+        &[("app/app.wsgi", &app), ("app/service.py", marker)],
+    );
+    // No request yet: every child has loaded both at its start.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let loaded = |prefix: &str| -> Vec<String> {
+        std::fs::read_dir(apache.scratch.dir.join("app"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    };
+    while (loaded("app-").len() < 2 || loaded("service-").len() < 2) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        loaded("app-").len() >= 2,
+        "{:?}\n{}",
+        loaded("app-"),
+        apache.error_log()
+    );
+    assert!(loaded("service-").len() >= 2, "{:?}", loaded("service-"));
+    // The request finds the script loaded: no second import in that child.
+    let pid = apache.get_ok("/a");
+    assert!(loaded("app-").contains(&format!("app-{pid}")));
+    apache.stop();
+}

@@ -963,6 +963,13 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
 }
 
 /// In an Apache child: the daemons' listening sockets are not its business.
+/// (script, application group) pairs Apache's children load at start (embedded mode).
+pub fn preloads_for_embedded(s: *mut sys::server_rec) -> Vec<(String, String)> {
+    let scopes = servers(s);
+    let configs: Vec<&ServerConfig> = scopes.iter().map(|scope| scope.config).collect();
+    mod_wsgi_config::preloads_for(&configs, "")
+}
+
 pub fn close_inherited_listeners() {
     daemon::close_group_listeners(None);
 }

@@ -172,6 +172,16 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
                 Some(sys::apr_pool_cleanup_null),
             );
         }
+        // Scripts embedded mode loads at start, as mod_wsgi does (WSGIImportScript with
+        // process-group=%{GLOBAL}, aliases with both groups given): a failure is logged
+        // and the script is loaded again by its first request.
+        for (script, application_group) in daemons::preloads_for_embedded(s) {
+            if let Err(e) = python::preload(std::path::Path::new(&script), &application_group) {
+                log::server_error(&format!(
+                    "WSGI0103: preloading '{script}' in embedded mode failed: {e}"
+                ));
+            }
+        }
     })
 }
 

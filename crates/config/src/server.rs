@@ -149,9 +149,10 @@ pub fn check_group_references(configs: &[&ServerConfig]) -> Result<(), String> {
     Ok(())
 }
 
-/// The scripts daemon group `name` loads at process start: its WSGIImportScript lines,
-/// and each WSGIScriptAlias (not ...Match, not a directory) that names the group and a
-/// static application group. Each is (script path, application group; "" is main).
+/// The scripts daemon group `name` ("": Apache's children, embedded mode) loads at
+/// process start: its WSGIImportScript lines, and each WSGIScriptAlias (not ...Match, not
+/// a directory) that names the group (`%{GLOBAL}` for embedded mode) and a static
+/// application group. Each is (script path, application group; "" is main).
 pub fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for c in configs {
@@ -159,13 +160,14 @@ pub fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<(String, Strin
             out.push((i.path.clone(), i.application_group.clone()));
         }
         for a in &c.aliases {
-            let static_group = match (&a.options.process_group, &a.options.application_group) {
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Named(g))) if p == name => {
-                    g.clone()
-                }
-                (Some(ProcessGroup::Named(p)), Some(ApplicationGroup::Global)) if p == name => {
-                    String::new()
-                }
+            let ours = match &a.options.process_group {
+                Some(ProcessGroup::Named(p)) => p == name,
+                Some(ProcessGroup::Global) => name.is_empty(),
+                _ => false,
+            };
+            let static_group = match &a.options.application_group {
+                Some(ApplicationGroup::Named(g)) if ours => g.clone(),
+                Some(ApplicationGroup::Global) if ours => String::new(),
                 _ => continue,
             };
             if matches!(a.matcher, AliasMatcher::Prefix(_)) && !a.target.ends_with('/') {

@@ -172,18 +172,8 @@ fn hold_after_failure(lineage: &Lineage, watched: &[PathBuf]) -> i32 {
 fn preload(group: &DaemonGroup) -> Result<(), Vec<String>> {
     let mut failures = Vec::new();
     for p in &group.preloads {
-        let mtime = std::fs::metadata(&p.script)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0);
-        let loaded = python::with_interpreter(&p.application_group, |py, interp| {
-            python::preload_script(py, interp, &p.script, mtime).map_err(|e| e.to_string())
-        });
-        let failure = match loaded {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => e.to_string(),
+        let Err(failure) = python::preload(&p.script, &p.application_group) else {
+            continue;
         };
         tracing::error!(
             "WSGI0103: preloading '{}' into group '{}' failed: {failure}",
