@@ -284,7 +284,7 @@ fn graceful_restart_under_load_loses_no_request() {
 fn request_timeout_interrupts_only_the_stuck_request() {
     let mut apache = Apache::start(
         Mpm::Event,
-        &conf("threads=2 request-timeout=2"),
+        &conf("threads=2 request-timeout=2 interrupt-timeout=2"),
         &[("app/app.wsgi", PID_APP)],
     );
     apache.allow_log("WSGI0111");
@@ -317,6 +317,39 @@ fn request_timeout_interrupts_only_the_stuck_request() {
         pid,
         "the process survived the interrupted request"
     );
+    apache.stop();
+}
+
+/// mod_wsgi 6's rule: without interrupt-timeout nothing is injected; a request past
+/// request-timeout x (1 + ln(threads)) gets its process replaced, and the old process does
+/// not wait for it (it is wedged) before it exits.
+#[test]
+fn without_interrupt_timeout_a_stuck_request_replaces_its_process() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=1 threads=1 request-timeout=1 graceful-timeout=20"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    for needle in ["WSGI0040", "WSGI0041"] {
+        apache.allow_log(needle);
+    }
+    let first = apache.get_ok("/");
+    let port = apache.port;
+    let stuck = std::thread::spawn(move || common::get(port, "/stuck").status);
+    let log = apache.wait_for_log("is due for recycling (request-timeout)");
+    assert!(!log.contains("RequestTimeout"), "nothing is injected:\n{log}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = apache.get("/");
+        if r.status == 200 && r.text() != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not replaced:\n{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The old process did not wait graceful-timeout (20 s) for the wedged request.
+    apache.wait_for_log(&format!("daemon process {first} of group 'life' exiting"));
+    assert_ne!(stuck.join().unwrap(), 200);
     apache.stop();
 }
 

@@ -239,7 +239,7 @@ async fn wait_and_drain(shared: Arc<Shared>) {
         StopKind::Immediate => spec.shutdown_timeout,
     };
     let deadline = Instant::now() + grace;
-    while !shared.is_idle() && Instant::now() < deadline {
+    while shared.has_unwedged_requests() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -356,38 +356,67 @@ fn monitor(shared: &Shared) {
     }
 }
 
-/// Interrupts requests older than request-timeout with `mod_wsgi.RequestTimeout`; if one
-/// has not ended a further request-timeout (at least 5 s) later, the process is replaced.
+/// mod_wsgi 6's request-timeout rule: a request counts as stuck once it ran
+/// request-timeout x (1 + ln(threads)) (a busy process's requests share its threads).
+/// With interrupt-timeout, `mod_wsgi.RequestTimeout` is raised in its thread first and
+/// the process is replaced only if the request has not ended interrupt-timeout later;
+/// without, the process is replaced at once. Replaced means recycled: the replacement
+/// takes new requests as soon as it is ready, this process drains behind it.
 fn enforce_request_timeout(shared: &Shared) {
-    let limit = shared.group.spec.request_timeout;
-    let grace = limit.max(Duration::from_secs(5));
+    let spec = &shared.group.spec;
+    let limit = stuck_after(spec.request_timeout, spec.threads);
+    let interrupt = spec.interrupt_timeout;
     let mut to_interrupt = Vec::new();
     let mut stuck = false;
     for active in lock(&shared.active).iter_mut().flatten() {
         match active.interrupted_at {
             None if active.started.elapsed() >= limit => {
-                active.interrupted_at = Some(Instant::now());
-                to_interrupt.push((active.application_group.clone(), active.thread_ident));
+                if interrupt.is_zero() {
+                    stuck = true;
+                } else {
+                    active.interrupted_at = Some(Instant::now());
+                    to_interrupt.push((active.application_group.clone(), active.thread_ident));
+                }
             }
-            Some(at) if at.elapsed() >= grace => stuck = true,
+            Some(at) if at.elapsed() >= interrupt => stuck = true,
             _ => {}
         }
     }
     for (application_group, ident) in to_interrupt {
         tracing::error!(
-            "WSGI0111: group '{}': request exceeded request-timeout of {} s; raising mod_wsgi.RequestTimeout in its thread",
-            shared.group.spec.name,
-            limit.as_secs()
+            "WSGI0111: group '{}': a request ran longer than request-timeout ({:.1} s with {} threads); raising mod_wsgi.RequestTimeout in its thread",
+            spec.name,
+            limit.as_secs_f64(),
+            spec.threads
         );
         let _ = python::with_interpreter(&application_group, |py, _| {
             python::raise_request_timeout(py, ident)
         });
     }
     if stuck {
-        // The replacement starts now and takes new requests as soon as it is ready; this
-        // process drains behind it (its stuck request gets graceful-timeout), so the group
-        // never goes without a process taking requests.
         shared.recycle("request-timeout");
+    }
+}
+
+/// request-timeout x (1 + ln(threads)), as mod_wsgi 6 scales it.
+pub(crate) fn stuck_after(request_timeout: Duration, threads: u32) -> Duration {
+    let scale = 1.0 + f64::from(threads.max(1)).ln();
+    request_timeout.mul_f64(scale)
+}
+
+/// Requests a stopping process waits for: not those already past request-timeout plus
+/// interrupt-timeout, which would only hold the drain up (mod_wsgi 6 ignores them too).
+impl Shared {
+    pub fn has_unwedged_requests(&self) -> bool {
+        let spec = &self.group.spec;
+        if spec.request_timeout.is_zero() {
+            return !self.is_idle();
+        }
+        let wedged = spec.request_timeout + spec.interrupt_timeout;
+        lock(&self.active)
+            .iter()
+            .flatten()
+            .any(|a| a.started.elapsed() < wedged)
     }
 }
 
@@ -400,4 +429,18 @@ fn jitter(max: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&(std::process::id(), now_us()), &mut h);
     std::hash::Hasher::finish(&h) % (max + 1)
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    #[test]
+    fn the_stuck_threshold_grows_with_the_threads() {
+        let secs = |threads| stuck_after(Duration::from_secs(10), threads).as_secs_f64();
+        assert!((secs(1) - 10.0).abs() < 1e-9);
+        assert!((secs(10) - 33.0).abs() < 0.1, "{}", secs(10));
+        assert!((secs(25) - 42.2).abs() < 0.1, "{}", secs(25));
+        assert_eq!(secs(0), secs(1));
+    }
 }
