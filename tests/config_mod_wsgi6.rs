@@ -215,3 +215,36 @@ open(os.path.join(os.path.dirname(__file__), "%s-%d" % (os.path.basename(__file_
     assert!(loaded("app-").contains(&format!("app-{pid}")));
     apache.stop();
 }
+
+#[test]
+fn a_handler_script_serves_the_resources_of_its_handler_in_both_modes() {
+    let handler = r#"
+import os
+def handle_request(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s|%s|%s" % (environ["mod_wsgi.handler_script"].endswith("handler.wsgi"),
+        os.path.basename(environ["SCRIPT_FILENAME"]), environ["mod_wsgi.process_group"])).encode()]
+"#;
+    let conf = "WSGIDaemonProcess handlers threads=2\n\
+                WSGIHandlerScript py-embedded {root}/app/handler.wsgi\n\
+                WSGIHandlerScript py-daemon {root}/app/handler.wsgi process-group=handlers application-group=%{GLOBAL}\n\
+                Alias /docs {root}/app/docs\n\
+                <Directory {root}/app/docs>\n  AddHandler py-embedded .py\n</Directory>\n\
+                <Location /virtual>\n  SetHandler py-daemon\n  Require all granted\n</Location>\n";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &format!(
+            "LoadModule alias_module {}/mod_alias.so\nLoadModule mime_module {}/mod_mime.so\nTypesConfig /etc/mime.types\n{conf}",
+            common::apache_modules_dir().display(),
+            common::apache_modules_dir().display()
+        ),
+        &[
+            ("app/handler.wsgi", handler),
+            ("app/docs/page.py", "print('not run')\n"),
+        ],
+    );
+    assert_eq!(apache.get_ok("/docs/page.py"), "True|page.py|");
+    // The resource need not exist: the handler decides.
+    assert_eq!(apache.get_ok("/virtual/anything"), "True|virtual|handlers");
+    apache.stop();
+}

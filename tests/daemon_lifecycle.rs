@@ -337,14 +337,21 @@ fn without_interrupt_timeout_a_stuck_request_replaces_its_process() {
     let port = apache.port;
     let stuck = std::thread::spawn(move || common::get(port, "/stuck").status);
     let log = apache.wait_for_log("is due for recycling (request-timeout)");
-    assert!(!log.contains("RequestTimeout"), "nothing is injected:\n{log}");
+    assert!(
+        !log.contains("RequestTimeout"),
+        "nothing is injected:\n{log}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = apache.get("/");
         if r.status == 200 && r.text() != first {
             break;
         }
-        assert!(Instant::now() < deadline, "not replaced:\n{}", apache.error_log());
+        assert!(
+            Instant::now() < deadline,
+            "not replaced:\n{}",
+            apache.error_log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The old process did not wait graceful-timeout (20 s) for the wedged request.

@@ -190,28 +190,47 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     if handler_name == METRICS_HANDLER {
         return serve_metrics(&mut req);
     }
-    if !HANDLER_NAMES.contains(&handler_name) {
-        return sys::DECLINED;
-    }
-    req.set_note(METRICS_NOTE, "");
-    let _busy = crate::shared::metrics::busy();
     // SAFETY: the request's server is live for the request.
     let Some(server) = (unsafe { server_config(req.server()) }) else {
         return sys::DECLINED;
     };
+    // WSGIHandlerScript: a handler name that runs a fixed script's handle_request for
+    // whatever resource Apache mapped (which need not exist).
+    let handler_script = handler_name
+        .to_str()
+        .ok()
+        .and_then(|name| server.handler_script(name));
+    if handler_script.is_none() && !HANDLER_NAMES.contains(&handler_name) {
+        return sys::DECLINED;
+    }
+    req.set_note(METRICS_NOTE, "");
+    let _busy = crate::shared::metrics::busy();
     let alias = req
         .note(ALIAS_NOTE)
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
     // Options given on the WSGIScriptAlias line are the innermost configuration layer.
     let dir_config: Option<&DirConfig> = req.dir_config();
-    let dir = match (dir_config, alias) {
-        (Some(d), Some(a)) => d.merge(&a.options.as_dir_config()),
-        (None, Some(a)) => a.options.as_dir_config(),
+    let innermost = match (handler_script, alias) {
+        (Some(h), _) => Some(DirConfig {
+            callable_object: Some(mod_wsgi_config::CallableObject::Named(
+                "handle_request".to_owned(),
+            )),
+            ..h.options.as_dir_config()
+        }),
+        (None, Some(a)) => Some(a.options.as_dir_config()),
+        (None, None) => None,
+    };
+    let dir = match (dir_config, innermost) {
+        (Some(d), Some(inner)) => d.merge(&inner),
+        (None, Some(inner)) => inner,
         (Some(d), None) => d.clone(),
         (None, None) => DirConfig::default(),
     };
     let dir = &dir;
+    if let Some(h) = handler_script {
+        return handle_resolved(req, dir, std::path::PathBuf::from(&h.script), true);
+    }
     let script_path = req.filename().unwrap_or_default();
     let script = script_path.display().to_string();
 
@@ -242,6 +261,20 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             return sys::HTTP_FORBIDDEN;
         }
     }
+    handle_resolved(req, dir, script_path, false)
+}
+
+/// The rest of the handler once the script is known: the request body checks, the
+/// environ, resolution, and running the request here or in a daemon.
+fn handle_resolved(
+    mut req: Request<'_>,
+    dir: &DirConfig,
+    script_path: std::path::PathBuf,
+    is_handler_script: bool,
+) -> c_int {
+    let Some(handler_name) = req.handler() else {
+        return sys::DECLINED;
+    };
     if let Some(status) = check_request_body(&req, dir) {
         return status;
     }
@@ -310,6 +343,21 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .map(|d| d.as_micros())
         .unwrap_or(0);
     let request_handler = handler_name.to_string_lossy();
+    let handler_script_text = if is_handler_script {
+        script_path.display().to_string()
+    } else {
+        String::new()
+    };
+    // A handler script's own mtime (Apache stat'ed the resource, not the script).
+    let script_mtime = if is_handler_script {
+        std::fs::metadata(&script_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
+    } else {
+        req.file_mtime()
+    };
     let flag = |on: bool| if on { "1" } else { "0" };
     let request_id = req.log_id().unwrap_or_default();
     let connection_id = req.connection_log_id().unwrap_or_default();
@@ -318,7 +366,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         ("mod_wsgi.application_group", application_group.as_str()),
         ("mod_wsgi.callable_object", callable.as_str()),
         ("mod_wsgi.request_handler", &request_handler),
-        ("mod_wsgi.handler_script", ""),
+        ("mod_wsgi.handler_script", handler_script_text.as_str()),
         ("mod_wsgi.script_reloading", flag(reload)),
         ("mod_wsgi.enable_sendfile", flag(sendfile)),
         (
@@ -354,6 +402,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         application_group,
         callable,
         script: script_path,
+        script_mtime,
         reload,
         sendfile,
     };
@@ -374,6 +423,7 @@ struct Dispatch {
     application_group: String,
     callable: String,
     script: std::path::PathBuf,
+    script_mtime: f64,
     reload: bool,
     sendfile: bool,
 }
@@ -403,7 +453,7 @@ fn proxy_to_daemon(
         header_only: req.header_only(),
         keep_alive: false,
         request_start_us: u64::try_from(req.request_time()).unwrap_or(0),
-        script_mtime: req.file_mtime(),
+        script_mtime: run.script_mtime,
         application_group: run.application_group,
         script: run.script.to_string_lossy().into_owned(),
         callable: run.callable,
@@ -444,7 +494,7 @@ fn run_embedded(req: &Request<'_>, run: Dispatch) -> c_int {
         environ: run.environ,
         application_group: run.application_group,
         script: run.script,
-        script_mtime: req.file_mtime(),
+        script_mtime: run.script_mtime,
         callable: run.callable,
         reload: run.reload,
         header_only: req.header_only(),

@@ -4,8 +4,8 @@
 //! (`split_words`), checks scope and arity, and reports errors with file and line.
 
 use crate::server::{
-    AliasMatcher, DaemonDefinition, RegexHandle, ScriptAlias, ScriptOwner, ServerConfig,
-    StoreDefinition,
+    AliasMatcher, DaemonDefinition, HandlerScript, RegexHandle, ScriptAlias, ScriptOwner,
+    ServerConfig, StoreDefinition,
 };
 use crate::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
@@ -217,7 +217,29 @@ fn telemetry_options(
     Ok(())
 }
 
-pub const DIRECTIVES: [Directive; 45] = [
+fn handler_script(
+    s: &mut ServerConfig,
+    args: &[String],
+    _: &CmdContext<'_>,
+) -> Result<(), ConfigError> {
+    let options = AliasOptions::parse("WSGIHandlerScript", &args[2..])?;
+    if options.callable_object.is_some() {
+        return Err(ConfigError::Invalid {
+            directive: "WSGIHandlerScript",
+            reason: "callable-object= is not an option here: the handler is handle_request"
+                .to_owned(),
+        });
+    }
+    s.handler_scripts.retain(|h| h.name != args[0]);
+    s.handler_scripts.push(HandlerScript {
+        name: args[0].clone(),
+        script: args[1].clone(),
+        options,
+    });
+    Ok(())
+}
+
+pub const DIRECTIVES: [Directive; 46] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
     directive!(c"WSGISharedStore", Global, 1, MANY, Apply::Server(shared_store),
@@ -225,6 +247,8 @@ pub const DIRECTIVES: [Directive; 45] = [
     directive!(c"WSGISocketPrefix", Global, 1, 1,
         Apply::Server(|s, a, _| { s.socket_prefix = Some(a[0].clone()); Ok(()) }),
         c"path prefix of daemon sockets (relative paths are under ServerRoot)"),
+    directive!(c"WSGIHandlerScript", Server, 2, MANY, Apply::Server(handler_script),
+        c"handler-name script [process-group=name] [application-group=name] [pass-authorization=On|Off]"),
     directive!(c"WSGIImportScript", Server, 3, 3, Apply::Server(import_script),
         c"script process-group=name application-group=name: load at process start"),
     directive!(c"WSGIRestrictProcess", Directory, 1, MANY,
@@ -561,7 +585,13 @@ mod tests {
     }
 
     /// (directive, arguments it takes, arguments it refuses with this text).
-    const CASES: [(&str, &str, &str, &str); 45] = [
+    const CASES: [(&str, &str, &str, &str); 46] = [
+        (
+            "WSGIHandlerScript",
+            "wsgi-handler /srv/handler.wsgi process-group=%{GLOBAL}",
+            "h /x.wsgi callable-object=x",
+            "handle_request",
+        ),
         (
             "WSGIDaemonProcess",
             "site processes=2 display-name='(wsgi:a b)'",

@@ -29,8 +29,8 @@ pub use net::IpNet;
 pub use options::{parse_options, split_option};
 pub use resolve::{Refusal, Selection, select};
 pub use server::{
-    AliasMatcher, DaemonDefinition, RegexHandle, ScriptAlias, ScriptOwner, ServerConfig,
-    StoreDefinition, check_group_references, preloads_for,
+    AliasMatcher, DaemonDefinition, HandlerScript, RegexHandle, ScriptAlias, ScriptOwner,
+    ServerConfig, StoreDefinition, check_group_references, preloads_for,
 };
 pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess, StoreBackend};
 pub use traceback::files_named_in_traceback;

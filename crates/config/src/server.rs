@@ -69,6 +69,17 @@ pub struct StoreDefinition {
     pub defined_at: String,
 }
 
+/// One `WSGIHandlerScript name script [options]`: requests Apache gives the handler
+/// `name` (SetHandler, AddHandler) run `script`'s `handle_request`.
+#[derive(Clone, Debug)]
+pub struct HandlerScript {
+    pub name: String,
+    pub script: String,
+    /// process-group=, application-group=, pass-authorization= (callable-object is
+    /// always `handle_request`).
+    pub options: AliasOptions,
+}
+
 /// Configuration of one server (main or virtual host).
 #[derive(Clone, Default)]
 pub struct ServerConfig {
@@ -82,6 +93,8 @@ pub struct ServerConfig {
     pub socket_prefix: Option<String>,
     /// WSGISharedStore lines (main server only; the directive is GLOBAL_ONLY).
     pub stores: Vec<StoreDefinition>,
+    /// WSGIHandlerScript lines: this server's, then the main server's.
+    pub handler_scripts: Vec<HandlerScript>,
 }
 
 impl ServerConfig {
@@ -98,6 +111,12 @@ impl ServerConfig {
             python: base.python.clone(),
             socket_prefix: base.socket_prefix.clone(),
             stores: base.stores.clone(),
+            handler_scripts: add
+                .handler_scripts
+                .iter()
+                .chain(&base.handler_scripts)
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -137,6 +156,16 @@ pub fn check_group_references(configs: &[&ServerConfig]) -> Result<(), String> {
                 ));
             }
         }
+        for h in &c.handler_scripts {
+            if let Some(ProcessGroup::Named(name)) = &h.options.process_group
+                && !defined(name)
+            {
+                return Err(format!(
+                    "WSGIHandlerScript {} {}: process-group '{name}' is not defined by any WSGIDaemonProcess",
+                    h.name, h.script
+                ));
+            }
+        }
         for import in &c.imports {
             if !import.process_group.is_empty() && !defined(&import.process_group) {
                 return Err(format!(
@@ -153,6 +182,13 @@ pub fn check_group_references(configs: &[&ServerConfig]) -> Result<(), String> {
 /// process start: its WSGIImportScript lines, and each WSGIScriptAlias (not ...Match, not
 /// a directory) that names the group (`%{GLOBAL}` for embedded mode) and a static
 /// application group. Each is (script path, application group; "" is main).
+impl ServerConfig {
+    /// The handler script Apache's handler `name` stands for, if any.
+    pub fn handler_script(&self, name: &str) -> Option<&HandlerScript> {
+        self.handler_scripts.iter().find(|h| h.name == name)
+    }
+}
+
 pub fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for c in configs {
