@@ -61,6 +61,17 @@ if ((${#missing[@]})); then
     done
     ((status == 0)) || exit "$status"
 fi
+# The tests check that configurations mod_wsgi-express 6.1.1 writes start with this
+# module: mod_wsgi 6.1.1 from PyPI, in a venv of Debian's Python that www-data can read.
+if [[ "${1:-}" == --test ]]; then
+    venv="${MOD_WSGI6_VENV:-/opt/mod_wsgi6-venv}"
+    if [[ ! -x "$venv/bin/mod_wsgi-express" ]]; then
+        echo "installing mod_wsgi 6.1.1 into $venv (for the configuration tests)"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q mod-wsgi==6.1.1
+        chmod -R a+rX "$venv"
+    fi
+fi
 if ! command -v cargo >/dev/null; then
     echo "cargo (Rust toolchain) is required: https://rustup.rs" >&2
     exit 1

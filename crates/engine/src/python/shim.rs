@@ -88,6 +88,23 @@ where
     ns.set_item(name.to_str().unwrap_or("_native"), function)
 }
 
+/// As mod_wsgi 6 does: a `mod_wsgi` Python package on sys.path (pip's, which carries
+/// mod_wsgi-express) lends its `__path__` to the built-in module, so its subpackages
+/// (`mod_wsgi.express.runtime`, which mod_wsgi-express's handler script imports) resolve.
+fn lend_package_path(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.del_item("mod_wsgi")?;
+    let package = py
+        .import("importlib")?
+        .call_method1("import_module", ("mod_wsgi",));
+    modules.set_item("mod_wsgi", module)?;
+    match package.and_then(|p| p.getattr("__path__")) {
+        Ok(path) => module.setattr("__path__", path),
+        // No such package (the usual case outside mod_wsgi-express): nothing to lend.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Builds `mod_wsgi` in the interpreter current on this thread and installs it, together
 /// with the log streams for sys.stdout/sys.stderr and the optional restrictions.
 pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimObjects> {
@@ -138,6 +155,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
             site.call_method1("addsitedir", (dir.as_str(),))?;
         }
     }
+    lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),
         file_wrapper_class: module.getattr("FileWrapper")?.unbind(),
