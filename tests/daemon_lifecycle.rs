@@ -20,6 +20,10 @@ def application(environ, start_response):
             time.sleep(0.1)
     if path == "/stuck-in-c":
         time.sleep(30)
+    if path == "/hold-gil":
+        # libc's sleep through a PyDLL keeps the GIL for the whole call.
+        import ctypes
+        ctypes.PyDLL(None).sleep(8)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 "#;
@@ -357,6 +361,38 @@ fn without_interrupt_timeout_a_stuck_request_replaces_its_process() {
     // The old process did not wait graceful-timeout (20 s) for the wedged request.
     apache.wait_for_log(&format!("daemon process {first} of group 'life' exiting"));
     assert_ne!(stuck.join().unwrap(), 200);
+    apache.stop();
+}
+
+/// deadlock-timeout: C code that keeps the GIL stops the whole process; once the GIL has
+/// not been free for deadlock-timeout, a replacement takes the requests.
+#[test]
+fn a_process_whose_gil_is_held_is_replaced_after_deadlock_timeout() {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf("processes=1 threads=4 deadlock-timeout=2 graceful-timeout=2"),
+        &[("app/app.wsgi", PID_APP)],
+    );
+    for needle in ["WSGI0116", "WSGI0040", "WSGI0041"] {
+        apache.allow_log(needle);
+    }
+    let first = apache.get_ok("/");
+    let port = apache.port;
+    let holder = std::thread::spawn(move || common::get(port, "/hold-gil").status);
+    apache.wait_for_log("the Python GIL has not been free");
+    // From then on the stuck process takes nothing: requests go to its replacement.
+    let started = Instant::now();
+    let answered_by = apache.get_ok("/");
+    assert_ne!(
+        answered_by, first,
+        "answered by the process holding the GIL"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the replacement took {:?}",
+        started.elapsed()
+    );
+    let _ = holder.join();
     apache.stop();
 }
 

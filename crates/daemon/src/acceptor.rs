@@ -195,6 +195,15 @@ impl Acceptor {
                     None
                 }
             };
+            // Closed while this thread waited: what it took goes back to the child (a
+            // request that arrived is answered "restarting" and sent elsewhere).
+            if self.closed.load(Ordering::SeqCst) {
+                if let Some((connection, _)) = taken {
+                    retire(connection);
+                }
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
             let saturated =
                 taken.is_some() && self.busy.fetch_add(1, Ordering::SeqCst) + 1 >= self.threads;
             self.waiting.fetch_sub(1, Ordering::SeqCst);

@@ -261,6 +261,15 @@ fn attempt_all(t: &mut Transfer<'_>) -> ProxyOutcome {
                 group.idle.put(t.lane, stream);
                 return ProxyOutcome::Complete;
             }
+            Exchange::Stale if !reused && attempts >= max_attempts => {
+                return ProxyOutcome::Failed {
+                    status: 503,
+                    message: format!(
+                        "daemon process group '{}' handed the request back {attempts} times",
+                        group.spec.name
+                    ),
+                };
+            }
             Exchange::Stale => {}
             Exchange::Retry(why) if t.body_state.replayable && attempts < max_attempts => {
                 tracing::debug!(
@@ -397,7 +406,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         waiting_since: None,
         resend_if_reset,
     };
-    let end = relay.run(&stream, &mut decoder, &mut response, reused);
+    let end = relay.run(&stream, &mut decoder, &mut response);
     t.buffers.received = decoder.into_buffer();
     match end {
         Exchange::Done(ProxyOutcome::Complete) if response.keep_alive => Exchange::Reusable(stream),
@@ -435,7 +444,6 @@ impl Relay<'_> {
         stream: &UnixStream,
         decoder: &mut Decoder,
         response: &mut Response<'_>,
-        reused: bool,
     ) -> Exchange {
         let group = self.group;
         let name = &group.spec.name;
@@ -572,7 +580,10 @@ impl Relay<'_> {
             }
             if (writable || client_ready || client_due)
                 && self.peer_reading
-                && let Some(stale) = self.send_more(fd, first && reused)
+                // A first write that finds the daemon's side shut (a kept connection it
+                // retired, or a new one a closing process took and handed back) delivered
+                // nothing: the request goes elsewhere.
+                && let Some(stale) = self.send_more(fd, first)
             {
                 return stale;
             }

@@ -93,6 +93,11 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         watch_signals(&shared);
     }
     let workers = super::worker::start(&shared);
+    if let Err(e) = super::worker::start_gil_watch(&shared) {
+        tracing::warn!(
+            "WSGI0114: daemon process of group '{name}': no deadlock-timeout watch: {e}"
+        );
+    }
     let monitor = match super::worker::start_monitor(&shared) {
         Ok(m) => m,
         Err(e) => {

@@ -55,6 +55,8 @@ pub struct Shared {
     pub maximum_requests: u64,
     /// Why a successor was asked for: the reason logged when it retires this process.
     replacement_reason: Mutex<Option<&'static str>>,
+    /// When the GIL watch last got the main interpreter's GIL (deadlock-timeout).
+    gil_seen: Mutex<Instant>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,6 +84,7 @@ impl Shared {
             maximum_requests,
             replace_flag,
             replacement_reason: Mutex::new(None),
+            gil_seen: Mutex::new(Instant::now()),
         })
     }
 
@@ -313,6 +316,27 @@ fn handle(
     }
 }
 
+/// deadlock-timeout: a thread takes the GIL about once a second; when it cannot for
+/// deadlock-timeout, something holds the GIL without ever giving it up (C code that
+/// does not release it) and the process is replaced. Ends with the process.
+pub fn start_gil_watch(shared: &Arc<Shared>) -> std::io::Result<()> {
+    if shared.group.spec.deadlock_timeout.is_zero() || shared.group.spec.threads == 0 {
+        return Ok(());
+    }
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("wsgi-gil-watch".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                if python::with_interpreter("", |_, _| ()).is_ok() {
+                    *lock(&shared.gil_seen) = Instant::now();
+                }
+            }
+        })
+        .map(drop)
+}
+
 /// Starts the thread that watches timeouts; it ends once the process is stopping and idle.
 pub fn start_monitor(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     let shared = shared.clone();
@@ -352,6 +376,24 @@ fn monitor(shared: &Shared) {
         }
         if !spec.request_timeout.is_zero() {
             enforce_request_timeout(shared);
+        }
+        let gil_stuck = lock(&shared.gil_seen).elapsed();
+        if !spec.deadlock_timeout.is_zero()
+            && spec.threads > 0
+            && gil_stuck >= spec.deadlock_timeout + Duration::from_secs(1)
+            && shared.stop_state().is_none()
+            && lock(&shared.replacement_reason).is_none()
+        {
+            // Its threads could not run a request anyway: new ones wait in the group's
+            // backlog for the replacement instead.
+            shared.acceptor.close();
+            tracing::error!(
+                "WSGI0116: daemon process {} of group '{}': the Python GIL has not been free for {} s (deadlock-timeout); the process is replaced",
+                std::process::id(),
+                spec.name,
+                gil_stuck.as_secs()
+            );
+            shared.recycle("deadlock-timeout");
         }
     }
 }
