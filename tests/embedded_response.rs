@@ -33,6 +33,20 @@ def application(environ, start_response):
             yield b"never"
         return gen()
 
+    if path == "/twice":
+        start_response("500 Oops", [("X-First", "1")])
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-Second", "2")])
+        return [b"second wins"]
+
+    if path == "/twice-after-output":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"out;")
+        try:
+            start_response("500 Oops", [])
+        except RuntimeError as e:
+            return [str(e).encode()]
+        return [b"accepted"]
+
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"from write, ")
@@ -174,6 +188,16 @@ fn start_response_exc_info_and_write(mode: Mode) {
     );
     let r = apache.get("/r/write");
     assert_eq!(r.text(), "from write, from iterable");
+    // Called twice before any output: the second call wins (C mod_wsgi 4.9 and 6.1).
+    let r = apache.get("/r/twice");
+    assert_eq!((r.status, r.text().as_str()), (201, "second wins"));
+    assert_eq!(r.header("x-second"), Some("2"));
+    assert_eq!(r.header("x-first"), None);
+    // ... but not once output has started.
+    assert_eq!(
+        apache.get("/r/twice-after-output").text(),
+        "out;headers have already been sent"
+    );
     // exc_info after the headers went out re-raises: the response must look incomplete.
     let r = apache.get("/r/exc-info-after-send");
     assert_eq!(r.status, 200);

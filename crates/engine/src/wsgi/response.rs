@@ -237,8 +237,10 @@ pub(crate) fn start_response<'py>(
                     let value = info.get_item(1)?;
                     return Err(PyErr::from_value(value));
                 }
-                None if state.has_start_response() => {
-                    return Err(PyRuntimeError::new_err("headers have already been set"));
+                // Before any output a second call replaces the first, as C mod_wsgi
+                // (4.9 and 6) allows; once the head is out it is refused.
+                None if state.head_sent => {
+                    return Err(PyRuntimeError::new_err("headers have already been sent"));
                 }
                 _ => {}
             }
