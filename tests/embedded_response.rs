@@ -105,6 +105,16 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
 
+    if path == "/close-raises-after-body":
+        class Finished:
+            def __iter__(self):
+                yield b"whole "
+                yield b"body"
+            def close(self):
+                raise RuntimeError("a request_finished handler failed")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Finished()
+
     if path in ("/close", "/close-raising"):
         class Body:
             def __iter__(self):
@@ -375,6 +385,16 @@ fn close_is_always_called(mode: Mode) {
     assert_eq!(apache.get("/r/close").text(), "ab");
     let r = apache.get("/r/close-raising");
     assert!(!r.complete);
+    // close() raising after the whole body (Django's request_finished handlers): logged,
+    // and the chunked response still ends properly on a connection that stays open.
+    let mut conn = Connection::open(apache.port);
+    for _ in 0..2 {
+        conn.send_request("GET", "/r/close-raises-after-body", &[], b"");
+        let r = conn.read_response("GET");
+        assert_eq!((r.status, r.text().as_str()), (200, "whole body"));
+        assert!(r.complete, "the final chunk was sent");
+    }
+    apache.wait_for_log("a request_finished handler failed");
     let markers = apache.scratch.dir.join("markers");
     common::wait_for_file(&markers.join("close"), "close() after a complete response");
     common::wait_for_file(

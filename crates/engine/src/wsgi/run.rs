@@ -189,7 +189,10 @@ fn run_in_interpreter(
                 Ok(())
             };
             match (streamed, closed) {
-                (Err(e), _) | (Ok(Outcome::Complete), Err(e)) => fail(e),
+                (Err(e), _) => fail(e),
+                // close() raising after the whole body went out (Django's
+                // request_finished handlers run there) is logged; the response stays
+                // complete, as in C mod_wsgi.
                 (Ok(outcome), Err(e)) => {
                     fail(e);
                     outcome
