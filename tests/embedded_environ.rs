@@ -92,6 +92,8 @@ fn cgi_and_wsgi_variables() {
         ("mod_wsgi.script_reloading", "1"),
         ("mod_wsgi.enable_sendfile", "0"),
         ("mod_wsgi.listener_host", "127.0.0.1"),
+        ("mod_wsgi.script_name", "/app"),
+        ("mod_wsgi.path_info", "/a/b c"),
         ("__errors_has_write", "true"),
     ];
     for (k, v) in expect {
@@ -105,6 +107,9 @@ fn cgi_and_wsgi_variables() {
     assert!(env["wsgi.file_wrapper"].contains("FileWrapper"));
     assert!(env["mod_wsgi.request_start"].parse::<u64>().unwrap() > 0);
     assert!(!env.contains_key("HTTP_AUTHORIZATION"));
+    // As mod_wsgi: Apache's PATH is not passed; the Apache child's pid is.
+    assert!(!env.contains_key("PATH"), "PATH={:?}", env.get("PATH"));
+    assert!(env["mod_wsgi.server_pid"].parse::<u32>().unwrap() > 1);
 
     // Mounted at "/": SCRIPT_NAME is empty and PATH_INFO is the whole path.
     let root = env_of(&apache, "/some/where", &[]);

@@ -285,6 +285,10 @@ fn handle_resolved(
     }
 
     let mut environ = req.cgi_environment();
+    // As mod_wsgi 6: SCRIPT_NAME and PATH_INFO as Apache set them, before trusted proxy
+    // headers may rewrite them.
+    let original_script_name = environ.get("SCRIPT_NAME").unwrap_or_default().to_owned();
+    let original_path_info = environ.get("PATH_INFO").unwrap_or_default().to_owned();
     let env = env_lookup(&req);
     let script_name = environ.get("SCRIPT_NAME").unwrap_or_default().to_owned();
     let server_name = req.server_hostname();
@@ -361,7 +365,10 @@ fn handle_resolved(
     let flag = |on: bool| if on { "1" } else { "0" };
     let request_id = req.log_id().unwrap_or_default();
     let connection_id = req.connection_log_id().unwrap_or_default();
+    let server_pid = std::process::id();
     let texts = [
+        ("mod_wsgi.script_name", original_script_name.as_str()),
+        ("mod_wsgi.path_info", original_path_info.as_str()),
         ("mod_wsgi.process_group", process_group.as_str()),
         ("mod_wsgi.application_group", application_group.as_str()),
         ("mod_wsgi.callable_object", callable.as_str()),
@@ -378,15 +385,18 @@ fn handle_resolved(
         ("mod_wsgi.connection_id", &connection_id),
     ];
     let request_start = req.request_time();
-    let numbers: [(&str, &dyn std::fmt::Display); 3] = [
+    let numbers: [(&str, &dyn std::fmt::Display); 4] = [
+        ("mod_wsgi.server_pid", &server_pid),
         ("mod_wsgi.listener_port", &listener_port),
         ("mod_wsgi.request_start", &request_start),
         ("mod_wsgi.script_start", &now_us),
     ];
     // One pass drops whatever Apache's environment had under these names.
+    // mod_wsgi removes Apache's PATH too.
     environ.retain(|k| {
-        !(k.starts_with("mod_wsgi.")
-            && (texts.iter().any(|&(t, _)| t == k) || numbers.iter().any(|&(n, _)| n == k)))
+        k != "PATH"
+            && !(k.starts_with("mod_wsgi.")
+                && (texts.iter().any(|&(t, _)| t == k) || numbers.iter().any(|&(n, _)| n == k)))
     });
     for (key, value) in texts {
         environ.push(key, value);
