@@ -561,3 +561,26 @@ def application(environ, start_response):
     assert_eq!(r.text(), (20usize << 20).to_string());
     apache.stop();
 }
+
+/// mod_wsgi 6's timing keys in daemon mode, as APM agents read them: the request's start,
+/// when it was handed to the group, when a daemon started it, when the application ran.
+#[test]
+fn daemon_mode_reports_queue_and_daemon_start_as_mod_wsgi_6() {
+    let app = r#"
+def application(environ, start_response):
+    keys = ("request_start", "queue_start", "daemon_start", "application_start")
+    values = [environ["mod_wsgi." + k] for k in keys]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [" ".join(repr(v) for v in values).encode()]
+"#;
+    let conf = "WSGIDaemonProcess timing threads=2\n\
+                WSGIScriptAlias / {root}/app/app.wsgi process-group=timing\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    let text = apache.get_ok("/");
+    let values: Vec<f64> = text.split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!(values[0] > 1.7e9, "{text}");
+    for pair in values.windows(2) {
+        assert!(pair[0] <= pair[1] + 1e-6, "not in order: {text}");
+    }
+    apache.stop();
+}

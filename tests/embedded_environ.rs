@@ -105,7 +105,18 @@ fn cgi_and_wsgi_variables() {
     assert_eq!(env["mod_wsgi.application_group"], group);
     assert_eq!(env["__module"], format!("[\"\", \"{group}\", [4, 9, 4]]"));
     assert!(env["wsgi.file_wrapper"].contains("FileWrapper"));
-    assert!(env["mod_wsgi.request_start"].parse::<u64>().unwrap() > 0);
+    // mod_wsgi 6's timing keys: float seconds (queue and daemon start are 0.0 here).
+    let request_start: f64 = env["mod_wsgi.request_start"].parse().unwrap();
+    let application_start: f64 = env["mod_wsgi.application_start"].parse().unwrap();
+    assert!(
+        request_start > 1.7e9 && application_start >= request_start,
+        "{request_start} {application_start}"
+    );
+    assert_eq!(env["mod_wsgi.queue_start"], "0.0");
+    assert_eq!(env["mod_wsgi.daemon_start"], "0.0");
+    assert!(env["mod_wsgi.thread_id"].parse::<u64>().unwrap() >= 1);
+    assert!(env["mod_wsgi.thread_requests"].parse::<u64>().unwrap() >= 1);
+    assert!(env["mod_wsgi.total_requests"].parse::<u64>().unwrap() >= 1);
     assert!(!env.contains_key("HTTP_AUTHORIZATION"));
     // As mod_wsgi: Apache's PATH is not passed; the Apache child's pid is.
     assert!(!env.contains_key("PATH"), "PATH={:?}", env.get("PATH"));

@@ -445,6 +445,14 @@ fn proxy_to_daemon(
     error_override: bool,
 ) -> c_int {
     req.set_note(METRICS_NOTE, &group.spec.name);
+    let mut run = run;
+    // When the request was handed to the daemon group (mod_wsgi.queue_start).
+    let queue_start_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    run.environ.push_with("mod_wsgi.queue_start", |text| {
+        let _ = write!(text, "{queue_start_us}");
+    });
     let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
         let lanes = group.lanes.len();
         let cookie = run

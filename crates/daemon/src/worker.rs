@@ -257,8 +257,13 @@ fn handle(
         application_group: head.application_group.clone(),
         interrupted_at: None,
     });
+    let mut environ = head.environ;
+    // When this daemon started the request (mod_wsgi.daemon_start).
+    environ.push_with("mod_wsgi.daemon_start", |text| {
+        let _ = std::fmt::Write::write_fmt(text, format_args!("{}", now_us()));
+    });
     let request = WsgiRequest {
-        environ: head.environ,
+        environ,
         application_group: head.application_group,
         script: PathBuf::from(head.script),
         script_mtime: head.script_mtime,
