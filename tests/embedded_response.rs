@@ -33,6 +33,23 @@ def application(environ, start_response):
             yield b"never"
         return gen()
 
+    if path == "/latin1":
+        start_response("200 Caf\u00e9", [("Content-Type", "text/plain"),
+            ("X-Name", "caf\u00e9"),
+            ("X-Utf8-Idiom", "\u00e4".encode("utf-8").decode("latin-1"))])
+        return [b"ok"]
+
+    if path == "/not-latin1":
+        where = environ["QUERY_STRING"]
+        headers = [("Content-Type", "text/plain")]
+        status = "200 OK"
+        if where == "value":
+            headers.append(("X-Price", "5 \u20ac"))
+        else:
+            status = "200 \u20ac"
+        start_response(status, headers)
+        return [b"not sent"]
+
     if path == "/twice":
         start_response("500 Oops", [("X-First", "1")])
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Second", "2")])
@@ -198,6 +215,26 @@ fn start_response_exc_info_and_write(mode: Mode) {
     );
     let r = apache.get("/r/write");
     assert_eq!(r.text(), "from write, from iterable");
+    // PEP 3333: headers and status are latin-1 text: each character goes out as one
+    // byte (the harness decodes the head as ISO-8859-1).
+    let r = apache.get("/r/latin1");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-name"),
+        Some("caf\u{e9}"),
+        "one byte E9, not UTF-8's C3 A9"
+    );
+    assert_eq!(
+        r.header("x-utf8-idiom"),
+        Some("\u{c3}\u{a4}"),
+        "the UTF-8 bytes, once"
+    );
+    for place in ["value", "status"] {
+        let r = apache.get(&format!("/r/not-latin1?{place}"));
+        assert_eq!(r.status, 500, "a character above U+00FF in the {place}");
+    }
+    apache.wait_for_log("outside ISO-8859-1");
+    apache.allow_log("ValueError");
     // Called twice before any output: the second call wins (C mod_wsgi 4.9 and 6.1).
     let r = apache.get("/r/twice");
     assert_eq!((r.status, r.text().as_str()), (201, "second wins"));

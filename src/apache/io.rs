@@ -7,7 +7,7 @@ use super::pool::copy_text;
 use super::sys;
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_http::ResponseHead;
-use std::ffi::{CString, c_void};
+use std::ffi::c_void;
 use std::os::fd::RawFd;
 
 /// A request_rec the handler lends to the WSGI core for the duration of `wsgi::run`.
@@ -270,9 +270,12 @@ impl ApacheSink {
         unsafe { &mut *self.r.0 }
     }
 
+    /// A PEP 3333 native string copied into the request pool as the ISO-8859-1 bytes
+    /// it stands for (validation refused anything above U+00FF).
     fn pstrdup(&mut self, s: &str) -> *mut std::os::raw::c_char {
+        let bytes = mod_wsgi_http::latin1_bytes(s).unwrap_or_else(|| s.as_bytes().to_vec());
         // SAFETY: the request pool is live while the request is lent.
-        unsafe { copy_text(self.req().pool, s.as_bytes()) }
+        unsafe { copy_text(self.req().pool, &bytes) }
     }
 
     fn client_gone(&mut self) -> bool {
@@ -307,11 +310,9 @@ impl ResponseSink for ApacheSink {
                     unsafe { sys::ap_set_content_length(self.req(), n) };
                 }
             } else {
-                let (n, v) = (CString::new(name.as_str()), CString::new(value.as_str()));
-                if let (Ok(n), Ok(v)) = (n, v) {
-                    // SAFETY: live request; apr_table_add copies key and value.
-                    unsafe { sys::apr_table_add(self.req().headers_out, n.as_ptr(), v.as_ptr()) };
-                }
+                let (n, v) = (self.pstrdup(name), self.pstrdup(value));
+                // SAFETY: live request; key and value are NUL-terminated pool strings.
+                unsafe { sys::apr_table_add(self.req().headers_out, n, v) };
             }
         }
         Ok(())

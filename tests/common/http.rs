@@ -74,11 +74,17 @@ impl Connection {
         }
     }
 
+    /// One line of the head, decoded as ISO-8859-1 (what HTTP header bytes are).
     fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
+        let mut raw = Vec::new();
+        match self.reader.read_until(b'\n', &mut raw) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Ok(_) => {
+                while raw.ends_with(b"\n") || raw.ends_with(b"\r") {
+                    raw.pop();
+                }
+                Some(raw.iter().map(|&b| char::from(b)).collect())
+            }
         }
     }
 

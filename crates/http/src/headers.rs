@@ -17,6 +17,18 @@ pub enum HeaderError {
         "header {0:?} refused: applications must not set hop-by-hop headers (PEP 3333); the server manages the connection"
     )]
     HopByHop(String),
+    #[error(
+        "{0} holds a character outside ISO-8859-1 (PEP 3333: headers and status are latin-1 text; encode other text, e.g. RFC 8187 or percent-encoding)"
+    )]
+    NotLatin1(String),
+}
+
+/// A PEP 3333 "native string" as the bytes that go on the wire: each character is one
+/// ISO-8859-1 byte. None if a character is above U+00FF.
+pub fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 /// A validated status code and reason, as the app wrote them.
@@ -30,6 +42,9 @@ pub struct ResponseHead {
 pub fn validate_status(status: &str) -> Result<ResponseHead, HeaderError> {
     if status.chars().any(|c| c.is_control()) {
         return Err(HeaderError::StatusControlChar(status.to_owned()));
+    }
+    if latin1_bytes(status).is_none() {
+        return Err(HeaderError::NotLatin1(format!("status line {status:?}")));
     }
     let bytes = status.as_bytes();
     let digits_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
@@ -93,6 +108,9 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), HeaderError> {
             name: name.to_owned(),
         });
     }
+    if latin1_bytes(value).is_none() {
+        return Err(HeaderError::NotLatin1(format!("header {name:?}")));
+    }
     Ok(())
 }
 
@@ -111,6 +129,23 @@ mod tests {
         assert!(matches!(
             validate_status("200 OK\r\nX-Evil: 1"),
             Err(HeaderError::StatusControlChar(_))
+        ));
+    }
+
+    #[test]
+    fn native_strings_are_latin1() {
+        assert_eq!(latin1_bytes("café").unwrap(), b"caf\xe9");
+        assert_eq!(latin1_bytes("\u{00e4}").unwrap(), [0xe4]);
+        assert_eq!(latin1_bytes("€"), None);
+        assert!(validate_header("X-Name", "café").is_ok());
+        assert!(matches!(
+            validate_header("X-Price", "5 €"),
+            Err(HeaderError::NotLatin1(_))
+        ));
+        assert!(validate_status("200 Café").is_ok());
+        assert!(matches!(
+            validate_status("200 €"),
+            Err(HeaderError::NotLatin1(_))
         ));
     }
 

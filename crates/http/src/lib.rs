@@ -5,5 +5,7 @@
 mod headers;
 mod proxy;
 
-pub use headers::{HeaderError, ResponseHead, is_hop_by_hop, validate_header, validate_status};
+pub use headers::{
+    HeaderError, ResponseHead, is_hop_by_hop, latin1_bytes, validate_header, validate_status,
+};
 pub use proxy::apply_trusted_proxy_headers;
