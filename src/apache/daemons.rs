@@ -313,24 +313,15 @@ fn build_group(
         .socket_user
         .as_ref()
         .map_or((apache_uid, apache_gid), |u| (u.uid, u.gid));
-    // A socket the previous generation left open is kept (with its secret); else bound.
-    let mut open_socket = |path: &std::path::Path| -> Result<(i32, Option<[u8; 32]>), String> {
-        match previous.remove(path) {
-            // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
-            Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
-                Ok((fd, Some(old)))
-            }
-            _ => daemon::bind_listener(path, d.spec.listen_backlog, owner)
-                .map(|l| (l.fd, None))
-                .map_err(|e| {
-                    format!(
-                        "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
-                        d.spec.name,
-                        d.defined_at,
-                        path.display()
-                    )
-                }),
-        }
+    let mut open_socket = |path: &std::path::Path| {
+        daemon::keep_or_bind(path, previous, d.spec.listen_backlog, owner).map_err(|e| {
+            format!(
+                "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
+                d.spec.name,
+                d.defined_at,
+                path.display()
+            )
+        })
     };
     let (fd, kept_secret) = open_socket(&path)?;
     let mut lanes = Vec::new();
@@ -341,7 +332,7 @@ fn build_group(
             lanes.push(daemon::Lane { path: lane, fd });
         }
     }
-    let embedded = super::hooks::python_settings(&main.python);
+    let embedded = PythonSettings::from_config(&main.python);
     let python = PythonSettings {
         python_home: d.spec.python_home.clone().or(embedded.python_home.clone()),
         python_path: d.spec.python_path.clone(),
@@ -389,15 +380,6 @@ fn close_listeners_in_daemon() {
     unsafe { sys::ap_close_listeners() };
 }
 
-/// The process's argument area `[arg_start, arg_end)` as the kernel reports it
-/// (/proc/self/stat fields 48 and 49): the bytes `ps` shows as the command line.
-fn argument_area() -> Option<(usize, usize)> {
-    let fields = mod_wsgi_engine::procfs::stat_fields("self")?;
-    let start = fields.get(48 - 3)?.parse().ok()?;
-    let end = fields.get(49 - 3)?.parse().ok()?;
-    (end > start).then_some((start, end))
-}
-
 fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
     // SAFETY: the process record and its argv live as long as the process.
     let argv0 = unsafe {
@@ -410,7 +392,7 @@ fn child_setup(s: *mut sys::server_rec) -> ChildSetup {
             // When argv[0] is the start of the kernel's argument area, the title may use
             // all of it (as setproctitle does), so `ps` shows it whole; the last byte
             // stays the terminating NUL.
-            let len = match argument_area() {
+            let len = match mod_wsgi_engine::procfs::argument_area() {
                 Some((area_start, area_end)) if area_start == start as usize => {
                     area_end - area_start - 1
                 }

@@ -26,16 +26,6 @@ const METRICS_HANDLER: &CStr = c"wsgi-metrics";
 const METRICS_NOTE: &CStr = c"mod_wsgi_rs.metrics-group";
 const MAX_REGEX_GROUPS: usize = 10;
 
-/// Joins an alias target and the rest of the URI (raw bytes) without doubling the slash.
-fn join_target(target: &[u8], rest: &[u8]) -> Vec<u8> {
-    let rest = if target.ends_with(b"/") && rest.starts_with(b"/") {
-        &rest[1..]
-    } else {
-        rest
-    };
-    [target, rest].concat()
-}
-
 fn regex_target(
     req: &Request<'_>,
     alias: &ScriptAlias,
@@ -71,7 +61,10 @@ fn regex_target(
         let end = usize::try_from(matches[0].rm_eo)
             .unwrap_or(0)
             .min(uri.len());
-        Some(join_target(CStr::from_ptr(found).to_bytes(), &uri[end..]))
+        Some(mod_wsgi_config::join_target(
+            CStr::from_ptr(found).to_bytes(),
+            &uri[end..],
+        ))
     }
 }
 
@@ -98,7 +91,7 @@ pub unsafe fn translate_name(r: *mut sys::request_rec) -> c_int {
                 let uri_text = latin1(uri);
                 prefix_match_len(prefix, &uri_text).map(|n| {
                     let skipped = uri_text[..n].chars().count();
-                    join_target(alias.target.as_bytes(), &uri[skipped..])
+                    mod_wsgi_config::join_target(alias.target.as_bytes(), &uri[skipped..])
                 })
             }
             AliasMatcher::Regex(regex) => {

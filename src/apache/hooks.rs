@@ -5,7 +5,6 @@ use super::config::server_config;
 use super::trampoline::guard;
 use super::{daemons, handler, log, stores, sys};
 use crate::python::{self, PythonSettings};
-use mod_wsgi_config::{HashSeed, PythonConfig};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::Level;
@@ -92,27 +91,6 @@ pub unsafe extern "C" fn check_config(
     })
 }
 
-/// The Python settings the WSGIPython*/WSGIRestrict* directives give, for embedded mode;
-/// daemon groups start from these and override their own.
-pub fn python_settings(py: &PythonConfig) -> PythonSettings {
-    PythonSettings {
-        python_home: py.python_home.clone(),
-        optimize: py.optimize.unwrap_or(0),
-        hash_seed: match py.hash_seed {
-            Some(HashSeed::Fixed(n)) => Some(n),
-            _ => None,
-        },
-        dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
-        python_path: py.python_path.clone(),
-        restrict_stdin: py.restrict_stdin.unwrap_or(false),
-        restrict_stdout: py.restrict_stdout.unwrap_or(false),
-        restrict_signal: py.restrict_signal.unwrap_or(true),
-        warn_options: py.warnings.clone(),
-        switch_interval: py.switch_interval,
-        ..PythonSettings::default()
-    }
-}
-
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status_t {
     guard("child_exit", (), python::run_exit_handlers);
     sys::APR_SUCCESS as sys::apr_status_t
@@ -149,7 +127,7 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         let settings = PythonSettings {
             multithread: MULTITHREAD.load(Ordering::Relaxed),
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
-            ..python_settings(py)
+            ..PythonSettings::from_config(py)
         };
         if let Some(eggs) = &py.python_eggs {
             // SAFETY: child_init runs before the MPM starts this child's worker threads,

@@ -85,9 +85,29 @@ pub fn prefix_match_len(alias: &str, uri: &str) -> Option<usize> {
     Some(u)
 }
 
+/// Joins an alias target and the rest of the URI (raw bytes) without doubling the slash.
+pub fn join_target(target: &[u8], rest: &[u8]) -> Vec<u8> {
+    let rest = if target.ends_with(b"/") && rest.starts_with(b"/") {
+        &rest[1..]
+    } else {
+        rest
+    };
+    [target, rest].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_join_without_a_doubled_slash() {
+        assert_eq!(join_target(b"/srv/app/", b"/x.wsgi"), b"/srv/app/x.wsgi");
+        assert_eq!(
+            join_target(b"/srv/app.wsgi", b"/rest"),
+            b"/srv/app.wsgi/rest"
+        );
+        assert_eq!(join_target(b"/srv/", b""), b"/srv/");
+    }
 
     #[test]
     fn prefix_matching_table() {

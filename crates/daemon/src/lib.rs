@@ -28,4 +28,6 @@ pub use process::{
 };
 pub use run_as::{GroupIdentity, RunAs, run_as};
 pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
-pub use socket::{MAX_SOCKET_PATH, bind_listener, close as close_listener, lane_path, socket_path};
+pub use socket::{
+    MAX_SOCKET_PATH, bind_listener, close as close_listener, keep_or_bind, lane_path, socket_path,
+};

@@ -18,3 +18,31 @@ pub fn status_bytes(pid: &str, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
 }
+
+/// This process's argument area `[arg_start, arg_end)` as the kernel reports it
+/// (/proc/self/stat fields 48 and 49): the bytes `ps` shows as the command line.
+pub fn argument_area() -> Option<(usize, usize)> {
+    let fields = stat_fields("self")?;
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_readable() {
+        let fields = stat_fields("self").expect("/proc/self/stat");
+        assert_eq!(
+            fields[0].len(),
+            1,
+            "the state letter comes first: {fields:?}"
+        );
+        let (start, end) = argument_area().expect("argument area");
+        assert!(end > start);
+        assert!(status_bytes("self", "VmRSS").unwrap() > 0);
+        assert_eq!(status_bytes("self", "NoSuchField"), None);
+    }
+}

@@ -391,3 +391,21 @@ pub fn socket_path(prefix: &str, parent_pid: u32, name: &str) -> PathBuf {
 pub fn lane_path(group_socket: &Path, index: usize) -> PathBuf {
     group_socket.with_extension(format!("{index}.sock"))
 }
+
+/// A group's socket at `path`: the one the previous generation left open there (with
+/// its secret) if its descriptor is still open and the file still exists, else a newly
+/// bound one (no secret yet). `previous` maps paths to (descriptor, secret).
+pub fn keep_or_bind(
+    path: &Path,
+    previous: &mut std::collections::HashMap<PathBuf, (RawFd, [u8; 32])>,
+    backlog: u32,
+    owner: (u32, u32),
+) -> io::Result<(RawFd, Option<[u8; 32]>)> {
+    match previous.remove(path) {
+        // SAFETY: fcntl(F_GETFD) only checks that the descriptor is still open.
+        Some((fd, old)) if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 && path.exists() => {
+            Ok((fd, Some(old)))
+        }
+        _ => bind_listener(path, backlog, owner).map(|l| (l.fd, None)),
+    }
+}

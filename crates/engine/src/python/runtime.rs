@@ -29,6 +29,29 @@ pub struct PythonSettings {
     pub switch_interval: Option<std::time::Duration>,
 }
 
+impl PythonSettings {
+    /// What the WSGIPython*/WSGIRestrict* directives give, for embedded mode; daemon
+    /// groups start from these and override their own.
+    pub fn from_config(py: &mod_wsgi_config::PythonConfig) -> PythonSettings {
+        PythonSettings {
+            python_home: py.python_home.clone(),
+            optimize: py.optimize.unwrap_or(0),
+            hash_seed: match py.hash_seed {
+                Some(mod_wsgi_config::HashSeed::Fixed(n)) => Some(n),
+                _ => None,
+            },
+            dont_write_bytecode: py.dont_write_bytecode.unwrap_or(false),
+            python_path: py.python_path.clone(),
+            restrict_stdin: py.restrict_stdin.unwrap_or(false),
+            restrict_stdout: py.restrict_stdout.unwrap_or(false),
+            restrict_signal: py.restrict_signal.unwrap_or(true),
+            warn_options: py.warnings.clone(),
+            switch_interval: py.switch_interval,
+            ..PythonSettings::default()
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("Python initialisation failed: {0}")]
