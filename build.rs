@@ -77,7 +77,8 @@ fn main() {
              pregcomp|regexec|pregsub|get_server_port|discard_request_body|\
              get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
              hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor|\
-             hook_log_transaction|get_brigade|get_conn_socket|run_default_port)",
+             hook_log_transaction|get_brigade|get_conn_socket|run_default_port|\
+             get_server_description|get_server_built|show_mpm)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
@@ -96,7 +97,7 @@ fn main() {
              ACCESS_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|APR_SUCCESS|APR_EOF|REQUEST_.*|OPT_.*|\
              AP_FTYPE_.*|APR_FOPEN_.*|APR_SENDFILE_ENABLED|APR_READ|GLOBAL_ONLY|NOT_IN_.*|\
              AP_REG_.*|M_GET|M_POST|AP_CONN_.*|AP_MPMQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
-             ap_server_conf",
+             ap_server_conf|AP_SERVER_(MAJOR|MINOR)VERSION_NUMBER|AP_SERVER_PATCHLEVEL_NUMBER",
         )
         .generate()
         .expect("mod_wsgi_rs: bindgen failed on the httpd/APR headers");

@@ -248,3 +248,28 @@ def handle_request(environ, start_response):
     assert_eq!(apache.get_ok("/virtual/anything"), "True|virtual|handlers");
     apache.stop();
 }
+
+#[test]
+fn every_interpreter_has_the_apache_module_and_the_environ_its_version() {
+    let app = r#"
+import apache
+def application(environ, start_response):
+    facts = (apache.version == environ["apache.version"], len(apache.version),
+        apache.mpm_name, apache.maximum_processes > 0, apache.threads_per_process > 0,
+        apache.description.startswith("Apache/"), bool(apache.build_date))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr(facts).encode()]
+"#;
+    let conf = "WSGIDaemonProcess facts threads=2\n\
+                WSGIScriptAlias /d {root}/app/app.wsgi process-group=facts\n\
+                WSGIScriptAlias /e {root}/app/app.wsgi\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    for path in ["/e", "/d"] {
+        assert_eq!(
+            apache.get_ok(path),
+            "(True, 3, 'event', True, True, True, True)",
+            "{path}"
+        );
+    }
+    apache.stop();
+}

@@ -342,6 +342,7 @@ fn build_group(
         maximum_processes: d.spec.processes,
         threads_per_process: d.spec.threads,
         home_on_path: Some(home.clone()),
+        apache: super::hooks::apache_facts(),
         switch_interval: d.spec.switch_interval.or(embedded.switch_interval),
         ..embedded
     };

@@ -91,6 +91,49 @@ pub unsafe extern "C" fn check_config(
     })
 }
 
+/// What mod_wsgi's `apache` module tells applications about this server.
+pub fn apache_facts() -> python::ApacheFacts {
+    let text = |p: *const std::os::raw::c_char| -> String {
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: Apache returns static or process-pool NUL-terminated strings.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let threaded = mpm_query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED;
+    let forked = mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED;
+    let threads = if threaded {
+        mpm_query(sys::AP_MPMQ_MAX_THREADS)
+    } else {
+        1
+    };
+    let processes = if forked {
+        match mpm_query(sys::AP_MPMQ_MAX_DAEMON_USED) {
+            -1 => mpm_query(sys::AP_MPMQ_MAX_DAEMONS),
+            n => n,
+        }
+    } else {
+        1
+    };
+    python::ApacheFacts {
+        version: (
+            sys::AP_SERVER_MAJORVERSION_NUMBER as u32,
+            sys::AP_SERVER_MINORVERSION_NUMBER as u32,
+            sys::AP_SERVER_PATCHLEVEL_NUMBER as u32,
+        ),
+        // SAFETY: these read Apache's static build and server description strings.
+        description: text(unsafe { sys::ap_get_server_description() }),
+        // SAFETY: as above.
+        mpm_name: text(unsafe { sys::ap_show_mpm() }),
+        // SAFETY: as above.
+        build_date: text(unsafe { sys::ap_get_server_built() }),
+        maximum_processes: i64::from(processes.max(1)),
+        threads_per_process: i64::from(threads.max(1)),
+    }
+}
+
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status_t {
     guard("child_exit", (), python::run_exit_handlers);
     sys::APR_SUCCESS as sys::apr_status_t
@@ -127,6 +170,7 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         let settings = PythonSettings {
             multithread: MULTITHREAD.load(Ordering::Relaxed),
             multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
+            apache: apache_facts(),
             ..PythonSettings::from_config(py)
         };
         if let Some(eggs) = &py.python_eggs {

@@ -20,7 +20,7 @@ pub use error::format_exception;
 pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use recycle::set_recycle;
-pub use runtime::{PythonSettings, initialize, is_initialized};
+pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_initialized};
 pub use script::{load_callable, preload, preload_script, script_is_stale};
 pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;

@@ -27,6 +27,19 @@ pub struct PythonSettings {
     pub warn_options: Vec<String>,
     /// `sys.setswitchinterval` (WSGISwitchInterval, `switch-interval=`).
     pub switch_interval: Option<std::time::Duration>,
+    /// What the `apache` module of every interpreter says about the server.
+    pub apache: ApacheFacts,
+}
+
+/// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
+#[derive(Debug, Clone, Default)]
+pub struct ApacheFacts {
+    pub version: (u32, u32, u32),
+    pub description: String,
+    pub mpm_name: String,
+    pub build_date: String,
+    pub maximum_processes: i64,
+    pub threads_per_process: i64,
 }
 
 impl PythonSettings {
@@ -66,6 +79,11 @@ pub(crate) fn settings() -> &'static PythonSettings {
     SETTINGS
         .get()
         .expect("BUG: Python used before initialize()")
+}
+
+/// Apache's version (`apache.version` in the environ).
+pub fn apache_version() -> (u32, u32, u32) {
+    SETTINGS.get().map_or((0, 0, 0), |s| s.apache.version)
 }
 
 pub fn is_initialized() -> bool {

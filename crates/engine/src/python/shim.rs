@@ -88,6 +88,24 @@ where
     ns.set_item(name.to_str().unwrap_or("_native"), function)
 }
 
+/// mod_wsgi's `apache` module: the server's version, description, MPM, build date and
+/// process/thread limits, in every interpreter.
+fn install_apache_module(
+    py: Python<'_>,
+    sys: &Bound<'_, PyModule>,
+    facts: &super::ApacheFacts,
+) -> PyResult<()> {
+    let apache = PyModule::new(py, "apache")?;
+    let (a, b, c) = facts.version;
+    apache.setattr("version", PyTuple::new(py, [a, b, c])?)?;
+    apache.setattr("description", facts.description.as_str())?;
+    apache.setattr("mpm_name", facts.mpm_name.as_str())?;
+    apache.setattr("build_date", facts.build_date.as_str())?;
+    apache.setattr("maximum_processes", facts.maximum_processes)?;
+    apache.setattr("threads_per_process", facts.threads_per_process)?;
+    sys.getattr("modules")?.set_item("apache", apache)
+}
+
 /// As mod_wsgi 6 does: a `mod_wsgi` Python package on sys.path (pip's, which carries
 /// mod_wsgi-express) lends its `__path__` to the built-in module, so its subpackages
 /// (`mod_wsgi.express.runtime`, which mod_wsgi-express's handler script imports) resolve.
@@ -139,6 +157,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     module.setattr("multiprocess", s.multiprocess)?;
 
     let sys = py.import("sys")?;
+    install_apache_module(py, &sys, &s.apache)?;
     sys.setattr("argv", vec!["mod_wsgi"])?;
     sys.getattr("modules")?.set_item("mod_wsgi", &module)?;
     module.call_method1("_install_streams", (s.restrict_stdin, s.restrict_stdout))?;

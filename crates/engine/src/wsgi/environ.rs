@@ -222,6 +222,8 @@ pub(crate) fn build<'py>(
     )?;
     let (a, b, c) = MOD_WSGI_API_VERSION;
     env.set_item(key("mod_wsgi.version"), PyTuple::new(py, [a, b, c])?)?;
+    let (a, b, c) = crate::python::apache_version();
+    env.set_item("apache.version", PyTuple::new(py, [a, b, c])?)?;
     let counts = counters::next_request();
     env.set_item("mod_wsgi.thread_id", counts.thread_id)?;
     env.set_item("mod_wsgi.thread_requests", counts.thread_requests)?;
