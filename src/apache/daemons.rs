@@ -722,7 +722,12 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
             let name = &slot.group.spec.name;
             let older = slot.handover.take().filter(|&pid| is_live_child(pid));
             let pid = std::mem::take(&mut slot.proc_.pid);
-            let listed = [(slot.retiring, pid), (true, older.unwrap_or(0))];
+            // Processes that serve are taken over first, one per new process; the rest
+            // (a successor still loading or waiting to retry a failed start, one that
+            // stopped taking requests) last, and those beyond the new count drain at once.
+            let serving = |pid: i32| slot.group.health.is_serving(slot.index, pid as u32);
+            let older = older.unwrap_or(0);
+            let listed = [(!serving(pid), pid), (!serving(older), older)];
             for (last, pid) in listed.into_iter().filter(|&(_, pid)| pid > 0) {
                 if hard {
                     // SAFETY: signalling our own child: SIGTERM stops it, finishing

@@ -120,6 +120,11 @@ impl Acceptor {
         self.retire_idle();
     }
 
+    /// Connections taken whose request is not finished.
+    pub fn busy_count(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
     /// No request taken and unfinished.
     pub fn is_idle(&self) -> bool {
         self.busy.load(Ordering::SeqCst) == 0

@@ -229,7 +229,7 @@ fn become_daemon(
     crate::shared::restrict_to(Some(&group.spec.name), group.uid, setup.apache_uid);
     for other in current_groups() {
         if other.spec.name != group.spec.name {
-            make_read_only(other.control);
+            unshare_words(other.control);
         }
     }
     // Only the socket this process serves stays open.
@@ -286,25 +286,34 @@ fn enter_chroot(dir: &str) -> io::Result<()> {
     std::env::set_current_dir("/")
 }
 
-/// Makes another group's shared words read-only in this process: its health and
-/// recycling flags are none of this process's business to write (a hostile application
-/// could otherwise mark another tenant's group failed, or recycle it endlessly).
-fn make_read_only(words: &'static [AtomicU64]) {
+/// Takes another group's shared words out of this process: the pages are replaced by
+/// private zero pages (read-only) at the same address, so this process, whatever its
+/// application does (mprotect included), can neither see nor change that group's
+/// health and recycling flags (a hostile tenant could otherwise mark another group failed,
+/// or recycle it endlessly). Nothing in a daemon reads another group's words.
+fn unshare_words(words: &'static [AtomicU64]) {
     if words.is_empty() {
         return;
     }
-    // SAFETY: the words are the start of their own anonymous mapping (page-aligned, made
-    // by the parent for this group alone) and stay mapped; this process only reads them.
-    let rc = unsafe {
-        libc::mprotect(
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let len = std::mem::size_of_val(words).div_ceil(page) * page;
+    // SAFETY: the words start their own anonymous mapping (page-aligned, made by the
+    // parent for this group alone, `len` rounded as the kernel rounded it); MAP_FIXED
+    // replaces exactly those pages, and the references into them stay valid (zeros).
+    let mapped = unsafe {
+        libc::mmap(
             words.as_ptr().cast_mut().cast(),
-            std::mem::size_of_val(words),
+            len,
             libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
         )
     };
-    if rc != 0 {
+    if mapped == libc::MAP_FAILED {
         tracing::warn!(
-            "WSGI0128: cannot make another group's shared words read-only: {}",
+            "WSGI0128: cannot take another group's shared words out of this process: {}",
             io::Error::last_os_error()
         );
     }

@@ -70,7 +70,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
             return 1;
         }
     };
-    let shared = Shared::new(group.clone(), acceptor, lineage.replace_flag);
+    let shared = Shared::new(group.clone(), acceptor, lineage.replace_flag, lineage.slot);
     let weak = Arc::downgrade(&shared);
     python::set_recycle(move || {
         if let Some(shared) = weak.upgrade() {

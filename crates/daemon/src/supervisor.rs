@@ -135,11 +135,13 @@ pub fn on_death(death: &Death) -> Decision {
         } else {
             death.handover_pid
         };
+        // Requests are answered 503 at once while nothing serves because the process
+        // died before it was ready, or because a crash loop delays the next start.
         Action::Respawn {
             delay,
             crashes,
             predecessor,
-            start_failed: exit == Exit::Crashed && !death.was_serving,
+            start_failed: exit == Exit::Crashed && (!death.was_serving || !delay.is_zero()),
         }
     };
     Decision {
@@ -258,6 +260,10 @@ mod tests {
         assert!(respawn(&on_death(&d)).3);
         d.was_serving = true;
         assert!(!respawn(&on_death(&d)).3);
+        // A ready process in a crash loop: the next start waits, so requests get 503.
+        d.lived = Duration::from_secs(1);
+        d.crashes = 2;
+        assert!(respawn(&on_death(&d)).3);
         let mut chose = death(0);
         chose.was_serving = false;
         let decision = on_death(&chose);

@@ -57,6 +57,8 @@ pub struct Shared {
     replacement_reason: Mutex<Option<&'static str>>,
     /// When the GIL watch last got the main interpreter's GIL (deadlock-timeout).
     gil_seen: Mutex<Instant>,
+    /// This process's slot in its group (its health word).
+    pub slot: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,6 +70,7 @@ impl Shared {
         group: Arc<DaemonGroup>,
         acceptor: Acceptor,
         replace_flag: &'static AtomicU64,
+        slot: usize,
     ) -> Arc<Self> {
         let threads = group.spec.threads as usize;
         let maximum_requests =
@@ -85,6 +88,7 @@ impl Shared {
             replace_flag,
             replacement_reason: Mutex::new(None),
             gil_seen: Mutex::new(Instant::now()),
+            slot,
         })
     }
 
@@ -390,8 +394,10 @@ fn monitor(shared: &Shared) {
             && lock(&shared.replacement_reason).is_none()
         {
             // Its threads could not run a request anyway: new ones wait in the group's
-            // backlog for the replacement instead.
+            // backlog for the replacement instead, and the children no longer count this
+            // process as serving (if the replacement cannot start, they answer at once).
             shared.acceptor.close();
+            spec_health_clear(shared);
             tracing::error!(
                 "WSGI0116: daemon process {} of group '{}': the Python GIL has not been free for {} s (deadlock-timeout); the process is replaced",
                 std::process::id(),
@@ -436,13 +442,30 @@ fn enforce_request_timeout(shared: &Shared) {
             limit.as_secs_f64(),
             spec.threads
         );
-        let _ = python::with_interpreter(&application_group, |py, _| {
-            python::raise_request_timeout(py, ident)
-        });
+        // Raising needs the GIL, which C code may be holding: on a thread of its own, so
+        // the monitor's other checks (deadlock-timeout among them) go on meanwhile.
+        let spawned = std::thread::Builder::new()
+            .name("wsgi-interrupt".to_owned())
+            .spawn(move || {
+                let _ = python::with_interpreter(&application_group, |py, _| {
+                    python::raise_request_timeout(py, ident)
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("WSGI0114: cannot start a thread to raise RequestTimeout: {e}");
+        }
     }
     if stuck {
         shared.recycle("request-timeout");
     }
+}
+
+/// This process no longer counts as serving in its group's health words.
+fn spec_health_clear(shared: &Shared) {
+    shared
+        .group
+        .health
+        .clear_slot(shared.slot, std::process::id());
 }
 
 /// request-timeout x (1 + ln(threads)), as mod_wsgi 6 scales it.
@@ -459,11 +482,15 @@ impl Shared {
         if spec.request_timeout.is_zero() {
             return !self.is_idle();
         }
-        let wedged = spec.request_timeout + spec.interrupt_timeout;
-        lock(&self.active)
+        // Every connection taken counts (busy), from before its head is read until its
+        // end frame is written; only requests running past the wedge age are left out.
+        let wedge_age = spec.request_timeout + spec.interrupt_timeout;
+        let wedged = lock(&self.active)
             .iter()
             .flatten()
-            .any(|a| a.started.elapsed() < wedged)
+            .filter(|a| a.started.elapsed() >= wedge_age)
+            .count();
+        self.acceptor.busy_count() > wedged
     }
 }
 

@@ -71,6 +71,14 @@ impl GroupHealth {
         })
     }
 
+    /// Whether process `pid` is the one serving in slot `index`.
+    pub fn is_serving(&self, index: usize, pid: u32) -> bool {
+        pid != 0
+            && self
+                .slot(index)
+                .is_some_and(|word| word.load(Ordering::Acquire) == u64::from(pid))
+    }
+
     /// A process of the previous generation still serves in slot `index` (graceful
     /// restart) until this generation's process there is ready.
     pub fn mark_handed_over(&self, index: usize, pid: u32) {
@@ -155,6 +163,16 @@ mod tests {
         );
         health.mark_ready(0, 9);
         assert_eq!(health.availability(|_| false), Availability::Starting);
+    }
+
+    #[test]
+    fn a_slot_serves_only_with_its_own_pid() {
+        let health = GroupHealth::new(words(GroupHealth::words_for(2)));
+        health.mark_ready(1, 42);
+        assert!(health.is_serving(1, 42));
+        assert!(!health.is_serving(1, 43));
+        assert!(!health.is_serving(0, 42));
+        assert!(!health.is_serving(1, 0));
     }
 
     #[test]
