@@ -239,14 +239,17 @@ fn open_metrics(process_pool: *mut sys::apr_pool_t) -> Result<(), String> {
         Some(w) => w,
         None => SharedWords::anonymous(WORDS).map_err(|e| format!("server metrics: {e}"))?,
     };
-    let kept = (words.address(), words.count());
-    update_record(process_pool, |record| record.metrics = Some(kept));
+    let count = words.count();
     if let Err(words) = crate::shared::metrics::install(words) {
         // Already installed by an earlier pass of this same load of the module.
         let installed = crate::shared::metrics::words_address();
         if installed != Some(words.address()) {
             words.unmap();
         }
+    }
+    // The record names the words in use (never ones just unmapped).
+    if let Some(address) = crate::shared::metrics::words_address() {
+        update_record(process_pool, |record| record.metrics = Some((address, count)));
     }
     crate::shared::metrics::register_group("");
     Ok(())
