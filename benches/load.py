@@ -1,21 +1,23 @@
-"""Side-by-side load bench: mod_wsgi_rs and Debian's C mod_wsgi in one run.
+"""Side-by-side load bench: mod_wsgi_rs, Debian's C mod_wsgi 4.9 and C mod_wsgi 6.1 in one run.
 
-Two Apache servers with the same generated config (event MPM) except the LoadModule line.
+One Apache server per module (rs, c4, and c6 when --theirs6 is given) with the same generated
+config (event MPM) except the LoadModule line.
 Each serves every app embedded (/APP) and in a daemon group (/d/APP, processes=2
 threads=15, application-group=%{GLOBAL}); Apache's own static file handler serves the
 same bytes (/hello.txt, /big.bin, /file.bin) as the ceiling. wrk drives every target
 over 127.0.0.1, targets interleaved within each round. Reported: median req/s, p50 and p99
 latency over the rounds, socket errors wrk saw (a connection closed while wrk waited for a
-response; seen now and then under c=32 for both modules), each
-target's ratio to C mod_wsgi in the same mode, and the peak RSS (VmHWM) of each server's
-Apache children and daemon processes. A non-2xx response stops the run.
+response; seen now and then under c=32 for every module), each of
+our targets' ratios to each C mod_wsgi in the same mode and to the static handler (the full
+table, then a summary with one row per app, concurrency and mode), and the peak RSS (VmHWM) of
+each server's Apache children and daemon processes. A non-2xx response stops the run.
 
 "recycle" measures recycling under load: the hello app with a 0.3 s import, preloaded in
 two processes=1 threads=15 daemon groups, one steady (/s/recycle) and one recycled every
 2000 requests (/r/recycle); compare p99 and errors of each module's recycled group with
 its steady one (C mod_wsgi stops the process, then starts and imports the new one).
 
-Run through benches/load.sh (it builds the module and installs wrk and the C module).
+Run through benches/load.sh (it builds the module and installs wrk and the C modules).
 """
 
 import argparse
@@ -220,7 +222,8 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--apps", default=" ".join(RUNS))
     ap.add_argument("--ours", required=True)
-    ap.add_argument("--theirs", required=True)
+    ap.add_argument("--theirs", required=True, help="C mod_wsgi 4.9 (Debian's)")
+    ap.add_argument("--theirs6", help="C mod_wsgi 6.1 (optional)")
     ap.add_argument("--modules", required=True)
     args = ap.parse_args()
     apps = args.apps.split()
@@ -244,7 +247,11 @@ def main():
     with open(lua, "w") as f:
         f.write(UPLOAD_LUA)
 
-    servers = {"rs": (args.ours, 18781), "c": (args.theirs, 18782)}
+    servers = {"rs": (args.ours, 18781), "c4": (args.theirs, 18782)}
+    if args.theirs6:
+        servers["c6"] = (args.theirs6, 18783)
+    for name, (module, _) in servers.items():
+        print(f"{name}: {module}", flush=True)
     procs = []
     try:
         for name, (module, port) in servers.items():
@@ -273,12 +280,12 @@ def main():
                               f"  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms"
                               + (f"  socket errors {errs}" if errs else ""), flush=True)
                         if errs and target != "static":
-                            port = servers[target[:2].strip("-")][1]
+                            port = servers[server_of(target)][1]
                             with open(f"{root}/{port}/error.log") as f:
                                 logged = [l for l in f if ":notice]" not in l]
                             sys.stderr.write("".join(logged[-10:]))
                         if problem:
-                            port = servers["c" if target == "static" else target[:2].strip("-")][1]
+                            port = servers[server_of(target)][1]
                             with open(f"{root}/{port}/error.log") as f:
                                 sys.stderr.write("".join(f.readlines()[-20:]))
                             sys.exit(f"bench: {target} /{app} at c={conc}: {problem}")
@@ -295,6 +302,15 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
 
 
+# The static handler's targets are served by Debian's C mod_wsgi's Apache.
+STATIC_SERVER = "c4"
+
+
+def server_of(target):
+    """The server a target runs on: "rs-daemon" -> "rs", "static" -> STATIC_SERVER."""
+    return STATIC_SERVER if target == "static" else target.split("-", 1)[0]
+
+
 def check_targets(servers, apps):
     """Every target answers 200 with the expected body before anything is timed."""
     targets = {}
@@ -302,7 +318,7 @@ def check_targets(servers, apps):
         _, static, length = RUNS[app]
         urls = []
         if static:
-            urls.append(("static", f"http://127.0.0.1:{servers['c'][1]}/{static}"))
+            urls.append(("static", f"http://127.0.0.1:{servers[STATIC_SERVER][1]}/{static}"))
         for name, (_, port) in servers.items():
             if app == "recycle":
                 for group, (prefix, _) in RECYCLE_GROUPS.items():
@@ -321,10 +337,13 @@ def check_targets(servers, apps):
 
 
 def report(results, apps, targets, args, servers, root):
-    print(f"\nmedians over {args.rounds} round(s) of {args.secs} s; ratio = req/s over C "
-          "mod_wsgi in the same mode (static: over the static handler)\n")
-    print("| app | c | target | req/s | p50 ms | p99 ms | socket errors | ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    theirs = [name for name in servers if name != "rs"]
+    print(f"\nmedians over {args.rounds} round(s) of {args.secs} s; ratios: our req/s over "
+          "each C mod_wsgi's in the same mode, and over the static handler's\n")
+    print("| app | c | target | req/s | p50 ms | p99 ms | socket errors | "
+          + " | ".join(f"vs {name}" for name in theirs) + " | vs static |")
+    print("| --- " * (8 + len(theirs)) + "|")
+    summary = []
     for app in apps:
         for conc in RUNS[app][0]:
             med = {}
@@ -334,14 +353,25 @@ def report(results, apps, targets, args, servers, root):
                 med[target] += (sum(r[3] for r in runs),)
             for target, _ in targets[app]:
                 rps, p50, p99, errs = med[target]
-                ratio = ""
+                ratios = [""] * (len(theirs) + 1)
                 if target.startswith("rs-"):
-                    base = med["c-" + target[3:]][0]
-                    ratio = f"{rps / base:.2f}x"
-                    if "static" in med:
-                        ratio += f" ({rps / med['static'][0]:.2f}x static)"
+                    mode = target[3:]
+                    ratios = [f"{rps / med[f'{name}-{mode}'][0]:.2f}x" for name in theirs]
+                    ratios.append(f"{rps / med['static'][0]:.2f}x" if "static" in med else "")
+                    summary.append((app, conc, mode, med))
                 print(f"| {app} | {conc} | {target} | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
-                      f"| {errs} | {ratio} |")
+                      f"| {errs} | " + " | ".join(ratios) + " |")
+    print("\nsummary, req/s (static: Apache's static handler serving the same bytes)\n")
+    print("| app | c | mode | static | rs | " + " | ".join(theirs) + " | "
+          + " | ".join(f"rs / {name}" for name in theirs) + " | rs / static |")
+    print("| --- " * (6 + 2 * len(theirs)) + "|")
+    for app, conc, mode, med in summary:
+        ours = med[f"rs-{mode}"][0]
+        static = f"{med['static'][0]:,.0f}" if "static" in med else ""
+        print(f"| {app} | {conc} | {mode} | {static} | {ours:,.0f} | "
+              + " | ".join(f"{med[f'{name}-{mode}'][0]:,.0f}" for name in theirs) + " | "
+              + " | ".join(f"{ours / med[f'{name}-{mode}'][0]:.2f}x" for name in theirs)
+              + (f" | {ours / med['static'][0]:.2f}x |" if "static" in med else " | |"))
     print("\npeak RSS per process (VmHWM, MiB): Apache child / daemon process")
     for name, (_, port) in servers.items():
         child, daemon = peak_rss(f"{root}/{port}/httpd.pid")
