@@ -33,6 +33,14 @@ from dataclasses import dataclass, field
 
 # The harness's fixed listeners (scripts/run-tests.sh: PORT, HTTPS_PORT).
 HARNESS_PORTS = (9876, 9877)
+# curl's exit statuses that end the harness early (it runs under `set -e`).
+CURL_EXITS = {
+    7: "could not connect",
+    18: "response body cut short",
+    28: "timed out",
+    52: "empty reply",
+    56: "connection reset while receiving",
+}
 # What the harness prints for each assertion.
 ASSERTION = re.compile(r"^  (PASS|FAIL): (.*)$")
 # The shim reads its settings from these variables (set per suite by `run`).
@@ -287,8 +295,10 @@ def stop_leftover_server(work: str) -> None:
         pass
 
 
-def parse_output(suite: str, text: str, error_log: str) -> SuiteResult:
+def parse_output(suite: str, text: str, error_log: str, status: int | None = None) -> SuiteResult:
+    """What a harness run printed (and its exit status) as a result."""
     result = SuiteResult(suite)
+    last = ""
     for line in text.splitlines():
         if line.startswith("Results: "):
             break  # the summary repeats the failures
@@ -298,6 +308,8 @@ def parse_output(suite: str, text: str, error_log: str) -> SuiteResult:
         elif m:
             result.failed += 1
             result.failures.append(m.group(2))
+        if m:
+            last = m.group(2)
     if re.search(r"^Results: \d+ passed, \d+ failed$", text, re.MULTILINE):
         result.state = "failed" if result.failed else "passed"
         return result
@@ -308,9 +320,14 @@ def parse_output(suite: str, text: str, error_log: str) -> SuiteResult:
     elif "Server did not start" in text:
         result.state = "no server"
         result.reason = first_error(error_log) or "no httpd.pid after 15 s"
+    elif status in CURL_EXITS:
+        # The harness runs under `set -e`: a curl that fails ends the whole suite.
+        result.reason = (f"curl exit {status} ({CURL_EXITS[status]}) ended the harness after "
+                         f"'{last}'" if last else f"curl exit {status} ({CURL_EXITS[status]})")
     else:
-        lines = [l for l in text.splitlines() if l.strip()]
-        result.reason = lines[-1] if lines else "no output"
+        lines = [line for line in text.splitlines() if line.strip()]
+        result.reason = f"exit {status}: " if status else ""
+        result.reason += lines[-1] if lines else "no output"
     return result
 
 
@@ -371,7 +388,7 @@ def run_suite(suite: str, module: Module, args, base: str, logs: str) -> SuiteRe
     if os.path.exists(kept_error_log):
         shutil.move(kept_error_log, error_log)
     with open(out_path, encoding="utf-8", errors="replace") as f:
-        result = parse_output(suite, f.read(), error_log)
+        result = parse_output(suite, f.read(), error_log, proc.returncode)
     result.seconds = time.monotonic() - started
     if timed_out:
         result.state = "timeout"

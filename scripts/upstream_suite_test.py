@@ -50,6 +50,14 @@ class ParseOutput(unittest.TestCase):
         self.assertEqual((r.state, r.reason), ("no server", "[x] [core:emerg] [pid 1] broken"))
 
 
+    def test_harness_ended_by_curl_names_the_exit_and_the_last_assertion(self):
+        text = "== response ==\n  PASS: one\n  PASS: two\n"
+        r = us.parse_output("response", text, "/nonexistent", 18)
+        self.assertEqual((r.state, r.passed), ("incomplete", 2))
+        self.assertEqual(r.note(), "incomplete: curl exit 18 (response body cut short) "
+                                   "ended the harness after 'two'")
+
+
 class Adapt(unittest.TestCase):
     def test_drop_directive_comments_out_continuation_lines(self):
         conf = ("A 1\nWSGIHandlerScript h '/r/handler.wsgi' \\\n"
