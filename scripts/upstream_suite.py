@@ -68,6 +68,8 @@ class SuiteResult:
     # Why the suite did not run to the end (for "no server", "timeout", "incomplete").
     reason: str = ""
     seconds: float = 0.0
+    # Processes still running from the suite's configuration once it ended (killed).
+    leftovers: int = 0
 
     def note(self) -> str:
         if self.state in ("no server", "timeout", "incomplete"):
@@ -271,28 +273,68 @@ def prepare_copy(checkout: str, base: str, owner: tuple[int, int] | None) -> str
     return work
 
 
-def stop_leftover_server(work: str) -> None:
-    """Stops the suite's Apache if the harness did not (it was killed on timeout)."""
-    server_root = os.path.join(work, "httpd-tests")
-    pid_file = os.path.join(server_root, "httpd.pid")
+def stop_leftover_server(work: str) -> int:
+    """Stops what the suite left running; returns how many processes had to be killed.
+
+    The harness stops Apache itself, except when it was killed on timeout: then Apache
+    (its pid file still in the server root) is asked to stop as `apachectl stop` would.
+    Any process still running from the copy's configuration after that (a daemon process
+    that outlived its Apache, children of a parent that did not stop) is killed: each
+    is found by the copy's unique path in its command line.
+    """
+    pid_file = os.path.join(work, "httpd-tests", "httpd.pid")
     try:
         with open(pid_file, encoding="ascii") as f:
             pid = int(f.read().strip())
+        os.kill(pid, signal.SIGTERM)
+        wait_for_exit([pid], 30)
     except (OSError, ValueError):
-        return
-    subprocess.call([os.path.join(server_root, "apachectl"), "stop"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
         pass
+    left = processes_of(work)
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        for p in left:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        if not wait_for_exit(left, grace):
+            break
+    return len(left)
+
+
+def processes_of(work: str) -> list[int]:
+    """Processes whose command line names a file in the copy (Apache and its children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(a.startswith(work + "/") for a in args):
+            found.append(int(entry))
+    return found
+
+
+def wait_for_exit(pids: list[int], seconds: float) -> list[int]:
+    """Waits until the processes are gone; returns those still running."""
+    deadline = time.monotonic() + seconds
+    while True:
+        running = [p for p in pids if os.path.exists(f"/proc/{p}")
+                   and not is_zombie(p)]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.5)
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def parse_output(suite: str, text: str, error_log: str, status: int | None = None) -> SuiteResult:
@@ -384,12 +426,13 @@ def run_suite(suite: str, module: Module, args, base: str, logs: str) -> SuiteRe
                     break
                 except subprocess.TimeoutExpired:
                     continue
-    stop_leftover_server(work)
+    leftovers = stop_leftover_server(work)
     if os.path.exists(kept_error_log):
         shutil.move(kept_error_log, error_log)
     with open(out_path, encoding="utf-8", errors="replace") as f:
         result = parse_output(suite, f.read(), error_log, proc.returncode)
     result.seconds = time.monotonic() - started
+    result.leftovers = leftovers
     if timed_out:
         result.state = "timeout"
         result.reason = f"killed after {args.timeout} s"
@@ -494,7 +537,9 @@ def main_run(argv: list[str]) -> int:
             r = run_suite(s, m, args, base, module_logs)
             results[m.label][s] = r
             print(f"{m.label:>16} {s:<18} {r.state:<10} {r.passed:>3} passed "
-                  f"{r.failed:>3} failed  {r.seconds:5.1f} s  {r.note()}", flush=True)
+                  f"{r.failed:>3} failed  {r.seconds:5.1f} s  {r.note()}"
+                  + (f" [{r.leftovers} process(es) outlived the suite, killed]"
+                     if r.leftovers else ""), flush=True)
         with open(os.path.join(module_logs, "failures.txt"), "w", encoding="utf-8") as f:
             for s in suites:
                 r = results[m.label][s]
