@@ -19,6 +19,8 @@ fi
 # `cargo test` does not rebuild the cdylib (no test links it), so build it first.
 cargo build --workspace
 cargo test --workspace
+# The pure parts of the mod_wsgi-suite runner (the runner itself needs a mod_wsgi checkout).
+python3 -m unittest -q scripts/upstream_suite_test.py
 # The load bench in smoke mode (1 s per target, every app, both modules): timings are not
 # checked, but every target must answer correctly under load, so the bench cannot rot.
 BENCH_SMOKE=1 benches/load.sh
