@@ -78,6 +78,16 @@ pub fn reason_label(reason: &str) -> &'static str {
         .map_or("other", |(_, label)| label)
 }
 
+/// What is kept of a group name: its first 64 bytes, cut at a character boundary so the
+/// stored name reads back as the same text.
+fn stored_name(name: &str) -> &str {
+    let mut end = name.len().min(NAME_WORDS * 8);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// The metrics words, laid out.
 #[derive(Clone, Copy)]
 pub struct Metrics<'a> {
@@ -126,15 +136,15 @@ impl<'a> Metrics<'a> {
     }
 
     /// The index of group `name`, adding it if new (only the Apache parent adds, before
-    /// forking; names longer than 64 bytes are cut).
+    /// forking; names longer than 64 bytes are cut at a character boundary).
     pub fn group_index_or_add(&self, name: &str) -> usize {
         if let Some(i) = self.group_index(name) {
             return i;
         }
         let i = self.group_count().min(MAX_GROUPS - 1);
         let mut bytes = [0u8; NAME_WORDS * 8];
-        let n = name.len().min(bytes.len());
-        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        let cut = stored_name(name);
+        bytes[..cut.len()].copy_from_slice(cut.as_bytes());
         let base = self.group_base(i) + G_NAME;
         for (w, chunk) in bytes.chunks(8).enumerate() {
             let mut b = [0u8; 8];
@@ -148,7 +158,7 @@ impl<'a> Metrics<'a> {
     }
 
     pub fn group_index(&self, name: &str) -> Option<usize> {
-        let cut = &name[..name.len().min(NAME_WORDS * 8)];
+        let cut = stored_name(name);
         (0..self.group_count()).find(|&i| self.group_name(i) == cut)
     }
 

@@ -44,9 +44,10 @@ impl Metrics<'_> {
             if queue && count == 0 {
                 continue;
             }
-            let mut cumulative = 0;
+            // The words are shared memory: a sum of garbage must not overflow.
+            let mut cumulative = 0u64;
             for (i, le) in BUCKETS.iter().enumerate() {
-                cumulative += buckets[i];
+                cumulative = cumulative.saturating_add(buckets[i]);
                 let _ = writeln!(
                     out,
                     "{name}_bucket{{group=\"{group}\",le=\"{le}\"}} {cumulative}"

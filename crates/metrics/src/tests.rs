@@ -103,3 +103,39 @@ fn reasons_map_to_fixed_labels() {
     assert_eq!(reason_label("crash"), "crash");
     assert_eq!(reason_label("whatever"), "other");
 }
+
+#[test]
+fn a_long_group_name_is_cut_at_a_character_boundary() {
+    let w = words();
+    let m = Metrics::new(&w).unwrap();
+    // 22 three-byte characters: byte 64 falls inside the 22nd.
+    let name = "\u{20ac}".repeat(22);
+    let g = m.group_index_or_add(&name);
+    assert_eq!(m.group_name(g), "\u{20ac}".repeat(21));
+    assert_eq!(
+        m.group_index(&name),
+        Some(g),
+        "found again under the same name"
+    );
+    assert_eq!(m.group_index_or_add(&name), g, "not added twice");
+    assert_eq!(m.group_count(), 1);
+}
+
+#[test]
+fn histogram_words_of_garbage_render_without_overflow() {
+    let w = words();
+    let m = Metrics::new(&w).unwrap();
+    let g = m.group_index_or_add("g");
+    m.record_request(g, 200, 0.001);
+    // Every counter of the group's record (after the header and the name) at u64::MAX.
+    for word in &w[16..8 + 64] {
+        word.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    }
+    let mut out = String::new();
+    m.render(&mut out, |_| None);
+    let bucket = format!(
+        "mod_wsgi_request_duration_seconds_bucket{{group=\"g\",le=\"30\"}} {}",
+        u64::MAX
+    );
+    assert!(out.lines().any(|l| l == bucket), "missing {bucket}\n{out}");
+}

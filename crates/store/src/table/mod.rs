@@ -14,8 +14,13 @@
 //! expiry (ms since the epoch, 0 = never) i64, key hash u64, the value padded to 8 bytes,
 //! then the key padded to 8 bytes. An index slot holds 0 (empty), 1 (deleted) or
 //! entry offset + 8.
+//!
+//! The memory is shared with every process of the server, so nothing read from it is
+//! trusted: offsets and lengths are checked before use and arithmetic on them cannot
+//! overflow, every scan is bounded by the number of index slots, and damage only ever
+//! turns into `TableError::Corrupt` (or, in `compact` and `repair`, into dropped entries).
 
-use crate::value::{KIND_INT, KeyKind, Value, ValueRef};
+use crate::value::{KIND_BYTES, KIND_INT, KIND_STR, KeyKind, Value, ValueRef};
 use std::sync::atomic::{Ordering, fence};
 
 /// Longest key accepted, in bytes.
@@ -210,8 +215,10 @@ impl<'a> Table<'a> {
         8 + half * 32 + field * 8
     }
 
+    /// The end of the written entries of `half`: not trusted, callers check it against
+    /// `data_len` (`usize::MAX` stands for a value that does not fit).
     fn bump(&self, half: usize) -> usize {
-        self.u64_at(Self::meta(half, 0)) as usize
+        usize::try_from(self.u64_at(Self::meta(half, 0))).unwrap_or(usize::MAX)
     }
 
     fn counter(&self, half: usize, field: usize) -> u64 {
@@ -228,15 +235,18 @@ impl<'a> Table<'a> {
         self.u64_at(self.geo.index(half) + slot * 8)
     }
 
-    /// Reads the entry a slot word points at, checking it lies in the written area.
+    /// Reads the entry a slot word points at, checking it lies whole in the written area
+    /// and that its kind and length agree (an integer is 8 bytes).
     fn entry(&self, half: usize, word: u64) -> Result<Entry> {
         let bump = self.bump(half);
+        if bump > self.geo.data_len {
+            return Err(TableError::Corrupt("bump pointer"));
+        }
         let off = word
             .checked_sub(SLOT_BIAS)
-            .ok_or(TableError::Corrupt("index slot"))? as usize;
-        if !off.is_multiple_of(8) || off + ENTRY_HEAD > bump || bump > self.geo.data_len {
-            return Err(TableError::Corrupt("index slot"));
-        }
+            .and_then(|off| usize::try_from(off).ok())
+            .filter(|off| off.is_multiple_of(8) && *off <= bump && bump - off >= ENTRY_HEAD)
+            .ok_or(TableError::Corrupt("index slot"))?;
         let at = self.geo.data(half) + off;
         let h = &self.mem[at..at + ENTRY_HEAD];
         let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as usize;
@@ -249,7 +259,16 @@ impl<'a> Table<'a> {
             expires: self.u64_at(at + 16) as i64,
             hash: self.u64_at(at + 24),
         };
-        if entry.key_len > MAX_KEY || off + entry.size() > bump {
+        // Both lengths are bounded before they are added, so the sum cannot overflow.
+        let whole = entry.key_len <= MAX_KEY
+            && entry.value_len <= self.geo.data_len
+            && entry.size() <= bump - off;
+        let kind_ok = match entry.kind {
+            KIND_INT => entry.value_len == 8,
+            KIND_BYTES | KIND_STR => true,
+            _ => false,
+        };
+        if !whole || !kind_ok {
             return Err(TableError::Corrupt("entry header"));
         }
         Ok(entry)
@@ -265,7 +284,12 @@ impl<'a> Table<'a> {
     }
 
     fn probe(&self, key: &[u8], h: u64) -> Result<Probe> {
-        let half = self.active();
+        self.probe_in(self.active(), key, h)
+    }
+
+    /// Finds `key` in the index of `half`, or the slot it would go in; at most one pass
+    /// over the index, whatever the slots hold.
+    fn probe_in(&self, half: usize, key: &[u8], h: u64) -> Result<Probe> {
         let mask = self.geo.slots - 1;
         let mut first_deleted = None;
         let mut slot = h as usize & mask;
@@ -341,8 +365,16 @@ impl<'a> Table<'a> {
             let half = self.active();
             let probe = self.probe(key, h)?;
             let new_key = matches!(probe, Probe::Vacant { .. });
-            let keys_after = self.counter(half, 1) + self.counter(half, 2) + u64::from(new_key);
-            let fits = self.bump(half) + size <= self.geo.data_len
+            // The counters and the bump pointer may be garbage: a value that cannot be
+            // right counts as "does not fit", and compaction rebuilds all of them.
+            let keys_after = self
+                .counter(half, 1)
+                .saturating_add(self.counter(half, 2))
+                .saturating_add(u64::from(new_key));
+            let bump = self.bump(half);
+            let fits = bump.is_multiple_of(8)
+                && bump <= self.geo.data_len
+                && size <= self.geo.data_len - bump
                 && keys_after <= self.geo.max_keys() as u64;
             if !fits {
                 if compacted {
@@ -494,14 +526,23 @@ impl<'a> Table<'a> {
     }
 
     /// Copies the live, unexpired entries into the other half, then makes it active.
+    ///
+    /// Entries the index points at more than once, or under a key already copied, are
+    /// copied once; entries that are damaged, or that would not fit (only damaged memory
+    /// holds more than a half's worth), are left behind. Each copy is indexed under the
+    /// hash of its key, recomputed. The new half is thus consistent whatever the old held.
     pub fn compact(&mut self, now_ms: i64) {
         let from = self.active();
         let to = 1 - from;
         let index = self.geo.index(to);
         self.mem[index..index + self.geo.slots * 8].fill(0);
-        let mask = self.geo.slots - 1;
+        self.mem[Self::meta(to, 0)..Self::meta(to, 4)].fill(0);
+        let max_keys = self.geo.max_keys() as u64;
         let (mut bump, mut live) = (0usize, 0u64);
         for slot in 0..self.geo.slots {
+            if live == max_keys {
+                break;
+            }
             let word = self.slot_word(from, slot);
             if word == EMPTY || word == DELETED {
                 continue;
@@ -509,19 +550,23 @@ impl<'a> Table<'a> {
             let Ok(entry) = self.entry(from, word) else {
                 continue;
             };
-            if entry.expired(now_ms) {
+            let size = entry.size();
+            if entry.expired(now_ms) || size > self.geo.data_len - bump {
                 continue;
             }
-            let size = entry.size();
+            let h = hash(self.key_of(&entry));
+            let Ok(Probe::Vacant { slot: target, .. }) = self.probe_in(to, self.key_of(&entry), h)
+            else {
+                continue;
+            };
             let dst = self.geo.data(to) + bump;
             self.mem.copy_within(entry.at..entry.at + size, dst);
-            let mut target = entry.hash as usize & mask;
-            while self.slot_word(to, target) != EMPTY {
-                target = (target + 1) & mask;
-            }
+            self.set_u64(dst + 24, h);
             self.set_u64(index + target * 8, bump as u64 + SLOT_BIAS);
             bump += size;
             live += 1;
+            // The next probe reads the entries copied so far through the bump pointer.
+            self.set_u64(Self::meta(to, 0), bump as u64);
         }
         self.set_u64(Self::meta(to, 0), bump as u64);
         self.set_u64(Self::meta(to, 1), live);
@@ -535,7 +580,8 @@ impl<'a> Table<'a> {
     /// slots that do not point at a whole entry.
     pub fn repair(&mut self) -> Repair {
         let mut report = Repair::default();
-        if self.u64_at(ACTIVE) > 1 || self.bump(self.active()) > self.geo.data_len {
+        let bump = self.bump(self.active());
+        if self.u64_at(ACTIVE) > 1 || bump > self.geo.data_len || !bump.is_multiple_of(8) {
             self.clear();
             report.reformatted = true;
             return report;
@@ -575,5 +621,7 @@ fn check_key(key: &[u8]) -> Result<()> {
     }
 }
 
+#[cfg(test)]
+mod damaged;
 #[cfg(test)]
 mod tests;
