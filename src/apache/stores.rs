@@ -249,7 +249,9 @@ fn open_metrics(process_pool: *mut sys::apr_pool_t) -> Result<(), String> {
     }
     // The record names the words in use (never ones just unmapped).
     if let Some(address) = crate::shared::metrics::words_address() {
-        update_record(process_pool, |record| record.metrics = Some((address, count)));
+        update_record(process_pool, |record| {
+            record.metrics = Some((address, count))
+        });
     }
     crate::shared::metrics::register_group("");
     Ok(())
