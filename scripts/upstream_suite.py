@@ -545,10 +545,12 @@ def main_run(argv: list[str]) -> int:
                 r = results[m.label][s]
                 for line in r.failures + ([r.note()] if r.state not in ("passed", "failed") else []):
                     f.write(f"{s}: {line}\n")
-    if not args.keep and not args.logs:
+    if not args.keep:
         for entry in os.listdir(base):
-            if entry != "logs":
+            if entry != "logs" or args.logs:
                 shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+        if not os.listdir(base):
+            os.rmdir(base)
 
     print()
     print(f"mod_wsgi suite from {args.checkout}, {datetime.date.today().isoformat()}"
