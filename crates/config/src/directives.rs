@@ -287,7 +287,8 @@ pub const DIRECTIVES: [Directive; 46] = [
         c"On|Off: let wsgi.file_wrapper responses use the sendfile() system call"),
     directive!(c"WSGITrustedProxyHeaders", DirectoryHtaccess, 1, MANY,
         Apply::Dir(|c, a| {
-            c.trusted_proxy_headers = Some(a.iter().map(|h| ProxyHeader::parse(h)).collect::<Result<_, _>>()?);
+            let added: Vec<ProxyHeader> = a.iter().map(|h| ProxyHeader::parse(h)).collect::<Result<_, _>>()?;
+            c.trusted_proxy_headers.get_or_insert_with(Vec::new).extend(added);
             Ok(())
         }),
         c"header [header ...]: proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
@@ -745,6 +746,27 @@ mod tests {
             server.aliases[0].matcher,
             AliasMatcher::Regex(RegexHandle(1))
         ));
+    }
+
+    #[test]
+    fn trusted_proxy_headers_repeats_accumulate() {
+        let directive = DIRECTIVES
+            .iter()
+            .find(|d| d.name.to_str() == Ok("WSGITrustedProxyHeaders"))
+            .unwrap();
+        let Apply::Dir(apply_dir) = directive.apply else {
+            panic!("a per-directory directive");
+        };
+        let mut dir = DirConfig::default();
+        apply_dir(&mut dir, &words("X-Forwarded-For")).unwrap();
+        apply_dir(&mut dir, &words("X-Forwarded-Script-Name")).unwrap();
+        assert_eq!(
+            dir.trusted_proxy_headers,
+            Some(vec![
+                ProxyHeader::XForwardedFor,
+                ProxyHeader::XForwardedScriptName
+            ])
+        );
     }
 
     #[test]

@@ -97,9 +97,11 @@ pub enum ProxyHeader {
     XForwardedServer,
     XForwardedPort,
     XScriptName,
+    XForwardedScriptName,
 }
 
-/// What a proxy header rewrites; only one header per category may be trusted.
+/// What a proxy header rewrites. Headers of one category are synonyms: the last trusted
+/// one present wins and the others are removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyCategory {
     ClientAddr,
@@ -111,7 +113,7 @@ pub enum ProxyCategory {
 }
 
 impl ProxyHeader {
-    pub const ALL: [ProxyHeader; 14] = [
+    pub const ALL: [ProxyHeader; 15] = [
         ProxyHeader::XForwardedFor,
         ProxyHeader::XClientIp,
         ProxyHeader::XRealIp,
@@ -126,6 +128,7 @@ impl ProxyHeader {
         ProxyHeader::XForwardedServer,
         ProxyHeader::XForwardedPort,
         ProxyHeader::XScriptName,
+        ProxyHeader::XForwardedScriptName,
     ];
 
     /// The CGI variable name Apache gives this header (`HTTP_X_FORWARDED_FOR`).
@@ -145,6 +148,7 @@ impl ProxyHeader {
             ProxyHeader::XForwardedServer => "HTTP_X_FORWARDED_SERVER",
             ProxyHeader::XForwardedPort => "HTTP_X_FORWARDED_PORT",
             ProxyHeader::XScriptName => "HTTP_X_SCRIPT_NAME",
+            ProxyHeader::XForwardedScriptName => "HTTP_X_FORWARDED_SCRIPT_NAME",
         }
     }
 
@@ -157,7 +161,7 @@ impl ProxyHeader {
             XForwardedHost | XHost => ProxyCategory::Host,
             XForwardedServer => ProxyCategory::ServerName,
             XForwardedPort => ProxyCategory::ServerPort,
-            XScriptName => ProxyCategory::ScriptName,
+            XScriptName | XForwardedScriptName => ProxyCategory::ScriptName,
         }
     }
 
@@ -256,6 +260,12 @@ mod tests {
         assert_eq!(
             ProxyHeader::parse("X-Forwarded-Proto").unwrap().category(),
             ProxyCategory::Scheme
+        );
+        assert_eq!(
+            ProxyHeader::parse("X-Forwarded-Script-Name")
+                .unwrap()
+                .category(),
+            ProxyCategory::ScriptName
         );
         assert!(ProxyHeader::parse("X-Evil").is_err());
     }

@@ -14,33 +14,52 @@ fn is_trusted(proxies: Option<&[IpNet]>, ip: &str) -> bool {
     }
 }
 
-/// The client address from `X-Forwarded-For`: walking right to left, the first hop that is
-/// not a trusted proxy. With no proxy list every hop is trusted and the leftmost wins.
-fn client_from_forwarded_for(value: &str, proxies: Option<&[IpNet]>) -> Option<String> {
+/// The client address from `X-Forwarded-For` and the list from that hop on: walking right
+/// to left, the first hop that is not a trusted proxy. With no proxy list every hop is
+/// trusted and the leftmost wins (the list is left as sent).
+fn client_from_forwarded_for(
+    value: &str,
+    proxies: Option<&[IpNet]>,
+) -> Option<(String, Option<String>)> {
     let hops: Vec<&str> = value
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .collect();
     if proxies.is_none() {
-        return hops.first().map(|s| s.to_string());
+        return hops.first().map(|s| (s.to_string(), None));
     }
-    let untrusted = hops.iter().rev().find(|hop| !is_trusted(proxies, hop));
-    untrusted.or(hops.first()).map(|s| s.to_string())
+    let client = hops
+        .iter()
+        .rposition(|hop| !is_trusted(proxies, hop))
+        .unwrap_or(0);
+    let hops = hops.get(client..)?;
+    Some((hops[0].to_string(), Some(hops.join(", "))))
 }
 
-fn means_https(header: ProxyHeader, value: &str) -> bool {
+/// What a scheme header says: `Some(true)` for https, `Some(false)` for http, `None` for a
+/// value that says neither (the scheme is then left as Apache saw it).
+fn says_https(header: ProxyHeader, value: &str) -> Option<bool> {
     let v = value.trim().to_ascii_lowercase();
     match header {
         ProxyHeader::XForwardedSsl | ProxyHeader::XForwardedHttps | ProxyHeader::XHttps => {
-            matches!(v.as_str(), "on" | "1" | "true")
+            match v.as_str() {
+                "on" | "1" | "true" => Some(true),
+                "off" | "0" | "false" => Some(false),
+                _ => None,
+            }
         }
-        _ => v == "https",
+        _ => match v.as_str() {
+            "https" => Some(true),
+            "http" => Some(false),
+            _ => None,
+        },
     }
 }
 
-/// Applies the trusted headers to `env` (keys as Apache's CGI names) and removes every
-/// other header of the same categories. When the peer (`REMOTE_ADDR`) is not one of the
+/// Applies the trusted headers to `env` (keys as Apache's CGI names) in the order given, and
+/// removes every other header of the same categories: of synonyms, the last trusted one
+/// present wins and is the only one kept. When the peer (`REMOTE_ADDR`) is not one of the
 /// trusted proxies, all headers of those categories are removed and nothing is rewritten.
 pub fn apply_trusted_proxy_headers(
     env: &mut Environ,
@@ -54,39 +73,40 @@ pub fn apply_trusted_proxy_headers(
         .get("REMOTE_ADDR")
         .is_some_and(|peer| is_trusted(proxies, peer));
     let categories: Vec<ProxyCategory> = trusted.iter().map(|h| h.category()).collect();
-    let strip_all = |env: &mut Environ, keep: Option<ProxyHeader>| {
+    let strip_all = |env: &mut Environ, keep: &[ProxyHeader]| {
         for h in ProxyHeader::ALL {
-            if categories.contains(&h.category()) && Some(h) != keep {
+            if categories.contains(&h.category()) && !keep.contains(&h) {
                 env.remove(h.cgi_name());
             }
         }
     };
     if !peer_trusted {
-        strip_all(env, None);
+        strip_all(env, &[]);
         return;
     }
+    let mut winners: Vec<ProxyHeader> = Vec::new();
     for &header in trusted {
         let Some(value) = env.get(header.cgi_name()).map(str::to_owned) else {
             continue;
         };
         match header.category() {
             ProxyCategory::ClientAddr => {
-                let client = if header == ProxyHeader::XForwardedFor {
-                    client_from_forwarded_for(&value, proxies)
+                if header == ProxyHeader::XForwardedFor {
+                    if let Some((client, list)) = client_from_forwarded_for(&value, proxies) {
+                        env.set("REMOTE_ADDR", &client);
+                        if let Some(list) = list {
+                            env.set(header.cgi_name(), &list);
+                        }
+                    }
                 } else {
-                    Some(value.trim().to_owned())
-                };
-                if let Some(client) = client {
-                    env.set("REMOTE_ADDR", &client);
+                    env.set("REMOTE_ADDR", value.trim());
                 }
             }
-            ProxyCategory::Scheme => {
-                if means_https(header, &value) {
-                    env.set("HTTPS", "1");
-                } else {
-                    env.remove("HTTPS");
-                }
-            }
+            ProxyCategory::Scheme => match says_https(header, &value) {
+                Some(true) => env.set("HTTPS", "1"),
+                Some(false) => env.remove("HTTPS"),
+                None => {}
+            },
             ProxyCategory::Host => env.set("HTTP_HOST", &value),
             ProxyCategory::ServerName => env.set("SERVER_NAME", &value),
             ProxyCategory::ServerPort => env.set("SERVER_PORT", &value),
@@ -95,12 +115,10 @@ pub fn apply_trusted_proxy_headers(
                 env.set("SCRIPT_NAME", &value);
             }
         }
+        winners.retain(|w| w.category() != header.category());
+        winners.push(header);
     }
-    for h in ProxyHeader::ALL {
-        if categories.contains(&h.category()) && !trusted.contains(&h) {
-            env.remove(h.cgi_name());
-        }
-    }
+    strip_all(env, &winners);
 }
 
 #[cfg(test)]
@@ -121,6 +139,7 @@ mod tests {
         let proxies = [IpNet::parse("10.0.0.0/8").unwrap()];
         apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedFor], Some(&proxies));
         assert_eq!(e.get("REMOTE_ADDR"), Some("1.2.3.4"));
+        assert_eq!(e.get("HTTP_X_FORWARDED_FOR"), Some("1.2.3.4, 10.0.0.1"));
         assert_eq!(
             e.get("HTTP_X_REAL_IP"),
             None,
@@ -163,5 +182,34 @@ mod tests {
         assert_eq!(e.get("HTTP_HOST"), Some("public.example"));
         assert_eq!(e.get("SERVER_PORT"), Some("443"));
         assert_eq!(e.get("SCRIPT_NAME"), Some("/mount"));
+    }
+
+    #[test]
+    fn forwarded_script_name_and_last_synonym_wins() {
+        let mut e = env(&[
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTP_X_SCRIPT_NAME", "/first"),
+            ("HTTP_X_FORWARDED_SCRIPT_NAME", "/second"),
+        ]);
+        let trusted = [ProxyHeader::XScriptName, ProxyHeader::XForwardedScriptName];
+        apply_trusted_proxy_headers(&mut e, &trusted, None);
+        assert_eq!(e.get("SCRIPT_NAME"), Some("/second"));
+        assert_eq!(e.get("mod_wsgi.mount_point"), Some("/second"));
+        assert_eq!(e.get("HTTP_X_SCRIPT_NAME"), None);
+        assert_eq!(e.get("HTTP_X_FORWARDED_SCRIPT_NAME"), Some("/second"));
+    }
+
+    #[test]
+    fn scheme_value_that_says_neither_leaves_https_alone() {
+        let mut e = env(&[
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTPS", "1"),
+            ("HTTP_X_FORWARDED_SSL", "maybe"),
+        ]);
+        apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedSsl], None);
+        assert_eq!(e.get("HTTPS"), Some("1"));
+        e.set("HTTP_X_FORWARDED_SSL", "off");
+        apply_trusted_proxy_headers(&mut e, &[ProxyHeader::XForwardedSsl], None);
+        assert_eq!(e.get("HTTPS"), None);
     }
 }
