@@ -235,7 +235,7 @@ fn authorization_is_hidden_unless_passed() {
 fn trusted_proxy_headers() {
     let conf = "WSGIScriptAlias /trusted {root}/app/env.wsgi\n\
                 WSGIScriptAlias /untrusted {root}/app/env.wsgi\n\
-                <Location /trusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host\n  WSGITrustedProxies 127.0.0.1\n</Location>\n\
+                <Location /trusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host\n  WSGITrustedProxyHeaders X-Forwarded-Script-Name\n  WSGITrustedProxies 127.0.0.1\n</Location>\n\
                 <Location /untrusted>\n  WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n  WSGITrustedProxies 10.0.0.0/8\n</Location>\n";
     let mut apache = start_env_app(conf);
     let headers = [
@@ -243,9 +243,15 @@ fn trusted_proxy_headers() {
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "public.example"),
         ("X-Real-IP", "198.51.100.1"),
+        ("X-Forwarded-Script-Name", "/public"),
     ];
     let env = env_of(&apache, "/trusted", &headers);
     assert_eq!(env["REMOTE_ADDR"], "203.0.113.9");
+    assert_eq!(
+        env["SCRIPT_NAME"], "/public",
+        "a repeated directive adds headers"
+    );
+    assert_eq!(env["mod_wsgi.script_name"], "/trusted");
     assert_eq!(env["wsgi.url_scheme"], "https");
     assert_eq!(env["HTTP_HOST"], "public.example");
     assert!(
@@ -258,5 +264,16 @@ fn trusted_proxy_headers() {
     assert_eq!(env["wsgi.url_scheme"], "http");
     assert!(!env.contains_key("HTTP_X_FORWARDED_FOR"));
     assert!(!env.contains_key("HTTP_X_FORWARDED_PROTO"));
+    apache.stop();
+}
+
+#[test]
+fn duplicate_slashes_after_the_mount_stay_in_path_info() {
+    let conf = "MergeSlashes Off\nWSGIScriptAlias /mount {root}/app/env.wsgi\n";
+    let mut apache = start_env_app(conf);
+    let env = env_of(&apache, "/mount/a//b", &[]);
+    assert_eq!(env["REQUEST_URI"], "/mount/a//b");
+    assert_eq!(env["SCRIPT_NAME"], "/mount");
+    assert_eq!(env["PATH_INFO"], "/a/b");
     apache.stop();
 }

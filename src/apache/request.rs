@@ -228,10 +228,7 @@ impl<'r> Request<'r> {
         };
         let uri = text(r.uri);
         let path_info = text(r.path_info);
-        let script_name = match uri.strip_suffix(path_info.as_str()) {
-            Some(prefix) if !path_info.is_empty() => prefix.to_owned(),
-            _ => uri.clone(),
-        };
+        let script_name = mod_wsgi_http::script_name(&uri, &path_info).to_owned();
         let vars = [
             ("GATEWAY_INTERFACE", "CGI/1.1".to_owned()),
             ("SERVER_PROTOCOL", text(r.protocol)),

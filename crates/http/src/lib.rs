@@ -1,11 +1,13 @@
 //! HTTP rules that do not depend on Apache or Python: what a WSGI application may pass to
-//! start_response, and how trusted proxy headers rewrite the CGI environment.
+//! start_response, how trusted proxy headers rewrite the CGI environment, and SCRIPT_NAME.
 #![forbid(unsafe_code)]
 
 mod headers;
 mod proxy;
+mod script_name;
 
 pub use headers::{
     HeaderError, ResponseHead, is_hop_by_hop, latin1_bytes, validate_header, validate_status,
 };
 pub use proxy::apply_trusted_proxy_headers;
+pub use script_name::script_name;
