@@ -253,6 +253,7 @@ fn trusted_proxy_headers() {
     );
     assert_eq!(env["mod_wsgi.script_name"], "/trusted");
     assert_eq!(env["wsgi.url_scheme"], "https");
+    assert!(!env.contains_key("HTTPS"), "HTTPS becomes wsgi.url_scheme");
     assert_eq!(env["HTTP_HOST"], "public.example");
     assert!(
         !env.contains_key("HTTP_X_REAL_IP"),

@@ -210,6 +210,10 @@ pub(crate) fn build<'py>(
     drop(last);
     env.set_item(key("wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     env.set_item(key("wsgi.url_scheme"), url_scheme(req))?;
+    // As mod_wsgi: HTTPS (also one set with SetEnv) becomes wsgi.url_scheme and leaves.
+    if req.environ.get("HTTPS").is_some() {
+        env.del_item(key("HTTPS"))?;
+    }
     env.set_item(key("wsgi.input"), input)?;
     env.set_item(key("wsgi.input_terminated"), true)?;
     env.set_item(key("wsgi.errors"), errors)?;
