@@ -214,12 +214,22 @@ def application(environ, start_response):
             out = "stdin readable"
         except OSError as e:
             out = "stdin: %s" % e
+    elif what == "/stdin-type":
+        kind = type(sys.stdin)
+        try:
+            sys.stdin.closed
+            out = "%s.%s open" % (kind.__module__, kind.__name__)
+        except OSError as e:
+            out = "%s.%s: %s" % (kind.__module__, kind.__name__, e)
     elif what == "/stdout":
         print("printed to stdout")
         out = "printed"
     elif what == "/stderr":
         sys.stderr.write("to stderr\n")
         environ["wsgi.errors"].write("to wsgi.errors\n")
+        binary = environ["wsgi.errors"].buffer
+        binary.write(b"bytes to the buffer \xc3")
+        binary.writelines([bytearray(b"\xa9 bytearray, "), memoryview(b"memoryview\n")])
         out = "logged"
     elif what == "/signal":
         before = signal.getsignal(signal.SIGUSR2)
@@ -237,6 +247,11 @@ def application(environ, start_response):
         apache.get("/r/stdin").text(),
         "stdin: sys.stdin access restricted by mod_wsgi"
     );
+    assert_eq!(
+        apache.get("/r/stdin-type").text(),
+        "mod_wsgi.Restricted: sys.stdin access restricted by mod_wsgi",
+        "any attribute of a restricted stream refuses"
+    );
     assert_eq!(apache.get("/r/stdout").text(), "printed");
     apache.wait_for_log("printed to stdout");
     assert_eq!(apache.get("/r/stderr").text(), "logged");
@@ -247,13 +262,20 @@ def application(environ, start_response):
         line.contains("[client 127.0.0.1:"),
         "wsgi.errors lines carry the request: {line}"
     );
+    // Apache escapes the UTF-8 bytes of "é" in its log (and a backslash as two).
+    apache.wait_for_log(r"bytes to the buffer \xc3\xa9 bytearray, memoryview");
     assert_eq!(
         apache.get("/r/signal").text(),
         "unchanged",
         "WSGIRestrictSignal is On by default"
     );
     apache.wait_for_log("callback registration for signal");
-    for allowed in ["printed to stdout", "to stderr", "to wsgi.errors"] {
+    for allowed in [
+        "printed to stdout",
+        "to stderr",
+        "to wsgi.errors",
+        "bytes to the buffer",
+    ] {
         apache.allow_log(allowed);
     }
     apache.stop();

@@ -5,6 +5,9 @@
 # so that no type object is shared between interpreters.
 
 import sys
+from codecs import getincrementaldecoder as _get_decoder
+
+_utf8_decoder = _get_decoder("utf-8")
 
 
 class LogStream:
@@ -52,17 +55,62 @@ class LogStream:
     def seekable(self):
         return False
 
+    @property
+    def buffer(self):
+        binary = self.__dict__.get("_buffer")
+        if binary is None:
+            binary = self._buffer = LogBuffer(self)
+        return binary
 
-class RestrictedStream:
-    """Stands in for sys.stdin/sys.stdout when WSGIRestrictStdin/Stdout is On."""
 
-    def __init__(self, name):
-        self.name = name
+class LogBuffer:
+    """The binary side of a LogStream (its `.buffer`): bytes-like objects are decoded as
+    UTF-8, a character split across writes kept until its last byte arrives."""
 
-    def _refuse(self, *args, **kwargs):
-        raise OSError("%s access restricted by mod_wsgi" % self.name)
+    closed = False
 
-    read = readline = readlines = write = writelines = flush = fileno = __iter__ = _refuse
+    def __init__(self, text):
+        self._text = text
+        self._decode = _utf8_decoder("backslashreplace").decode
+
+    def write(self, data):
+        data = memoryview(data).cast("B")
+        self._text.write(self._decode(data))
+        return len(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        self._text.write(self._decode(b"", True))
+        self._text.flush()
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+
+class Restricted:
+    """Stands in for sys.stdin/sys.stdout when WSGIRestrictStdin/Stdout is On: touching
+    any attribute raises OSError naming the stream."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream):
+        object.__setattr__(self, "_stream", stream)
+
+    def __getattribute__(self, name):
+        stream = object.__getattribute__(self, "_stream")
+        raise OSError("%s access restricted by mod_wsgi" % stream)
 
 
 class Input:
@@ -144,11 +192,11 @@ def _restrict_signal():
 def _install_streams(restrict_stdin, restrict_stdout):
     sys.stderr = LogStream(lambda line: _log(0, line), "<stderr>")
     if restrict_stdout:
-        sys.stdout = RestrictedStream("sys.stdout")
+        sys.stdout = Restricted("sys.stdout")
     else:
         sys.stdout = LogStream(lambda line: _log(0, line), "<stdout>")
     if restrict_stdin:
-        sys.stdin = RestrictedStream("sys.stdin")
+        sys.stdin = Restricted("sys.stdin")
 
 
 class SharedStoreError(Exception):
