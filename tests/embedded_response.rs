@@ -55,6 +55,20 @@ def application(environ, start_response):
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Second", "2")])
         return [b"second wins"]
 
+    if path == "/malformed-arguments":
+        caught = []
+        for headers, exc_info in [
+            ([("Content-Type", "text/plain")], "not a tuple"),
+            ([("X-A", "1", "extra")], None),
+            (["X-A: 1"], None),
+        ]:
+            try:
+                start_response("200 OK", headers, exc_info)
+            except Exception as e:
+                caught.append(type(e).__name__)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [" ".join(caught).encode()]
+
     if path == "/twice-after-output":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"out;")
@@ -240,6 +254,12 @@ fn start_response_exc_info_and_write(mode: Mode) {
     assert_eq!((r.status, r.text().as_str()), (201, "second wins"));
     assert_eq!(r.header("x-second"), Some("2"));
     assert_eq!(r.header("x-first"), None);
+    // exc_info that is not sys.exc_info()'s triple, a header of three items and one that
+    // is not a tuple are refused with mod_wsgi 6's exception types.
+    assert_eq!(
+        apache.get("/r/malformed-arguments").text(),
+        "RuntimeError ValueError TypeError"
+    );
     // ... but not once output has started.
     assert_eq!(
         apache.get("/r/twice-after-output").text(),

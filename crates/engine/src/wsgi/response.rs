@@ -156,7 +156,16 @@ fn parse_headers(
     let mut out = Vec::with_capacity(list.len());
     let mut content_length = None;
     for item in list.iter() {
-        let (name, value): (String, String) = item.extract().map_err(|_| {
+        let entry = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err("each response header must be a tuple of two str: (name, value)")
+        })?;
+        if entry.len() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "each response header must be a tuple of two str: (name, value), not {} items",
+                entry.len()
+            )));
+        }
+        let (name, value): (String, String) = entry.extract().map_err(|_| {
             PyTypeError::new_err("each response header must be a tuple of two str: (name, value)")
         })?;
         if let Err(e) = validate_header(&name, &value) {
@@ -231,6 +240,13 @@ pub(crate) fn start_response<'py>(
                 _ => None,
             }
             .filter(|e| !e.is_none());
+            let malformed =
+                |info: &Bound<'_, PyAny>| info.cast::<PyTuple>().map_or(true, |t| t.len() != 3);
+            if exc_info.as_ref().is_some_and(malformed) {
+                return Err(PyRuntimeError::new_err(
+                    "start_response() exc_info must be a 3-tuple from sys.exc_info(), or None",
+                ));
+            }
             let mut state = lock(&shared)?;
             match &exc_info {
                 Some(info) if state.head_sent => {
