@@ -1,5 +1,5 @@
 //! Script handling: raising apps, syntax errors, missing scripts and callables,
-//! reloading by mtime, WSGICallableObject, SetHandler/AddHandler with ExecCGI,
+//! reloading by mtime or a script's reload_required(), WSGICallableObject, SetHandler/AddHandler with ExecCGI,
 //! WSGIScriptAliasMatch, directory targets and WSGIRestrictEmbedded.
 
 mod common;
@@ -137,6 +137,87 @@ fn scripts_reload_when_their_mtime_changes() {
         "version 1",
         "WSGIScriptReloading Off keeps the loaded code"
     );
+    apache.stop();
+}
+
+/// A script whose `reload_required(resource)` asks for a reload when app/reload.flag holds
+/// a token other than the one its import saw ("raise" makes it raise); it answers with its
+/// process id and how many times this interpreter imported it.
+const RELOAD_HOOK_APP: &str = r#"
+import builtins, os
+FLAG = os.path.join(os.path.dirname(__file__), "reload.flag")
+def token():
+    try:
+        with open(FLAG) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+builtins.imports = getattr(builtins, "imports", 0) + 1
+IMPORT = builtins.imports
+SEEN = token()
+def reload_required(resource):
+    if resource != __file__:
+        raise RuntimeError("called with %r" % resource)
+    now = token()
+    if now == "raise":
+        raise RuntimeError("the hook broke")
+    return now != SEEN
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [("%d %d" % (os.getpid(), IMPORT)).encode()]
+"#;
+
+#[test]
+fn reload_required_hook_reloads_in_place_or_replaces_the_daemon() {
+    let conf = "WSGIScriptAlias /embedded {root}/app/hook.wsgi\n\
+        WSGIDaemonProcess hooked processes=1 threads=2\n\
+        WSGIScriptAlias /daemon {root}/app/hook.wsgi process-group=hooked application-group=%{GLOBAL}\n\
+        ServerLimit 1\nMaxRequestWorkers 8\n";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/hook.wsgi", RELOAD_HOOK_APP)]);
+    let flag = apache.scratch.dir.join("app/reload.flag");
+    let answer = |apache: &Apache, path: &str| -> (String, String) {
+        let text = apache.get_ok(path);
+        let (pid, imports) = text.split_once(' ').unwrap();
+        (pid.to_owned(), imports.to_owned())
+    };
+    let (pid, first) = answer(&apache, "/embedded");
+    assert_eq!(answer(&apache, "/embedded"), (pid.clone(), first.clone()));
+    let (daemon_pid, _) = answer(&apache, "/daemon");
+
+    std::fs::write(&flag, "deploy 2").unwrap();
+    let (again, reloaded) = answer(&apache, "/embedded");
+    assert_eq!(again, pid, "one Apache child (ServerLimit 1)");
+    assert_ne!(
+        reloaded, first,
+        "reload_required() returning True reloads in place"
+    );
+    assert_eq!(answer(&apache, "/embedded").1, reloaded, "and only once");
+
+    // A daemon asks for its replacement; the old code answers until it is ready.
+    answer(&apache, "/daemon");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = answer(&apache, "/daemon");
+        if now != daemon_pid {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon was never replaced"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    std::fs::write(&flag, "raise").unwrap();
+    assert_eq!(
+        answer(&apache, "/embedded").1,
+        reloaded,
+        "a raising hook keeps the module"
+    );
+    apache.wait_for_log("the hook broke");
+    apache.allow_log("WSGI0027");
+    allow_tracebacks(&mut apache);
+    apache.allow_log("RuntimeError");
     apache.stop();
 }
 

@@ -122,7 +122,8 @@ fn loaded_mtime(module: &Bound<'_, PyAny>) -> Option<f64> {
 
 /// Returns the callable `callable` of the script at `path` in the current interpreter,
 /// loading the script on first use or, with `reload`, when `mtime` (seconds, as the
-/// transport last saw the file) differs from the loaded module's.
+/// transport last saw the file) differs from the loaded module's or `forced` (the
+/// module's `reload_required()` asked for it).
 pub fn load_callable<'py>(
     py: Python<'py>,
     interp: &Interpreter,
@@ -130,6 +131,7 @@ pub fn load_callable<'py>(
     mtime: f64,
     callable: &str,
     reload: bool,
+    forced: bool,
 ) -> Result<Bound<'py, PyAny>, ScriptError> {
     let name = module_name(path);
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
@@ -137,7 +139,7 @@ pub fn load_callable<'py>(
         // No __mtime__ yet: another thread is still executing the script (it is in
         // sys.modules from the start, so it can import itself); wait for it on the lock.
         let loaded = loaded_mtime(&module)?;
-        if reload && loaded != mtime {
+        if reload && (forced || loaded != mtime) {
             return None;
         }
         Some(module)
@@ -172,6 +174,32 @@ pub fn script_is_stale(py: Python<'_>, path: &Path, mtime: f64) -> bool {
     loaded_module(py, &module_name(path))
         .and_then(|m| loaded_mtime(&m))
         .is_some_and(|t| t != mtime)
+}
+
+/// Whether the loaded script's own `reload_required(resource)` function (mod_wsgi's hook,
+/// called with the script's path) asks for a reload. A function that raises is logged and
+/// counts as no: a reload per request would turn a broken hook into a restart loop.
+pub fn reload_requested(py: Python<'_>, path: &Path) -> bool {
+    let Some(hook) = loaded_module(py, &module_name(path))
+        .and_then(|m| m.getattr("reload_required").ok())
+        .filter(|hook| hook.is_callable())
+    else {
+        return false;
+    };
+    match hook
+        .call1((path.to_string_lossy().as_ref(),))
+        .and_then(|answer| answer.is_truthy())
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(
+                "WSGI0027: reload_required() of WSGI script '{}' raised; keeping the loaded module\n{}",
+                path.display(),
+                super::format_exception(py, &e)
+            );
+            false
+        }
+    }
 }
 
 /// Loads the script at `path` into the current interpreter unless it is already loaded

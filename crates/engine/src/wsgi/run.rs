@@ -120,13 +120,21 @@ fn run_in_interpreter(
     input: &SharedInput,
     response: &SharedResponse,
 ) -> Outcome {
-    let reload = match &req.on_script_change {
-        OnScriptChange::Reload => req.reload,
+    let (reload, forced) = match &req.on_script_change {
+        OnScriptChange::Reload => (
+            req.reload,
+            req.reload
+                && !python::script_is_stale(py, &req.script, req.script_mtime)
+                && python::reload_requested(py, &req.script),
+        ),
         OnScriptChange::Report(report) => {
-            if req.reload && python::script_is_stale(py, &req.script, req.script_mtime) {
+            if req.reload
+                && (python::script_is_stale(py, &req.script, req.script_mtime)
+                    || python::reload_requested(py, &req.script))
+            {
                 report();
             }
-            false
+            (false, false)
         }
     };
     python::deliver_broadcasts(py, interp);
@@ -137,6 +145,7 @@ fn run_in_interpreter(
         req.script_mtime,
         &req.callable,
         reload,
+        forced,
     );
     let app = match loaded {
         Ok(app) => app,
