@@ -437,7 +437,7 @@ fn enforce_request_timeout(shared: &Shared) {
     }
     for (application_group, ident) in to_interrupt {
         tracing::error!(
-            "WSGI0111: group '{}': a request ran longer than request-timeout ({:.1} s with {} threads); raising mod_wsgi.RequestTimeout in its thread",
+            "WSGI0111: group '{}': a request ran longer than request-timeout ({:.1} s with {} threads); Injected RequestTimeout into thread {ident}",
             spec.name,
             limit.as_secs_f64(),
             spec.threads

@@ -24,4 +24,4 @@ pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_in
 pub use script::{load_callable, preload, preload_script, reload_requested, script_is_stale};
 pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;
-pub use threads::{current_thread_ident, raise_request_timeout};
+pub use threads::{current_thread_ident, is_request_timeout, raise_request_timeout};

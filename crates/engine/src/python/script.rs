@@ -154,7 +154,7 @@ pub fn load_callable<'py>(
             match cached(py) {
                 Some(m) => m,
                 None => {
-                    tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
+                    tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
                     exec_script(py, path, &name, mtime)?.into_any()
                 }
             }
@@ -216,7 +216,7 @@ pub fn preload_script(
         .lock_py_attached(py)
         .unwrap_or_else(|p| p.into_inner());
     if loaded_module(py, &name).is_none() {
-        tracing::info!("WSGI0011: (re)loading WSGI script '{}'", path.display());
+        tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
         exec_script(py, path, &name, mtime)?;
     }
     Ok(())

@@ -27,3 +27,10 @@ pub fn raise_request_timeout(py: Python<'_>, ident: u64) -> bool {
     let found = unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
     found > 0
 }
+
+/// Whether `e` is the `mod_wsgi.RequestTimeout` raised in a request's thread.
+pub fn is_request_timeout(py: Python<'_>, e: &PyErr) -> bool {
+    py.import("mod_wsgi")
+        .and_then(|m| m.getattr("RequestTimeout"))
+        .is_ok_and(|class| e.is_instance(py, &class))
+}

@@ -159,6 +159,16 @@ fn run_in_interpreter(
     let trace = python::RequestTrace::begin(py, interp);
     let fail = |e: PyErr| {
         trace.exception(&e);
+        if python::is_request_timeout(py, &e) {
+            log(
+                response,
+                Level::WARN,
+                "WSGI0028: Request interrupted by RequestTimeout; thread recovered.",
+            );
+            return Outcome::Failed {
+                headers_sent: headers_sent(response),
+            };
+        }
         let tb = python::format_exception(py, &e);
         log(
             response,
