@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,6 +109,18 @@ wrk.method = "POST"
 wrk.body = string.rep("x", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"
 '''
+
+
+def free_ports(count):
+    """`count` distinct 127.0.0.1 ports nothing listens on now (two runs never share one)."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def conf(root, modules, module, port):
@@ -247,9 +260,10 @@ def main():
     with open(lua, "w") as f:
         f.write(UPLOAD_LUA)
 
-    servers = {"rs": (args.ours, 18781), "c4": (args.theirs, 18782)}
+    ports = free_ports(3)
+    servers = {"rs": (args.ours, ports[0]), "c4": (args.theirs, ports[1])}
     if args.theirs6:
-        servers["c6"] = (args.theirs6, 18783)
+        servers["c6"] = (args.theirs6, ports[2])
     for name, (module, _) in servers.items():
         print(f"{name}: {module}", flush=True)
     procs = []
