@@ -21,24 +21,7 @@ pub fn parse_options<'a>(
     tokens: &'a [String],
     allowed: &[&str],
 ) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
-    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        let (name, value) = split_option(directive, token)?;
-        if !allowed.contains(&name) {
-            return Err(ConfigError::UnknownOption {
-                directive,
-                option: name.to_owned(),
-            });
-        }
-        if seen.iter().any(|(n, _)| *n == name) {
-            return Err(ConfigError::DuplicateOption {
-                directive,
-                option: name.to_owned(),
-            });
-        }
-        seen.push((name, value));
-    }
-    Ok(seen)
+    parse(directive, tokens, allowed, false)
 }
 
 /// Parses `name=value` tokens, accepting only the `allowed` names; a repeated name's
@@ -47,6 +30,15 @@ pub fn parse_options_last_wins<'a>(
     directive: &'static str,
     tokens: &'a [String],
     allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
+    parse(directive, tokens, allowed, true)
+}
+
+fn parse<'a>(
+    directive: &'static str,
+    tokens: &'a [String],
+    allowed: &[&str],
+    last_wins: bool,
 ) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
     let mut seen: Vec<(&str, &str)> = Vec::with_capacity(tokens.len());
     for token in tokens {
@@ -57,7 +49,15 @@ pub fn parse_options_last_wins<'a>(
                 option: name.to_owned(),
             });
         }
-        seen.retain(|(n, _)| *n != name);
+        if let Some(at) = seen.iter().position(|(n, _)| *n == name) {
+            if !last_wins {
+                return Err(ConfigError::DuplicateOption {
+                    directive,
+                    option: name.to_owned(),
+                });
+            }
+            seen.remove(at);
+        }
         seen.push((name, value));
     }
     Ok(seen)

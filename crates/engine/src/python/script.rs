@@ -168,36 +168,51 @@ pub fn load_callable<'py>(
         })
 }
 
-/// Whether the script at `path` is loaded in the current interpreter with a modification
-/// time other than `mtime` (a daemon then restarts instead of reloading in place).
-pub fn script_is_stale(py: Python<'_>, path: &Path, mtime: f64) -> bool {
-    loaded_module(py, &module_name(path))
-        .and_then(|m| loaded_mtime(&m))
-        .is_some_and(|t| t != mtime)
+/// What a request finds of its script in the current interpreter, for reloading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadedScript {
+    /// Not loaded yet (or still loading): nothing to reload.
+    Absent,
+    /// Loaded from a file whose modification time was not `mtime`.
+    Stale,
+    /// Current, but its own `reload_required(resource)` asks for a reload.
+    ReloadRequested,
+    Current,
 }
 
-/// Whether the loaded script's own `reload_required(resource)` function (mod_wsgi's hook,
-/// called with the script's path) asks for a reload. A function that raises is logged and
-/// counts as no: a reload per request would turn a broken hook into a restart loop.
-pub fn reload_requested(py: Python<'_>, path: &Path) -> bool {
-    let Some(hook) = loaded_module(py, &module_name(path))
-        .and_then(|m| m.getattr("reload_required").ok())
+/// Looks the script at `path` up once and says whether it needs reloading: its mtime, then
+/// (only for a current module) mod_wsgi's `reload_required(resource)` hook, called with the
+/// script's path. A hook that raises is logged and counts as no: a reload per request
+/// would turn a broken hook into a restart loop.
+pub fn loaded_script(py: Python<'_>, path: &Path, mtime: f64) -> LoadedScript {
+    let Some(module) = loaded_module(py, &module_name(path)) else {
+        return LoadedScript::Absent;
+    };
+    match loaded_mtime(&module) {
+        None => return LoadedScript::Absent,
+        Some(loaded) if loaded != mtime => return LoadedScript::Stale,
+        Some(_) => {}
+    }
+    let Some(hook) = module
+        .getattr("reload_required")
+        .ok()
         .filter(|hook| hook.is_callable())
     else {
-        return false;
+        return LoadedScript::Current;
     };
     match hook
         .call1((path.to_string_lossy().as_ref(),))
         .and_then(|answer| answer.is_truthy())
     {
-        Ok(answer) => answer,
+        Ok(true) => LoadedScript::ReloadRequested,
+        Ok(false) => LoadedScript::Current,
         Err(e) => {
             tracing::error!(
                 "WSGI0027: reload_required() of WSGI script '{}' raised; keeping the loaded module\n{}",
                 path.display(),
                 super::format_exception(py, &e)
             );
-            false
+            LoadedScript::Current
         }
     }
 }

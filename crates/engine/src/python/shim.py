@@ -10,7 +10,27 @@ from codecs import getincrementaldecoder as _get_decoder
 _utf8_decoder = _get_decoder("utf-8")
 
 
-class LogStream:
+class _WriteOnly:
+    """What the log streams share: write-only, never a terminal, never seekable."""
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+
+class LogStream(_WriteOnly):
     """A text stream that sends each complete line to the Apache error log."""
 
     encoding = "utf-8"
@@ -31,10 +51,6 @@ class LogStream:
             self._emit(line)
         return len(text)
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
     def flush(self):
         if self._pending:
             pending, self._pending = self._pending, ""
@@ -42,18 +58,6 @@ class LogStream:
 
     def close(self):
         self.flush()
-
-    def isatty(self):
-        return False
-
-    def readable(self):
-        return False
-
-    def writable(self):
-        return True
-
-    def seekable(self):
-        return False
 
     @property
     def buffer(self):
@@ -63,7 +67,7 @@ class LogStream:
         return binary
 
 
-class LogBuffer:
+class LogBuffer(_WriteOnly):
     """The binary side of a LogStream (its `.buffer`): bytes-like objects are decoded as
     UTF-8, a character split across writes kept until its last byte arrives."""
 
@@ -78,25 +82,9 @@ class LogBuffer:
         self._text.write(self._decode(data))
         return len(data)
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
     def flush(self):
         self._text.write(self._decode(b"", True))
         self._text.flush()
-
-    def isatty(self):
-        return False
-
-    def readable(self):
-        return False
-
-    def writable(self):
-        return True
-
-    def seekable(self):
-        return False
 
 
 class Restricted:

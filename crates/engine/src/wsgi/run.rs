@@ -120,18 +120,18 @@ fn run_in_interpreter(
     input: &SharedInput,
     response: &SharedResponse,
 ) -> Outcome {
+    let found = if req.reload {
+        python::loaded_script(py, &req.script, req.script_mtime)
+    } else {
+        python::LoadedScript::Absent
+    };
     let (reload, forced) = match &req.on_script_change {
-        OnScriptChange::Reload => (
-            req.reload,
-            req.reload
-                && !python::script_is_stale(py, &req.script, req.script_mtime)
-                && python::reload_requested(py, &req.script),
-        ),
+        OnScriptChange::Reload => (req.reload, found == python::LoadedScript::ReloadRequested),
         OnScriptChange::Report(report) => {
-            if req.reload
-                && (python::script_is_stale(py, &req.script, req.script_mtime)
-                    || python::reload_requested(py, &req.script))
-            {
+            if matches!(
+                found,
+                python::LoadedScript::Stale | python::LoadedScript::ReloadRequested
+            ) {
                 report();
             }
             (false, false)
