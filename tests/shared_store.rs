@@ -20,7 +20,7 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     status = "200 OK"
     if path == "/incr":
-        body = str(store.incr("hits"))
+        body = "%d %d" % (store.incr("hits"), os.getpid())
     elif path == "/get":
         value = store.get(q["key"], "<missing>")
         body = "%s:%r" % (type(value).__name__, value)
@@ -67,8 +67,8 @@ def application(environ, start_response):
 /// Two daemon groups and embedded mode (prefork: several children) on one store.
 const CONF: &str = "WSGISharedStore counters size=1M
 WSGISharedStore small size=128K
-WSGIDaemonProcess one processes=2 threads=4
-WSGIDaemonProcess two processes=2 threads=4
+WSGIDaemonProcess one processes=2 threads=2
+WSGIDaemonProcess two processes=2 threads=2
 WSGIScriptAlias /one {root}/app/app.wsgi process-group=one application-group=%{GLOBAL}
 WSGIScriptAlias /two {root}/app/app.wsgi process-group=two
 WSGIScriptAlias /embedded {root}/app/app.wsgi
@@ -89,14 +89,12 @@ fn increments_from_every_process_and_mode_add_up_exactly() {
             s.spawn(move || {
                 for i in 0..1000 {
                     let prefix = prefixes[(client + i) % 3];
-                    apache.get_ok(&format!("{prefix}/incr"));
-                    if i % 50 == 0 {
-                        let pid = apache.get_ok(&format!("{prefix}/pid"));
-                        let mut pids = pids.lock().unwrap();
-                        let seen = pids.entry(prefix).or_default();
-                        if !seen.contains(&pid) {
-                            seen.push(pid);
-                        }
+                    let reply = apache.get_ok(&format!("{prefix}/incr"));
+                    let pid = reply.split(' ').nth(1).unwrap().to_string();
+                    let mut pids = pids.lock().unwrap();
+                    let seen = pids.entry(prefix).or_default();
+                    if !seen.contains(&pid) {
+                        seen.push(pid);
                     }
                 }
             });
