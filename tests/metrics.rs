@@ -43,6 +43,18 @@ def application(environ, start_response):
             except ValueError:
                 verdicts.append("bad")
         body = " ".join(verdicts)
+    elif path == "/forge":
+        # Past the public API, straight to the native writer the shim uses.
+        verdicts = []
+        for family, sample in [("shop_orders_total", "shop_orders_total\nforged_line 1"),
+                               ("forged\nfamily 1", "forged\nfamily 1")]:
+            try:
+                mod_wsgi._metric_declare(family, "counter", "")
+                mod_wsgi._metric_update(family, [(sample, 1.0, False)])
+                verdicts.append("stored")
+            except Exception as e:
+                verdicts.append(type(e).__name__)
+        body = " ".join(verdicts)
     elif path == "/process":
         body = json.dumps(mod_wsgi.process_metrics())
     elif path == "/bad":
@@ -286,6 +298,18 @@ fn the_endpoint_counts_requests_by_group_and_status_and_sums_app_metrics() {
         apache.get("/d/names").text(),
         "ok ok bad bad bad bad bad ok ok bad bad bad"
     );
+}
+
+#[test]
+fn a_sample_name_with_a_line_break_cannot_add_lines_to_the_exposition() {
+    let apache = Apache::start(Mpm::Prefork, CONF, &[("app/app.wsgi", APP)]);
+    for prefix in ["/d", "/e"] {
+        let r = apache.get(&format!("{prefix}/forge"));
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        assert_eq!(r.text(), "ValueError ValueError", "{prefix}");
+    }
+    let (text, _) = scrape(&apache);
+    assert!(!text.contains("forged"), "{text}");
 }
 
 #[test]

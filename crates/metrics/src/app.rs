@@ -50,6 +50,32 @@ impl AppSample {
     }
 }
 
+/// Prometheus metric name syntax: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// A sample as the exposition writes it: the family's name, an optional suffix
+/// (`_bucket`, `_sum`...), and optional `{labels}` holding no control character. The
+/// entries are read from shared memory an application can write to, so a sample that
+/// could add a line of its own to the exposition is not rendered.
+pub fn valid_sample(family: &str, sample: &str) -> bool {
+    let Some(rest) = sample.strip_prefix(family) else {
+        return false;
+    };
+    let (suffix, labels) = rest.split_at(rest.find('{').unwrap_or(rest.len()));
+    let suffix_ok = suffix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    let labels_ok = labels.is_empty()
+        || (labels.len() >= 2 && labels.ends_with('}') && !labels.chars().any(|c| c.is_control()));
+    valid_metric_name(family) && suffix_ok && labels_ok
+}
+
 fn number(v: f64) -> String {
     if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
         format!("{}", v as i64)
@@ -75,10 +101,26 @@ pub fn render_app_metrics(out: &mut String, entries: Vec<AppSample>) {
     families.sort();
     samples.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     for (family, text) in families {
+        if !valid_metric_name(&family) {
+            continue;
+        }
         let (kind, help) = text.split_once('\n').unwrap_or((&text, ""));
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let help: String = help
+            .chars()
+            .flat_map(|c| match c {
+                '\\' => vec!['\\', '\\'],
+                '\n' => vec!['\\', 'n'],
+                c if c.is_control() => vec![' '],
+                c => vec![c],
+            })
+            .collect();
+        let kind = match kind {
+            "counter" | "gauge" | "histogram" | "summary" => kind,
+            _ => "untyped",
+        };
         let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
-        for (_, sample, value) in samples.iter().filter(|s| s.0 == family) {
+        let own = samples.iter().filter(|s| s.0 == family);
+        for (_, sample, value) in own.filter(|s| valid_sample(&family, &s.1)) {
             let _ = writeln!(out, "{sample} {}", number(*value));
         }
     }

@@ -16,7 +16,10 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use app::{AppSample, META_PREFIX, SAMPLE_PREFIX, meta_key, render_app_metrics, sample_key};
+pub use app::{
+    AppSample, META_PREFIX, SAMPLE_PREFIX, meta_key, render_app_metrics, sample_key,
+    valid_metric_name, valid_sample,
+};
 pub use interval::{Interval, IntervalReport};
 pub use layout::{BUCKETS, Metrics, ProcessInfo, ProcessSlot, REASONS, WORDS, reason_label};
 pub use render::ProcessFacts;

@@ -96,6 +96,34 @@ fn app_samples_render_under_their_family() {
 }
 
 #[test]
+fn app_entries_that_would_add_lines_of_their_own_are_not_rendered() {
+    let sample = |family: &str, sample: &str| {
+        AppSample::parse(&sample_key(family, sample), &1.0f64.to_ne_bytes()).unwrap()
+    };
+    let entries = vec![
+        AppSample::parse(&meta_key("jobs"), b"gauge\nhelp\rwith\x1b controls").unwrap(),
+        sample("jobs", "jobs"),
+        sample("jobs", "jobs\nadmin_password 1"),
+        sample("jobs", "jobs{a=\"x\"}\nforged 1\n{"),
+        sample("jobs", "jobs{a=\"x\"} extra"),
+        sample("jobs", "other_family"),
+        AppSample::parse(&meta_key("bad\nforged 1"), b"counter\n").unwrap(),
+        sample("bad\nforged 1", "bad\nforged 1"),
+        AppSample::parse(&meta_key("odd"), b"counter 1\nforged\n").unwrap(),
+    ];
+    let mut out = String::new();
+    render_app_metrics(&mut out, entries);
+    assert_eq!(
+        out,
+        "# HELP jobs help with  controls\n# TYPE jobs gauge\njobs 1\n\
+         # HELP odd forged\\n\n# TYPE odd untyped\n"
+    );
+    assert!(valid_sample("h", "h_bucket{le=\"0.5\"}"));
+    assert!(!valid_sample("h", "h{"));
+    assert!(!valid_metric_name("9lives"));
+}
+
+#[test]
 fn reasons_map_to_fixed_labels() {
     assert_eq!(reason_label("script reload"), "script-reload");
     assert_eq!(reason_label("rss-limit"), "rss-limit");

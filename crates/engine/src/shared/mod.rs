@@ -228,12 +228,23 @@ fn with_app_metrics<T>(f: impl FnOnce(&SharedStore) -> Result<T, Failure>) -> Re
 
 /// Declares an application metric family (`mod_wsgi.metrics`).
 pub fn declare_metric(family: &str, kind: &str, help: &str) -> Result<(), Failure> {
+    if !mod_wsgi_metrics::valid_metric_name(family) {
+        return Err(Failure::BadKey(format!("invalid metric name {family:?}")));
+    }
     let key = mod_wsgi_metrics::meta_key(family);
     with_app_metrics(|store| memory::declare_family(store, &key, kind, help))
 }
 
 /// Applies (sample, value, set-instead-of-add) updates to one family at once.
 pub fn update_metric(family: &str, updates: &[(String, f64, bool)]) -> Result<(), Failure> {
+    if let Some((sample, ..)) = updates
+        .iter()
+        .find(|(sample, ..)| !mod_wsgi_metrics::valid_sample(family, sample))
+    {
+        return Err(Failure::BadKey(format!(
+            "invalid sample {sample:?} of metric {family:?}"
+        )));
+    }
     let updates: Vec<(Vec<u8>, f64, bool)> = updates
         .iter()
         .map(|(sample, v, set)| (mod_wsgi_metrics::sample_key(family, sample), *v, *set))
