@@ -78,7 +78,8 @@ fn main() {
              get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
              hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor|\
              hook_log_transaction|get_brigade|get_conn_socket|run_default_port|\
-             get_server_description|get_server_built|show_mpm)",
+             get_server_description|get_server_built|show_mpm|register_auth_provider|\
+             hook_check_access|some_auth_required)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
@@ -90,14 +91,15 @@ fn main() {
             "module_struct|command_struct|request_rec|server_rec|conn_rec|cmd_parms|\
              process_rec|apr_table_entry_t|apr_array_header_t|ap_filter_t|ap_filter_rec_t|\
              ap_regex_t|ap_regmatch_t|apr_finfo_t|core_dir_config|apr_proc_t|\
-             unixd_config_rec|core_server_config",
+             unixd_config_rec|core_server_config|authn_provider|authz_provider",
         )
         .allowlist_var(
             "AP_SQ_.*|MODULE_MAGIC_.*|OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|RSRC_CONF|\
              ACCESS_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|APR_SUCCESS|APR_EOF|REQUEST_.*|OPT_.*|\
              AP_FTYPE_.*|APR_FOPEN_.*|APR_SENDFILE_ENABLED|APR_READ|GLOBAL_ONLY|NOT_IN_.*|\
              AP_REG_.*|M_GET|M_POST|AP_CONN_.*|AP_MPMQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
-             ap_server_conf|AP_SERVER_(MAJOR|MINOR)VERSION_NUMBER|AP_SERVER_PATCHLEVEL_NUMBER",
+             ap_server_conf|AP_SERVER_(MAJOR|MINOR)VERSION_NUMBER|AP_SERVER_PATCHLEVEL_NUMBER|\
+             AP_AUTH_INTERNAL_.*|REMOTE_(HOST|NAME|NOLOOKUP)",
         )
         .generate()
         .expect("mod_wsgi_rs: bindgen failed on the httpd/APR headers");

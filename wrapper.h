@@ -6,6 +6,8 @@
 #include <http_log.h>
 #include <http_main.h>
 #include <http_core.h>
+#include <mod_auth.h>
+#include <ap_provider.h>
 #include <ap_mpm.h>
 #include <ap_listen.h>
 #include <ap_regex.h>

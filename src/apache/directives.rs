@@ -56,6 +56,9 @@ pub unsafe extern "C" fn set_directive(
                     &format!("{label}: wrong number of arguments; usage: {label} {usage}"),
                 );
             }
+            if super::phases::SCRIPT_DIRECTIVES.contains(&name) {
+                super::phases::SCRIPTS_CONFIGURED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let result = match directive.apply {
                 Apply::Dir(apply) => {
                     // SAFETY: for directives declared with ACCESS_CONF, Apache passes this

@@ -277,6 +277,11 @@ fn handle_resolved(
         return rv;
     }
 
+    let dispatched = match super::phases::dispatched(&mut req, dir) {
+        Ok(dispatched) => dispatched,
+        Err(status) => return status,
+    };
+    let dir = dispatched.as_ref().unwrap_or(dir);
     let mut environ = req.cgi_environment();
     // As mod_wsgi 6: SCRIPT_NAME and PATH_INFO as Apache set them, before trusted proxy
     // headers may rewrite them.

@@ -163,8 +163,11 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
             return;
         };
         let py = &config.python;
-        if py.restrict_embedded == Some(true) {
-            EMBEDDED_RESTRICTED.store(true, Ordering::Relaxed);
+        let restricted = py.restrict_embedded == Some(true);
+        EMBEDDED_RESTRICTED.store(restricted, Ordering::Relaxed);
+        // As mod_wsgi: Python still starts for the access, auth and dispatch scripts,
+        // which run here whatever mode serves the application.
+        if restricted && !super::phases::SCRIPTS_CONFIGURED.load(Ordering::Relaxed) {
             return;
         }
         let settings = PythonSettings {
@@ -197,7 +200,12 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         // Scripts embedded mode loads at start, as mod_wsgi does (WSGIImportScript with
         // process-group=%{GLOBAL}, aliases with both groups given): a failure is logged
         // and the script is loaded again by its first request.
-        for (script, application_group) in daemons::preloads_for_embedded(s) {
+        let preloads = if restricted {
+            Vec::new()
+        } else {
+            daemons::preloads_for_embedded(s)
+        };
+        for (script, application_group) in preloads {
             if let Err(e) = python::preload(std::path::Path::new(&script), &application_group) {
                 log::server_error(&format!(
                     "WSGI0103: preloading '{script}' in embedded mode failed: {e}"

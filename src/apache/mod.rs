@@ -9,6 +9,7 @@ mod hooks;
 mod io;
 mod log;
 mod module;
+mod phases;
 mod pool;
 mod request;
 mod stores;

@@ -23,6 +23,7 @@ const fn req_override(scope: Scope) -> i32 {
         Scope::Global | Scope::Server => sys::RSRC_CONF,
         Scope::Directory => sys::RSRC_CONF | sys::ACCESS_CONF,
         Scope::DirectoryHtaccess => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+        Scope::AuthConfig => sys::OR_AUTHCFG,
     }
 }
 
@@ -57,7 +58,7 @@ const fn command_table() -> CommandTable {
 static COMMANDS: CommandTable = command_table();
 
 /// A NULL-terminated list of module names, the form APR hook ordering takes.
-struct ModuleNames<const N: usize>([*const std::os::raw::c_char; N]);
+pub(super) struct ModuleNames<const N: usize>(pub(super) [*const std::os::raw::c_char; N]);
 // SAFETY: the pointers are to 'static C string literals that nothing writes.
 unsafe impl<const N: usize> Sync for ModuleNames<N> {}
 
@@ -70,7 +71,7 @@ static TRANSLATE_BEFORE: ModuleNames<3> = ModuleNames([
     null(),
 ]);
 
-unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
+unsafe extern "C" fn register_hooks(pool: *mut sys::apr_pool_t) {
     // SAFETY: called by Apache while loading the module; the hook functions are 'static.
     unsafe {
         sys::ap_hook_post_config(
@@ -105,6 +106,7 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
             null(),
             sys::APR_HOOK_MIDDLE,
         );
+        super::phases::register(pool);
     }
 }
 

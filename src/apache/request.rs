@@ -153,6 +153,35 @@ impl<'r> Request<'r> {
         unsafe { (*self.raw).filename = value };
     }
 
+    /// The authenticated user (`r->user`), decoded as latin-1.
+    pub fn user(&self) -> Option<String> {
+        self.field(self.r().user).map(|u| latin1(u.to_bytes()))
+    }
+
+    pub fn set_user(&mut self, user: &[u8]) {
+        let value = self.pstrdup(user);
+        // SAFETY: live for 'r; the new value lives in the request pool.
+        unsafe { (*self.raw).user = value };
+    }
+
+    /// The client's host name when Apache looked it up (HostnameLookups), else its
+    /// address.
+    pub fn remote_host(&self) -> Option<String> {
+        // SAFETY: live for 'r: the connection, its per-directory config vector and the
+        // returned string (connection pool) outlive this call.
+        let host = unsafe {
+            sys::ap_get_remote_host(
+                self.connection(),
+                self.r().per_dir_config.cast(),
+                sys::REMOTE_HOST,
+                std::ptr::null_mut(),
+            )
+        };
+        self.field(host)
+            .or_else(|| self.field(self.r().useragent_ip))
+            .map(|h| latin1(h.to_bytes()))
+    }
+
     pub fn set_handler(&mut self, handler: &'static CStr) {
         // SAFETY: live for 'r; the handler name is a 'static string.
         unsafe { (*self.raw).handler = handler.as_ptr() };

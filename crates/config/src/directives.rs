@@ -9,8 +9,8 @@ use crate::server::{
 };
 use crate::{
     AliasOptions, ApplicationGroup, CallableObject, ConfigError, DaemonSpec, DirConfig, HashSeed,
-    ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec, parse_on_off,
-    parse_optimize,
+    HookScript, ImportScript, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader, SharedStoreSpec,
+    parse_on_off, parse_optimize,
 };
 use mod_wsgi_os::identity::{self, Account};
 use std::ffi::CStr;
@@ -32,6 +32,9 @@ pub enum Scope {
     Directory,
     /// As Directory, plus `.htaccess` with `AllowOverride FileInfo`.
     DirectoryHtaccess,
+    /// Only `<Directory>`/`<Location>`/`<Files>` and `.htaccess` with `AllowOverride
+    /// AuthConfig`, as Apache's own Auth* directives (not server or virtual host level).
+    AuthConfig,
 }
 
 type DirApply = fn(&mut DirConfig, &[String]) -> Result<(), ConfigError>;
@@ -239,7 +242,7 @@ fn handler_script(
     Ok(())
 }
 
-pub const DIRECTIVES: [Directive; 46] = [
+pub const DIRECTIVES: [Directive; 52] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
     directive!(c"WSGISharedStore", Global, 1, MANY, Apply::Server(shared_store),
@@ -270,6 +273,24 @@ pub const DIRECTIVES: [Directive; 46] = [
     directive!(c"WSGIPassAuthorization", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.pass_authorization = Some(flag("WSGIPassAuthorization", a)?); Ok(()) }),
         c"On|Off: pass the Authorization header to the application"),
+    directive!(c"WSGIAccessScript", AuthConfig, 1, MANY,
+        Apply::Dir(|c, a| { c.access_script = Some(HookScript::parse("WSGIAccessScript", a)?); Ok(()) }),
+        c"script [application-group=name]: allow_access(environ, host) decides who may connect"),
+    directive!(c"WSGIAuthUserScript", AuthConfig, 1, MANY,
+        Apply::Dir(|c, a| { c.auth_user_script = Some(HookScript::parse("WSGIAuthUserScript", a)?); Ok(()) }),
+        c"script [application-group=name]: check_password/get_realm_hash behind 'AuthBasicProvider wsgi' and 'AuthDigestProvider wsgi'"),
+    directive!(c"WSGIAuthGroupScript", AuthConfig, 1, MANY,
+        Apply::Dir(|c, a| { c.auth_group_script = Some(HookScript::parse("WSGIAuthGroupScript", a)?); Ok(()) }),
+        c"script [application-group=name]: groups_for_user behind 'Require wsgi-group name ...'"),
+    directive!(c"WSGIGroupAuthoritative", AuthConfig, 1, 1,
+        Apply::Dir(|c, a| { c.group_authoritative = Some(flag("WSGIGroupAuthoritative", a)?); Ok(()) }),
+        c"On|Off: accepted for old configurations; with Apache 2.4, RequireAny/RequireAll decide"),
+    directive!(c"WSGIDispatchScript", Directory, 1, MANY,
+        Apply::Dir(|c, a| { c.dispatch_script = Some(HookScript::parse("WSGIDispatchScript", a)?); Ok(()) }),
+        c"script [application-group=name]: process_group/application_group/callable_object(environ) choose per request"),
+    directive!(c"WSGIPassApacheRequest", Directory, 1, 1,
+        Apply::Dir(|c, a| { c.pass_apache_request = Some(flag("WSGIPassApacheRequest", a)?); Ok(()) }),
+        c"On|Off: put the request_rec's address (apache.request_rec) in the environ"),
     directive!(c"WSGIErrorOverride", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.error_override = Some(flag("WSGIErrorOverride", a)?); Ok(()) }),
         c"On|Off: serve Apache's error page (ErrorDocument) instead of a daemon application's 4xx/5xx body"),
@@ -586,7 +607,7 @@ mod tests {
     }
 
     /// (directive, arguments it takes, arguments it refuses with this text).
-    const CASES: [(&str, &str, &str, &str); 46] = [
+    const CASES: [(&str, &str, &str, &str); 52] = [
         (
             "WSGIHandlerScript",
             "wsgi-handler /srv/handler.wsgi process-group=%{GLOBAL}",
@@ -635,6 +656,32 @@ mod tests {
         ("WSGICallableObject", "app", "1app", "Python identifier"),
         ("WSGIPassAuthorization", "On", "Maybe", "On or Off"),
         ("WSGIErrorOverride", "off", "1", "On or Off"),
+        (
+            "WSGIAccessScript",
+            "/srv/access.wsgi application-group=site",
+            "/srv/access.wsgi process-group=g",
+            "unknown option",
+        ),
+        (
+            "WSGIAuthUserScript",
+            "/srv/auth.wsgi",
+            "/srv/auth.wsgi application-group",
+            "needs a value",
+        ),
+        (
+            "WSGIAuthGroupScript",
+            "/srv/auth.wsgi application-group=%{GLOBAL}",
+            "/srv/auth.wsgi application-group=%{X}",
+            "unknown %{...}",
+        ),
+        ("WSGIGroupAuthoritative", "Off", "x", "On or Off"),
+        (
+            "WSGIDispatchScript",
+            "/srv/dispatch.py",
+            "/srv/dispatch.py callable-object=x",
+            "unknown option",
+        ),
+        ("WSGIPassApacheRequest", "On", "x", "On or Off"),
         ("WSGIChunkedRequest", "On", "yes", "On or Off"),
         ("WSGIMapHEADToGET", "Auto", "Sometimes", "Auto"),
         ("WSGIScriptReloading", "Off", "x", "On or Off"),

@@ -1,7 +1,8 @@
 //! Typed per-directory and process-wide configuration, and how nested scopes merge.
 
 use crate::{
-    ApplicationGroup, CallableObject, HashSeed, IpNet, MapHeadToGet, ProcessGroup, ProxyHeader,
+    ApplicationGroup, CallableObject, HashSeed, HookScript, IpNet, MapHeadToGet, ProcessGroup,
+    ProxyHeader,
 };
 
 /// Combines an outer scope with an inner one: a value set in the inner scope wins.
@@ -34,6 +35,18 @@ pub struct DirConfig {
     pub restrict_process: Option<Vec<String>>,
     /// WSGIErrorOverride: Apache's error pages replace a daemon application's 4xx/5xx.
     pub error_override: Option<bool>,
+    /// WSGIAccessScript: `allow_access(environ, host)` in Apache's access phase.
+    pub access_script: Option<HookScript>,
+    /// WSGIAuthUserScript: the `wsgi` authn provider (Basic and Digest).
+    pub auth_user_script: Option<HookScript>,
+    /// WSGIAuthGroupScript: `groups_for_user` behind `Require wsgi-group`.
+    pub auth_group_script: Option<HookScript>,
+    /// WSGIGroupAuthoritative (accepted; Apache 2.4's authz providers decide instead).
+    pub group_authoritative: Option<bool>,
+    /// WSGIDispatchScript: picks the process group, application group and callable.
+    pub dispatch_script: Option<HookScript>,
+    /// WSGIPassApacheRequest: `apache.request_rec` in the environ.
+    pub pass_apache_request: Option<bool>,
 }
 
 impl Merge for DirConfig {
@@ -54,6 +67,12 @@ impl Merge for DirConfig {
             restrict_process: self.restrict_process.merge(&inner.restrict_process),
             error_override: self.error_override.merge(&inner.error_override),
             ignore_activity: self.ignore_activity.merge(&inner.ignore_activity),
+            access_script: self.access_script.merge(&inner.access_script),
+            auth_user_script: self.auth_user_script.merge(&inner.auth_user_script),
+            auth_group_script: self.auth_group_script.merge(&inner.auth_group_script),
+            group_authoritative: self.group_authoritative.merge(&inner.group_authoritative),
+            dispatch_script: self.dispatch_script.merge(&inner.dispatch_script),
+            pass_apache_request: self.pass_apache_request.merge(&inner.pass_apache_request),
         }
     }
 }

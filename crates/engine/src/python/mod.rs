@@ -21,7 +21,9 @@ pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
 pub use recycle::set_recycle;
 pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_initialized};
-pub use script::{LoadedScript, load_callable, loaded_script, preload, preload_script};
+pub use script::{
+    LoadedScript, ScriptError, load_callable, load_module, loaded_script, preload, preload_script,
+};
 pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;
 pub use threads::{current_thread_ident, is_request_timeout, raise_request_timeout};

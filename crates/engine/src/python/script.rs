@@ -133,6 +133,24 @@ pub fn load_callable<'py>(
     reload: bool,
     forced: bool,
 ) -> Result<Bound<'py, PyAny>, ScriptError> {
+    load_module(py, interp, path, mtime, reload, forced)?
+        .getattr(callable)
+        .map_err(|_| ScriptError::NoCallable {
+            path: path.display().to_string(),
+            callable: callable.to_owned(),
+        })
+}
+
+/// The module of the script at `path` in the current interpreter, loaded (or reloaded)
+/// as `load_callable` describes.
+pub fn load_module<'py>(
+    py: Python<'py>,
+    interp: &Interpreter,
+    path: &Path,
+    mtime: f64,
+    reload: bool,
+    forced: bool,
+) -> Result<Bound<'py, PyAny>, ScriptError> {
     let name = module_name(path);
     let cached = |py: Python<'py>| -> Option<Bound<'py, PyAny>> {
         let module = loaded_module(py, &name)?;
@@ -144,28 +162,20 @@ pub fn load_callable<'py>(
         }
         Some(module)
     };
-    let module = match cached(py) {
-        Some(m) => m,
+    if let Some(module) = cached(py) {
+        return Ok(module);
+    }
+    let _guard = interp
+        .script_lock
+        .lock_py_attached(py)
+        .unwrap_or_else(|p| p.into_inner());
+    match cached(py) {
+        Some(m) => Ok(m),
         None => {
-            let _guard = interp
-                .script_lock
-                .lock_py_attached(py)
-                .unwrap_or_else(|p| p.into_inner());
-            match cached(py) {
-                Some(m) => m,
-                None => {
-                    tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
-                    exec_script(py, path, &name, mtime)?.into_any()
-                }
-            }
+            tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
+            Ok(exec_script(py, path, &name, mtime)?.into_any())
         }
-    };
-    module
-        .getattr(callable)
-        .map_err(|_| ScriptError::NoCallable {
-            path: path.display().to_string(),
-            callable: callable.to_owned(),
-        })
+    }
 }
 
 /// What a request finds of its script in the current interpreter, for reloading.

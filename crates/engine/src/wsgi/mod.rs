@@ -7,6 +7,7 @@
 
 mod environ;
 mod input;
+pub mod phases;
 mod response;
 mod run;
 mod transport;
