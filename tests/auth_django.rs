@@ -164,5 +164,8 @@ Alias /agents {root}/agents
     // The project itself still serves, from its daemon.
     let r = apache.get("/site/admin/login/");
     assert_eq!(r.status, 200, "{}", apache.error_log());
-    assert!(r.text().contains("csrfmiddlewaretoken"), "Django's login form");
+    assert!(
+        r.text().contains("csrfmiddlewaretoken"),
+        "Django's login form"
+    );
 }

@@ -416,3 +416,27 @@ fn scripts_run_in_the_children_under_restrict_embedded() {
     );
     assert_eq!(get_as(&apache, "/basic", "spy", "wrong").status, 401);
 }
+
+#[test]
+fn pass_apache_request_gives_a_capsule_in_embedded_mode_only() {
+    let app = r#"
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [type(environ.get("apache.request_rec")).__name__.encode()]
+"#;
+    let conf = "WSGIDaemonProcess one processes=1 threads=2
+WSGIScriptAlias /embedded {root}/app/app.wsgi
+WSGIScriptAlias /daemon {root}/app/app.wsgi process-group=one
+WSGIScriptAlias /off {root}/app/app.wsgi
+<Location /embedded>
+  WSGIPassApacheRequest On
+</Location>
+<Location /daemon>
+  WSGIPassApacheRequest On
+</Location>
+";
+    let apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    assert_eq!(apache.get_ok("/embedded"), "PyCapsule");
+    assert_eq!(apache.get_ok("/daemon"), "NoneType");
+    assert_eq!(apache.get_ok("/off"), "NoneType");
+}

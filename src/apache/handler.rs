@@ -413,6 +413,7 @@ fn handle_resolved(
         script_mtime,
         reload,
         sendfile,
+        pass_apache_request: dir.pass_apache_request == Some(true),
     };
     match daemon_group {
         Some(group) => {
@@ -434,6 +435,7 @@ struct Dispatch {
     script_mtime: f64,
     reload: bool,
     sendfile: bool,
+    pass_apache_request: bool,
 }
 
 fn proxy_to_daemon(
@@ -518,6 +520,10 @@ fn run_embedded(req: &Request<'_>, run: Dispatch) -> c_int {
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
         run_once: false,
         on_script_change: OnScriptChange::Reload,
+        apache_request: run
+            .pass_apache_request
+            .then(|| std::ptr::NonNull::new(req.raw().cast()))
+            .flatten(),
     };
     // SAFETY: the request outlives wsgi::run, which drops every holder before returning.
     let lent = unsafe { LentRequest::new(req.raw()) };

@@ -288,7 +288,7 @@ pub const DIRECTIVES: [Directive; 52] = [
     directive!(c"WSGIDispatchScript", Directory, 1, MANY,
         Apply::Dir(|c, a| { c.dispatch_script = Some(HookScript::parse("WSGIDispatchScript", a)?); Ok(()) }),
         c"script [application-group=name]: process_group/application_group/callable_object(environ) choose per request"),
-    directive!(c"WSGIPassApacheRequest", Directory, 1, 1,
+    directive!(c"WSGIPassApacheRequest", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.pass_apache_request = Some(flag("WSGIPassApacheRequest", a)?); Ok(()) }),
         c"On|Off: put the request_rec's address (apache.request_rec) in the environ"),
     directive!(c"WSGIErrorOverride", DirectoryHtaccess, 1, 1,

@@ -278,6 +278,7 @@ fn handle(
         multiprocess: spec.processes_given || spec.processes > 1,
         run_once: spec.run_once(),
         on_script_change: on_script_change.clone(),
+        apache_request: None,
     };
     let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone(), outbox.clone());
     let body = DaemonBody::new(stream.clone(), connection.decoder.clone(), ending.clone());

@@ -5,6 +5,7 @@
 //! Nothing here knows about Apache; log lines leave through `tracing`.
 
 mod bytes;
+mod capsule;
 mod error;
 mod events;
 mod interpreters;
@@ -16,6 +17,7 @@ mod shim;
 mod threads;
 
 pub use bytes::bytes_filled_by;
+pub use capsule::request_capsule;
 pub use error::format_exception;
 pub use events::RequestTrace;
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};

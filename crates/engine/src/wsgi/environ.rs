@@ -228,6 +228,18 @@ pub(crate) fn build<'py>(
     env.set_item(key("mod_wsgi.version"), PyTuple::new(py, [a, b, c])?)?;
     let (a, b, c) = crate::python::apache_version();
     env.set_item("apache.version", PyTuple::new(py, [a, b, c])?)?;
+    // Only this module puts the capsule there: a variable of that name from SetEnv goes.
+    match req.apache_request {
+        Some(request_rec) => env.set_item(
+            "apache.request_rec",
+            crate::python::request_capsule(py, request_rec)?,
+        )?,
+        None => {
+            if req.environ.get("apache.request_rec").is_some() {
+                env.del_item("apache.request_rec")?;
+            }
+        }
+    }
     let counts = counters::next_request();
     env.set_item("mod_wsgi.thread_id", counts.thread_id)?;
     env.set_item("mod_wsgi.thread_requests", counts.thread_requests)?;

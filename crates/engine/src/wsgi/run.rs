@@ -41,6 +41,9 @@ pub struct WsgiRequest {
     pub multiprocess: bool,
     pub run_once: bool,
     pub on_script_change: OnScriptChange,
+    /// WSGIPassApacheRequest in embedded mode: the request_rec's address, given to the
+    /// application as the `apache.request_rec` capsule (only C code can use it).
+    pub apache_request: Option<std::ptr::NonNull<std::ffi::c_void>>,
 }
 
 /// How a request ended, for the transport to act on.
