@@ -440,3 +440,20 @@ WSGIScriptAlias /off {root}/app/app.wsgi
     assert_eq!(apache.get_ok("/daemon"), "NoneType");
     assert_eq!(apache.get_ok("/off"), "NoneType");
 }
+
+#[test]
+fn auth_scripts_belong_in_directory_sections_and_need_a_path() {
+    for (body, expected) in [
+        ("WSGIAuthUserScript /srv/auth.wsgi", "not allowed here"),
+        (
+            "<Location />\n  WSGIAccessScript /srv/a.wsgi process-group=x\n</Location>",
+            "unknown option 'process-group'",
+        ),
+        ("<Location />\n  WSGIAuthGroupScript\n</Location>", "WSGIAuthGroupScript"),
+    ] {
+        let (ok, output) = common::configtest(body, &[]);
+        assert!(!ok, "{body}: accepted");
+        assert!(output.contains(expected), "{body}: {output}");
+        assert!(output.contains("httpd.conf"), "names the file: {output}");
+    }
+}
