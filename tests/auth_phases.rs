@@ -449,7 +449,10 @@ fn auth_scripts_belong_in_directory_sections_and_need_a_path() {
             "<Location />\n  WSGIAccessScript /srv/a.wsgi process-group=x\n</Location>",
             "unknown option 'process-group'",
         ),
-        ("<Location />\n  WSGIAuthGroupScript\n</Location>", "WSGIAuthGroupScript"),
+        (
+            "<Location />\n  WSGIAuthGroupScript\n</Location>",
+            "WSGIAuthGroupScript",
+        ),
     ] {
         let (ok, output) = common::configtest(body, &[]);
         assert!(!ok, "{body}: accepted");

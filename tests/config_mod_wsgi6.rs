@@ -230,7 +230,9 @@ def handle_request(environ, start_response):
                 WSGIHandlerScript py-daemon {root}/app/handler.wsgi process-group=handlers application-group=%{GLOBAL}\n\
                 Alias /docs {root}/app/docs\n\
                 <Directory {root}/app/docs>\n  AddHandler py-embedded .py\n</Directory>\n\
-                <Location /virtual>\n  SetHandler py-daemon\n  Require all granted\n</Location>\n";
+                <Location /virtual>\n  SetHandler py-daemon\n  Require all granted\n</Location>\n\
+                Alias /local {root}/app/local\n\
+                <Directory {root}/app/local>\n  WSGIHandlerScript py-embedded {root}/app/handler.wsgi process-group=handlers\n  AddHandler py-embedded .py\n</Directory>\n";
     let mut apache = Apache::start(
         Mpm::Event,
         &format!(
@@ -241,8 +243,11 @@ def handle_request(environ, start_response):
         &[
             ("app/handler.wsgi", handler),
             ("app/docs/page.py", "print('not run')\n"),
+            ("app/local/page.py", "print('not run')\n"),
         ],
     );
+    // A WSGIHandlerScript of a <Directory> wins there over the server's of the same name.
+    assert_eq!(apache.get_ok("/local/page.py"), "True|page.py|handlers");
     assert_eq!(apache.get_ok("/docs/page.py"), "True|page.py|");
     // The resource need not exist: the handler decides.
     assert_eq!(apache.get_ok("/virtual/anything"), "True|virtual|handlers");

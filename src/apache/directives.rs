@@ -59,14 +59,17 @@ pub unsafe extern "C" fn set_directive(
             if super::phases::SCRIPT_DIRECTIVES.contains(&name) {
                 super::phases::SCRIPTS_CONFIGURED.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            let result = match directive.apply {
-                Apply::Dir(apply) => {
+            // SAFETY: cmd is live; `path` is non-null inside <Directory>, <Location> and
+            // <Files> sections (and in .htaccess files).
+            let in_section = !unsafe { (*cmd).path }.is_null();
+            let result = match (directive.apply, in_section) {
+                (Apply::Dir(apply), _) | (Apply::ServerOrDir(_, apply), true) => {
                     // SAFETY: for directives declared with ACCESS_CONF, Apache passes this
                     // module's per-directory config of the section being read.
                     let config = unsafe { &mut *dir_config.cast::<DirConfig>() };
                     apply(config, &argv)
                 }
-                Apply::Server(apply) => {
+                (Apply::Server(apply), _) | (Apply::ServerOrDir(apply, _), false) => {
                     // SAFETY: the server being configured is live during config reading.
                     let config = unsafe { (*server).module_config };
                     // SAFETY: module_config holds the ServerConfig create_server_config made.

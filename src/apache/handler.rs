@@ -189,10 +189,12 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     };
     // WSGIHandlerScript: a handler name that runs a fixed script's handle_request for
     // whatever resource Apache mapped (which need not exist).
-    let handler_script = handler_name
-        .to_str()
-        .ok()
-        .and_then(|name| server.handler_script(name));
+    let dir_config: Option<&DirConfig> = req.dir_config();
+    let handler_script = handler_name.to_str().ok().and_then(|name| {
+        dir_config
+            .and_then(|d| d.handler_script(name))
+            .or_else(|| server.handler_script(name))
+    });
     if handler_script.is_none() && !HANDLER_NAMES.contains(&handler_name) {
         return sys::DECLINED;
     }
@@ -203,7 +205,6 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
     // Options given on the WSGIScriptAlias line are the innermost configuration layer.
-    let dir_config: Option<&DirConfig> = req.dir_config();
     let innermost = match (handler_script, alias) {
         (Some(h), _) => Some(DirConfig {
             callable_object: Some(mod_wsgi_config::CallableObject::Named(

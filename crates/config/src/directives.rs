@@ -44,6 +44,9 @@ type ServerApply = fn(&mut ServerConfig, &[String], &CmdContext<'_>) -> Result<(
 pub enum Apply {
     Dir(DirApply),
     Server(ServerApply),
+    /// Server-level outside sections, per-directory inside `<Directory>`/`<Location>`/
+    /// `<Files>` (as mod_wsgi keeps WSGIHandlerScript in both).
+    ServerOrDir(ServerApply, DirApply),
 }
 
 pub struct Directive {
@@ -220,11 +223,8 @@ fn telemetry_options(
     Ok(())
 }
 
-fn handler_script(
-    s: &mut ServerConfig,
-    args: &[String],
-    _: &CmdContext<'_>,
-) -> Result<(), ConfigError> {
+/// One WSGIHandlerScript line: `name script [options]`.
+fn parse_handler_script(args: &[String]) -> Result<HandlerScript, ConfigError> {
     let options = AliasOptions::parse("WSGIHandlerScript", &args[2..])?;
     if options.callable_object.is_some() {
         return Err(ConfigError::Invalid {
@@ -233,12 +233,30 @@ fn handler_script(
                 .to_owned(),
         });
     }
-    s.handler_scripts.retain(|h| h.name != args[0]);
-    s.handler_scripts.push(HandlerScript {
+    Ok(HandlerScript {
         name: args[0].clone(),
         script: args[1].clone(),
         options,
-    });
+    })
+}
+
+fn handler_script(
+    s: &mut ServerConfig,
+    args: &[String],
+    _: &CmdContext<'_>,
+) -> Result<(), ConfigError> {
+    let script = parse_handler_script(args)?;
+    s.handler_scripts.retain(|h| h.name != script.name);
+    s.handler_scripts.push(script);
+    Ok(())
+}
+
+/// WSGIHandlerScript inside a directory section: the handler for that scope.
+fn dir_handler_script(c: &mut DirConfig, args: &[String]) -> Result<(), ConfigError> {
+    let script = parse_handler_script(args)?;
+    let scripts = c.handler_scripts.get_or_insert_with(Vec::new);
+    scripts.retain(|h| h.name != script.name);
+    scripts.push(script);
     Ok(())
 }
 
@@ -250,7 +268,7 @@ pub const DIRECTIVES: [Directive; 52] = [
     directive!(c"WSGISocketPrefix", Global, 1, 1,
         Apply::Server(|s, a, _| { s.socket_prefix = Some(a[0].clone()); Ok(()) }),
         c"path prefix of daemon sockets (relative paths are under ServerRoot)"),
-    directive!(c"WSGIHandlerScript", Server, 2, MANY, Apply::Server(handler_script),
+    directive!(c"WSGIHandlerScript", Directory, 2, MANY, Apply::ServerOrDir(handler_script, dir_handler_script),
         c"handler-name script [process-group=name] [application-group=name] [pass-authorization=On|Off]"),
     directive!(c"WSGIImportScript", Server, 3, 3, Apply::Server(import_script),
         c"script process-group=name application-group=name: load at process start"),
@@ -597,7 +615,7 @@ mod tests {
         };
         let result = match directive.apply {
             Apply::Dir(f) => f(&mut dir, &args),
-            Apply::Server(f) => f(&mut server, &args, &ctx),
+            Apply::Server(f) | Apply::ServerOrDir(f, _) => f(&mut server, &args, &ctx),
         };
         DEFINED_GROUPS
             .lock()
@@ -746,6 +764,25 @@ mod tests {
         ("WSGINewRelicEnvironment", "production", "", "wrong number"),
         ("WSGICaseSensitivity", "On", "x", "On or Off"),
     ];
+
+    #[test]
+    fn a_handler_script_in_a_section_replaces_the_outer_one_of_its_name() {
+        let mut outer = DirConfig::default();
+        dir_handler_script(&mut outer, &words("wsgi-resource /srv/outer.wsgi")).unwrap();
+        dir_handler_script(&mut outer, &words("wsgi-other /srv/other.wsgi")).unwrap();
+        let mut inner = DirConfig::default();
+        dir_handler_script(
+            &mut inner,
+            &words("wsgi-resource /srv/inner.wsgi process-group=g"),
+        )
+        .unwrap();
+        let merged = crate::Merge::merge(&outer, &inner);
+        let script = |name: &str| merged.handler_script(name).map(|h| h.script.as_str());
+        assert_eq!(script("wsgi-resource"), Some("/srv/inner.wsgi"));
+        assert_eq!(script("wsgi-other"), Some("/srv/other.wsgi"));
+        assert_eq!(script("wsgi-none"), None);
+        assert!(dir_handler_script(&mut inner, &words("h /x.wsgi callable-object=x")).is_err());
+    }
 
     #[test]
     fn every_directive_takes_its_syntax_and_names_a_bad_value() {

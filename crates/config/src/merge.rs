@@ -1,8 +1,8 @@
 //! Typed per-directory and process-wide configuration, and how nested scopes merge.
 
 use crate::{
-    ApplicationGroup, CallableObject, HashSeed, HookScript, IpNet, MapHeadToGet, ProcessGroup,
-    ProxyHeader,
+    ApplicationGroup, CallableObject, HandlerScript, HashSeed, HookScript, IpNet, MapHeadToGet,
+    ProcessGroup, ProxyHeader,
 };
 
 /// Combines an outer scope with an inner one: a value set in the inner scope wins.
@@ -47,6 +47,39 @@ pub struct DirConfig {
     pub dispatch_script: Option<HookScript>,
     /// WSGIPassApacheRequest: `apache.request_rec` in the environ.
     pub pass_apache_request: Option<bool>,
+    /// WSGIHandlerScript lines of directory sections; an inner one replaces an outer
+    /// one of the same handler name.
+    pub handler_scripts: Option<Vec<HandlerScript>>,
+}
+
+impl DirConfig {
+    /// The WSGIHandlerScript of this scope for handler `name`.
+    pub fn handler_script(&self, name: &str) -> Option<&HandlerScript> {
+        self.handler_scripts
+            .as_ref()?
+            .iter()
+            .find(|h| h.name == name)
+    }
+}
+
+fn merge_handler_scripts(
+    outer: &Option<Vec<HandlerScript>>,
+    inner: &Option<Vec<HandlerScript>>,
+) -> Option<Vec<HandlerScript>> {
+    match (outer, inner) {
+        (Some(outer), Some(inner)) => Some(
+            inner
+                .iter()
+                .chain(
+                    outer
+                        .iter()
+                        .filter(|o| inner.iter().all(|i| i.name != o.name)),
+                )
+                .cloned()
+                .collect(),
+        ),
+        _ => inner.clone().or_else(|| outer.clone()),
+    }
 }
 
 impl Merge for DirConfig {
@@ -73,6 +106,7 @@ impl Merge for DirConfig {
             group_authoritative: self.group_authoritative.merge(&inner.group_authoritative),
             dispatch_script: self.dispatch_script.merge(&inner.dispatch_script),
             pass_apache_request: self.pass_apache_request.merge(&inner.pass_apache_request),
+            handler_scripts: merge_handler_scripts(&self.handler_scripts, &inner.handler_scripts),
         }
     }
 }

@@ -71,7 +71,7 @@ pub struct StoreDefinition {
 
 /// One `WSGIHandlerScript name script [options]`: requests Apache gives the handler
 /// `name` (SetHandler, AddHandler) run `script`'s `handle_request`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HandlerScript {
     pub name: String,
     pub script: String,
