@@ -460,3 +460,19 @@ fn auth_scripts_belong_in_directory_sections_and_need_a_path() {
         assert!(output.contains("httpd.conf"), "names the file: {output}");
     }
 }
+
+#[test]
+fn an_edited_auth_script_is_reloaded_before_the_next_check() {
+    let apache = start(Mpm::Prefork, false);
+    assert_eq!(get_as(&apache, "/basic", "citizen", "secret").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    apache.scratch.write(
+        "app/auth.wsgi",
+        &AUTH.replace("\"citizen\": \"secret\", ", ""),
+    );
+    for _ in 0..6 {
+        // Every prefork child that loaded the old script sees the new one.
+        assert_eq!(get_as(&apache, "/basic", "citizen", "secret").status, 401);
+    }
+    assert_eq!(get_as(&apache, "/basic", "spy", "secret").status, 200);
+}
