@@ -156,3 +156,24 @@ fn python_home_accepts_a_virtual_environment() {
     );
     apache.stop();
 }
+
+#[test]
+fn a_python_home_of_another_version_stops_configtest_naming_both() {
+    let other = "2.7";
+    let fake = [(
+        "home/lib/python2.7/os.py",
+        "# a standard library of another version\n",
+    )];
+    for body in [
+        "WSGIPythonHome {root}/home",
+        "WSGIDaemonProcess site python-home={root}/home",
+    ] {
+        let (ok, output) = configtest(body, &fake);
+        assert!(!ok, "{body}: accepted");
+        assert!(
+            output.contains(&format!("is Python {other}, but this module is built for Python 3.")),
+            "{body}: {output}"
+        );
+        assert!(output.contains("httpd.conf"), "names the file: {output}");
+    }
+}

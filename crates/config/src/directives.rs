@@ -338,7 +338,11 @@ pub const DIRECTIVES: [Directive; 52] = [
         }),
         c"address[/prefix] ...: peers whose proxy headers are believed"),
     directive!(c"WSGIPythonHome", Global, 1, 1,
-        Apply::Server(|s, a, _| { s.python.python_home = Some(a[0].clone()); Ok(()) }),
+        Apply::Server(|s, a, ctx| {
+            crate::check_home_version("WSGIPythonHome", "WSGIPythonHome", &a[0], ctx.python_version)?;
+            s.python.python_home = Some(a[0].clone());
+            Ok(())
+        }),
         c"prefix of the Python installation or virtual environment"),
     directive!(c"WSGIPythonPath", Global, 1, 1,
         Apply::Server(|s, a, _| {
@@ -457,6 +461,14 @@ fn daemon_process(
     ctx: &CmdContext<'_>,
 ) -> Result<(), ConfigError> {
     let spec = DaemonSpec::parse(args)?;
+    if let Some(home) = &spec.python_home {
+        crate::check_home_version(
+            "WSGIDaemonProcess",
+            "python-home=",
+            home,
+            ctx.python_version,
+        )?;
+    }
     let mut defined = DEFINED_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, at)) = defined.iter().find(|(n, _)| *n == spec.name) {
         return Err(ConfigError::Invalid {

@@ -14,6 +14,7 @@ mod hook_script;
 mod merge;
 mod net;
 mod options;
+mod python_home;
 mod resolve;
 mod server;
 mod store;
@@ -29,6 +30,7 @@ pub use hook_script::HookScript;
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};
+pub use python_home::{check_home_version, home_python_version, major_minor};
 pub use resolve::{Refusal, Selection, select};
 pub use server::{
     AliasMatcher, DaemonDefinition, HandlerScript, RegexHandle, ScriptAlias, ScriptOwner,
