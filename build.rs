@@ -33,7 +33,39 @@ fn require_header(dir: &Path, header: &str, package: &str) {
 }
 
 /// The X.Y version and the executable path of the Python that pyo3 links against.
+/// The directory of the shared libpython that PYO3_PYTHON's interpreter was built with,
+/// when it is not one the dynamic loader searches anyway (a pyenv or /opt build): the
+/// module records it (rpath), so Apache finds that libpython without LD_LIBRARY_PATH.
+fn private_libpython_dir() -> Option<String> {
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    let python = std::env::var("PYO3_PYTHON").ok()?;
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            // A copied installation keeps its build's LIBDIR in sysconfig: its own
+            // lib/ wins when the library is there.
+            "import os, sys, sysconfig\n\
+             lib = sysconfig.get_config_var('LDLIBRARY') or ''\n\
+             dirs = [os.path.join(sys.base_prefix, 'lib'), sysconfig.get_config_var('LIBDIR') or '']\n\
+             print(next((d for d in dirs if d and lib and os.path.exists(os.path.join(d, lib))), ''))\n\
+             print(sysconfig.get_config_var('Py_ENABLE_SHARED') or 0)",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines();
+    let libdir = lines.next()?.trim().to_owned();
+    let shared = lines.next()?.trim() == "1";
+    let system = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib"];
+    let searched = system.contains(&libdir.as_str())
+        || libdir.starts_with("/usr/lib/") && libdir.ends_with("-linux-gnu");
+    (shared && !libdir.is_empty() && !searched).then_some(libdir)
+}
+
 fn main() {
+    if let Some(libdir) = private_libpython_dir() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{libdir}");
+    }
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-env-changed=APXS");
     let apxs = std::env::var("APXS").unwrap_or_else(|_| "apxs".to_owned());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the module, and runs every test (unit tests of the pure
-# crates and integration tests against a real apache2 under prefork, worker and event).
+# crates and integration tests against a real apache2 under prefork, worker and event),
+# then the same against the module built for each other CPython the machine has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ cargo build --workspace
 cargo test --workspace
 # The pure parts of the mod_wsgi-suite runner (the runner itself needs a mod_wsgi checkout).
 python3 -m unittest -q scripts/upstream_suite_test.py
+# The module built against every other CPython 3.9-3.13 on the machine, each run against
+# the integration tests (all of them on 3.13, a subset on the others).
+scripts/python-matrix.sh
 # The load bench in smoke mode (1 s per target, every app, both modules): timings are not
 # checked, but every target must answer correctly under load, so the bench cannot rot.
 BENCH_SMOKE=1 benches/load.sh

@@ -171,7 +171,9 @@ fn a_python_home_of_another_version_stops_configtest_naming_both() {
         let (ok, output) = configtest(body, &fake);
         assert!(!ok, "{body}: accepted");
         assert!(
-            output.contains(&format!("is Python {other}, but this module is built for Python 3.")),
+            output.contains(&format!(
+                "is Python {other}, but this module is built for Python 3."
+            )),
             "{body}: {output}"
         );
         assert!(output.contains("httpd.conf"), "names the file: {output}");

@@ -6,14 +6,18 @@ use common::{Apache, Mpm};
 
 const APP: &str = r#"
 import os, sys, threading, mod_wsgi
-import _xxsubinterpreters as interpreters
+try:
+    import _interpreters as interpreters  # Python 3.13
+except ImportError:
+    import _xxsubinterpreters as interpreters
 counter = 0
 local = threading.local()
 def application(environ, start_response):
     global counter
     counter += 1
     local.hits = getattr(local, "hits", 0) + 1
-    is_main = interpreters.get_current() == interpreters.get_main()
+    ident = lambda i: i[0] if isinstance(i, tuple) else i  # 3.13: (id, whence)
+    is_main = ident(interpreters.get_current()) == ident(interpreters.get_main())
     body = "%s\t%s\t%s\t%d\t%d\t%d" % (mod_wsgi.application_group, environ["mod_wsgi.application_group"],
                                "main" if is_main else "sub", counter, os.getpid(), local.hits)
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -139,7 +143,10 @@ fn thread_state_persists_between_requests() {
 /// answers its group, how many interpreters the process has and its pid.
 const COUNTING_APP: &str = r#"
 import os, mod_wsgi
-import _xxsubinterpreters as interpreters
+try:
+    import _interpreters as interpreters  # Python 3.13
+except ImportError:
+    import _xxsubinterpreters as interpreters
 with open(os.path.join(os.path.dirname(__file__), "loads.txt"), "a") as f:
     f.write("%d %s\n" % (os.getpid(), mod_wsgi.application_group))
 def application(environ, start_response):
