@@ -5,8 +5,11 @@
 mod access;
 mod cli;
 mod conf;
+mod features;
+mod hosts;
 mod install;
 mod locate;
+mod logs;
 mod python_home;
 mod server;
 mod users;

@@ -4,8 +4,11 @@
 
 use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
-use crate::conf::{self, DaemonPlan, Plan};
+use crate::conf::{self, DaemonPlan, Plan, Service, Sizing};
+use crate::features::{self, pairs};
+use crate::hosts;
 use crate::locate;
+use crate::logs;
 use crate::python_home::python_home;
 use crate::users;
 use mod_wsgi_config::{DaemonSpec, SharedStoreSpec};
@@ -23,6 +26,8 @@ enum Entry {
     Script(PathBuf),
     Module(String),
     Default,
+    /// --application-type static: Apache serves this directory, no application.
+    Static(PathBuf),
 }
 
 pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
@@ -31,7 +36,13 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
     let (plan, entry) = plan(&args)?;
     check_reachable(&plan, &entry, &args)?;
     if !setup_only {
-        check_port_free(&plan)?;
+        check_port_free(plan.host.as_deref(), plan.port, "--port")?;
+        if let Some(https) = &plan.hosts.https {
+            check_port_free(plan.host.as_deref(), https.port, "--https-port")?;
+        }
+    }
+    for warning in &plan.features.warnings {
+        eprintln!("wsgi-express: warning: {warning}");
     }
     write_server_root(&plan, &entry, &args, &httpd)?;
     let apachectl = plan.server_root.join("apachectl");
@@ -44,17 +55,81 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
         return Ok(());
     }
     print_summary(&plan, &entry);
-    let err = Command::new(&httpd)
-        .arg("-f")
-        .arg(plan.server_root.join("httpd.conf"))
-        .arg("-DFOREGROUND")
+    let mut httpd_args = vec![
+        "-f".to_owned(),
+        plan.server_root.join("httpd.conf").display().to_string(),
+        "-DFOREGROUND".to_owned(),
+    ];
+    if let Some(startup) = &startup_log(&args, &plan)? {
+        httpd_args.extend(["-E".to_owned(), startup.clone()]);
+    }
+    let envvars = envvars_scripts(&args, &plan);
+    let mut cmd = if envvars.is_empty() {
+        let mut cmd = Command::new(&httpd);
+        if let Some(name) = &args.runtime.process_name {
+            cmd.arg0(name);
+        }
+        cmd
+    } else {
+        // The scripts set variables for Apache: source them in a shell that then
+        // becomes Apache.
+        let mut script = String::new();
+        for file in &envvars {
+            script.push_str(&format!(". {}\n", sh(file)));
+        }
+        script.push_str("exec \"$@\"");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(script).arg("sh").arg(&httpd);
+        cmd
+    };
+    let err = cmd
+        .args(&httpd_args)
+        .env("LANG", &plan.locale)
+        .env("LC_ALL", &plan.locale)
         .exec();
     Err(format!("cannot run {}: {err}", httpd.display()))
+}
+
+/// httpd -E's file: Apache's messages before its error log opens.
+fn startup_log(args: &ServerArgs, plan: &Plan) -> Result<Option<String>, String> {
+    let log_dir = args
+        .log_directory
+        .as_ref()
+        .map(|d| locate::absolute(d))
+        .unwrap_or_else(|| plan.server_root.clone());
+    Ok(logs::resolve(args, &log_dir)?.startup_log)
+}
+
+/// SERVER-ROOT/envvars when it exists, then --envvars-script.
+fn envvars_scripts(args: &ServerArgs, plan: &Plan) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let own = plan.server_root.join("envvars");
+    if own.is_file() {
+        files.push(own);
+    }
+    if let Some(script) = &args.runtime.envvars_script {
+        files.push(locate::absolute(script));
+    }
+    files
 }
 
 fn entry(args: &ServerArgs) -> Result<Entry, String> {
     let given = args.script.clone().or_else(|| args.entry_point.clone());
     match (given, args.application_type) {
+        (_, ApplicationType::Paste) => Err(
+            "--application-type paste: mod_wsgi_rs does not load Paste deployment files yet; wrap the app in a WSGI script (paste.deploy.loadapp)"
+                .to_owned(),
+        ),
+        (dir, ApplicationType::Static) => {
+            let dir = match dir {
+                Some(d) => PathBuf::from(d),
+                None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+            };
+            if !dir.is_dir() {
+                return Err(format!("--application-type static: {}: no such directory", dir.display()));
+            }
+            Ok(Entry::Static(locate::absolute(&dir)))
+        }
         (None, _) => Ok(Entry::Default),
         (Some(s), ApplicationType::Script) => {
             let path = Path::new(&s);
@@ -92,7 +167,29 @@ fn default_server_root(host: Option<&str>, port: u16) -> PathBuf {
     ))
 }
 
-fn locale() -> String {
+/// --locale (or --lang), else this process's UTF-8 locale, else C.UTF-8; "C" and
+/// "POSIX" become C.UTF-8, as mod_wsgi-express makes them a UTF-8 locale.
+fn locale(args: &ServerArgs) -> Result<String, String> {
+    let given = args.runtime.locale.as_ref().or(args.runtime.lang.as_ref());
+    if let Some(name) = given {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(format!(
+                "--locale '{name}' is not a locale name (like en_US.UTF-8)"
+            ));
+        }
+        if name.eq_ignore_ascii_case("C") || name.eq_ignore_ascii_case("POSIX") {
+            return Ok("C.UTF-8".to_owned());
+        }
+        return Ok(name.clone());
+    }
+    Ok(default_locale())
+}
+
+fn default_locale() -> String {
     for var in ["LC_ALL", "LANG"] {
         if let Ok(v) = std::env::var(var) {
             let lower = v.to_ascii_lowercase();
@@ -104,17 +201,11 @@ fn locale() -> String {
     "C.UTF-8".to_owned()
 }
 
-fn pairs(flat: &[String]) -> Vec<(String, String)> {
-    flat.chunks(2)
-        .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
-        .collect()
-}
-
 fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     let entry = entry(args)?;
     let modules_dir = locate::modules_directory(&args.module)?;
     let module = locate::module(&args.module, Some(&modules_dir))?;
-    let mpm = locate::mpm(&modules_dir, args.mpm)?;
+    let mpm = locate::mpm(&modules_dir, args.mpm, &args.tuning.server_mpm)?;
     if args.threads == 0 {
         return Err("--threads must be at least 1".to_owned());
     }
@@ -143,7 +234,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             args.callable_object.clone(),
             path.parent().unwrap_or(Path::new("/")).to_owned(),
         ),
-        Entry::Module(_) | Entry::Default => (
+        Entry::Module(_) | Entry::Default | Entry::Static(_) => (
             server_root.join("handler.wsgi"),
             "application".to_owned(),
             std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
@@ -191,14 +282,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         .as_ref()
         .map(|d| locate::absolute(d))
         .unwrap_or_else(|| server_root.clone());
-    let (error_log, access_log) = if args.log_to_terminal {
-        ("/dev/stderr".to_owned(), "/dev/stdout".to_owned())
-    } else {
-        (
-            log_dir.join("error_log").display().to_string(),
-            log_dir.join("access_log").display().to_string(),
-        )
-    };
+    let log_targets = logs::resolve(args, &log_dir)?;
     let shared_stores = pairs(&args.shared_store);
     for (i, (name, size)) in shared_stores.iter().enumerate() {
         SharedStoreSpec::parse(&[name.clone(), format!("size={size}")])
@@ -220,7 +304,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             .map_err(|e| format!("--session-affinity {cookie}: {e}"))?;
     }
     let processes = args.processes.unwrap_or(1);
-    let daemon = (!args.embedded_mode).then_some(DaemonPlan {
+    let serves_files_only = matches!(entry, Entry::Static(_));
+    let daemon = (!args.embedded_mode && !serves_files_only).then_some(DaemonPlan {
         processes,
         threads: args.threads,
         maximum_requests: args.maximum_requests,
@@ -236,12 +321,40 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         session_affinity: args.session_affinity.clone(),
     });
     let python_home = python_home(&args.module, &module)?;
+    let services = services(args, &run_as, &log_targets)?;
+    let hosts = hosts::resolve(args)?;
+    let features = features::resolve(args)?;
+    if let Some(group) = &args.site.process_group
+        && (group.is_empty() || group.contains(char::is_whitespace))
+    {
+        return Err(format!("--process-group '{group}': a name without spaces"));
+    }
+    let application_group = args
+        .site
+        .application_group
+        .clone()
+        .unwrap_or_else(|| "%{GLOBAL}".to_owned());
+    if application_group.is_empty() {
+        return Err("--application-group: give a name, or %{GLOBAL}".to_owned());
+    }
+    let static_dir = match &entry {
+        Entry::Static(dir) => Some(dir.clone()),
+        _ => None,
+    };
     let plan = Plan {
         document_root: args
             .document_root
             .as_ref()
             .map(|d| locate::absolute(d))
+            .or(static_dir)
             .unwrap_or_else(|| server_root.join("htdocs")),
+        serve_application: !matches!(entry, Entry::Static(_)),
+        pid_file: args
+            .logs
+            .pid_file
+            .as_ref()
+            .map(|f| locate::absolute(f))
+            .unwrap_or_else(|| server_root.join("httpd.pid")),
         reloader_script: args
             .reload_on_changes
             .then(|| server_root.join("reloader.py")),
@@ -264,14 +377,32 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         working_directory,
         python_path,
         python_home,
-        locale: locale(),
+        locale: locale(args)?,
         daemon,
         processes,
         threads: args.threads,
         limit_request_body: args.limit_request_body,
         keep_alive_timeout: args.keep_alive_timeout,
-        error_log,
-        access_log: args.access_log.then_some(access_log),
+        error_log: log_targets.error_log.clone(),
+        access_log: args.access_log.then(|| log_targets.access_log.clone()),
+        access_log_format: args.logs.access_log_format.clone(),
+        error_log_format: args.logs.error_log_format.clone(),
+        process_group: args.site.process_group.clone(),
+        application_group,
+        mime_types: args
+            .runtime
+            .mime_types
+            .as_ref()
+            .map(|f| locate::absolute(f)),
+        sizing: Sizing {
+            max_clients: args.tuning.max_clients,
+            initial_workers: args.tuning.initial_workers,
+            minimum_spare_workers: args.tuning.minimum_spare_workers,
+            maximum_spare_workers: args.tuning.maximum_spare_workers,
+        },
+        hosts,
+        features,
+        services,
         log_level: args.log_level.clone(),
         include_files: args
             .include_file
@@ -285,15 +416,72 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     Ok((plan, entry))
 }
 
-fn check_port_free(plan: &Plan) -> Result<(), String> {
-    let host = plan.host.as_deref().unwrap_or("0.0.0.0");
-    match std::net::TcpListener::bind((host, plan.port)) {
+/// --service-script NAME SCRIPT with its --service-user/-group/-log-file.
+fn services(
+    args: &ServerArgs,
+    run_as: &Option<(String, String)>,
+    log_targets: &logs::LogTargets,
+) -> Result<Vec<Service>, String> {
+    let r = &args.runtime;
+    let scripts = pairs(&r.service_script);
+    let named = |list: &[String], name: &str| {
+        pairs(list)
+            .into_iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    };
+    for (option, list) in [
+        ("--service-user", &r.service_user),
+        ("--service-group", &r.service_group),
+        ("--service-log-file", &r.service_log_file),
+    ] {
+        if let Some((name, _)) = pairs(list)
+            .iter()
+            .find(|(n, _)| !scripts.iter().any(|(s, _)| s == n))
+        {
+            return Err(format!("{option} {name}: no --service-script {name}"));
+        }
+    }
+    let mut services = Vec::new();
+    for (name, script) in scripts {
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("--service-script '{name}': a name without spaces"));
+        }
+        let path = Path::new(&script);
+        if !path.is_file() {
+            return Err(format!("--service-script {name} {script}: no such file"));
+        }
+        let user = named(&r.service_user, &name);
+        let group = named(&r.service_group, &name);
+        let service_run_as = if user.is_none() && group.is_none() {
+            run_as.clone()
+        } else {
+            users::run_as(
+                user.as_deref().or(args.user.as_deref()),
+                group.as_deref().or(args.group.as_deref()),
+            )?
+        };
+        let error_log = named(&r.service_log_file, &name).map(|file| log_targets.file(&file));
+        services.retain(|s: &Service| s.name != name);
+        services.push(Service {
+            name,
+            script: locate::absolute(path),
+            run_as: service_run_as,
+            error_log,
+        });
+    }
+    Ok(services)
+}
+
+fn check_port_free(host: Option<&str>, port: u16, option: &str) -> Result<(), String> {
+    let host = host.unwrap_or("0.0.0.0");
+    match std::net::TcpListener::bind((host, port)) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "port {} on {host} is already in use; pick another with --port",
-            plan.port
+            "port {port} on {host} is already in use; pick another with {option}"
         )),
-        Err(e) => Err(format!("cannot listen on {host}:{}: {e}", plan.port)),
+        Err(e) => Err(format!("cannot listen on {host}:{port}: {e}")),
     }
 }
 
@@ -339,24 +527,41 @@ fn write_server_root(
             write_file(&plan.handler_script, &text, 0o644)?;
         }
         Entry::Default => write_file(&plan.handler_script, DEFAULT_APP, 0o644)?,
-        Entry::Script(_) => {}
+        Entry::Script(_) | Entry::Static(_) => {}
     }
     if let Some(reloader) = &plan.reloader_script {
         let text = RELOADER.replace("@INTERVAL@", &args.reload_interval.to_string());
         write_file(reloader, &text, 0o644)?;
     }
     write_file(&root.join("httpd.conf"), &conf::render(plan), 0o644)?;
+    let shell = match &args.runtime.shell_executable {
+        Some(shell) => locate::absolute(shell),
+        None => locate::find_program(&["bash"]).unwrap_or_else(|| PathBuf::from("/bin/sh")),
+    };
+    let mut environment = format!(
+        "LANG={locale}\nLC_ALL={locale}\nexport LANG LC_ALL\nif test -f {own}; then . {own}; fi\n",
+        locale = sh(Path::new(&plan.locale)),
+        own = sh(&root.join("envvars")),
+    );
+    if let Some(script) = &args.runtime.envvars_script {
+        environment.push_str(&format!(". {}\n", sh(&locate::absolute(script))));
+    }
+    let startup = match startup_log(args, plan)? {
+        Some(file) => format!(" -E {}", sh(Path::new(&file))),
+        None => String::new(),
+    };
     let apachectl = format!(
-        "#!/bin/sh\n# Generated by wsgi-express: controls the Apache of this server root.\n\
-         HTTPD={}\nCONF={}\n\
+        "#!{shell}\n# Generated by wsgi-express: controls the Apache of this server root.\n\
+         HTTPD={}\nCONF={}\n{environment}\
          case \"$1\" in\n\
-         \x20   start|stop|restart|graceful|graceful-stop) exec \"$HTTPD\" -f \"$CONF\" -k \"$1\" ;;\n\
+         \x20   start|stop|restart|graceful|graceful-stop) exec \"$HTTPD\" -f \"$CONF\"{startup} -k \"$1\" ;;\n\
          \x20   configtest) exec \"$HTTPD\" -f \"$CONF\" -t ;;\n\
-         \x20   foreground) exec \"$HTTPD\" -f \"$CONF\" -DFOREGROUND ;;\n\
+         \x20   foreground) exec \"$HTTPD\" -f \"$CONF\"{startup} -DFOREGROUND ;;\n\
          \x20   *) echo \"usage: $0 start|stop|restart|graceful|graceful-stop|configtest|foreground\" >&2; exit 2 ;;\n\
          esac\n",
         sh(httpd),
         sh(&root.join("httpd.conf")),
+        shell = shell.display(),
     );
     write_file(&root.join("apachectl"), &apachectl, 0o755)?;
     Ok(())
@@ -431,6 +636,7 @@ fn print_summary(plan: &Plan, entry: &Entry) {
     let app = match entry {
         Entry::Module(m) => format!("module {m}"),
         Entry::Default => "the default page".to_owned(),
+        Entry::Static(dir) => format!("the files of {}", dir.display()),
         Entry::Script(path) => path.display().to_string(),
     };
     println!("wsgi-express: serving {app} at {}", plan.url());
