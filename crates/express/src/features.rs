@@ -346,3 +346,108 @@ pub fn resolve(args: &ServerArgs) -> Result<Features, String> {
     }
     Ok(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServerArgs {
+        let mut all = vec!["wsgi-express", "start-server"];
+        all.extend_from_slice(extra);
+        match Cli::try_parse_from(all).expect("options parse").command {
+            Command::StartServer(a) => a,
+            _ => unreachable!("start-server"),
+        }
+    }
+
+    #[test]
+    fn defaults_set_mod_wsgi_express_timeouts_and_backlogs() {
+        let f = resolve(&args(&[])).unwrap();
+        assert_eq!(
+            f.lines,
+            [
+                "RequestReadTimeout header=15-30,MinRate=500 body=15,MinRate=500",
+                "ListenBacklog 500"
+            ]
+        );
+        assert_eq!(f.modules, ["reqtimeout"]);
+        assert_eq!(
+            f.daemon_options,
+            [
+                ("listen-backlog".to_owned(), "100".to_owned()),
+                ("deadlock-timeout".to_owned(), "60".to_owned())
+            ]
+        );
+        assert!(f.warnings.is_empty());
+    }
+
+    #[test]
+    fn flags_become_directives() {
+        let f = resolve(&args(&[
+            "--server-status",
+            "--compress-responses",
+            "--passenv",
+            "HOME",
+            "--python-warnings",
+            "error",
+            "--error-document",
+            "404",
+            "/missing",
+            "--directory-index",
+            "index.html",
+            "--interrupt-timeout",
+            "5",
+            "--send-buffer-size",
+            "0",
+            "--switch-interval",
+            "0.01",
+            "--map-head-to-get",
+            "Off",
+        ]))
+        .unwrap();
+        for line in [
+            "ExtendedStatus On",
+            "WSGIServerMetrics On",
+            "AddOutputFilterByType DEFLATE application/json",
+            "PassEnv \"HOME\"",
+            "WSGIPythonWarnings \"error\"",
+            "ErrorDocument 404 \"/missing\"",
+            "WSGISwitchInterval 0.01",
+            "WSGIMapHEADToGET Off",
+        ] {
+            assert!(f.lines.iter().any(|l| l == line), "{line} in {:?}", f.lines);
+        }
+        assert!(f.modules.contains(&"status") && f.modules.contains(&"deflate"));
+        assert_eq!(f.document_root, ["DirectoryIndex \"index.html\""]);
+        for (k, v) in [
+            ("interrupt-timeout", "5"),
+            ("send-buffer-size", "0"),
+            ("switch-interval", "0.01"),
+        ] {
+            assert!(
+                f.daemon_options.contains(&(k.to_owned(), v.to_owned())),
+                "{k}={v} in {:?}",
+                f.daemon_options
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_and_missing_features_are_refused() {
+        for (given, expected) in [
+            (&["--trust-proxy-header", "X-Bogus"][..], "--trust-proxy-header X-Bogus"),
+            (&["--trust-proxy", "10.0.0.0/99"][..], "--trust-proxy 10.0.0.0/99"),
+            (&["--error-document", "200", "/x"][..], "400 to 599"),
+            (&["--map-head-to-get", "maybe"][..], "--map-head-to-get maybe"),
+            (&["--auth-group-script", "/g.py"][..], "WSGIAuthGroupScript"),
+            (&["--debug-mode"][..], "--debug-mode"),
+        ] {
+            let err = resolve(&args(given)).unwrap_err();
+            assert!(err.contains(expected), "{given:?}: {err}");
+        }
+        let f = resolve(&args(&["--telemetry-service", "unix:/t.sock"])).unwrap();
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+    }
+}
