@@ -437,10 +437,19 @@ mod tests {
     #[test]
     fn bad_values_and_missing_features_are_refused() {
         for (given, expected) in [
-            (&["--trust-proxy-header", "X-Bogus"][..], "--trust-proxy-header X-Bogus"),
-            (&["--trust-proxy", "10.0.0.0/99"][..], "--trust-proxy 10.0.0.0/99"),
+            (
+                &["--trust-proxy-header", "X-Bogus"][..],
+                "--trust-proxy-header X-Bogus",
+            ),
+            (
+                &["--trust-proxy", "10.0.0.0/99"][..],
+                "--trust-proxy 10.0.0.0/99",
+            ),
             (&["--error-document", "200", "/x"][..], "400 to 599"),
-            (&["--map-head-to-get", "maybe"][..], "--map-head-to-get maybe"),
+            (
+                &["--map-head-to-get", "maybe"][..],
+                "--map-head-to-get maybe",
+            ),
             (&["--auth-group-script", "/g.py"][..], "WSGIAuthGroupScript"),
             (&["--debug-mode"][..], "--debug-mode"),
         ] {

@@ -77,9 +77,20 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
         for file in &envvars {
             script.push_str(&format!(". {}\n", sh(file)));
         }
-        script.push_str("exec \"$@\"");
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg(script).arg("sh").arg(&httpd);
+        // bash can name the process it becomes ($0 is --process-name).
+        let bash = locate::find_program(&["bash"]);
+        let (shell, name) = match (&bash, &args.runtime.process_name) {
+            (Some(bash), Some(name)) => {
+                script.push_str("exec -a \"$0\" \"$@\"");
+                (bash.clone(), name.clone())
+            }
+            _ => {
+                script.push_str("exec \"$@\"");
+                (PathBuf::from("/bin/sh"), "sh".to_owned())
+            }
+        };
+        let mut cmd = Command::new(shell);
+        cmd.arg("-c").arg(script).arg(name).arg(&httpd);
         cmd
     };
     let err = cmd

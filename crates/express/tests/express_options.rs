@@ -342,3 +342,80 @@ fn new_options_abbreviate_and_the_last_repeat_wins() {
         }
     }
 }
+
+#[test]
+fn envvars_passenv_pid_file_startup_log_process_name_and_proxying() {
+    let scratch = Scratch::new("envvars");
+    let files = scratch.write("static/a.txt", "static file\n");
+    let backend_root = scratch.path("backend-root");
+    let backend_port = free_port();
+    let backend_port_text = backend_port.to_string();
+    let mut backend = express(&[
+        "start-server",
+        "--application-type",
+        "static",
+        files.parent().unwrap().to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &backend_port_text,
+        "--server-root",
+        &backend_root,
+        "--directory-listing",
+    ])
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+
+    let script = scratch.write("app/app.wsgi", &echo_app("environ.get('FROM_ENVVARS')"));
+    let envvars = scratch.write("envvars.sh", "FROM_ENVVARS=sourced\nexport FROM_ENVVARS\n");
+    let pid_file = scratch.path("site.pid");
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--envvars-script",
+            envvars.to_str().unwrap(),
+            "--passenv",
+            "FROM_ENVVARS",
+            "--pid-file",
+            &pid_file,
+            "--startup-log",
+            "--process-name",
+            "site-under-test",
+            "--proxy-mount-point",
+            "/files",
+            &format!("http://127.0.0.1:{backend_port}/"),
+        ],
+        None,
+    );
+    let answer = server.request("GET / HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(body_of(&answer), "sourced", "{answer}\n{}", server.logs());
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap();
+    assert!(
+        cmdline.starts_with(b"site-under-test\0"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    assert!(server.root.join("startup_log").exists());
+    assert!(!server.root.join("httpd.pid").exists());
+
+    wait_for("the static backend", Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", backend_port)).is_ok()
+    });
+    let proxied = server.request("GET /files/a.txt HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(
+        body_of(&proxied),
+        "static file\n",
+        "{proxied}\n{}",
+        server.logs()
+    );
+    let listing = exchange(backend_port, "GET / HTTP/1.0\r\nHost: 127.0.0.1");
+    assert!(listing.contains("a.txt"), "{listing}");
+    server.stop();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &backend.id().to_string()])
+        .status();
+    let _ = backend.wait();
+}
