@@ -2,6 +2,7 @@
 //! text. Pure, so what users get is unit-tested line by line.
 
 use crate::cli::MpmName;
+use crate::debug::DebugPlan;
 use crate::features::{Features, q};
 use crate::hosts::{self, Hosts};
 use std::fmt::Write;
@@ -97,6 +98,8 @@ pub struct Plan {
     pub services: Vec<Service>,
     /// False with --application-type static: Apache serves files only.
     pub serve_application: bool,
+    /// --debug-mode: Apache as one process (httpd -X), the application in it.
+    pub debug: Option<DebugPlan>,
 }
 
 impl Plan {
@@ -555,6 +558,7 @@ mod tests {
             features: Features::default(),
             services: vec![],
             serve_application: true,
+            debug: None,
         }
     }
 

@@ -51,8 +51,7 @@ const COMPRESSED_TYPES: [&str; 8] = [
 /// Options that configure a feature mod_wsgi_rs does not have: refused, naming it.
 fn refuse_missing(args: &ServerArgs) -> Result<(), String> {
     let s = &args.site;
-    let r = &args.runtime;
-    let missing: [(bool, &str, &str); 12] = [
+    let missing: [(bool, &str, &str); 6] = [
         (
             s.host_access_script.is_some(),
             "--host-access-script",
@@ -79,24 +78,6 @@ fn refuse_missing(args: &ServerArgs) -> Result<(), String> {
             "the telemetry ingester",
         ),
         (s.with_php5, "--with-php5", "PHP"),
-        (r.debug_mode, "--debug-mode", "single-process debug mode"),
-        (
-            r.enable_debugger || r.debugger_startup,
-            "--enable-debugger",
-            "the post-mortem debugger",
-        ),
-        (r.enable_coverage, "--enable-coverage", "coverage recording"),
-        (
-            r.enable_profiler,
-            "--enable-profiler",
-            "the request profiler",
-        ),
-        (
-            r.enable_recorder,
-            "--enable-recorder",
-            "the request recorder",
-        ),
-        (r.enable_gdb, "--enable-gdb", "running Apache under gdb"),
     ];
     match missing.iter().find(|m| m.0) {
         Some((_, option, feature)) => Err(format!(
@@ -451,7 +432,7 @@ mod tests {
                 "--map-head-to-get maybe",
             ),
             (&["--auth-group-script", "/g.py"][..], "WSGIAuthGroupScript"),
-            (&["--debug-mode"][..], "--debug-mode"),
+            (&["--with-php5"][..], "PHP"),
         ] {
             let err = resolve(&args(given)).unwrap_err();
             assert!(err.contains(expected), "{given:?}: {err}");

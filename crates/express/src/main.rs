@@ -5,6 +5,7 @@
 mod access;
 mod cli;
 mod conf;
+mod debug;
 mod features;
 mod hosts;
 mod install;

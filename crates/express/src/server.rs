@@ -5,6 +5,7 @@
 use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
 use crate::conf::{self, DaemonPlan, Plan, Service, Sizing};
+use crate::debug;
 use crate::features::{self, pairs};
 use crate::hosts;
 use crate::locate;
@@ -62,6 +63,19 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
     ];
     if let Some(startup) = &startup_log(&args, &plan)? {
         httpd_args.extend(["-E".to_owned(), startup.clone()]);
+    }
+    if plan.debug.is_some() {
+        httpd_args.push("-X".to_owned());
+    }
+    if let Some(gdb) = plan.debug.as_ref().and_then(|d| d.gdb.as_ref()) {
+        let err = Command::new(gdb)
+            .arg("--args")
+            .arg(&httpd)
+            .args(&httpd_args)
+            .env("LANG", &plan.locale)
+            .env("LC_ALL", &plan.locale)
+            .exec();
+        return Err(format!("cannot run {}: {err}", gdb.display()));
     }
     let envvars = envvars_scripts(&args, &plan);
     let mut cmd = if envvars.is_empty() {
@@ -239,7 +253,10 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         Some(r) => locate::absolute(r),
         None => default_server_root(args.host.as_deref(), args.port),
     };
-    let (handler_script, callable, default_dir) = match &entry {
+    let debug = debug::resolve(args, &server_root)?;
+    // Debug mode runs the application inside Apache's single process.
+    let embedded = args.embedded_mode || debug.is_some();
+    let (mut handler_script, mut callable, default_dir) = match &entry {
         Entry::Script(path) => (
             path.clone(),
             args.callable_object.clone(),
@@ -265,8 +282,12 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     // mod_wsgi-express) and module imports need the working directory there too, so an
     // app can import the modules beside it.
     let mut python_path: Vec<PathBuf> = Vec::new();
-    if matches!(entry, Entry::Module(_)) || args.embedded_mode {
+    if matches!(entry, Entry::Module(_)) || embedded {
         python_path.push(working_directory.clone());
+    }
+    if debug.is_some() && !matches!(entry, Entry::Static(_)) {
+        handler_script = server_root.join("debug-handler.wsgi");
+        callable = "application".to_owned();
     }
     for d in &args.python_path {
         if !d.is_dir() {
@@ -308,7 +329,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         return Err(format!("--metrics-url {url}: must start with /"));
     }
     if let Some(cookie) = &args.session_affinity {
-        if args.embedded_mode {
+        if embedded {
             return Err("--session-affinity needs daemon mode (drop --embedded-mode)".to_owned());
         }
         DaemonSpec::parse(&["check".to_owned(), format!("session-affinity={cookie}")])
@@ -316,7 +337,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     }
     let processes = args.processes.unwrap_or(1);
     let serves_files_only = matches!(entry, Entry::Static(_));
-    let daemon = (!args.embedded_mode && !serves_files_only).then_some(DaemonPlan {
+    let daemon = (!embedded && !serves_files_only).then_some(DaemonPlan {
+        // Debug mode: one process (httpd -X) with one thread.
         processes,
         threads: args.threads,
         maximum_requests: args.maximum_requests,
@@ -334,7 +356,22 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     let python_home = python_home(&args.module, &module)?;
     let services = services(args, &run_as, &log_targets)?;
     let hosts = hosts::resolve(args)?;
-    let features = features::resolve(args)?;
+    let mut features = features::resolve(args)?;
+    if debug.is_some() {
+        // pdb talks to the terminal; the code is not reloaded under the debugger.
+        for line in [
+            "WSGIRestrictStdin Off",
+            "WSGIRestrictStdout Off",
+            "WSGIScriptReloading Off",
+        ] {
+            features.lines.push(line.to_owned());
+        }
+        if args.reload_on_changes {
+            features
+                .warnings
+                .push("--reload-on-changes is off in debug mode".to_owned());
+        }
+    }
     if let Some(group) = &args.site.process_group
         && (group.is_empty() || group.contains(char::is_whitespace))
     {
@@ -352,6 +389,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         Entry::Static(dir) => Some(dir.clone()),
         _ => None,
     };
+    let debug_mode = debug.is_some();
     let plan = Plan {
         document_root: args
             .document_root
@@ -360,14 +398,14 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             .or(static_dir)
             .unwrap_or_else(|| server_root.join("htdocs")),
         serve_application: !matches!(entry, Entry::Static(_)),
+        debug,
         pid_file: args
             .logs
             .pid_file
             .as_ref()
             .map(|f| locate::absolute(f))
             .unwrap_or_else(|| server_root.join("httpd.pid")),
-        reloader_script: args
-            .reload_on_changes
+        reloader_script: (args.reload_on_changes && !debug_mode)
             .then(|| server_root.join("reloader.py")),
         server_root,
         modules_dir,
@@ -390,8 +428,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         python_home,
         locale: locale(args)?,
         daemon,
-        processes,
-        threads: args.threads,
+        processes: if debug_mode { 1 } else { processes },
+        threads: if debug_mode { 1 } else { args.threads },
         limit_request_body: args.limit_request_body,
         keep_alive_timeout: args.keep_alive_timeout,
         error_log: log_targets.error_log.clone(),
@@ -540,6 +578,33 @@ fn write_server_root(
         Entry::Default => write_file(&plan.handler_script, DEFAULT_APP, 0o644)?,
         Entry::Script(_) | Entry::Static(_) => {}
     }
+    if let Some(debug) = &plan.debug {
+        if !matches!(entry, Entry::Static(_)) {
+            let (target, is_module) = match entry {
+                Entry::Script(path) => (path.to_string_lossy().into_owned(), false),
+                Entry::Module(m) => (m.clone(), true),
+                // The generated default page (written above).
+                _ => (
+                    root.join("handler.wsgi").to_string_lossy().into_owned(),
+                    false,
+                ),
+            };
+            let callable = match entry {
+                Entry::Script(_) | Entry::Module(_) => args.callable_object.as_str(),
+                _ => "application",
+            };
+            let text = debug::handler(debug, &target, is_module, callable, &plan.working_directory);
+            write_file(&plan.handler_script, &text, 0o644)?;
+        }
+        // Apache's single process runs as its User: the aids must be able to write.
+        let owner = users::identity(plan.run_as.as_ref()).map(|who| who.uid);
+        for dir in debug.output_directories() {
+            fs::create_dir_all(dir)
+                .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o755)))
+                .and_then(|()| std::os::unix::fs::chown(dir, owner, None))
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
     if let Some(reloader) = &plan.reloader_script {
         let text = RELOADER.replace("@INTERVAL@", &args.reload_interval.to_string());
         write_file(reloader, &text, 0o644)?;
@@ -666,6 +731,9 @@ fn print_summary(plan: &Plan, entry: &Entry) {
             d.graceful_timeout,
             d.shutdown_timeout
         ),
+        None if plan.debug.is_some() => {
+            println!("  debug mode:   one Apache process in the foreground (httpd -X), one thread")
+        }
         None => println!(
             "  embedded mode: {} Apache process{} x {} threads",
             plan.processes,
@@ -676,6 +744,17 @@ fn print_summary(plan: &Plan, entry: &Entry) {
     println!("  error log:    {}", plan.error_log);
     if let Some(a) = &plan.access_log {
         println!("  access log:   {a}");
+    }
+    if let Some(debug) = &plan.debug {
+        for (what, dir) in [
+            ("profiler:    ", &debug.profiler),
+            ("coverage:    ", &debug.coverage),
+            ("recorder:    ", &debug.recorder),
+        ] {
+            if let Some(dir) = dir {
+                println!("  {what} {}", dir.display());
+            }
+        }
     }
     if plan.reloader_script.is_some() {
         println!("  reloading:    on changes to imported Python modules");

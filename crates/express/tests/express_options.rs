@@ -419,3 +419,85 @@ fn envvars_passenv_pid_file_startup_log_process_name_and_proxying() {
         .status();
     let _ = backend.wait();
 }
+
+#[test]
+fn debug_mode_runs_pdb_on_the_terminal_and_writes_profile_and_recordings() {
+    use std::io::{Read, Write};
+    let scratch = Scratch::new("debug");
+    let script = scratch.write(
+        "app/app.wsgi",
+        "def application(environ, start_response):\n    if environ['PATH_INFO'] == '/boom':\n        secret = 6 * 7\n        raise ValueError('boom')\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'debugged']\n",
+    );
+    let port = free_port();
+    let port_text = port.to_string();
+    let root = scratch.0.join("server-root");
+    let mut child = express(&[
+        "start-server",
+        script.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+        "--server-root",
+        root.to_str().unwrap(),
+        "--enable-debugger",
+        "--enable-profiler",
+        "--enable-recorder",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // What a developer types at the post-mortem prompt.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"p secret * 10\nc\n")
+        .unwrap();
+    wait_for("Apache listening", Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let ok = exchange(port, "GET / HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(body_of(&ok), "debugged", "{ok}");
+    let boom = exchange(port, "GET /boom HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(status_of(&boom), 500, "{boom}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut terminal = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut terminal)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(terminal.contains("debug mode:"), "{terminal}");
+    assert!(
+        terminal.contains("-> raise ValueError('boom')"),
+        "{terminal}"
+    );
+    assert!(terminal.contains("(Pdb) 420\n"), "{terminal}");
+
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(root.join(dir))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let profiles = names("profiler");
+    assert!(
+        profiles.len() == 1 && profiles[0].ends_with(".pstats"),
+        "{profiles:?}"
+    );
+    let recorded = names("recorder");
+    assert!(
+        recorded.iter().any(|n| n.ends_with("-1.response-body"))
+            && recorded.iter().any(|n| n.ends_with("-2.exception")),
+        "{recorded:?}"
+    );
+}
