@@ -167,8 +167,9 @@ fn mpm_tuning(plan: &Plan) -> String {
             max = share(s.maximum_spare_workers, (clients / 4).max(1), clients),
         ),
         MpmName::Event | MpmName::Worker => {
+            // At most 25 threads a child, spread evenly so --max-clients is kept.
             let per_child = match &plan.daemon {
-                Some(_) => clients.min(25),
+                Some(_) => clients.div_ceil(clients.div_ceil(25)),
                 None => plan.threads.max(1),
             };
             let children = clients.div_ceil(per_child);

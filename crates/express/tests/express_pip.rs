@@ -106,13 +106,14 @@ fn stop(mut child: std::process::Child) {
 fn pip_install_into_a_fresh_venv_serves_flask_and_django() {
     let scratch = Scratch::new("pip");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // target/debug/wsgi-express: the target directory this test run built into.
-    let target_dir: PathBuf = Path::new(EXE)
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
+    // target/PROFILE/wsgi-express: the target directory and profile this test run built
+    // with, so the module's build is reused.
+    let profile_dir = Path::new(EXE).parent().unwrap();
+    let target_dir: PathBuf = profile_dir.parent().unwrap().to_owned();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
     let venv = scratch.0.join("venv");
     let mut make = Command::new("/usr/bin/python3");
     make.args(["-m", "venv"]).arg(&venv);
@@ -128,7 +129,7 @@ fn pip_install_into_a_fresh_venv_serves_flask_and_django() {
         .arg(&repo)
         .args(["flask", "django"])
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("SETUPTOOLS_RUST_CARGO_PROFILE", "dev");
+        .env("SETUPTOOLS_RUST_CARGO_PROFILE", &profile);
     run_within("pip install of the project", pip, Duration::from_secs(170));
     eprintln!("pip install took {:?}", started.elapsed());
     open_up(&scratch.0);
