@@ -196,6 +196,14 @@ pub fn render(hosts: &Hosts, server_name: &str, host: Option<&str>, port: u16) -
         );
     }
     c.push_str("</VirtualHost>\n");
+    let parent = parent_domain(hosts, server_name);
+    if let Some(parent) = parent {
+        let _ = writeln!(
+            c,
+            "<VirtualHost *:{port}>\n    ServerName {}\n    Redirect permanent / http://{server_name}:{port}/\n</VirtualHost>",
+            q(parent)
+        );
+    }
     for (name, url) in &hosts.proxied {
         let _ = writeln!(
             c,
@@ -227,8 +235,25 @@ pub fn render(hosts: &Hosts, server_name: &str, host: Option<&str>, port: u16) -
             );
         }
         c.push_str("</VirtualHost>\n");
+        if let Some(parent) = parent {
+            let _ = writeln!(
+                c,
+                "<VirtualHost *:{}>\n    ServerName {}\n    Redirect permanent / https://{server_name}:{}/",
+                h.port,
+                q(parent),
+                h.port
+            );
+            ssl_lines(&mut c, h);
+            c.push_str("</VirtualHost>\n");
+        }
     }
     c
+}
+
+/// With --server-name www.NAME, NAME redirects to it (as mod_wsgi-express does).
+fn parent_domain<'a>(hosts: &Hosts, server_name: &'a str) -> Option<&'a str> {
+    let lower = server_name.to_ascii_lowercase();
+    (hosts.named && lower.starts_with("www.") && server_name.len() > 4).then(|| &server_name[4..])
 }
 
 /// Modules the blocks need.
@@ -301,6 +326,12 @@ mod tests {
         assert!(c.starts_with("\n<VirtualHost _default_:80>\n    ServerName _wsgi_\n    <Location />\n        Require all denied\n"), "{c}");
         assert!(c.contains("ServerAlias *.example.org\n"));
         assert!(!c.contains("Listen"), "{c}");
+        assert!(!c.contains("Redirect"), "{c}");
+        let www = render(&hosts, "www.example.org", None, 80);
+        assert!(
+            www.contains("<VirtualHost *:80>\n    ServerName \"example.org\"\n    Redirect permanent / http://www.example.org:80/\n"),
+            "{www}"
+        );
         hosts.allow_localhost = true;
         assert!(render(&hosts, "example.org", None, 80).contains("        Require local\n"));
         assert_eq!(render(&Hosts::default(), "x", None, 80), "");
