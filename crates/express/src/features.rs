@@ -27,8 +27,10 @@ pub fn q(value: impl AsRef<str>) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// An option's path made absolute (Apache resolves relative ones against the server
+/// root), quoted.
 fn path(p: &Path) -> String {
-    q(p.to_string_lossy())
+    q(crate::locate::absolute(p).to_string_lossy())
 }
 
 pub fn pairs(flat: &[String]) -> Vec<(String, String)> {
@@ -275,6 +277,9 @@ fn flags(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
         ));
     }
     if let Some(rules) = &s.rewrite_rules {
+        if !rules.is_file() {
+            return Err(format!("--rewrite-rules {}: no such file", rules.display()));
+        }
         f.modules.push("rewrite");
         f.lines.push("RewriteEngine On".to_owned());
         f.lines.push(format!("Include {}", path(rules)));

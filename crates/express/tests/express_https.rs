@@ -156,3 +156,148 @@ fn certificate_options_without_https_port_are_refused() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn every_option_together_writes_a_configuration_apache_accepts() {
+    let scratch = Scratch::new("kitchen-sink");
+    let base = certificate(&scratch);
+    let crt = format!("{base}.crt");
+    let key = format!("{base}.key");
+    let script = scratch.write("app/app.wsgi", &echo_app("'x'"));
+    let service = scratch.write("app/service.py", "import time\n");
+    let rules = scratch.write("rewrite.conf", "RewriteRule ^/old$ /new [R=301,L]\n");
+    let root = scratch.path("root");
+    let eggs = scratch.path("eggs");
+    let sockets = scratch.path("sock");
+    let args = [
+        "setup-server",
+        script.to_str().unwrap(),
+        "--server-root",
+        &root,
+        "--host",
+        "127.0.0.1",
+        "--https-port",
+        "18821",
+        "--ssl-certificate-file",
+        &crt,
+        "--ssl-certificate-key-file",
+        &key,
+        "--ssl-ca-certificate-file",
+        &crt,
+        "--ssl-verify-client",
+        "/secure",
+        "--ssl-certificate-chain-file",
+        &crt,
+        "--ssl-environment",
+        "--https-only",
+        "--hsts-policy",
+        "max-age=1",
+        "--server-name",
+        "www.site.test",
+        "--server-alias",
+        "alt.test",
+        "--allow-localhost",
+        "--http2",
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy",
+        "10.0.0.0/8",
+        "--access-log",
+        "--access-log-format",
+        "%h %r %D",
+        "--error-log-format",
+        "[%t] %M",
+        "--max-clients",
+        "30",
+        "--initial-workers",
+        "0.2",
+        "--minimum-spare-workers",
+        "0.1",
+        "--maximum-spare-workers",
+        "0.5",
+        "--cpu-time-limit",
+        "100",
+        "--eviction-timeout",
+        "5",
+        "--ignore-activity",
+        "/health",
+        "--interrupt-timeout",
+        "3",
+        "--header-buffer-size",
+        "65536",
+        "--response-buffer-size",
+        "1048576",
+        "--response-socket-timeout",
+        "10",
+        "--response-flush-delay",
+        "10",
+        "--receive-buffer-size",
+        "65536",
+        "--send-buffer-size",
+        "0",
+        "--switch-interval",
+        "0.01",
+        "--application-group",
+        "shop",
+        "--process-group",
+        "site",
+        "--map-head-to-get",
+        "On",
+        "--directory-index",
+        "index.html",
+        "--directory-listing",
+        "--allow-override",
+        "All",
+        "--error-document",
+        "404",
+        "/missing",
+        "--error-override",
+        "--proxy-mount-point",
+        "/p",
+        "http://127.0.0.1:1/",
+        "--proxy-virtual-host",
+        "other.test",
+        "http://127.0.0.1:2/",
+        "--compress-responses",
+        "--server-metrics",
+        "--server-status",
+        "--rewrite-rules",
+        rules.to_str().unwrap(),
+        "--chunked-request",
+        "--with-cgi",
+        "--enable-sendfile",
+        "--passenv",
+        "HOME",
+        "--python-eggs",
+        &eggs,
+        "--python-warnings",
+        "ignore",
+        "--socket-prefix",
+        &sockets,
+        "--service-script",
+        "svc",
+        service.to_str().unwrap(),
+        "--service-log-file",
+        "svc",
+        "svc.log",
+        "--orphan-interpreter",
+        "--disable-reloading",
+        "--verbose-debugging",
+        "--rotate-logs",
+        "--startup-log",
+        "--pid-file",
+        &scratch.path("site.pid"),
+    ];
+    let out = run(&args);
+    assert!(out.status.success(), "{out:?}");
+    let check = Command::new(format!("{root}/apachectl"))
+        .arg("configtest")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check.status.success() && said.contains("Syntax OK"),
+        "{said}\n{}",
+        std::fs::read_to_string(format!("{root}/httpd.conf")).unwrap()
+    );
+}
