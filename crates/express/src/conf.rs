@@ -5,6 +5,7 @@ use crate::cli::MpmName;
 use crate::debug::DebugPlan;
 use crate::features::{Features, q};
 use crate::hosts::{self, Hosts};
+use crate::services::{self, Service};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -34,16 +35,6 @@ pub struct Sizing {
     pub initial_workers: Option<f64>,
     pub minimum_spare_workers: Option<f64>,
     pub maximum_spare_workers: Option<f64>,
-}
-
-/// A managed service: a daemon process without request threads running one script.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Service {
-    pub name: String,
-    pub script: PathBuf,
-    pub run_as: Option<(String, String)>,
-    /// ErrorLog of its own (a file or a rotatelogs pipe).
-    pub error_log: Option<String>,
 }
 
 /// Everything the configuration needs, resolved to absolute paths.
@@ -129,12 +120,12 @@ impl Plan {
     }
 }
 
-fn p(path: &Path) -> String {
+pub(crate) fn p(path: &Path) -> String {
     q(path.to_string_lossy())
 }
 
 /// Quotes a `key=value` option of WSGIDaemonProcess / WSGIScriptAlias.
-fn opt(key: &str, value: impl AsRef<str>) -> String {
+pub(crate) fn opt(key: &str, value: impl AsRef<str>) -> String {
     let v = value.as_ref();
     if v.contains([' ', '\t', '"']) {
         q(format!("{key}={v}"))
@@ -205,56 +196,6 @@ fn access_log(target: &str, format: Option<&str>) -> String {
     }
     let _ = writeln!(c, "CustomLog {} {nickname}", q(target));
     c
-}
-
-/// A managed service's daemon group (threads=0) and the script it runs.
-fn render_service(plan: &Plan, service: &Service) -> String {
-    let group = format!("service:{}", service.name);
-    let mut line = format!(
-        "WSGIDaemonProcess {} display-name=%{{GROUP}} threads=0",
-        q(&group)
-    );
-    let mut add = |k: &str, v: String| {
-        line.push(' ');
-        line.push_str(&opt(k, v));
-    };
-    if let Some((user, grp)) = &service.run_as {
-        add("user", user.clone());
-        add("group", grp.clone());
-    }
-    add(
-        "home",
-        plan.working_directory.to_string_lossy().into_owned(),
-    );
-    if !plan.python_path.is_empty() {
-        let joined: Vec<_> = plan
-            .python_path
-            .iter()
-            .map(|d| d.to_string_lossy().into_owned())
-            .collect();
-        add("python-path", joined.join(":"));
-    }
-    if let Some(home) = &plan.python_home {
-        add("python-home", home.to_string_lossy().into_owned());
-    }
-    add("lang", plan.locale.clone());
-    add("locale", plan.locale.clone());
-    let body = format!(
-        "{line}\nWSGIImportScript {} {} {}\n",
-        p(&service.script),
-        opt("process-group", &group),
-        opt("application-group", "%{GLOBAL}")
-    );
-    match &service.error_log {
-        // As mod_wsgi-express: a group of its own host, which has the log.
-        Some(log) => format!(
-            "<VirtualHost *:{}>\n    ServerName {}\n    ErrorLog {}\n{body}</VirtualHost>\n",
-            plan.port,
-            q(format!("{}.service.invalid", service.name)),
-            q(log)
-        ),
-        None => body,
-    }
 }
 
 /// Renders httpd.conf.
@@ -490,7 +431,7 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(c, "<VirtualHost _default_:{}>\n</VirtualHost>", plan.port);
     }
     for service in &plan.services {
-        c.push_str(&render_service(plan, service));
+        c.push_str(&services::render(plan, service));
     }
     for file in &plan.include_files {
         let _ = writeln!(c, "\nInclude {}", p(file));
@@ -499,10 +440,10 @@ pub fn render(plan: &Plan) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn plan() -> Plan {
+    pub(crate) fn plan() -> Plan {
         Plan {
             server_root: "/srv/root".into(),
             modules_dir: "/mods".into(),
@@ -675,25 +616,5 @@ mod tests {
             c.contains("process-group=site application-group=shop"),
             "{c}"
         );
-    }
-
-    #[test]
-    fn a_service_runs_in_a_daemon_without_request_threads() {
-        let mut pl = plan();
-        pl.services = vec![Service {
-            name: "tasks".into(),
-            script: "/app/tasks.py".into(),
-            run_as: None,
-            error_log: Some("/logs/tasks.log".into()),
-        }];
-        let c = render(&pl);
-        assert!(
-            c.contains(
-                "WSGIDaemonProcess \"service:tasks\" display-name=%{GROUP} threads=0 home=/app"
-            ),
-            "{c}"
-        );
-        assert!(c.contains("WSGIImportScript \"/app/tasks.py\" process-group=service:tasks application-group=%{GLOBAL}\n"), "{c}");
-        assert!(c.contains("<VirtualHost _default_:8080>\n</VirtualHost>\n<VirtualHost *:8080>\n    ServerName \"tasks.service.invalid\"\n    ErrorLog \"/logs/tasks.log\"\n"), "{c}");
     }
 }

@@ -9,10 +9,12 @@ mod debug;
 mod features;
 mod hosts;
 mod install;
+mod launch;
 mod locate;
 mod logs;
 mod python_home;
 mod server;
+mod services;
 mod users;
 
 use cli::{Cli, Command};

@@ -4,20 +4,20 @@
 
 use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
-use crate::conf::{self, DaemonPlan, Plan, Service, Sizing};
+use crate::conf::{self, DaemonPlan, Plan, Sizing};
 use crate::debug;
 use crate::features::{self, pairs};
 use crate::hosts;
+use crate::launch;
 use crate::locate;
 use crate::logs;
 use crate::python_home::python_home;
+use crate::services;
 use crate::users;
 use mod_wsgi_config::{DaemonSpec, SharedStoreSpec};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const RELOADER: &str = include_str!("reloader.py");
 const DEFAULT_APP: &str = include_str!("default_app.py");
@@ -56,86 +56,7 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
         return Ok(());
     }
     print_summary(&plan, &entry);
-    let mut httpd_args = vec![
-        "-f".to_owned(),
-        plan.server_root.join("httpd.conf").display().to_string(),
-        "-DFOREGROUND".to_owned(),
-    ];
-    if let Some(startup) = &startup_log(&args, &plan)? {
-        httpd_args.extend(["-E".to_owned(), startup.clone()]);
-    }
-    if plan.debug.is_some() {
-        httpd_args.push("-X".to_owned());
-    }
-    if let Some(gdb) = plan.debug.as_ref().and_then(|d| d.gdb.as_ref()) {
-        let err = Command::new(gdb)
-            .arg("--args")
-            .arg(&httpd)
-            .args(&httpd_args)
-            .env("LANG", &plan.locale)
-            .env("LC_ALL", &plan.locale)
-            .exec();
-        return Err(format!("cannot run {}: {err}", gdb.display()));
-    }
-    let envvars = envvars_scripts(&args, &plan);
-    let mut cmd = if envvars.is_empty() {
-        let mut cmd = Command::new(&httpd);
-        if let Some(name) = &args.runtime.process_name {
-            cmd.arg0(name);
-        }
-        cmd
-    } else {
-        // The scripts set variables for Apache: source them in a shell that then
-        // becomes Apache.
-        let mut script = String::new();
-        for file in &envvars {
-            script.push_str(&format!(". {}\n", sh(file)));
-        }
-        // bash can name the process it becomes ($0 is --process-name).
-        let bash = locate::find_program(&["bash"]);
-        let (shell, name) = match (&bash, &args.runtime.process_name) {
-            (Some(bash), Some(name)) => {
-                script.push_str("exec -a \"$0\" \"$@\"");
-                (bash.clone(), name.clone())
-            }
-            _ => {
-                script.push_str("exec \"$@\"");
-                (PathBuf::from("/bin/sh"), "sh".to_owned())
-            }
-        };
-        let mut cmd = Command::new(shell);
-        cmd.arg("-c").arg(script).arg(name).arg(&httpd);
-        cmd
-    };
-    let err = cmd
-        .args(&httpd_args)
-        .env("LANG", &plan.locale)
-        .env("LC_ALL", &plan.locale)
-        .exec();
-    Err(format!("cannot run {}: {err}", httpd.display()))
-}
-
-/// httpd -E's file: Apache's messages before its error log opens.
-fn startup_log(args: &ServerArgs, plan: &Plan) -> Result<Option<String>, String> {
-    let log_dir = args
-        .log_directory
-        .as_ref()
-        .map(|d| locate::absolute(d))
-        .unwrap_or_else(|| plan.server_root.clone());
-    Ok(logs::resolve(args, &log_dir)?.startup_log)
-}
-
-/// SERVER-ROOT/envvars when it exists, then --envvars-script.
-fn envvars_scripts(args: &ServerArgs, plan: &Plan) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let own = plan.server_root.join("envvars");
-    if own.is_file() {
-        files.push(own);
-    }
-    if let Some(script) = &args.runtime.envvars_script {
-        files.push(locate::absolute(script));
-    }
-    files
+    Err(launch::exec_apache(&httpd, &args, &plan)?)
 }
 
 fn entry(args: &ServerArgs) -> Result<Entry, String> {
@@ -354,7 +275,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         session_affinity: args.session_affinity.clone(),
     });
     let python_home = python_home(&args.module, &module)?;
-    let services = services(args, &run_as, &log_targets)?;
+    let services = services::resolve(args, &run_as, &log_targets)?;
     let hosts = hosts::resolve(args)?;
     let mut features = features::resolve(args)?;
     if debug.is_some() {
@@ -465,64 +386,6 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     Ok((plan, entry))
 }
 
-/// --service-script NAME SCRIPT with its --service-user/-group/-log-file.
-fn services(
-    args: &ServerArgs,
-    run_as: &Option<(String, String)>,
-    log_targets: &logs::LogTargets,
-) -> Result<Vec<Service>, String> {
-    let r = &args.runtime;
-    let scripts = pairs(&r.service_script);
-    let named = |list: &[String], name: &str| {
-        pairs(list)
-            .into_iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-    };
-    for (option, list) in [
-        ("--service-user", &r.service_user),
-        ("--service-group", &r.service_group),
-        ("--service-log-file", &r.service_log_file),
-    ] {
-        if let Some((name, _)) = pairs(list)
-            .iter()
-            .find(|(n, _)| !scripts.iter().any(|(s, _)| s == n))
-        {
-            return Err(format!("{option} {name}: no --service-script {name}"));
-        }
-    }
-    let mut services = Vec::new();
-    for (name, script) in scripts {
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!("--service-script '{name}': a name without spaces"));
-        }
-        let path = Path::new(&script);
-        if !path.is_file() {
-            return Err(format!("--service-script {name} {script}: no such file"));
-        }
-        let user = named(&r.service_user, &name);
-        let group = named(&r.service_group, &name);
-        let service_run_as = if user.is_none() && group.is_none() {
-            run_as.clone()
-        } else {
-            users::run_as(
-                user.as_deref().or(args.user.as_deref()),
-                group.as_deref().or(args.group.as_deref()),
-            )?
-        };
-        let error_log = named(&r.service_log_file, &name).map(|file| log_targets.file(&file));
-        services.retain(|s: &Service| s.name != name);
-        services.push(Service {
-            name,
-            script: locate::absolute(path),
-            run_as: service_run_as,
-            error_log,
-        });
-    }
-    Ok(services)
-}
-
 fn check_port_free(host: Option<&str>, port: u16, option: &str) -> Result<(), String> {
     let host = host.unwrap_or("0.0.0.0");
     match std::net::TcpListener::bind((host, port)) {
@@ -538,11 +401,6 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     fs::write(path, text)
         .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Single-quotes a value for sh.
-fn sh(value: &Path) -> String {
-    format!("'{}'", value.to_string_lossy().replace('\'', "'\\''"))
 }
 
 fn python_literal(s: &str) -> String {
@@ -610,35 +468,7 @@ fn write_server_root(
         write_file(reloader, &text, 0o644)?;
     }
     write_file(&root.join("httpd.conf"), &conf::render(plan), 0o644)?;
-    let shell = match &args.runtime.shell_executable {
-        Some(shell) => locate::absolute(shell),
-        None => locate::find_program(&["bash"]).unwrap_or_else(|| PathBuf::from("/bin/sh")),
-    };
-    let mut environment = format!(
-        "LANG={locale}\nLC_ALL={locale}\nexport LANG LC_ALL\nif test -f {own}; then . {own}; fi\n",
-        locale = sh(Path::new(&plan.locale)),
-        own = sh(&root.join("envvars")),
-    );
-    if let Some(script) = &args.runtime.envvars_script {
-        environment.push_str(&format!(". {}\n", sh(&locate::absolute(script))));
-    }
-    let startup = match startup_log(args, plan)? {
-        Some(file) => format!(" -E {}", sh(Path::new(&file))),
-        None => String::new(),
-    };
-    let apachectl = format!(
-        "#!{shell}\n# Generated by wsgi-express: controls the Apache of this server root.\n\
-         HTTPD={}\nCONF={}\n{environment}\
-         case \"$1\" in\n\
-         \x20   start|stop|restart|graceful|graceful-stop) exec \"$HTTPD\" -f \"$CONF\"{startup} -k \"$1\" ;;\n\
-         \x20   configtest) exec \"$HTTPD\" -f \"$CONF\" -t ;;\n\
-         \x20   foreground) exec \"$HTTPD\" -f \"$CONF\"{startup} -DFOREGROUND ;;\n\
-         \x20   *) echo \"usage: $0 start|stop|restart|graceful|graceful-stop|configtest|foreground\" >&2; exit 2 ;;\n\
-         esac\n",
-        sh(httpd),
-        sh(&root.join("httpd.conf")),
-        shell = shell.display(),
-    );
+    let apachectl = launch::apachectl(httpd, args, plan)?;
     write_file(&root.join("apachectl"), &apachectl, 0o755)?;
     Ok(())
 }
