@@ -5,9 +5,21 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod https;
+mod logs;
+mod runtime;
+mod site;
+mod tuning;
+
+pub use https::HttpsArgs;
+pub use logs::LogArgs;
+pub use runtime::RuntimeArgs;
+pub use site::SiteArgs;
+pub use tuning::TuningArgs;
+
 /// Options behave as in mod_wsgi-express (optparse): the last of a repeated option wins
 /// (so a wrapper's defaults can be overridden by appending), and a long option may be
-/// shortened to any unique prefix (`--proc` for `--processes`).
+/// shortened to any unique prefix (`--thr` for `--threads`).
 #[derive(Parser, Debug)]
 #[command(
     name = "wsgi-express",
@@ -85,6 +97,11 @@ pub enum ApplicationType {
     Script,
     /// A Python module imported by name (`package.module`).
     Module,
+    /// A Paste deployment configuration file (not supported yet: refused).
+    Paste,
+    /// No application: Apache serves the files of the given directory (or the
+    /// current one).
+    Static,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +280,16 @@ pub struct ServerArgs {
     #[arg(long, value_name = "COOKIE")]
     pub session_affinity: Option<String>,
 
+    #[command(flatten)]
+    pub https: HttpsArgs,
+    #[command(flatten)]
+    pub logs: LogArgs,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub module: ModuleArgs,
 }

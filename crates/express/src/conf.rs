@@ -2,6 +2,10 @@
 //! text. Pure, so what users get is unit-tested line by line.
 
 use crate::cli::MpmName;
+use crate::debug::DebugPlan;
+use crate::features::{Features, q};
+use crate::hosts::{self, Hosts};
+use crate::services::{self, Service};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,15 @@ pub struct DaemonPlan {
     pub restart_interval: u64,
     /// session-affinity= cookie name.
     pub session_affinity: Option<String>,
+}
+
+/// Apache's size beyond what the daemons need (--max-clients and the worker fractions).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sizing {
+    pub max_clients: Option<u32>,
+    pub initial_workers: Option<f64>,
+    pub minimum_spare_workers: Option<f64>,
+    pub maximum_spare_workers: Option<f64>,
 }
 
 /// Everything the configuration needs, resolved to absolute paths.
@@ -62,11 +75,30 @@ pub struct Plan {
     pub shared_stores: Vec<(String, String)>,
     /// Where SetHandler wsgi-metrics answers.
     pub metrics_url: Option<String>,
+    /// --process-group (default HOST:PORT) and --application-group (default %{GLOBAL}).
+    pub process_group: Option<String>,
+    pub application_group: String,
+    /// LogFormat of the access log: None for common, "combined", or a format string.
+    pub access_log_format: Option<String>,
+    pub error_log_format: Option<String>,
+    pub pid_file: PathBuf,
+    pub mime_types: Option<PathBuf>,
+    pub sizing: Sizing,
+    pub hosts: Hosts,
+    pub features: Features,
+    pub services: Vec<Service>,
+    /// False with --application-type static: Apache serves files only.
+    pub serve_application: bool,
+    /// --debug-mode: Apache as one process (httpd -X), the application in it.
+    pub debug: Option<DebugPlan>,
 }
 
 impl Plan {
     /// The daemon group's name, as mod_wsgi-express names it.
     pub fn group_name(&self) -> String {
+        if let Some(name) = &self.process_group {
+            return name.clone();
+        }
         format!(
             "{}:{}",
             self.host.as_deref().unwrap_or("localhost"),
@@ -88,18 +120,12 @@ impl Plan {
     }
 }
 
-/// Quotes a value for an Apache directive argument.
-fn q(value: impl AsRef<str>) -> String {
-    let v = value.as_ref();
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn p(path: &Path) -> String {
+pub(crate) fn p(path: &Path) -> String {
     q(path.to_string_lossy())
 }
 
 /// Quotes a `key=value` option of WSGIDaemonProcess / WSGIScriptAlias.
-fn opt(key: &str, value: impl AsRef<str>) -> String {
+pub(crate) fn opt(key: &str, value: impl AsRef<str>) -> String {
     let v = value.as_ref();
     if v.contains([' ', '\t', '"']) {
         q(format!("{key}={v}"))
@@ -108,35 +134,68 @@ fn opt(key: &str, value: impl AsRef<str>) -> String {
     }
 }
 
+/// `fraction` of `of`, at least 1; `default` when not given.
+fn share(fraction: Option<f64>, default: u32, of: u32) -> u32 {
+    fraction.map_or(default, |f| ((f * f64::from(of)).round() as u32).max(1))
+}
+
 fn mpm_tuning(plan: &Plan) -> String {
+    let s = &plan.sizing;
     let clients = match &plan.daemon {
         // Apache's threads only relay to the daemons; leave head-room for static files
-        // and slow clients.
-        Some(d) => (d.processes * d.threads * 2).max(20),
+        // and slow clients. --max-clients never goes below what the daemons can take.
+        Some(d) => match s.max_clients {
+            Some(n) => n.max(d.processes * d.threads).max(1),
+            None => (d.processes * d.threads * 2).max(20),
+        },
         None => (plan.processes * plan.threads).max(1),
     };
     match plan.mpm {
         MpmName::Prefork => format!(
-            "StartServers 1\nMinSpareServers 1\nMaxSpareServers {spare}\nServerLimit {clients}\nMaxRequestWorkers {clients}\n",
-            spare = (clients / 4).max(1),
+            "StartServers {start}\nMinSpareServers {min}\nMaxSpareServers {max}\nServerLimit {clients}\nMaxRequestWorkers {clients}\n",
+            start = share(s.initial_workers, 1, clients),
+            min = share(s.minimum_spare_workers, 1, clients),
+            max = share(s.maximum_spare_workers, (clients / 4).max(1), clients),
         ),
         MpmName::Event | MpmName::Worker => {
+            // At most 25 threads a child, spread evenly so --max-clients is kept.
             let per_child = match &plan.daemon {
-                Some(_) => clients.min(25),
+                Some(_) => clients.div_ceil(clients.div_ceil(25)),
                 None => plan.threads.max(1),
             };
             let children = clients.div_ceil(per_child);
+            let max = children * per_child;
             // ServerLimit leaves slots for children still finishing after a graceful
             // restart.
             format!(
-                "StartServers 1\nServerLimit {limit}\nThreadLimit {per_child}\nThreadsPerChild {per_child}\n\
-                 MaxRequestWorkers {max}\nMinSpareThreads {spare}\nMaxSpareThreads {max}\n",
+                "StartServers {start}\nServerLimit {limit}\nThreadLimit {per_child}\nThreadsPerChild {per_child}\n\
+                 MaxRequestWorkers {max}\nMinSpareThreads {min}\nMaxSpareThreads {max_spare}\n",
+                start = share(s.initial_workers, 1, children),
                 limit = children * 2,
-                max = children * per_child,
-                spare = (per_child / 4).max(1),
+                min = share(s.minimum_spare_workers, (per_child / 4).max(1), max),
+                max_spare = share(s.maximum_spare_workers, max, max),
             )
         }
     }
+}
+
+const COMMON: &str = "%h %l %u %t \\\"%r\\\" %>s %b";
+const COMBINED: &str = "%h %l %u %t \\\"%r\\\" %>s %b \\\"%{Referer}i\\\" \\\"%{User-agent}i\\\"";
+
+/// The access log in mod_wsgi-express's formats: common unless --access-log-format names
+/// combined or gives a format of its own.
+fn access_log(target: &str, format: Option<&str>) -> String {
+    let nickname = match format {
+        None | Some("common") => "common",
+        Some("combined") => "combined",
+        Some(_) => "custom",
+    };
+    let mut c = format!("LogFormat \"{COMMON}\" common\nLogFormat \"{COMBINED}\" combined\n");
+    if let (Some(custom), "custom") = (format, nickname) {
+        let _ = writeln!(c, "LogFormat {} custom", q(custom));
+    }
+    let _ = writeln!(c, "CustomLog {} {nickname}", q(target));
+    c
 }
 
 /// Renders httpd.conf.
@@ -158,20 +217,10 @@ pub fn render(plan: &Plan) -> String {
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(c, "ServerRoot {}", p(root));
-    let _ = writeln!(c, "PidFile {}", p(&root.join("httpd.pid")));
+    let _ = writeln!(c, "PidFile {}", p(&plan.pid_file));
     let _ = writeln!(c, "DefaultRuntimeDir {}", p(root));
     let _ = writeln!(c, "Mutex file:{} default", root.display());
-    match &plan.host {
-        Some(h) if h.contains(':') => {
-            let _ = writeln!(c, "Listen [{h}]:{}", plan.port);
-        }
-        Some(h) => {
-            let _ = writeln!(c, "Listen {h}:{}", plan.port);
-        }
-        None => {
-            let _ = writeln!(c, "Listen {}", plan.port);
-        }
-    }
+    c.push_str(&hosts::listen(plan.host.as_deref(), plan.port));
     let _ = writeln!(c, "ServerName {}", q(&plan.server_name));
     if let Some((user, group)) = &plan.run_as {
         let _ = writeln!(c, "User {}\nGroup {}", q(user), q(group));
@@ -197,10 +246,23 @@ pub fn render(plan: &Plan) -> String {
     ] {
         load(&mut c, m);
     }
+    let mut extra: Vec<&str> = hosts::modules(&plan.hosts);
+    extra.extend(&plan.features.modules);
+    for (i, m) in extra.iter().enumerate() {
+        if !extra[..i].contains(m) {
+            load(&mut c, m);
+        }
+    }
     let _ = writeln!(c, "LoadModule wsgi_module {}", p(&plan.module));
     c.push('\n');
-    if Path::new("/etc/mime.types").exists() {
-        c.push_str("TypesConfig /etc/mime.types\n");
+    match &plan.mime_types {
+        Some(types) => {
+            let _ = writeln!(c, "TypesConfig {}", p(types));
+        }
+        None if Path::new("/etc/mime.types").exists() => {
+            c.push_str("TypesConfig /etc/mime.types\n");
+        }
+        None => {}
     }
     let _ = writeln!(
         c,
@@ -208,12 +270,11 @@ pub fn render(plan: &Plan) -> String {
         q(&plan.error_log),
         plan.log_level
     );
+    if let Some(format) = &plan.error_log_format {
+        let _ = writeln!(c, "ErrorLogFormat {}", q(format));
+    }
     if let Some(access) = &plan.access_log {
-        let _ = writeln!(
-            c,
-            "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b \\\"%{{Referer}}i\\\" \\\"%{{User-agent}}i\\\"\" combined\nCustomLog {} combined",
-            q(access)
-        );
+        c.push_str(&access_log(access, plan.access_log_format.as_deref()));
     }
     let _ = writeln!(
         c,
@@ -225,11 +286,11 @@ pub fn render(plan: &Plan) -> String {
 
     c.push_str("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n");
     let _ = writeln!(c, "DocumentRoot {}", p(&plan.document_root));
-    let _ = writeln!(
-        c,
-        "<Directory {}>\n    Require all granted\n</Directory>",
-        p(&plan.document_root)
-    );
+    let _ = writeln!(c, "<Directory {}>", p(&plan.document_root));
+    for line in &plan.features.document_root {
+        let _ = writeln!(c, "    {line}");
+    }
+    c.push_str("    Require all granted\n</Directory>\n");
     for (url, path) in &plan.url_aliases {
         let _ = writeln!(c, "Alias {} {}", q(url), p(path));
         let dir = if path.is_dir() {
@@ -257,7 +318,7 @@ pub fn render(plan: &Plan) -> String {
     }
     let group = plan.group_name();
     let mut alias_options = vec![
-        opt("application-group", "%{GLOBAL}"),
+        opt("application-group", &plan.application_group),
         opt("callable-object", &plan.callable),
     ];
     match &plan.daemon {
@@ -311,6 +372,9 @@ pub fn render(plan: &Plan) -> String {
                     add(k, v.to_string());
                 }
             }
+            for (k, v) in &plan.features.daemon_options {
+                add(k, v.clone());
+            }
             c.push_str(&line);
             c.push('\n');
             alias_options.insert(0, opt("process-group", &group));
@@ -320,7 +384,7 @@ pub fn render(plan: &Plan) -> String {
                     "WSGIImportScript {} {} {}",
                     p(reloader),
                     opt("process-group", &group),
-                    opt("application-group", "%{GLOBAL}")
+                    opt("application-group", &plan.application_group)
                 );
             }
         }
@@ -330,25 +394,44 @@ pub fn render(plan: &Plan) -> String {
             }
         }
     }
-    let _ = writeln!(
-        c,
-        "WSGIScriptAlias {} {} {}",
-        q(&plan.mount_point),
-        p(&plan.handler_script),
-        alias_options.join(" ")
-    );
-    let script_dir = plan.handler_script.parent().unwrap_or(Path::new("/"));
-    let _ = writeln!(
-        c,
-        "<Directory {}>\n    Require all granted\n</Directory>",
-        p(script_dir)
-    );
+    if plan.serve_application {
+        let _ = writeln!(
+            c,
+            "WSGIScriptAlias {} {} {}",
+            q(&plan.mount_point),
+            p(&plan.handler_script),
+            alias_options.join(" ")
+        );
+        let script_dir = plan.handler_script.parent().unwrap_or(Path::new("/"));
+        let _ = writeln!(
+            c,
+            "<Directory {}>\n    Require all granted\n</Directory>",
+            p(script_dir)
+        );
+    }
     if let Some(url) = &plan.metrics_url {
         let _ = writeln!(
             c,
             "<Location {}>\n    SetHandler wsgi-metrics\n    Require local\n</Location>",
             q(url)
         );
+    }
+    for line in &plan.features.lines {
+        let _ = writeln!(c, "{line}");
+    }
+    c.push_str(&hosts::render(
+        &plan.hosts,
+        &plan.server_name,
+        plan.host.as_deref(),
+        plan.port,
+    ));
+    // A service's log lives in a <VirtualHost> of its own; an empty default host first
+    // keeps the site's requests on the server-wide configuration.
+    if !plan.hosts.any() && plan.services.iter().any(|s| s.error_log.is_some()) {
+        let _ = writeln!(c, "<VirtualHost _default_:{}>\n</VirtualHost>", plan.port);
+    }
+    for service in &plan.services {
+        c.push_str(&services::render(plan, service));
     }
     for file in &plan.include_files {
         let _ = writeln!(c, "\nInclude {}", p(file));
@@ -357,10 +440,10 @@ pub fn render(plan: &Plan) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn plan() -> Plan {
+    pub(crate) fn plan() -> Plan {
         Plan {
             server_root: "/srv/root".into(),
             modules_dir: "/mods".into(),
@@ -406,6 +489,18 @@ mod tests {
             reloader_script: None,
             shared_stores: vec![("cache".into(), "1M".into())],
             metrics_url: Some("/metrics".into()),
+            process_group: None,
+            application_group: "%{GLOBAL}".into(),
+            access_log_format: None,
+            error_log_format: None,
+            pid_file: "/srv/root/httpd.pid".into(),
+            mime_types: None,
+            sizing: Sizing::default(),
+            hosts: Hosts::default(),
+            features: Features::default(),
+            services: vec![],
+            serve_application: true,
+            debug: None,
         }
     }
 
@@ -475,5 +570,51 @@ mod tests {
         assert!(render(&pl).contains("Listen 8080\n"));
         pl.host = Some("::1".into());
         assert_eq!(pl.url(), "http://[::1]:8080/");
+    }
+
+    #[test]
+    fn max_clients_and_worker_fractions_size_apache() {
+        let mut pl = plan();
+        pl.sizing = Sizing {
+            max_clients: Some(50),
+            initial_workers: Some(0.5),
+            minimum_spare_workers: None,
+            maximum_spare_workers: Some(0.5),
+        };
+        let c = render(&pl);
+        assert!(
+            c.contains("StartServers 1\nServerLimit 4\nThreadLimit 25\nThreadsPerChild 25\nMaxRequestWorkers 50\nMinSpareThreads 6\nMaxSpareThreads 25\n"),
+            "{c}"
+        );
+        pl.sizing.max_clients = Some(3);
+        assert!(
+            render(&pl).contains("MaxRequestWorkers 10\n"),
+            "never below processes x threads"
+        );
+    }
+
+    #[test]
+    fn access_log_formats_and_named_groups() {
+        let mut pl = plan();
+        pl.access_log = Some("/logs/access_log".into());
+        assert!(render(&pl).contains("CustomLog \"/logs/access_log\" common\n"));
+        pl.access_log_format = Some("combined".into());
+        assert!(render(&pl).contains("CustomLog \"/logs/access_log\" combined\n"));
+        pl.access_log_format = Some("%h \"%r\" %D".into());
+        let c = render(&pl);
+        assert!(
+            c.contains(
+                "LogFormat \"%h \\\"%r\\\" %D\" custom\nCustomLog \"/logs/access_log\" custom\n"
+            ),
+            "{c}"
+        );
+        pl.process_group = Some("site".into());
+        pl.application_group = "shop".into();
+        let c = render(&pl);
+        assert!(c.contains("WSGIDaemonProcess \"site\""), "{c}");
+        assert!(
+            c.contains("process-group=site application-group=shop"),
+            "{c}"
+        );
     }
 }

@@ -121,7 +121,13 @@ pub fn module(args: &ModuleArgs, modules_dir: Option<&Path>) -> Result<PathBuf, 
         })
 }
 
-pub fn mpm(modules: &Path, wanted: Option<MpmName>) -> Result<MpmName, String> {
+/// The MPM: --mpm if given (refused when missing), else the first available of the
+/// --server-mpm preferences, else event, worker, prefork.
+pub fn mpm(
+    modules: &Path,
+    wanted: Option<MpmName>,
+    preferred: &[MpmName],
+) -> Result<MpmName, String> {
     let has = |m: MpmName| modules.join(format!("mod_mpm_{}.so", m.as_str())).exists();
     match wanted {
         Some(m) if has(m) => Ok(m),
@@ -131,8 +137,10 @@ pub fn mpm(modules: &Path, wanted: Option<MpmName>) -> Result<MpmName, String> {
             modules.display(),
             m.as_str()
         )),
-        None => [MpmName::Event, MpmName::Worker, MpmName::Prefork]
-            .into_iter()
+        None => preferred
+            .iter()
+            .copied()
+            .chain([MpmName::Event, MpmName::Worker, MpmName::Prefork])
             .find(|m| has(*m))
             .ok_or_else(|| format!("no MPM module (mod_mpm_*.so) in {}", modules.display())),
     }

@@ -5,10 +5,16 @@
 mod access;
 mod cli;
 mod conf;
+mod debug;
+mod features;
+mod hosts;
 mod install;
+mod launch;
 mod locate;
+mod logs;
 mod python_home;
 mod server;
+mod services;
 mod users;
 
 use cli::{Cli, Command};

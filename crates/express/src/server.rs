@@ -4,16 +4,20 @@
 
 use crate::access::{self, Need};
 use crate::cli::{ApplicationType, ServerArgs};
-use crate::conf::{self, DaemonPlan, Plan};
+use crate::conf::{self, DaemonPlan, Plan, Sizing};
+use crate::debug;
+use crate::features::{self, pairs};
+use crate::hosts;
+use crate::launch;
 use crate::locate;
+use crate::logs;
 use crate::python_home::python_home;
+use crate::services;
 use crate::users;
 use mod_wsgi_config::{DaemonSpec, SharedStoreSpec};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const RELOADER: &str = include_str!("reloader.py");
 const DEFAULT_APP: &str = include_str!("default_app.py");
@@ -23,6 +27,8 @@ enum Entry {
     Script(PathBuf),
     Module(String),
     Default,
+    /// --application-type static: Apache serves this directory, no application.
+    Static(PathBuf),
 }
 
 pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
@@ -31,7 +37,13 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
     let (plan, entry) = plan(&args)?;
     check_reachable(&plan, &entry, &args)?;
     if !setup_only {
-        check_port_free(&plan)?;
+        check_port_free(plan.host.as_deref(), plan.port, "--port")?;
+        if let Some(https) = &plan.hosts.https {
+            check_port_free(plan.host.as_deref(), https.port, "--https-port")?;
+        }
+    }
+    for warning in &plan.features.warnings {
+        eprintln!("wsgi-express: warning: {warning}");
     }
     write_server_root(&plan, &entry, &args, &httpd)?;
     let apachectl = plan.server_root.join("apachectl");
@@ -44,17 +56,26 @@ pub fn start(args: ServerArgs, setup_only: bool) -> Result<(), String> {
         return Ok(());
     }
     print_summary(&plan, &entry);
-    let err = Command::new(&httpd)
-        .arg("-f")
-        .arg(plan.server_root.join("httpd.conf"))
-        .arg("-DFOREGROUND")
-        .exec();
-    Err(format!("cannot run {}: {err}", httpd.display()))
+    Err(launch::exec_apache(&httpd, &args, &plan)?)
 }
 
 fn entry(args: &ServerArgs) -> Result<Entry, String> {
     let given = args.script.clone().or_else(|| args.entry_point.clone());
     match (given, args.application_type) {
+        (_, ApplicationType::Paste) => Err(
+            "--application-type paste: mod_wsgi_rs does not load Paste deployment files yet; wrap the app in a WSGI script (paste.deploy.loadapp)"
+                .to_owned(),
+        ),
+        (dir, ApplicationType::Static) => {
+            let dir = match dir {
+                Some(d) => PathBuf::from(d),
+                None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+            };
+            if !dir.is_dir() {
+                return Err(format!("--application-type static: {}: no such directory", dir.display()));
+            }
+            Ok(Entry::Static(locate::absolute(&dir)))
+        }
         (None, _) => Ok(Entry::Default),
         (Some(s), ApplicationType::Script) => {
             let path = Path::new(&s);
@@ -92,7 +113,29 @@ fn default_server_root(host: Option<&str>, port: u16) -> PathBuf {
     ))
 }
 
-fn locale() -> String {
+/// --locale (or --lang), else this process's UTF-8 locale, else C.UTF-8; "C" and
+/// "POSIX" become C.UTF-8, as mod_wsgi-express makes them a UTF-8 locale.
+fn locale(args: &ServerArgs) -> Result<String, String> {
+    let given = args.runtime.locale.as_ref().or(args.runtime.lang.as_ref());
+    if let Some(name) = given {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(format!(
+                "--locale '{name}' is not a locale name (like en_US.UTF-8)"
+            ));
+        }
+        if name.eq_ignore_ascii_case("C") || name.eq_ignore_ascii_case("POSIX") {
+            return Ok("C.UTF-8".to_owned());
+        }
+        return Ok(name.clone());
+    }
+    Ok(default_locale())
+}
+
+fn default_locale() -> String {
     for var in ["LC_ALL", "LANG"] {
         if let Ok(v) = std::env::var(var) {
             let lower = v.to_ascii_lowercase();
@@ -104,17 +147,11 @@ fn locale() -> String {
     "C.UTF-8".to_owned()
 }
 
-fn pairs(flat: &[String]) -> Vec<(String, String)> {
-    flat.chunks(2)
-        .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
-        .collect()
-}
-
 fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     let entry = entry(args)?;
     let modules_dir = locate::modules_directory(&args.module)?;
     let module = locate::module(&args.module, Some(&modules_dir))?;
-    let mpm = locate::mpm(&modules_dir, args.mpm)?;
+    let mpm = locate::mpm(&modules_dir, args.mpm, &args.tuning.server_mpm)?;
     if args.threads == 0 {
         return Err("--threads must be at least 1".to_owned());
     }
@@ -137,13 +174,16 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         Some(r) => locate::absolute(r),
         None => default_server_root(args.host.as_deref(), args.port),
     };
-    let (handler_script, callable, default_dir) = match &entry {
+    let debug = debug::resolve(args, &server_root)?;
+    // Debug mode runs the application inside Apache's single process.
+    let embedded = args.embedded_mode || debug.is_some();
+    let (mut handler_script, mut callable, default_dir) = match &entry {
         Entry::Script(path) => (
             path.clone(),
             args.callable_object.clone(),
             path.parent().unwrap_or(Path::new("/")).to_owned(),
         ),
-        Entry::Module(_) | Entry::Default => (
+        Entry::Module(_) | Entry::Default | Entry::Static(_) => (
             server_root.join("handler.wsgi"),
             "application".to_owned(),
             std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
@@ -163,8 +203,12 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     // mod_wsgi-express) and module imports need the working directory there too, so an
     // app can import the modules beside it.
     let mut python_path: Vec<PathBuf> = Vec::new();
-    if matches!(entry, Entry::Module(_)) || args.embedded_mode {
+    if matches!(entry, Entry::Module(_)) || embedded {
         python_path.push(working_directory.clone());
+    }
+    if debug.is_some() && !matches!(entry, Entry::Static(_)) {
+        handler_script = server_root.join("debug-handler.wsgi");
+        callable = "application".to_owned();
     }
     for d in &args.python_path {
         if !d.is_dir() {
@@ -191,14 +235,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         .as_ref()
         .map(|d| locate::absolute(d))
         .unwrap_or_else(|| server_root.clone());
-    let (error_log, access_log) = if args.log_to_terminal {
-        ("/dev/stderr".to_owned(), "/dev/stdout".to_owned())
-    } else {
-        (
-            log_dir.join("error_log").display().to_string(),
-            log_dir.join("access_log").display().to_string(),
-        )
-    };
+    let log_targets = logs::resolve(args, &log_dir)?;
     let shared_stores = pairs(&args.shared_store);
     for (i, (name, size)) in shared_stores.iter().enumerate() {
         SharedStoreSpec::parse(&[name.clone(), format!("size={size}")])
@@ -213,14 +250,16 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         return Err(format!("--metrics-url {url}: must start with /"));
     }
     if let Some(cookie) = &args.session_affinity {
-        if args.embedded_mode {
+        if embedded {
             return Err("--session-affinity needs daemon mode (drop --embedded-mode)".to_owned());
         }
         DaemonSpec::parse(&["check".to_owned(), format!("session-affinity={cookie}")])
             .map_err(|e| format!("--session-affinity {cookie}: {e}"))?;
     }
     let processes = args.processes.unwrap_or(1);
-    let daemon = (!args.embedded_mode).then_some(DaemonPlan {
+    let serves_files_only = matches!(entry, Entry::Static(_));
+    let daemon = (!embedded && !serves_files_only).then_some(DaemonPlan {
+        // Debug mode: one process (httpd -X) with one thread.
         processes,
         threads: args.threads,
         maximum_requests: args.maximum_requests,
@@ -236,14 +275,58 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         session_affinity: args.session_affinity.clone(),
     });
     let python_home = python_home(&args.module, &module)?;
+    let services = services::resolve(args, &run_as, &log_targets)?;
+    let hosts = hosts::resolve(args)?;
+    let mut features = features::resolve(args)?;
+    if debug.is_some() {
+        // pdb talks to the terminal; the code is not reloaded under the debugger.
+        for line in [
+            "WSGIRestrictStdin Off",
+            "WSGIRestrictStdout Off",
+            "WSGIScriptReloading Off",
+        ] {
+            features.lines.push(line.to_owned());
+        }
+        if args.reload_on_changes {
+            features
+                .warnings
+                .push("--reload-on-changes is off in debug mode".to_owned());
+        }
+    }
+    if let Some(group) = &args.site.process_group
+        && (group.is_empty() || group.contains(char::is_whitespace))
+    {
+        return Err(format!("--process-group '{group}': a name without spaces"));
+    }
+    let application_group = args
+        .site
+        .application_group
+        .clone()
+        .unwrap_or_else(|| "%{GLOBAL}".to_owned());
+    if application_group.is_empty() {
+        return Err("--application-group: give a name, or %{GLOBAL}".to_owned());
+    }
+    let static_dir = match &entry {
+        Entry::Static(dir) => Some(dir.clone()),
+        _ => None,
+    };
+    let debug_mode = debug.is_some();
     let plan = Plan {
         document_root: args
             .document_root
             .as_ref()
             .map(|d| locate::absolute(d))
+            .or(static_dir)
             .unwrap_or_else(|| server_root.join("htdocs")),
-        reloader_script: args
-            .reload_on_changes
+        serve_application: !matches!(entry, Entry::Static(_)),
+        debug,
+        pid_file: args
+            .logs
+            .pid_file
+            .as_ref()
+            .map(|f| locate::absolute(f))
+            .unwrap_or_else(|| server_root.join("httpd.pid")),
+        reloader_script: (args.reload_on_changes && !debug_mode)
             .then(|| server_root.join("reloader.py")),
         server_root,
         modules_dir,
@@ -264,14 +347,32 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         working_directory,
         python_path,
         python_home,
-        locale: locale(),
+        locale: locale(args)?,
         daemon,
-        processes,
-        threads: args.threads,
+        processes: if debug_mode { 1 } else { processes },
+        threads: if debug_mode { 1 } else { args.threads },
         limit_request_body: args.limit_request_body,
         keep_alive_timeout: args.keep_alive_timeout,
-        error_log,
-        access_log: args.access_log.then_some(access_log),
+        error_log: log_targets.error_log.clone(),
+        access_log: args.access_log.then(|| log_targets.access_log.clone()),
+        access_log_format: args.logs.access_log_format.clone(),
+        error_log_format: args.logs.error_log_format.clone(),
+        process_group: args.site.process_group.clone(),
+        application_group,
+        mime_types: args
+            .runtime
+            .mime_types
+            .as_ref()
+            .map(|f| locate::absolute(f)),
+        sizing: Sizing {
+            max_clients: args.tuning.max_clients,
+            initial_workers: args.tuning.initial_workers,
+            minimum_spare_workers: args.tuning.minimum_spare_workers,
+            maximum_spare_workers: args.tuning.maximum_spare_workers,
+        },
+        hosts,
+        features,
+        services,
         log_level: args.log_level.clone(),
         include_files: args
             .include_file
@@ -285,15 +386,14 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
     Ok((plan, entry))
 }
 
-fn check_port_free(plan: &Plan) -> Result<(), String> {
-    let host = plan.host.as_deref().unwrap_or("0.0.0.0");
-    match std::net::TcpListener::bind((host, plan.port)) {
+fn check_port_free(host: Option<&str>, port: u16, option: &str) -> Result<(), String> {
+    let host = host.unwrap_or("0.0.0.0");
+    match std::net::TcpListener::bind((host, port)) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "port {} on {host} is already in use; pick another with --port",
-            plan.port
+            "port {port} on {host} is already in use; pick another with {option}"
         )),
-        Err(e) => Err(format!("cannot listen on {host}:{}: {e}", plan.port)),
+        Err(e) => Err(format!("cannot listen on {host}:{port}: {e}")),
     }
 }
 
@@ -301,11 +401,6 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     fs::write(path, text)
         .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Single-quotes a value for sh.
-fn sh(value: &Path) -> String {
-    format!("'{}'", value.to_string_lossy().replace('\'', "'\\''"))
 }
 
 fn python_literal(s: &str) -> String {
@@ -339,25 +434,41 @@ fn write_server_root(
             write_file(&plan.handler_script, &text, 0o644)?;
         }
         Entry::Default => write_file(&plan.handler_script, DEFAULT_APP, 0o644)?,
-        Entry::Script(_) => {}
+        Entry::Script(_) | Entry::Static(_) => {}
+    }
+    if let Some(debug) = &plan.debug {
+        if !matches!(entry, Entry::Static(_)) {
+            let (target, is_module) = match entry {
+                Entry::Script(path) => (path.to_string_lossy().into_owned(), false),
+                Entry::Module(m) => (m.clone(), true),
+                // The generated default page (written above).
+                _ => (
+                    root.join("handler.wsgi").to_string_lossy().into_owned(),
+                    false,
+                ),
+            };
+            let callable = match entry {
+                Entry::Script(_) | Entry::Module(_) => args.callable_object.as_str(),
+                _ => "application",
+            };
+            let text = debug::handler(debug, &target, is_module, callable, &plan.working_directory);
+            write_file(&plan.handler_script, &text, 0o644)?;
+        }
+        // Apache's single process runs as its User: the aids must be able to write.
+        let owner = users::identity(plan.run_as.as_ref()).map(|who| who.uid);
+        for dir in debug.output_directories() {
+            fs::create_dir_all(dir)
+                .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o755)))
+                .and_then(|()| std::os::unix::fs::chown(dir, owner, None))
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
     }
     if let Some(reloader) = &plan.reloader_script {
         let text = RELOADER.replace("@INTERVAL@", &args.reload_interval.to_string());
         write_file(reloader, &text, 0o644)?;
     }
     write_file(&root.join("httpd.conf"), &conf::render(plan), 0o644)?;
-    let apachectl = format!(
-        "#!/bin/sh\n# Generated by wsgi-express: controls the Apache of this server root.\n\
-         HTTPD={}\nCONF={}\n\
-         case \"$1\" in\n\
-         \x20   start|stop|restart|graceful|graceful-stop) exec \"$HTTPD\" -f \"$CONF\" -k \"$1\" ;;\n\
-         \x20   configtest) exec \"$HTTPD\" -f \"$CONF\" -t ;;\n\
-         \x20   foreground) exec \"$HTTPD\" -f \"$CONF\" -DFOREGROUND ;;\n\
-         \x20   *) echo \"usage: $0 start|stop|restart|graceful|graceful-stop|configtest|foreground\" >&2; exit 2 ;;\n\
-         esac\n",
-        sh(httpd),
-        sh(&root.join("httpd.conf")),
-    );
+    let apachectl = launch::apachectl(httpd, args, plan)?;
     write_file(&root.join("apachectl"), &apachectl, 0o755)?;
     Ok(())
 }
@@ -431,6 +542,7 @@ fn print_summary(plan: &Plan, entry: &Entry) {
     let app = match entry {
         Entry::Module(m) => format!("module {m}"),
         Entry::Default => "the default page".to_owned(),
+        Entry::Static(dir) => format!("the files of {}", dir.display()),
         Entry::Script(path) => path.display().to_string(),
     };
     println!("wsgi-express: serving {app} at {}", plan.url());
@@ -449,6 +561,9 @@ fn print_summary(plan: &Plan, entry: &Entry) {
             d.graceful_timeout,
             d.shutdown_timeout
         ),
+        None if plan.debug.is_some() => {
+            println!("  debug mode:   one Apache process in the foreground (httpd -X), one thread")
+        }
         None => println!(
             "  embedded mode: {} Apache process{} x {} threads",
             plan.processes,
@@ -459,6 +574,17 @@ fn print_summary(plan: &Plan, entry: &Entry) {
     println!("  error log:    {}", plan.error_log);
     if let Some(a) = &plan.access_log {
         println!("  access log:   {a}");
+    }
+    if let Some(debug) = &plan.debug {
+        for (what, dir) in [
+            ("profiler:    ", &debug.profiler),
+            ("coverage:    ", &debug.coverage),
+            ("recorder:    ", &debug.recorder),
+        ] {
+            if let Some(dir) = dir {
+                println!("  {what} {}", dir.display());
+            }
+        }
     }
     if plan.reloader_script.is_some() {
         println!("  reloading:    on changes to imported Python modules");

@@ -821,9 +821,9 @@ fn a_repeated_option_takes_the_last_value_and_long_options_abbreviate() {
             script.to_str().unwrap(),
             "--port",
             &last_port,
-            "--proc",
+            "--processe",
             "3",
-            "--proc",
+            "--processe",
             "2",
             "--thr",
             "3",
@@ -836,7 +836,7 @@ fn a_repeated_option_takes_the_last_value_and_long_options_abbreviate() {
     assert!(summary.contains(&format!(":{last_port}/")), "{summary}");
     assert!(summary.contains("2 processes x 3 threads"), "{summary}");
     let conf = std::fs::read_to_string(server.root.join("httpd.conf")).unwrap();
-    let listens: Vec<&str> = conf.lines().filter(|l| l.starts_with("Listen")).collect();
+    let listens: Vec<&str> = conf.lines().filter(|l| l.starts_with("Listen ")).collect();
     assert_eq!(listens, [format!("Listen 127.0.0.1:{last_port}")]);
 
     for (given, candidates) in [
