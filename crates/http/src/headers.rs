@@ -1,18 +1,30 @@
 //! Validation of the status line and headers a WSGI application hands to start_response.
 
-/// Why a status or header given by the application was refused.
+/// Why a status or header given by the application was refused. The texts are mod_wsgi
+/// 6's (the offending value as a Python bytes literal), so code and tests written against
+/// it read the same; hop-by-hop headers and text outside ISO-8859-1 are refusals of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    #[error("invalid status line {0:?}: expected three digits, a space and a reason phrase")]
-    BadStatus(String),
+    #[error("status code must be a 3 digit integer: {}", bytes_repr(.0))]
+    StatusNotThreeDigits(String),
+    #[error("no space following status code: {}", bytes_repr(.0))]
+    StatusNoSpace(String),
     #[error("invalid status code {0}: must be 100 to 999")]
     BadStatusCode(u16),
-    #[error("status line {0:?} contains a control character")]
+    #[error("control character in status reason phrase: {}", bytes_repr(.0))]
     StatusControlChar(String),
-    #[error("invalid header name {0:?}: must be a non-empty HTTP token")]
+    #[error("header name is empty")]
+    EmptyName,
+    #[error("space character in header name: {}", bytes_repr(.0))]
+    SpaceInName(String),
+    #[error("control character in header name: {}", bytes_repr(.0))]
+    ControlInName(String),
+    #[error("invalid character in header name: {} (a header name is an HTTP token)", bytes_repr(.0))]
     BadName(String),
-    #[error("header {name:?} has a value containing a control character (CR/LF injection?)")]
-    BadValue { name: String },
+    #[error("carriage return/line feed character in header value: {}", bytes_repr(.0))]
+    CrLfInValue(String),
+    #[error("control character in header value: {}", bytes_repr(.0))]
+    ControlInValue(String),
     #[error(
         "header {0:?} refused: applications must not set hop-by-hop headers (PEP 3333); the server manages the connection"
     )]
@@ -21,6 +33,37 @@ pub enum HeaderError {
         "{0} holds a character outside ISO-8859-1 (PEP 3333: headers and status are latin-1 text; encode other text, e.g. RFC 8187 or percent-encoding)"
     )]
     NotLatin1(String),
+}
+
+/// Text as Python writes the bytes literal of its ISO-8859-1 encoding: `b'200 OK\r\n'`.
+pub fn bytes_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 3);
+    out.push('b');
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            c => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\x{:02x}", u32::from(c) & 0xff);
+            }
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// A PEP 3333 "native string" as the bytes that go on the wire: each character is one
@@ -40,20 +83,23 @@ pub struct ResponseHead {
 
 /// Checks `"200 OK"`-style status strings (PEP 3333: code, space, reason).
 pub fn validate_status(status: &str) -> Result<ResponseHead, HeaderError> {
+    let chars: Vec<char> = status.chars().take(4).collect();
+    let digits = chars.len() >= 3 && chars[..3].iter().all(char::is_ascii_digit);
+    if !digits || chars.get(3).is_some_and(char::is_ascii_digit) {
+        return Err(HeaderError::StatusNotThreeDigits(status.to_owned()));
+    }
+    if chars.get(3).is_some_and(|&c| c != ' ') {
+        return Err(HeaderError::StatusNoSpace(status.to_owned()));
+    }
     if status.chars().any(|c| c.is_control()) {
         return Err(HeaderError::StatusControlChar(status.to_owned()));
     }
     if latin1_bytes(status).is_none() {
         return Err(HeaderError::NotLatin1(format!("status line {status:?}")));
     }
-    let bytes = status.as_bytes();
-    let digits_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
-    if !digits_ok || (bytes.len() > 3 && bytes[3] != b' ') {
-        return Err(HeaderError::BadStatus(status.to_owned()));
-    }
     let code: u16 = status[..3]
         .parse()
-        .map_err(|_| HeaderError::BadStatus(status.to_owned()))?;
+        .map_err(|_| HeaderError::StatusNotThreeDigits(status.to_owned()))?;
     if code < 100 {
         return Err(HeaderError::BadStatusCode(code));
     }
@@ -94,19 +140,29 @@ fn is_token_char(c: char) -> bool {
 /// Checks one response header: the name is an RFC 9110 token and not a hop-by-hop
 /// header, the value has no control characters other than horizontal tab.
 pub fn validate_header(name: &str, value: &str) -> Result<(), HeaderError> {
-    if name.is_empty() || !name.chars().all(is_token_char) {
-        return Err(HeaderError::BadName(name.to_owned()));
+    if name.is_empty() {
+        return Err(HeaderError::EmptyName);
+    }
+    if !name.chars().all(is_token_char) {
+        return Err(if name.contains(' ') {
+            HeaderError::SpaceInName(name.to_owned())
+        } else if name.chars().any(|c| c.is_control()) {
+            HeaderError::ControlInName(name.to_owned())
+        } else {
+            HeaderError::BadName(name.to_owned())
+        });
     }
     if is_hop_by_hop(name) {
         return Err(HeaderError::HopByHop(name.to_owned()));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(HeaderError::CrLfInValue(value.to_owned()));
     }
     if value
         .chars()
         .any(|c| (c.is_control() && c != '\t') || c == '\u{7f}')
     {
-        return Err(HeaderError::BadValue {
-            name: name.to_owned(),
-        });
+        return Err(HeaderError::ControlInValue(value.to_owned()));
     }
     if latin1_bytes(value).is_none() {
         return Err(HeaderError::NotLatin1(format!("header {name:?}")));
@@ -130,6 +186,37 @@ mod tests {
             validate_status("200 OK\r\nX-Evil: 1"),
             Err(HeaderError::StatusControlChar(_))
         ));
+    }
+
+    #[test]
+    fn refusals_read_as_mod_wsgi_6_writes_them() {
+        let status = |s: &str| validate_status(s).unwrap_err().to_string();
+        assert_eq!(status("OK"), "status code must be a 3 digit integer: b'OK'");
+        assert_eq!(
+            status("2000 OK"),
+            "status code must be a 3 digit integer: b'2000 OK'"
+        );
+        assert_eq!(status("200OK"), "no space following status code: b'200OK'");
+        assert_eq!(
+            status("200 OK\r\nX-Injected: yes"),
+            "control character in status reason phrase: b'200 OK\\r\\nX-Injected: yes'"
+        );
+        let header = |n: &str, v: &str| validate_header(n, v).unwrap_err().to_string();
+        assert_eq!(header("", "v"), "header name is empty");
+        assert_eq!(
+            header("X Foo", "v"),
+            "space character in header name: b'X Foo'"
+        );
+        assert_eq!(
+            header("X\tFoo", "v"),
+            "control character in header name: b'X\\tFoo'"
+        );
+        assert_eq!(
+            header("X-A", "line1\nline2"),
+            "carriage return/line feed character in header value: b'line1\\nline2'"
+        );
+        assert_eq!(bytes_repr("it's"), "b\"it's\"");
+        assert_eq!(bytes_repr("a'\"\u{7f}\u{e9}\\"), "b'a\\'\"\\x7f\\xe9\\\\'");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{ResponseSink, SinkError};
 use mod_wsgi_http::{HeaderError, ResponseHead, validate_header, validate_status};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyString, PyTuple};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) struct ResponseState {
@@ -145,32 +145,39 @@ fn parse_headers(
 ) -> PyResult<(Headers, Option<u64>)> {
     let list = headers.cast::<PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
-            "response headers must be a list, not {}",
-            headers
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
+            "start_response() argument 2 must be list, not {}",
+            type_name(headers)
         ))
     })?;
     let mut out = Vec::with_capacity(list.len());
     let mut content_length = None;
     for item in list.iter() {
         let entry = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err("each response header must be a tuple of two str: (name, value)")
+            PyTypeError::new_err(format!(
+                "each header must be a 2-tuple, not {}",
+                type_name(&item)
+            ))
         })?;
         if entry.len() != 2 {
             return Err(PyValueError::new_err(format!(
-                "each response header must be a tuple of two str: (name, value), not {} items",
+                "each header must be a 2-tuple, got length {}",
                 entry.len()
             )));
         }
-        let (name, value): (String, String) = entry.extract().map_err(|_| {
-            PyTypeError::new_err("each response header must be a tuple of two str: (name, value)")
-        })?;
+        let name = native_string(&entry.get_item(0)?)?;
+        let value = native_string(&entry.get_item(1)?)?;
         if let Err(e) = validate_header(&name, &value) {
-            if let HeaderError::HopByHop(_) = e {
-                state.log_error(&format!("WSGI0026: start_response() {e}"));
+            match e {
+                HeaderError::HopByHop(_) => {
+                    state.log_error(&format!("WSGI0026: start_response() {e}"))
+                }
+                // Python's own UnicodeEncodeError, as mod_wsgi raises it.
+                HeaderError::NotLatin1(_) => {
+                    for text in [&name, &value] {
+                        PyString::new(item.py(), text).call_method1("encode", ("latin-1",))?;
+                    }
+                }
+                _ => {}
             }
             return Err(PyValueError::new_err(e.to_string()));
         }
@@ -183,6 +190,23 @@ fn parse_headers(
         out.push((name, value));
     }
     Ok((out, content_length))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+/// A header name, value or status: a str (PEP 3333's native string).
+fn native_string(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("must be str, not {}", type_name(value))))?
+        .to_str()
+        .map(str::to_owned)
 }
 
 fn write_callable<'py>(
@@ -244,7 +268,7 @@ pub(crate) fn start_response<'py>(
                 |info: &Bound<'_, PyAny>| info.cast::<PyTuple>().map_or(true, |t| t.len() != 3);
             if exc_info.as_ref().is_some_and(malformed) {
                 return Err(PyRuntimeError::new_err(
-                    "start_response() exc_info must be a 3-tuple from sys.exc_info(), or None",
+                    "start_response() argument 'exc_info' must be a 3-tuple or None",
                 ));
             }
             let mut state = lock(&shared)?;
@@ -256,13 +280,13 @@ pub(crate) fn start_response<'py>(
                 // Before any output a second call replaces the first, as C mod_wsgi
                 // (4.9 and 6) allows; once the head is out it is refused.
                 None if state.head_sent => {
-                    return Err(PyRuntimeError::new_err("headers have already been sent"));
+                    return Err(PyRuntimeError::new_err(
+                        "start_response() called more than once without exc_info",
+                    ));
                 }
                 _ => {}
             }
-            let status: String = status_obj
-                .extract()
-                .map_err(|_| PyTypeError::new_err("response status must be a str"))?;
+            let status = native_string(&status_obj)?;
             let head =
                 validate_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
             let (headers, content_length) = parse_headers(&headers, &state)?;
