@@ -79,6 +79,10 @@ mod tests {
             pyvenv_version("home = /usr/bin\nversion = 3.13.0\n").as_deref(),
             Some("3.13")
         );
+        let virtualenv =
+            "home = /opt/py/bin\nimplementation = CPython\nversion_info = 3.12.1.final.0\n";
+        assert_eq!(pyvenv_version(virtualenv).as_deref(), Some("3.12"));
+        assert_eq!(pyvenv_version("home = /usr/bin\n"), None);
         let dir = std::env::temp_dir().join(format!("home-version-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lib/python3.9")).unwrap();
         std::fs::write(dir.join("lib/python3.9/os.py"), "").unwrap();

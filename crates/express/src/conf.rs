@@ -89,6 +89,8 @@ pub struct Plan {
     pub services: Vec<Service>,
     /// False with --application-type static: Apache serves files only.
     pub serve_application: bool,
+    /// --directory-index: a document-root directory with this file is served by Apache.
+    pub directory_index: Option<String>,
     /// --debug-mode: Apache as one process (httpd -X), the application in it.
     pub debug: Option<DebugPlan>,
 }
@@ -248,6 +250,9 @@ pub fn render(plan: &Plan) -> String {
     }
     let mut extra: Vec<&str> = hosts::modules(&plan.hosts);
     extra.extend(&plan.features.modules);
+    if plan.serve_application {
+        extra.push("rewrite");
+    }
     for (i, m) in extra.iter().enumerate() {
         if !extra[..i].contains(m) {
             load(&mut c, m);
@@ -394,7 +399,40 @@ pub fn render(plan: &Plan) -> String {
             }
         }
     }
+    for (name, script) in &plan.features.handlers {
+        // A handler script's callable is always handle_request.
+        let group_options: Vec<String> = alias_options
+            .iter()
+            .filter(|o| !o.starts_with("callable-object="))
+            .cloned()
+            .collect();
+        let _ = writeln!(
+            c,
+            "WSGIHandlerScript {name} {} {}",
+            p(script),
+            group_options.join(" ")
+        );
+        let _ = writeln!(
+            c,
+            "<Directory {}>\n    Require all granted\n</Directory>",
+            p(script.parent().unwrap_or(Path::new("/")))
+        );
+    }
     if plan.serve_application {
+        // As mod_wsgi-express: a file of the document root is served by Apache, also
+        // under the mount point; everything else goes to the application. (mod_rewrite
+        // maps the URL before WSGIScriptAlias would; Apache has normalised the URL, so
+        // it cannot leave the document root.)
+        let _ = writeln!(
+            c,
+            "RewriteEngine On\nRewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -f\nRewriteRule ^ %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} [L]"
+        );
+        if let Some(index) = &plan.directory_index {
+            let _ = writeln!(
+                c,
+                "RewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -d\nRewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}}/{index} -f\nRewriteRule ^ %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} [L]"
+            );
+        }
         let _ = writeln!(
             c,
             "WSGIScriptAlias {} {} {}",
@@ -500,6 +538,7 @@ pub(crate) mod tests {
             features: Features::default(),
             services: vec![],
             serve_application: true,
+            directory_index: None,
             debug: None,
         }
     }

@@ -17,6 +17,8 @@ pub struct Features {
     pub document_root: Vec<String>,
     /// Extra WSGIDaemonProcess options.
     pub daemon_options: Vec<(String, String)>,
+    /// WSGIHandlerScript (handler name, script) lines, run in the site's groups.
+    pub handlers: Vec<(String, std::path::PathBuf)>,
     /// Printed on stderr before Apache starts.
     pub warnings: Vec<String>,
 }
@@ -53,27 +55,7 @@ const COMPRESSED_TYPES: [&str; 8] = [
 /// Options that configure a feature mod_wsgi_rs does not have: refused, naming it.
 fn refuse_missing(args: &ServerArgs) -> Result<(), String> {
     let s = &args.site;
-    let missing: [(bool, &str, &str); 6] = [
-        (
-            s.host_access_script.is_some(),
-            "--host-access-script",
-            "WSGIAccessScript",
-        ),
-        (
-            s.auth_user_script.is_some(),
-            "--auth-user-script",
-            "WSGIAuthUserScript",
-        ),
-        (
-            s.auth_group_script.is_some(),
-            "--auth-group-script",
-            "WSGIAuthGroupScript",
-        ),
-        (
-            !s.add_handler.is_empty(),
-            "--add-handler",
-            "WSGIHandlerScript",
-        ),
+    let missing: [(bool, &str, &str); 2] = [
         (
             s.enable_telemetry,
             "--enable-telemetry",
@@ -87,6 +69,74 @@ fn refuse_missing(args: &ServerArgs) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// --host-access-script, --auth-user-script (with --auth-type) and --auth-group-script
+/// (with --auth-group) protect the whole site, as mod_wsgi-express writes them.
+fn access_and_auth(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
+    let s = &args.site;
+    if let Some(script) = &s.host_access_script {
+        f.lines.push(format!(
+            "<Location />\n    WSGIAccessScript {}\n</Location>",
+            path(script)
+        ));
+    }
+    let Some(user_script) = &s.auth_user_script else {
+        return match &s.auth_group_script {
+            Some(_) => Err(
+                "--auth-group-script: groups are checked for authenticated users; add --auth-user-script"
+                    .to_owned(),
+            ),
+            None => Ok(()),
+        };
+    };
+    let (kind, module) = match s.auth_type.to_ascii_lowercase().as_str() {
+        "basic" => ("Basic", "auth_basic"),
+        "digest" => ("Digest", "auth_digest"),
+        other => return Err(format!("--auth-type {other}: Basic or Digest")),
+    };
+    f.modules.extend(["authn_core", module, "authz_user"]);
+    let realm = format!(
+        "{}:{}",
+        args.host.as_deref().unwrap_or("localhost"),
+        args.port
+    );
+    let mut block = format!(
+        "<Location />\n    AuthType {kind}\n    AuthName {}\n    Auth{kind}Provider wsgi\n    WSGIAuthUserScript {}\n",
+        q(realm),
+        path(user_script)
+    );
+    if let Some(group_script) = &s.auth_group_script {
+        block.push_str(&format!("    WSGIAuthGroupScript {}\n", path(group_script)));
+    }
+    block.push_str("    <RequireAll>\n        Require valid-user\n");
+    if s.auth_group_script.is_some() {
+        block.push_str(&format!(
+            "        Require wsgi-group {}\n",
+            q(&s.auth_group)
+        ));
+    }
+    block.push_str("    </RequireAll>\n</Location>");
+    f.lines.push(block);
+    Ok(())
+}
+
+/// --add-handler EXTENSION SCRIPT: document-root files with that extension are handled by
+/// the script's `handle_request` (a WSGIHandlerScript per script, in the site's group).
+fn resource_handlers(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
+    for (i, (extension, script)) in pairs(&args.site.add_handler).into_iter().enumerate() {
+        if !extension.starts_with('.') || extension.len() < 2 {
+            return Err(format!(
+                "--add-handler {extension} {script}: the extension starts with a dot (.php)"
+            ));
+        }
+        let name = format!("wsgi-resource-{}", i + 1);
+        f.document_root
+            .push(format!("AddHandler {name} {}", q(&extension)));
+        f.handlers
+            .push((name, crate::locate::absolute(Path::new(&script))));
+    }
+    Ok(())
 }
 
 fn daemon_options(args: &ServerArgs, f: &mut Features) {
@@ -319,6 +369,8 @@ pub fn resolve(args: &ServerArgs) -> Result<Features, String> {
     refuse_missing(args)?;
     let mut f = Features::default();
     flags(args, &mut f)?;
+    access_and_auth(args, &mut f)?;
+    resource_handlers(args, &mut f)?;
     proxies(args, &mut f)?;
     request_timeouts(args, &mut f);
     document_root(args, &mut f);
@@ -436,7 +488,14 @@ mod tests {
                 &["--map-head-to-get", "maybe"][..],
                 "--map-head-to-get maybe",
             ),
-            (&["--auth-group-script", "/g.py"][..], "WSGIAuthGroupScript"),
+            (
+                &["--auth-group-script", "/g.py"][..],
+                "add --auth-user-script",
+            ),
+            (
+                &["--auth-user-script", "/u.py", "--auth-type", "x"][..],
+                "Basic or Digest",
+            ),
             (&["--with-php5"][..], "PHP"),
         ] {
             let err = resolve(&args(given)).unwrap_err();

@@ -3,6 +3,7 @@
 //! module links (the daemons would fail to start, each logging why, instead of serving).
 
 use crate::cli::ModuleArgs;
+use mod_wsgi_config::{home_python_version, major_minor};
 use std::path::{Path, PathBuf};
 
 /// Where the home came from, as the user would name it.
@@ -27,7 +28,7 @@ pub fn python_home(args: &ModuleArgs, module: &Path) -> Result<Option<PathBuf>, 
     }
     let home = crate::locate::absolute(&home);
     let (Some(home_version), Some(module_version)) =
-        (home_version(&home), module_python_version(module))
+        (home_python_version(&home), module_python_version(module))
     else {
         // Not a layout or a build we can read the version of: let Python judge.
         return Ok(Some(home));
@@ -46,45 +47,6 @@ pub fn python_home(args: &ModuleArgs, module: &Path) -> Result<Option<PathBuf>, 
          {fix}, or rebuild the module for {home_version} (PYO3_PYTHON=python{home_version} cargo build --release --workspace)",
         module.display()
     ))
-}
-
-/// `X.Y` of a version text such as `3.11.2` or `3.12.1.final.0`.
-fn major_minor(text: &str) -> Option<String> {
-    let mut parts = text.trim().split('.');
-    let major = parts.next()?.trim();
-    let minor = parts.next()?.trim();
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(major) && digits(minor)).then(|| format!("{major}.{minor}"))
-}
-
-/// The Python version of a virtual environment's `pyvenv.cfg` (`version` from venv,
-/// `version_info` from virtualenv).
-fn pyvenv_version(cfg: &str) -> Option<String> {
-    cfg.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        matches!(key.trim(), "version" | "version_info")
-            .then(|| major_minor(value))
-            .flatten()
-    })
-}
-
-/// The Python version of a home: its pyvenv.cfg, else its only `lib/pythonX.Y`.
-fn home_version(home: &Path) -> Option<String> {
-    if let Ok(cfg) = std::fs::read_to_string(home.join("pyvenv.cfg")) {
-        return pyvenv_version(&cfg);
-    }
-    let mut versions: Vec<String> = std::fs::read_dir(home.join("lib"))
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let version = major_minor(name.strip_prefix("python")?)?;
-            e.path().join("os.py").is_file().then_some(version)
-        })
-        .collect();
-    versions.sort();
-    versions.dedup();
-    (versions.len() == 1).then(|| versions.remove(0))
 }
 
 /// `X.Y` of the libpython the module links (its `libpythonX.Y.so` dependency).
@@ -107,15 +69,6 @@ fn libpython_version(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_from_pyvenv_cfg() {
-        let venv = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
-        assert_eq!(pyvenv_version(venv).as_deref(), Some("3.11"));
-        let virtualenv = "home = /opt/py/bin\nimplementation = CPython\nversion_info = 3.12.1.final.0\nvirtualenv = 20.25.0\n";
-        assert_eq!(pyvenv_version(virtualenv).as_deref(), Some("3.12"));
-        assert_eq!(pyvenv_version("home = /usr/bin\n"), None);
-    }
 
     #[test]
     fn version_of_the_linked_libpython() {

@@ -319,6 +319,7 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
             .or(static_dir)
             .unwrap_or_else(|| server_root.join("htdocs")),
         serve_application: !matches!(entry, Entry::Static(_)),
+        directory_index: args.site.directory_index.clone(),
         debug,
         pid_file: args
             .logs

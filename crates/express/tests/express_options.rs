@@ -211,14 +211,92 @@ fn service_script_runs_in_a_daemon_of_its_own() {
 }
 
 #[test]
+fn auth_scripts_protect_the_site_and_add_handler_serves_a_file_type() {
+    let scratch = Scratch::new("auth");
+    let script = scratch.write("app/app.wsgi", &echo_app("environ.get('REMOTE_USER', '-')"));
+    let auth = scratch.write(
+        "app/auth.py",
+        "def check_password(environ, user, password):\n    return password == 'pw' if user in ('ann', 'bob') else None\n\
+         def groups_for_user(environ, user):\n    return ['staff'] if user == 'ann' else []\n\
+         def allow_access(environ, host):\n    return not environ['PATH_INFO'].startswith('/private')\n",
+    );
+    let handler = scratch.write(
+        "app/page.py",
+        "def handle_request(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [('page ' + environ['SCRIPT_NAME']).encode()]\n",
+    );
+    let docs = scratch.path("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(format!("{docs}/hello.page"), "not served raw").unwrap();
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--auth-user-script",
+            auth.to_str().unwrap(),
+            "--auth-group-script",
+            auth.to_str().unwrap(),
+            "--auth-group",
+            "staff",
+            "--host-access-script",
+            auth.to_str().unwrap(),
+            "--document-root",
+            &docs,
+            "--url-alias",
+            "/docs",
+            &docs,
+            "--add-handler",
+            ".page",
+            handler.to_str().unwrap(),
+        ],
+        None,
+    );
+    let get = |path: &str, credentials: &str| {
+        let auth = if credentials.is_empty() {
+            String::new()
+        } else {
+            format!("\r\nAuthorization: Basic {credentials}")
+        };
+        server.request(&format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1{auth}"))
+    };
+    // ann:pw, bob:pw, ann:no in base64.
+    let (ann, bob, wrong) = ("YW5uOnB3", "Ym9iOnB3", "YW5uOm5v");
+    assert_eq!(status_of(&get("/", "")), 401, "{}", server.logs());
+    assert!(get("/", "").contains("WWW-Authenticate: Basic realm="));
+    let r = get("/", ann);
+    assert_eq!(
+        (status_of(&r), body_of(&r)),
+        (200, "ann"),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(status_of(&get("/", bob)), 401, "bob is not in staff");
+    assert_eq!(status_of(&get("/", wrong)), 401, "wrong password");
+    assert_eq!(
+        status_of(&get("/private", ann)),
+        403,
+        "the access script refuses"
+    );
+    let r = get("/docs/hello.page", ann);
+    assert_eq!(body_of(&r), "page /docs/hello.page", "{}", server.logs());
+    server.stop();
+}
+
+#[test]
 fn options_for_missing_features_are_refused_by_name() {
     let scratch = Scratch::new("missing");
     let root = scratch.path("root");
     for (option, names) in [
-        (&["--auth-user-script", "/x.py"][..], "WSGIAuthUserScript"),
         (
-            &["--add-handler", ".php", "/x.wsgi"][..],
-            "WSGIHandlerScript",
+            &["--auth-group-script", "/x.py"][..],
+            "add --auth-user-script",
+        ),
+        (
+            &["--auth-user-script", "/x.py", "--auth-type", "NTLM"][..],
+            "Basic or Digest",
+        ),
+        (
+            &["--add-handler", "php", "/x.wsgi"][..],
+            "starts with a dot",
         ),
         (&["--enable-telemetry"][..], "telemetry ingester"),
         (&["--application-type", "paste"][..], "Paste"),
@@ -497,4 +575,47 @@ fn debug_mode_runs_pdb_on_the_terminal_and_writes_profile_and_recordings() {
             && recorded.iter().any(|n| n.ends_with("-2.exception")),
         "{recorded:?}"
     );
+}
+
+#[test]
+fn document_root_files_are_served_under_the_mount_point() {
+    let scratch = Scratch::new("docroot");
+    let script = scratch.write("app/app.wsgi", &echo_app("'app ' + environ['PATH_INFO']"));
+    let docs = scratch.path("docs");
+    std::fs::create_dir_all(format!("{docs}/css")).unwrap();
+    std::fs::create_dir_all(format!("{docs}/guide")).unwrap();
+    std::fs::write(format!("{docs}/robots.txt"), "User-agent: *").unwrap();
+    std::fs::write(format!("{docs}/css/site.css"), "body {}").unwrap();
+    std::fs::write(format!("{docs}/guide/index.html"), "the guide").unwrap();
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--document-root",
+            &docs,
+            "--directory-index",
+            "index.html",
+        ],
+        None,
+    );
+    let body = |path: &str| {
+        body_of(&server.request(&format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1"))).to_owned()
+    };
+    assert_eq!(body("/robots.txt"), "User-agent: *", "{}", server.logs());
+    assert_eq!(body("/css/site.css"), "body {}");
+    assert_eq!(body("/guide/"), "the guide", "a directory with its index");
+    assert_eq!(body("/"), "app /", "the root goes to the application");
+    assert_eq!(body("/css/missing.css"), "app /css/missing.css");
+    assert_eq!(body("/users/42"), "app /users/42");
+    for escape in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/css/..%2f..%2f..%2fetc/passwd",
+    ] {
+        assert!(
+            !body(escape).contains("root:"),
+            "{escape} left the document root"
+        );
+    }
+    server.stop();
 }
