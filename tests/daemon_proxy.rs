@@ -584,3 +584,39 @@ def application(environ, start_response):
     }
     apache.stop();
 }
+
+#[test]
+fn response_headers_larger_than_header_buffer_size_are_a_500() {
+    let app = r#"
+def application(environ, start_response):
+    size = int(environ["QUERY_STRING"])
+    start_response("200 OK", [("X-Big", "v" * size), ("Content-Type", "text/plain")])
+    return [b"sent"]
+"#;
+    let conf = "WSGIDaemonProcess small threads=2
+WSGIDaemonProcess large threads=2 header-buffer-size=65536
+WSGIScriptAlias /small {root}/app/app.wsgi process-group=small
+WSGIScriptAlias /large {root}/app/app.wsgi process-group=large
+";
+    let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
+    apache.allow_log("WSGI0040");
+    assert_eq!(
+        apache.get_ok("/small?30000"),
+        "sent",
+        "within the default 32768"
+    );
+    let r = apache.get("/small?40000");
+    assert_eq!(r.status, 500);
+    assert!(r.header("x-big").is_none());
+    apache.wait_for_log("more than header-buffer-size=32768");
+    assert_eq!(
+        apache.get_ok("/large?40000"),
+        "sent",
+        "header-buffer-size=65536"
+    );
+    assert_eq!(
+        apache.get_ok("/small?10"),
+        "sent",
+        "the group keeps serving"
+    );
+}

@@ -140,3 +140,25 @@ fn requests_waiting_for_a_start_that_fails_are_answered_within_a_second() {
     );
     apache.stop();
 }
+
+#[test]
+fn startup_timeout_bounds_the_wait_between_failed_starts() {
+    let broken = format!("VERSION = = 3\n{GOOD}");
+    let conf = CONF.replace("socket-timeout=30", "socket-timeout=30 startup-timeout=2");
+    let mut apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", &broken)]);
+    allow_failure_lines(&mut apache);
+    let started = Instant::now();
+    // Without startup-timeout the third and fourth tries wait 4 s and 8 s; with it, 2 s.
+    while apache.error_log().matches("failed its preloads").count() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "{}",
+            apache.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = apache.error_log();
+    assert!(log.contains("tries again in 2.0 s"), "{log}");
+    assert!(!log.contains("tries again in 4.0 s"), "{log}");
+    apache.stop();
+}

@@ -389,6 +389,7 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         sink: &mut *t.sink,
         name: &t.group.spec.name,
         error_override: t.error_override,
+        head_limit: t.group.spec.header_buffer_size as usize,
         head_sent: false,
         keep_alive: false,
         fds: VecDeque::new(),
@@ -669,6 +670,8 @@ struct Response<'a> {
     sink: &'a mut dyn ResponseSink,
     name: &'a str,
     error_override: bool,
+    /// header-buffer-size: the largest response head (status line and headers) taken.
+    head_limit: usize,
     head_sent: bool,
     /// The daemon ended the response with `EndKeepAlive`.
     keep_alive: bool,
@@ -715,6 +718,18 @@ impl Response<'_> {
                 done(ProxyOutcome::Overridden { status: h.status })
             }
             Frame::ResponseHead(h) if !self.head_sent => {
+                let size = h.status_line.len()
+                    + h.headers
+                        .iter()
+                        .map(|(name, value)| name.len() + value.len() + 4)
+                        .sum::<usize>();
+                if size > self.head_limit {
+                    let message = format!(
+                        "daemon process group '{name}': the application's response headers are {size} bytes, more than header-buffer-size={}; raise it or send fewer headers",
+                        self.head_limit
+                    );
+                    return Some(broken(false, 500, message));
+                }
                 // The daemon's core refuses these already; a head that still carries
                 // one (a hop-by-hop header, CR/LF in a value) did not come from it.
                 if let Some(e) = h

@@ -31,22 +31,22 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     if let Err(e) = python::initialize(group.python.clone()) {
         tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
         group.health.mark_start_failed(pid);
-        return hold_after_failure(&lineage, &[]);
+        return hold_after_failure(&lineage, group.spec.startup_timeout, &[]);
     }
     crate::shared::metrics::claim_process(&name, u64::from(group.spec.threads));
     if let Err(failures) = preload(&group) {
         // A process is ready only once its preloads ran, so no request meets a
         // half-initialised application. A process it would replace serves on meanwhile;
         // without one, the Apache children answer 500 at once instead of queueing.
-        let delay = retry_delay(lineage.failed_starts);
+        let delay = retry_delay(lineage.failed_starts, group.spec.startup_timeout);
         tracing::error!(
-            "WSGI0113: daemon process {pid} of group '{name}' failed its preloads; {}; it tries again in {} s, or as soon as a file of the traceback changes",
+            "WSGI0113: daemon process {pid} of group '{name}' failed its preloads; {}; it tries again in {:.1} s, or as soon as a file of the traceback changes",
             if lineage.predecessor.is_some() {
                 "the running process keeps serving"
             } else {
                 "requests are answered 500 until a process loads the application"
             },
-            delay.as_secs()
+            delay.as_secs_f64()
         );
         group.health.mark_application_failed(pid);
         let mut watched: Vec<PathBuf> = group.preloads.iter().map(|p| p.script.clone()).collect();
@@ -57,7 +57,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
                     .map(PathBuf::from),
             );
         }
-        return hold_after_failure(&lineage, &watched);
+        return hold_after_failure(&lineage, group.spec.startup_timeout, &watched);
     }
     let acceptor = Acceptor::new(
         crate::socket::listener_from_fd(group.serving_fd(lineage.lane)),
@@ -144,17 +144,24 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
 }
 
 /// How long a process that failed to initialise waits before the next try: 1 s after
-/// the first failure, doubling up to 30 s.
-fn retry_delay(failed_starts: u32) -> Duration {
-    Duration::from_secs((1u64 << failed_starts.min(5)).min(30))
+/// the first failure, doubling up to 30 s, and never longer than the group's
+/// startup-timeout when one is set (mod_wsgi restarts a process that could not load its
+/// application within it).
+fn retry_delay(failed_starts: u32, startup_timeout: Duration) -> Duration {
+    let delay = Duration::from_secs((1u64 << failed_starts.min(5)).min(30));
+    if startup_timeout.is_zero() {
+        delay
+    } else {
+        delay.min(startup_timeout)
+    }
 }
 
 /// Waits out the retry delay of a process that failed to initialise, returning early
 /// when one of `watched` changes (the fix is tried at once); returns the exit status.
-fn hold_after_failure(lineage: &Lineage, watched: &[PathBuf]) -> i32 {
+fn hold_after_failure(lineage: &Lineage, startup_timeout: Duration, watched: &[PathBuf]) -> i32 {
     let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let before: Vec<_> = watched.iter().map(modified).collect();
-    let until = Instant::now() + retry_delay(lineage.failed_starts);
+    let until = Instant::now() + retry_delay(lineage.failed_starts, startup_timeout);
     while Instant::now() < until {
         std::thread::sleep(WATCH_INTERVAL);
         if let Some(changed) = watched
@@ -246,5 +253,24 @@ async fn wait_and_drain(shared: Arc<Shared>) {
     let deadline = Instant::now() + grace;
     while shared.has_unwedged_requests() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_starts_wait_longer_each_time_within_startup_timeout() {
+        let none = Duration::ZERO;
+        let waits: Vec<u64> = (0..7).map(|n| retry_delay(n, none).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        let capped = Duration::from_secs(5);
+        assert_eq!(retry_delay(0, capped), Duration::from_secs(1));
+        assert_eq!(retry_delay(6, capped), capped);
+        assert_eq!(
+            retry_delay(6, Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
     }
 }
