@@ -7,7 +7,7 @@
 set -euo pipefail
 
 build=(apache2 apache2-dev python3-dev libclang-dev)
-test=(python3-venv python3-flask python3-django python3-prometheus-client wrk openssl curl
+test=(python3-venv python3-flask python3-django python3-prometheus-client python3-pastedeploy wrk openssl curl
     libapache2-mod-wsgi-py3 redis-server)
 # Services Debian starts when their package is installed.
 services=(apache2 redis-server)

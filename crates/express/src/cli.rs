@@ -97,7 +97,7 @@ pub enum ApplicationType {
     Script,
     /// A Python module imported by name (`package.module`).
     Module,
-    /// A Paste deployment configuration file (not supported yet: refused).
+    /// A Paste deployment configuration file, loaded with paste.deploy.
     Paste,
     /// No application: Apache serves the files of the given directory (or the
     /// current one).

@@ -299,7 +299,10 @@ fn options_for_missing_features_are_refused_by_name() {
             "starts with a dot",
         ),
         (&["--enable-telemetry"][..], "telemetry ingester"),
-        (&["--application-type", "paste"][..], "Paste"),
+        (
+            &["--application-type", "paste"][..],
+            "name the deployment file",
+        ),
     ] {
         let mut args = vec!["setup-server", "--server-root", &root];
         args.extend_from_slice(option);
@@ -617,5 +620,31 @@ fn document_root_files_are_served_under_the_mount_point() {
             "{escape} left the document root"
         );
     }
+    server.stop();
+}
+
+#[test]
+fn a_paste_deployment_file_is_served() {
+    let scratch = Scratch::new("paste");
+    scratch.write(
+        "app/shop.py",
+        "def make_app(global_conf, greeting='hi'):\n    def app(environ, start_response):\n        start_response('200 OK', [('Content-Type', 'text/plain')])\n        return [greeting.encode()]\n    return app\n",
+    );
+    let ini = scratch.write(
+        "app/site.ini",
+        "[app:main]\nuse = call:shop:make_app\ngreeting = hello from paste\n",
+    );
+    let mut server = Server::start(
+        &scratch,
+        &["--application-type", "paste", ini.to_str().unwrap()],
+        None,
+    );
+    let answer = server.request("GET / HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(
+        body_of(&answer),
+        "hello from paste",
+        "{answer}\n{}",
+        server.logs()
+    );
     server.stop();
 }
