@@ -279,3 +279,88 @@ def application(environ, start_response):
     }
     apache.stop();
 }
+
+#[test]
+fn interpreter_options_sections_set_path_restrictions_and_switch_interval_per_interpreter() {
+    let app = r#"
+import sys
+def application(environ, start_response):
+    try:
+        print("hello")
+        stdout = "open"
+    except Exception as e:
+        stdout = type(e).__name__
+    marks = [p.rsplit("/", 1)[-1] for p in sys.path if p.rsplit("/", 1)[-1] in ("all", "d1")]
+    body = "%s|%s|%s" % (",".join(marks), stdout, sys.getswitchinterval())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+    let conf = "<WSGIInterpreterOptions>
+  WSGIPythonPath {root}/app/all
+</WSGIInterpreterOptions>
+<WSGIInterpreterOptions process-group=d1>
+  WSGIPythonPath {root}/app/d1
+  WSGIRestrictStdout On
+</WSGIInterpreterOptions>
+<WSGIInterpreterOptions application-group=restricted>
+  WSGIRestrictStdout On
+</WSGIInterpreterOptions>
+<WSGIInterpreterOptions process-group=%{GLOBAL} application-group=restricted>
+  WSGISwitchInterval 0.02
+</WSGIInterpreterOptions>
+<WSGIInterpreterOptions process-group=%{GLOBAL}>
+  WSGISwitchInterval 0.015625
+</WSGIInterpreterOptions>
+WSGIDaemonProcess d1 threads=2
+WSGIScriptAlias /d {root}/app/app.wsgi process-group=d1 application-group=%{GLOBAL}
+WSGIScriptAlias /e {root}/app/app.wsgi application-group=%{GLOBAL}
+WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted
+";
+    let mut apache = Apache::start(
+        Mpm::Event,
+        conf,
+        &[
+            ("app/app.wsgi", app),
+            ("app/all/marker.txt", ""),
+            ("app/d1/marker.txt", ""),
+        ],
+    );
+    apache.allow_log("WSGI0144");
+    apache.allow_log("restricted");
+    apache.allow_log("] hello");
+    assert_eq!(
+        apache.get_ok("/d"),
+        "d1,all|OSError|0.005",
+        "the daemon's block first"
+    );
+    assert_eq!(
+        apache.get_ok("/e"),
+        "all|open|0.015625",
+        "embedded main interpreter"
+    );
+    assert_eq!(
+        apache.get_ok("/r"),
+        "all|OSError|0.015625",
+        "a named interpreter"
+    );
+    apache.wait_for_log("WSGI0144: WSGISwitchInterval 0.02s of <WSGIInterpreterOptions> for interpreter 'restricted' skipped");
+    apache.stop();
+    for (body, expected) in [
+        (
+            "<WSGIInterpreterOptions>\n  WSGIScriptAlias / /srv/a.wsgi\n</WSGIInterpreterOptions>",
+            "WSGIScriptAlias is not allowed inside it",
+        ),
+        (
+            "<WSGIInterpreterOptions callable-object=x>\n</WSGIInterpreterOptions>",
+            "unknown option 'callable-object'",
+        ),
+        (
+            "<VirtualHost *:80>\n<WSGIInterpreterOptions>\n</WSGIInterpreterOptions>\n</VirtualHost>",
+            "cannot occur within",
+        ),
+    ] {
+        let (ok, output) = common::configtest(body, &[]);
+        assert!(!ok, "{body}: accepted");
+        assert!(output.contains(expected), "{body}: {output}");
+    }
+}

@@ -5,10 +5,11 @@
 use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
-use mod_wsgi_config::directives::{Apply, CmdContext, DIRECTIVES, Scope};
+use mod_wsgi_config::directives::{Apply, CmdContext, DIRECTIVES, Directive, Scope};
 use mod_wsgi_config::{DirConfig, RegexHandle, ServerConfig, split_words};
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn pool_error(pool: *mut sys::apr_pool_t, message: &str) -> *const c_char {
     // SAFETY: pool is the live command pool of the directive being read.
@@ -55,6 +56,9 @@ pub unsafe extern "C" fn set_directive(
                     pool,
                     &format!("{label}: wrong number of arguments; usage: {label} {usage}"),
                 );
+            }
+            if IN_INTERPRETER_OPTIONS.load(Ordering::Relaxed) {
+                return apply_in_interpreter_options(cmd, directive, &argv);
             }
             if super::phases::SCRIPT_DIRECTIVES.contains(&name) {
                 super::phases::SCRIPTS_CONFIGURED.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -112,9 +116,103 @@ pub unsafe extern "C" fn set_directive(
                 }
             };
             match result {
+                Ok(()) if name == INTERPRETER_OPTIONS_SECTION => {
+                    // SAFETY: cmd is live while its section is read.
+                    unsafe { walk_interpreter_options(cmd) }
+                }
                 Ok(()) => std::ptr::null(),
                 Err(e) => pool_error(pool, &e.to_string()),
             }
         },
     )
+}
+
+const INTERPRETER_OPTIONS_SECTION: &CStr = c"<WSGIInterpreterOptions";
+
+/// Set while the directives of a `<WSGIInterpreterOptions>` section are applied (Apache
+/// reads the configuration in one thread).
+static IN_INTERPRETER_OPTIONS: AtomicBool = AtomicBool::new(false);
+
+/// The ServerConfig of the server being configured.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of a directive being read.
+unsafe fn server_config_of<'a>(cmd: *mut sys::cmd_parms) -> &'a mut ServerConfig {
+    // SAFETY: per the caller; module_config holds the ServerConfig that
+    // create_server_config made, and Apache reads configuration single-threaded.
+    unsafe {
+        let config = (*(*cmd).server).module_config;
+        let ptr = sys::ap_get_module_config(config, super::module::module_ptr());
+        &mut *ptr.cast::<ServerConfig>()
+    }
+}
+
+/// Applies the section's directives to the block its opening tag added, after checking
+/// that each is one a block may hold.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of the section's opening tag.
+unsafe fn walk_interpreter_options(cmd: *mut sys::cmd_parms) -> *const c_char {
+    // SAFETY: per the caller: the section's node and its children live in the config
+    // tree; their names are NUL-terminated strings of the config pool.
+    unsafe {
+        let pool = (*cmd).pool;
+        let first = (*(*cmd).directive).first_child;
+        let mut node = first;
+        while !node.is_null() {
+            let name = CStr::from_ptr((*node).directive).to_string_lossy();
+            if !mod_wsgi_config::INTERPRETER_OPTION_DIRECTIVES
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(&name))
+            {
+                return pool_error(
+                    pool,
+                    &format!(
+                        "<WSGIInterpreterOptions>: {name} is not allowed inside it (only {})",
+                        mod_wsgi_config::INTERPRETER_OPTION_DIRECTIVES.join(", ")
+                    ),
+                );
+            }
+            node = (*node).next;
+        }
+        IN_INTERPRETER_OPTIONS.store(true, Ordering::Relaxed);
+        let err = sys::ap_walk_config(first, cmd, (*cmd).context);
+        IN_INTERPRETER_OPTIONS.store(false, Ordering::Relaxed);
+        err
+    }
+}
+
+/// A directive inside `<WSGIInterpreterOptions>`: it sets the block, not the server.
+fn apply_in_interpreter_options(
+    cmd: *mut sys::cmd_parms,
+    directive: &Directive,
+    argv: &[String],
+) -> *const c_char {
+    // SAFETY: cmd is the live cmd_parms of the directive being read.
+    let (pool, config) = unsafe { ((*cmd).pool, server_config_of(cmd)) };
+    let name = directive.name.to_string_lossy();
+    // The capability directives also say, once, what they can do with this Python.
+    if let Apply::Server(apply) = directive.apply
+        && (name == "WSGIPerInterpreterGIL" || name == "WSGIFreeThreading")
+    {
+        let compile_regex = |_: &str| None;
+        let _ = apply(
+            &mut ServerConfig::default(),
+            argv,
+            &CmdContext {
+                location: "<WSGIInterpreterOptions>".to_owned(),
+                directive: name.to_string(),
+                compile_regex: &compile_regex,
+                python_version: mod_wsgi_engine::PYTHON_VERSION,
+                python_free_threaded: mod_wsgi_engine::PYTHON_FREE_THREADED,
+            },
+        );
+    }
+    let Some(block) = config.python.interpreter_options.last_mut() else {
+        return pool_error(pool, "<WSGIInterpreterOptions>: no open section");
+    };
+    match block.apply(&name, argv) {
+        Ok(()) => std::ptr::null(),
+        Err(e) => pool_error(pool, &e.to_string()),
+    }
 }

@@ -268,7 +268,7 @@ fn dir_handler_script(c: &mut DirConfig, args: &[String]) -> Result<(), ConfigEr
     Ok(())
 }
 
-pub const DIRECTIVES: [Directive; 52] = [
+pub const DIRECTIVES: [Directive; 53] = [
     directive!(c"WSGIDaemonProcess", Server, 1, MANY, Apply::Server(daemon_process),
         c"name [processes=N] [threads=N] [user=name] [group=name] [option=value ...]"),
     directive!(c"WSGISharedStore", Global, 1, MANY, Apply::Server(shared_store),
@@ -345,6 +345,22 @@ pub const DIRECTIVES: [Directive; 52] = [
             Ok(())
         }),
         c"address[/prefix] ...: peers whose proxy headers are believed"),
+    // The server reading the configuration then applies the section's directives to
+    // this block (they are checked against INTERPRETER_OPTION_DIRECTIVES).
+    directive!(c"<WSGIInterpreterOptions", Global, 0, MANY,
+        Apply::Server(|s, a, _| {
+            let mut words = a.to_vec();
+            if let Some(last) = words.last_mut() {
+                *last = last.trim_end_matches('>').to_owned();
+                if last.is_empty() {
+                    words.pop();
+                }
+            }
+            let block = crate::InterpreterOptions::parse_selectors(&words)?;
+            s.python.interpreter_options.push(block);
+            Ok(())
+        }),
+        c"[process-group=name] [application-group=name]>: per-interpreter WSGIPythonPath, WSGIRestrict*, WSGISwitchInterval, WSGIPerInterpreterGIL, WSGIFreeThreading"),
     directive!(c"WSGIPythonHome", Global, 1, 1,
         Apply::Server(|s, a, ctx| {
             crate::check_home_version("WSGIPythonHome", "WSGIPythonHome", &a[0], ctx.python_version)?;
@@ -645,7 +661,7 @@ mod tests {
     }
 
     /// (directive, arguments it takes, arguments it refuses with this text).
-    const CASES: [(&str, &str, &str, &str); 52] = [
+    const CASES: [(&str, &str, &str, &str); 53] = [
         (
             "WSGIHandlerScript",
             "wsgi-handler /srv/handler.wsgi process-group=%{GLOBAL}",
@@ -736,6 +752,12 @@ mod tests {
             "10.0.0.0/99",
             "10.0.0.0/99",
         ),
+        (
+            "<WSGIInterpreterOptions",
+            "process-group=d1 application-group=%{GLOBAL}>",
+            "process-group=d1 bogus=1>",
+            "unknown option 'bogus'",
+        ),
         ("WSGIPythonHome", "/opt/venv", "", "wrong number"),
         ("WSGIPythonPath", "/a:/b", "", "wrong number"),
         ("WSGIPythonOptimize", "2", "3", "3"),
@@ -820,9 +842,11 @@ mod tests {
     fn every_directive_has_usage_text_and_a_mod_wsgi_name() {
         for d in &DIRECTIVES {
             let name = d.name.to_str().unwrap();
-            assert!(name.starts_with("WSGI"), "{name}");
+            assert!(name.trim_start_matches('<').starts_with("WSGI"), "{name}");
             assert!(!d.usage.to_bytes().is_empty(), "{name} has no usage text");
-            assert!(d.min_args >= 1 && d.min_args <= d.max_args, "{name}");
+            // A section's opening tag may have no selectors.
+            let least = usize::from(!name.starts_with('<'));
+            assert!(d.min_args >= least && d.min_args <= d.max_args, "{name}");
         }
     }
 

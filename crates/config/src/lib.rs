@@ -11,6 +11,7 @@ pub mod directives;
 mod error;
 mod groups;
 mod hook_script;
+mod interpreter_options;
 mod merge;
 mod net;
 mod options;
@@ -27,6 +28,10 @@ pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
 pub use error::ConfigError;
 pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, RequestPorts};
 pub use hook_script::HookScript;
+pub use interpreter_options::{
+    INTERPRETER_OPTION_DIRECTIVES, InterpreterOptions, ResolvedInterpreterOptions,
+    resolve_interpreter_options,
+};
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
 pub use options::{parse_options, split_option};

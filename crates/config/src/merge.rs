@@ -129,6 +129,8 @@ pub struct PythonConfig {
     pub python_eggs: Option<String>,
     /// WSGISwitchInterval for the Apache children.
     pub switch_interval: Option<std::time::Duration>,
+    /// `<WSGIInterpreterOptions>` blocks, in the order they were written.
+    pub interpreter_options: Vec<crate::InterpreterOptions>,
     /// WSGIServerMetrics: `mod_wsgi.server_metrics()` answers in embedded mode.
     pub server_metrics: Option<bool>,
     /// WSGIPerInterpreterGIL and WSGIFreeThreading as written (what they can do depends

@@ -177,6 +177,16 @@ def _restrict_signal():
     signal.signal = ignored_signal
 
 
+def _add_path_layer(directories):
+    """site.addsitedir each directory, then move what that added to the front of sys.path."""
+    import site
+    before = list(sys.path)
+    for directory in directories:
+        site.addsitedir(directory)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + [p for p in sys.path if p not in added]
+
+
 def _install_streams(restrict_stdin, restrict_stdout):
     sys.stderr = LogStream(lambda line: _log(0, line), "<stderr>")
     if restrict_stdout:

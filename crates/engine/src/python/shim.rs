@@ -123,6 +123,29 @@ fn lend_package_path(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<(
     }
 }
 
+/// A `<WSGIInterpreterOptions>` WSGISwitchInterval. Interpreters here share one GIL, so
+/// the interval is the process's: a block that selects no application group sets it once,
+/// with the main interpreter; one that selects an application group would change it for
+/// every interpreter, and is skipped with a warning (as mod_wsgi does without an own GIL).
+fn apply_switch_interval(
+    py: Python<'_>,
+    application_group: &str,
+    interval: Option<(std::time::Duration, bool)>,
+) -> PyResult<()> {
+    match interval {
+        Some((interval, false)) if application_group.is_empty() => {
+            py.import("sys")?
+                .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
+        }
+        Some((interval, true)) => tracing::warn!(
+            "WSGI0144: WSGISwitchInterval {}s of <WSGIInterpreterOptions> for interpreter '{application_group}' skipped: it would change the interval of every interpreter, which share one GIL here",
+            interval.as_secs_f64()
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Builds `mod_wsgi` in the interpreter current on this thread and installs it, together
 /// with the log streams for sys.stdout/sys.stderr and the optional restrictions.
 pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimObjects> {
@@ -160,20 +183,32 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     install_apache_module(py, &sys, &s.apache)?;
     sys.setattr("argv", vec!["mod_wsgi"])?;
     sys.getattr("modules")?.set_item("mod_wsgi", &module)?;
-    module.call_method1("_install_streams", (s.restrict_stdin, s.restrict_stdout))?;
-    if s.restrict_signal {
+    let own = mod_wsgi_config::resolve_interpreter_options(
+        &s.interpreter_options,
+        &s.process_group,
+        application_group,
+    );
+    let restrict_stdin = own.restrict_stdin.unwrap_or(s.restrict_stdin);
+    let restrict_stdout = own.restrict_stdout.unwrap_or(s.restrict_stdout);
+    module.call_method1("_install_streams", (restrict_stdin, restrict_stdout))?;
+    if own.restrict_signal.unwrap_or(s.restrict_signal) {
         module.call_method0("_restrict_signal")?;
     }
     if let Some(home) = &s.home_on_path {
         sys.getattr("path")?
             .call_method1("insert", (0, home.as_str()))?;
     }
-    if !s.python_path.is_empty() {
+    if !s.python_path.is_empty() || !own.python_path_layers.is_empty() {
         let site = py.import("site")?;
         for dir in &s.python_path {
             site.call_method1("addsitedir", (dir.as_str(),))?;
         }
+        // Each block's directories go in front of what came before them.
+        for layer in &own.python_path_layers {
+            module.call_method1("_add_path_layer", (layer.clone(),))?;
+        }
     }
+    apply_switch_interval(py, application_group, own.switch_interval)?;
     lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),
