@@ -117,7 +117,8 @@ fn main() {
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\
              pool_cleanup_(register|null|kill)|brigade_(create|cleanup|insert_file|write)|\
              os_file_put|strerror|file_close|proc_other_child_(register|unregister)|\
-             pool_userdata_(get|set)|proc_other_child_refresh_all|brigade_flatten|os_sock_get)",
+             pool_userdata_(get|set)|proc_other_child_refresh_all|brigade_flatten|os_sock_get|\
+             socket_timeout_(get|set))",
         )
         .allowlist_type(
             "module_struct|command_struct|request_rec|server_rec|conn_rec|cmd_parms|\

@@ -620,3 +620,44 @@ WSGIScriptAlias /large {root}/app/app.wsgi process-group=large
         "the group keeps serving"
     );
 }
+
+#[test]
+fn response_socket_timeout_bounds_a_client_that_stops_reading() {
+    let app = r#"
+import os
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    def body():
+        try:
+            for _ in range(2000):
+                yield b"x" * 65536
+        finally:
+            open(environ["MARKER"], "w").write("closed")
+    return body()
+"#;
+    let conf = "LoadModule env_module {mods}/mod_env.so
+SetEnv MARKER {root}/app/closed
+WSGIDaemonProcess slow threads=2 response-socket-timeout=1
+WSGIScriptAlias / {root}/app/app.wsgi process-group=slow
+"
+    .replace("{mods}", &common::apache_modules_dir().display().to_string());
+    let mut apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", app)]);
+    apache.allow_log("WSGI00");
+    apache.allow_log("AH0");
+    let marker = apache.scratch.dir.join("app/closed");
+    let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    // The client never reads: once the socket buffers are full, each write waits.
+    let started = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "the response was still being written after 8 s (Apache's Timeout is 20 s)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(stream);
+    assert_eq!(apache.get("/").status, 200, "the group keeps serving");
+}

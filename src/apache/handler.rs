@@ -482,6 +482,15 @@ fn proxy_to_daemon(
     let lent = unsafe { LentRequest::new(req.raw()) };
     let mut body = ApacheBody::new(lent);
     let mut sink = ApacheSink::new(lent, run.sendfile);
+    // response-socket-timeout, else an explicit socket-timeout, bounds each write to
+    // the client (as mod_wsgi); otherwise Apache's Timeout does.
+    let spec = &group.spec;
+    if let Some(timeout) = [spec.response_socket_timeout, spec.socket_timeout]
+        .into_iter()
+        .find(|t| !t.is_zero())
+    {
+        sink = sink.with_write_timeout(timeout);
+    }
     match daemon::proxy(group, lane, head, error_override, &mut body, &mut sink) {
         ProxyOutcome::Complete | ProxyOutcome::ClientGone => sys::OK,
         ProxyOutcome::Overridden { status } => c_int::from(status),

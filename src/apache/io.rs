@@ -215,7 +215,17 @@ pub struct ApacheSink {
     sendfile: bool,
     /// Reused for every write of the response; lives in the request pool.
     brigade: Option<Brigade>,
+    /// response-socket-timeout: the client socket's timeout from the response head on.
+    write_timeout: Option<std::time::Duration>,
+    /// The client socket and the timeout it had before, put back when the sink goes.
+    restore_timeout: Option<(ClientSocket, sys::apr_interval_time_t)>,
 }
+
+struct ClientSocket(*mut sys::apr_socket_t);
+
+// SAFETY: the connection's socket, used only under the LentRequest contract (one thread
+// at a time, never after the handler returns).
+unsafe impl Send for ClientSocket {}
 
 struct Brigade(*mut sys::apr_bucket_brigade);
 
@@ -250,6 +260,39 @@ impl ApacheSink {
             r,
             sendfile,
             brigade: None,
+            write_timeout: None,
+            restore_timeout: None,
+        }
+    }
+
+    /// Writes to the client time out after `timeout` once the response has started
+    /// (response-socket-timeout), instead of after Apache's Timeout.
+    pub fn with_write_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    fn apply_write_timeout(&mut self) {
+        let Some(timeout) = self.write_timeout.take() else {
+            return;
+        };
+        let r = self.req();
+        // SAFETY: live request; the socket belongs to the connection, which outlives the
+        // request; an HTTP/2 stream has none of its own (its writes go through the main
+        // connection), so it keeps Apache's timeout.
+        unsafe {
+            if !(*r.connection).master.is_null() {
+                return;
+            }
+            let socket = sys::ap_get_conn_socket(r.connection);
+            if socket.is_null() {
+                return;
+            }
+            let mut before: sys::apr_interval_time_t = 0;
+            sys::apr_socket_timeout_get(socket, &mut before);
+            let micros = sys::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+            sys::apr_socket_timeout_set(socket, micros);
+            self.restore_timeout = Some((ClientSocket(socket), before));
         }
     }
 
@@ -284,6 +327,16 @@ impl ApacheSink {
     }
 }
 
+impl Drop for ApacheSink {
+    fn drop(&mut self) {
+        if let Some((socket, before)) = self.restore_timeout.take() {
+            // SAFETY: the sink is dropped before the handler returns (LentRequest
+            // contract), while the connection and its socket are live.
+            unsafe { sys::apr_socket_timeout_set(socket.0, before) };
+        }
+    }
+}
+
 unsafe extern "C" fn close_fd(data: *mut c_void) -> sys::apr_status_t {
     // SAFETY: data carries the fd dup'ed in send_file, owned by this cleanup alone.
     unsafe { libc::close(data as usize as RawFd) };
@@ -296,6 +349,7 @@ impl ResponseSink for ApacheSink {
         head: &ResponseHead,
         headers: &[(String, String)],
     ) -> Result<(), SinkError> {
+        self.apply_write_timeout();
         let status_line = self.pstrdup(&head.status_line);
         self.req().status = i32::from(head.code);
         self.req().status_line = status_line;
