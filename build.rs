@@ -78,7 +78,7 @@ fn main() {
              get_server_name|escape_html2|get_remote_host|get_limit_req_body|close_listeners|\
              hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor|\
              hook_log_transaction|get_brigade|get_conn_socket|run_default_port|\
-             get_server_description|get_server_built|show_mpm)",
+             get_server_description|get_server_built|show_mpm|run_generate_log_id)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\

@@ -103,7 +103,7 @@ fn cgi_and_wsgi_variables() {
     assert_eq!(env["mod_wsgi.listener_port"], apache.port.to_string());
     let group = format!("127.0.0.1:{}|/app", apache.port);
     assert_eq!(env["mod_wsgi.application_group"], group);
-    assert_eq!(env["__module"], format!("[\"\", \"{group}\", [4, 9, 4]]"));
+    assert_eq!(env["__module"], format!("[\"\", \"{group}\", [6, 1, 1]]"));
     assert!(env["wsgi.file_wrapper"].contains("FileWrapper"));
     // mod_wsgi 6's timing keys: float seconds (queue and daemon start are 0.0 here).
     let request_start: f64 = env["mod_wsgi.request_start"].parse().unwrap();

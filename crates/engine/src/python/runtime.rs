@@ -29,6 +29,8 @@ pub struct PythonSettings {
     pub switch_interval: Option<std::time::Duration>,
     /// What the `apache` module of every interpreter says about the server.
     pub apache: ApacheFacts,
+    /// `mod_wsgi.server_metrics()` answers (WSGIServerMetrics, `server-metrics=`).
+    pub server_metrics: bool,
 }
 
 /// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
@@ -60,6 +62,7 @@ impl PythonSettings {
             restrict_signal: py.restrict_signal.unwrap_or(true),
             warn_options: py.warnings.clone(),
             switch_interval: py.switch_interval,
+            server_metrics: py.server_metrics.unwrap_or(false),
             ..PythonSettings::default()
         }
     }
