@@ -315,6 +315,14 @@ fn request_metrics_reports_the_requests_since_the_last_call() {
         assert_eq!(completed.len(), maximum, "{m}");
         let done: u64 = completed.iter().map(|n| n.as_u64().unwrap()).sum();
         assert_eq!(done, 5, "{m}");
+        // Read once request_metrics() was first called.
+        let cpu: f64 = m["request_threads_cpu_time"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_f64().unwrap())
+            .sum();
+        assert!(cpu > 0.0, "{m}");
         if prefix == "/d" {
             assert_eq!(maximum, 2, "the group's threads: {m}");
         }

@@ -56,9 +56,8 @@ fn seconds(us: u64) -> f64 {
 /// One request, from before the application is called to after close().
 pub struct RequestTrace<'py> {
     started: Instant,
-    cpu_start_us: u64,
-    /// The thread's (user, system) CPU seconds at the start, when there are subscribers.
-    cpu_split_start: (f64, f64),
+    /// The thread's (user, system) CPU seconds at the start, when anyone wants them.
+    cpu_start: Option<(f64, f64)>,
     pub facts: RequestFacts,
     thread: &'static ThreadStats,
     /// This request's `request_data()` dict and its key in `active_requests`.
@@ -77,12 +76,7 @@ impl<'py> RequestTrace<'py> {
         let subscribed = !interp.shim.event_callbacks.bind(py).is_empty();
         RequestTrace {
             started: Instant::now(),
-            cpu_start_us: request_stats::thread_cpu_us(),
-            cpu_split_start: if subscribed {
-                thread_cpu_split()
-            } else {
-                (0.0, 0.0)
-            },
+            cpu_start: thread_cpu(subscribed),
             facts: RequestFacts {
                 request_start_us: micros(environ, "mod_wsgi.request_start"),
                 queue_start_us: micros(environ, "mod_wsgi.queue_start"),
@@ -215,7 +209,12 @@ impl<'py> RequestTrace<'py> {
     pub fn finished(mut self, status: u16, input_length: u64, output_length: u64) {
         let now = request_stats::epoch_us();
         let application_us = self.started.elapsed().as_micros() as u64;
-        let cpu_us = request_stats::thread_cpu_us().saturating_sub(self.cpu_start_us);
+        // (user, system) seconds this request used, when anyone wants them.
+        let cpu = self.cpu_start.and_then(|(user, system)| {
+            let (user_end, system_end) = thread_cpu(self.publish.is_some())?;
+            Some(((user_end - user).max(0.0), (system_end - system).max(0.0)))
+        });
+        let cpu_us = cpu.map_or(0, |(user, system)| ((user + system) * 1e6) as u64);
         let io: Tally = request_stats::take_tally();
         let f = self.facts;
         let (server_us, queue_us, daemon_us) = if self.daemon_mode() {
@@ -257,9 +256,7 @@ impl<'py> RequestTrace<'py> {
             let took = seconds(application_us);
             // As mod_wsgi 6: the thread's CPU time, scaled down to the application's
             // time when the clock's granularity makes it larger.
-            let (user_end, system_end) = thread_cpu_split();
-            let mut user = (user_end - self.cpu_split_start.0).max(0.0);
-            let mut system = (system_end - self.cpu_split_start.1).max(0.0);
+            let (mut user, mut system) = cpu.unwrap_or_default();
             if user + system > took {
                 user = user / (user + system) * took;
                 system = took - user;
@@ -303,6 +300,19 @@ impl<'py> RequestTrace<'py> {
 impl Drop for RequestTrace<'_> {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+/// This thread's CPU time so far as (user, system) seconds: split, for the events of an
+/// interpreter with subscribers; as a total (in the first place) when only
+/// `request_metrics()` wants it; None (no system call) when nobody does.
+fn thread_cpu(subscribed: bool) -> Option<(f64, f64)> {
+    if subscribed {
+        Some(thread_cpu_split())
+    } else if request_stats::thread_cpu_wanted() {
+        Some((request_stats::thread_cpu_us() as f64 / 1e6, 0.0))
+    } else {
+        None
     }
 }
 

@@ -71,6 +71,7 @@ fn per_thread<'py, T: IntoPyObject<'py> + Copy + Default>(
 
 /// `mod_wsgi.request_metrics()`.
 fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    request_stats::want_thread_cpu();
     let usage = py.detach(shared::metrics::resource_usage);
     let now = epoch_us();
     let (r, since) = request_stats::take_report(py, now, process_start_us());
@@ -291,6 +292,10 @@ pub(crate) fn install(ns: &Bound<'_, PyDict>) -> PyResult<()> {
     add_native(ns, c"_request_metrics", |args| request_metrics(args.py()))?;
     add_native(ns, c"_process_metrics", |args| process_metrics(args.py()))?;
     add_native(ns, c"_server_metrics", |args| server_metrics(args.py()))?;
+    add_native(ns, c"_start_recording_metrics", |_| {
+        request_stats::want_thread_cpu();
+        Ok(())
+    })?;
     add_native(ns, c"_request_key", |_| {
         Ok(super::events::current_request_key())
     })

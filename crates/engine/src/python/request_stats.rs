@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use std::cell::Cell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Every thread that ran a request in this process, in thread id order. A thread's
@@ -19,6 +19,10 @@ static THREADS: Mutex<Vec<&'static ThreadStats>> = Mutex::new(Vec::new());
 /// `request_metrics()`'s view of the previous call.
 static BASELINE: Mutex<Option<(u64, Baseline)>> = Mutex::new(None);
 static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Whether requests read their thread's CPU time (two system calls per request) for
+/// `request_threads_cpu_time`: from the first `request_metrics()` or
+/// `start_recording_metrics()` call on, as mod_wsgi 6 records only once asked to.
+static THREAD_CPU_WANTED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static MINE: Cell<Option<&'static ThreadStats>> = const { Cell::new(None) };
@@ -158,6 +162,14 @@ pub(crate) fn epoch_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub(crate) fn want_thread_cpu() {
+    THREAD_CPU_WANTED.store(true, Ordering::Relaxed);
+}
+
+pub(crate) fn thread_cpu_wanted() -> bool {
+    THREAD_CPU_WANTED.load(Ordering::Relaxed)
 }
 
 /// CPU time this thread has used, in µs.

@@ -460,7 +460,10 @@ def server_metrics():
 
 
 def start_recording_metrics():
-    """Kept for mod_wsgi 5/6 code: request metrics are always recorded here."""
+    """As in mod_wsgi 6, though the metrics are always recorded here: from now on each
+    request also reads its thread's CPU time (request_threads_cpu_time), which the
+    first request_metrics() call turns on as well."""
+    _start_recording_metrics()
 
 
 event_callbacks = []
