@@ -42,11 +42,19 @@ pub struct RequestFacts {
     pub total_requests: u64,
 }
 
-fn micros(environ: &Environ, name: &str) -> u64 {
-    environ
-        .get(name)
-        .and_then(|us| us.parse().ok())
-        .unwrap_or(0)
+/// The request's `mod_wsgi.request_start`, `queue_start`, `daemon_start` and `server_pid`
+/// (in µs for the instants), found in one pass over the environ.
+fn instants(environ: &Environ) -> [u64; 4] {
+    const NAMES: [&str; 4] = ["request_start", "queue_start", "daemon_start", "server_pid"];
+    let mut found = [0; 4];
+    for (key, value) in environ.iter() {
+        if let Some(name) = key.strip_prefix("mod_wsgi.")
+            && let Some(i) = NAMES.iter().position(|n| *n == name)
+        {
+            found[i] = value.parse().unwrap_or(0);
+        }
+    }
+    found
 }
 
 fn seconds(us: u64) -> f64 {
@@ -74,15 +82,21 @@ impl<'py> RequestTrace<'py> {
         let now = request_stats::epoch_us();
         thread.begin(now);
         let subscribed = !interp.shim.event_callbacks.bind(py).is_empty();
+        let [
+            request_start_us,
+            queue_start_us,
+            daemon_start_us,
+            server_pid,
+        ] = instants(environ);
         RequestTrace {
             started: Instant::now(),
             cpu_start: thread_cpu(subscribed),
             facts: RequestFacts {
-                request_start_us: micros(environ, "mod_wsgi.request_start"),
-                queue_start_us: micros(environ, "mod_wsgi.queue_start"),
-                daemon_start_us: micros(environ, "mod_wsgi.daemon_start"),
+                request_start_us,
+                queue_start_us,
+                daemon_start_us,
                 application_start_us: now,
-                server_pid: micros(environ, "mod_wsgi.server_pid"),
+                server_pid,
                 thread_id: thread.thread_id,
                 thread_requests: thread.started(),
                 total_requests: request_stats::count_request(),
