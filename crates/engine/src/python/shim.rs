@@ -154,8 +154,14 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     module.setattr("rs_version", version_tuple(py, version)?)?;
     module.setattr("process_group", s.process_group.as_str())?;
     module.setattr("RequestTimeout", ns.get_item("RequestTimeout")?)?;
-    module.setattr("maximum_processes", s.maximum_processes)?;
-    module.setattr("threads_per_process", s.threads_per_process)?;
+    if s.process_group.is_empty() {
+        // Embedded mode, as mod_wsgi 6: the MPM's limits (also the `apache` module's).
+        module.setattr("maximum_processes", s.apache.maximum_processes)?;
+        module.setattr("threads_per_process", s.apache.threads_per_process)?;
+    } else {
+        module.setattr("maximum_processes", s.maximum_processes)?;
+        module.setattr("threads_per_process", s.threads_per_process)?;
+    }
     module.setattr("application_group", application_group)?;
     module.setattr("multithread", s.multithread)?;
     module.setattr("multiprocess", s.multiprocess)?;
