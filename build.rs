@@ -111,7 +111,8 @@ fn main() {
              hook_check_config|hook_pre_config|runtime_dir_relative|fflush|hook_monitor|\
              hook_log_transaction|get_brigade|get_conn_socket|run_default_port|\
              get_server_description|get_server_built|show_mpm|register_auth_provider|\
-             hook_check_access|some_auth_required|walk_config)",
+             hook_check_access|some_auth_required|walk_config|\
+             run_generate_log_id)",
         )
         .allowlist_function(
             "apr_(palloc|pstrdup|pstrmemdup|table_(get|set|setn|add|unset)|\

@@ -640,7 +640,10 @@ SetEnv MARKER {root}/app/closed
 WSGIDaemonProcess slow threads=2 response-socket-timeout=1
 WSGIScriptAlias / {root}/app/app.wsgi process-group=slow
 "
-    .replace("{mods}", &common::apache_modules_dir().display().to_string());
+    .replace(
+        "{mods}",
+        &common::apache_modules_dir().display().to_string(),
+    );
     let mut apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", app)]);
     apache.allow_log("WSGI00");
     apache.allow_log("AH0");

@@ -13,6 +13,9 @@ def application(environ, start_response):
     out["__latin1_path"] = environ["PATH_INFO"].encode("latin-1").hex()
     out["__module"] = [mod_wsgi.process_group, mod_wsgi.application_group, list(mod_wsgi.version)]
     out["__errors_has_write"] = hasattr(environ["wsgi.errors"], "write")
+    import apache
+    out["__sizes"] = [mod_wsgi.maximum_processes, mod_wsgi.threads_per_process,
+                      apache.maximum_processes, apache.threads_per_process]
     body = json.dumps(out).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
@@ -103,7 +106,10 @@ fn cgi_and_wsgi_variables() {
     assert_eq!(env["mod_wsgi.listener_port"], apache.port.to_string());
     let group = format!("127.0.0.1:{}|/app", apache.port);
     assert_eq!(env["mod_wsgi.application_group"], group);
-    assert_eq!(env["__module"], format!("[\"\", \"{group}\", [4, 9, 4]]"));
+    assert_eq!(env["__module"], format!("[\"\", \"{group}\", [6, 1, 1]]"));
+    // Embedded mode, as mod_wsgi 6: the MPM's process and thread limits, as the `apache`
+    // module has them (the test's event MPM: one child in use of 2, ThreadsPerChild 8).
+    assert_eq!(env["__sizes"], "[1, 8, 1, 8]");
     assert!(env["wsgi.file_wrapper"].contains("FileWrapper"));
     // mod_wsgi 6's timing keys: float seconds (queue and daemon start are 0.0 here).
     let request_start: f64 = env["mod_wsgi.request_start"].parse().unwrap();

@@ -1,6 +1,7 @@
 //! `SetHandler wsgi-metrics`: the Prometheus endpoint, parsed with the reference parser
 //! (Python's prometheus_client), counts requests by group and status class exactly,
-//! aggregates application metrics across processes, and `mod_wsgi.process_metrics()`.
+//! aggregates application metrics across processes; `mod_wsgi.process_metrics()` and
+//! `mod_wsgi.server_metrics()` with mod_wsgi 6's keys.
 
 mod common;
 use common::{Apache, Mpm};
@@ -57,6 +58,11 @@ def application(environ, start_response):
         body = " ".join(verdicts)
     elif path == "/process":
         body = json.dumps(mod_wsgi.process_metrics())
+    elif path == "/server":
+        m = mod_wsgi.server_metrics()
+        if m is not None:
+            m["child"] = int(environ["mod_wsgi.server_pid"])
+        body = json.dumps(m)
     elif path == "/bad":
         try:
             mod_wsgi.metrics.gauge("shop_orders_total")
@@ -313,22 +319,112 @@ fn a_sample_name_with_a_line_break_cannot_add_lines_to_the_exposition() {
 }
 
 #[test]
-fn process_metrics_reports_this_process() {
+fn process_metrics_reports_this_process_as_mod_wsgi_6_does() {
     let apache = Apache::start(Mpm::Event, CONF, &[("app/app.wsgi", APP)]);
-    for _ in 0..3 {
-        apache.get("/d/");
+    for prefix in ["/d", "/e"] {
+        for _ in 0..3 {
+            apache.get(&format!("{prefix}/"));
+        }
+        let text = apache.get_ok(&format!("{prefix}/process"));
+        let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "pid",
+            "request_count",
+            "request_busy_time",
+            "active_requests",
+            "request_threads",
+            "cpu_user_time",
+            "cpu_system_time",
+            "cpu_time",
+            "memory_rss",
+            "memory_max_rss",
+            "restart_time",
+            "current_time",
+            "running_time",
+        ] {
+            assert!(m.get(key).is_some(), "{prefix}: {key} missing from {text}");
+        }
+        assert_eq!(m["active_requests"], 1, "{prefix}: this request: {text}");
+        assert!(m["request_busy_time"].as_f64().unwrap() > 0.0, "{text}");
+        assert!(m["restart_time"].as_f64().unwrap() <= m["current_time"].as_f64().unwrap());
+        // mod_wsgi 6: `threads` lists the request threads with their request counts.
+        let threads = m["threads"].as_array().unwrap();
+        assert_eq!(threads.len() as u64, m["request_threads"].as_u64().unwrap());
+        let counted: u64 = threads
+            .iter()
+            .map(|t| {
+                assert!(t["thread_id"].as_u64().unwrap() >= 1, "{text}");
+                t["request_count"].as_u64().unwrap()
+            })
+            .sum();
+        assert_eq!(counted, m["request_count"].as_u64().unwrap(), "{text}");
+        if prefix == "/d" {
+            assert!(threads.len() <= 2, "the group has 2 threads: {text}");
+        }
     }
-    let text = apache.get("/d/process").text();
-    for key in [
-        "\"pid\"",
-        "\"request_count\"",
-        "\"active_requests\": 1",
-        "\"threads\": 2",
-        "\"cpu_user_time\"",
-        "\"memory_rss\"",
-        "\"memory_max_rss\"",
-    ] {
-        assert!(text.contains(key), "{key} missing from {text}");
+}
+
+#[test]
+fn server_metrics_is_none_unless_enabled() {
+    let apache = Apache::start(Mpm::Event, CONF, &[("app/app.wsgi", APP)]);
+    for prefix in ["/d", "/e"] {
+        assert_eq!(
+            apache.get_ok(&format!("{prefix}/server")),
+            "null",
+            "{prefix}"
+        );
+    }
+}
+
+#[test]
+fn server_metrics_lists_the_apache_children_when_enabled() {
+    let conf = "WSGIServerMetrics On
+WSGIDaemonProcess shop processes=2 threads=2 server-metrics=On
+WSGIDaemonProcess plain threads=2
+WSGIScriptAlias /d {root}/app/app.wsgi process-group=shop
+WSGIScriptAlias /p {root}/app/app.wsgi process-group=plain
+WSGIScriptAlias /e {root}/app/app.wsgi
+";
+    let apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
+    assert_eq!(
+        apache.get_ok("/p/server"),
+        "null",
+        "server-metrics is per group"
+    );
+    for prefix in ["/d", "/e"] {
+        let text = apache.get_ok(&format!("{prefix}/server"));
+        let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "server_limit",
+            "thread_limit",
+            "running_generation",
+            "restart_time",
+            "current_time",
+            "running_time",
+        ] {
+            assert!(m.get(key).is_some(), "{prefix}: {key} missing from {text}");
+        }
+        let processes = m["processes"].as_array().unwrap();
+        assert!(!processes.is_empty(), "{text}");
+        let child = m["child"].as_u64().unwrap();
+        let me = processes
+            .iter()
+            .find(|p| p["pid"].as_u64() == Some(child))
+            .unwrap_or_else(|| panic!("{prefix}: Apache child {child} not listed: {text}"));
+        let workers = me["workers"].as_array().unwrap();
+        assert_eq!(
+            workers.len() as u64,
+            m["thread_limit"].as_u64().unwrap(),
+            "{text}"
+        );
+        let busy = workers.iter().filter(|w| w["status"] == "W").count();
+        assert!(
+            busy >= 1,
+            "{prefix}: the worker relaying this request: {text}"
+        );
+        for key in ["thread_num", "access_count", "client", "request", "vhost"] {
+            assert!(workers[0].get(key).is_some(), "{key} missing: {text}");
+        }
     }
 }
 

@@ -344,6 +344,7 @@ fn build_group(
         home_on_path: Some(home.clone()),
         apache: super::hooks::apache_facts(),
         switch_interval: d.spec.switch_interval.or(embedded.switch_interval),
+        server_metrics: d.spec.server_metrics,
         ..embedded
     };
     let socket_timeout = if d.spec.socket_timeout.is_zero() {

@@ -290,7 +290,8 @@ impl ApacheSink {
             }
             let mut before: sys::apr_interval_time_t = 0;
             sys::apr_socket_timeout_get(socket, &mut before);
-            let micros = sys::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+            let micros =
+                sys::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
             sys::apr_socket_timeout_set(socket, micros);
             self.restore_timeout = Some((ClientSocket(socket), before));
         }

@@ -358,7 +358,20 @@ impl<'r> Request<'r> {
         self.r().request_time
     }
 
+    /// Apache's id of this request (as `%L` logs it), made now if nothing logged it yet,
+    /// as mod_wsgi does for `mod_wsgi.request_id`.
     pub fn log_id(&self) -> Option<String> {
+        if self.r().log_id.is_null() {
+            // SAFETY: the request and its connection are live for 'r and used only by
+            // this thread; the hook stores a pool string into the request's log_id field.
+            unsafe {
+                sys::ap_run_generate_log_id(
+                    self.connection(),
+                    self.raw,
+                    &raw mut (*self.raw).log_id,
+                )
+            };
+        }
         self.field(self.r().log_id).map(|v| latin1(v.to_bytes()))
     }
 

@@ -128,6 +128,9 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
             let _ = w.join();
         }
         let _ = monitor.join();
+        if let Some(stop) = stop {
+            python::set_shutdown_reason(shutdown_reason(stop.reason));
+        }
         python::run_exit_handlers();
     }
     tracing::info!(
@@ -201,9 +204,50 @@ fn preload(group: &DaemonGroup) -> Result<(), Vec<String>> {
     }
 }
 
+/// mod_wsgi 6's name for why a process stops (`process_stopping`'s `shutdown_reason`);
+/// the reasons mod_wsgi 6 does not have keep ours, spelt its way.
+fn shutdown_reason(reason: &str) -> &str {
+    match reason {
+        "shutdown signal" => "shutdown_signal",
+        "graceful signal" => "graceful_signal",
+        "maximum-requests" => "maximum_requests",
+        "restart-interval" => "restart_interval",
+        "inactivity-timeout" => "inactivity_timeout",
+        "request-timeout" => "request_timeout",
+        "deadlock-timeout" => "deadlock_timeout",
+        "cpu-time-limit" => "cpu_time_limit",
+        "script reload" => "script_reload",
+        "rss-limit" => "rss_limit",
+        "mod_wsgi.recycle()" => "recycle",
+        "the Apache parent process exited" => "parent_exited",
+        other => other,
+    }
+}
+
+/// SIGHUP and SIGUSR2 become `process_signal` events for `mod_wsgi.subscribe_signals()`
+/// callbacks, as in mod_wsgi 6 (they no longer end the process). The callbacks run on a
+/// thread of their own, never on the runtime's.
+fn watch_event_signals() {
+    for (signum, signame) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGUSR2, "SIGUSR2")] {
+        match signal(SignalKind::from_raw(signum)) {
+            Ok(mut s) => {
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        let _ = std::thread::Builder::new()
+                            .name("wsgi-signal".into())
+                            .spawn(move || python::publish_process_signal(signum, signame));
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("WSGI0107: cannot watch signal: {e}"),
+        }
+    }
+}
+
 /// Turns signals into stops. Needs the runtime's context; the watching tasks run once
 /// the runtime does.
 fn watch_signals(shared: &Arc<Shared>) {
+    watch_event_signals();
     let shutdown = |s: &Shared| s.request_stop("shutdown signal", StopKind::Immediate);
     type Action = fn(&Shared);
     let signals: [(SignalKind, Action); 4] = [

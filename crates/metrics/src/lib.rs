@@ -6,12 +6,13 @@
 //! group (requests by status class, latency and queue-wait histograms, restarts by
 //! reason, time spent waiting for the GIL) never go backwards while the server runs;
 //! per-process records (threads, busy threads, requests) are claimed by each process when
-//! it starts and taken over by a later process once their owner is dead.
+//! it starts and taken over by a later process once their owner is dead. `phases` holds
+//! the per request thread statistics of one process (not shared memory).
 #![forbid(unsafe_code)]
 
 mod app;
-mod interval;
 mod layout;
+mod phases;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,9 @@ pub use app::{
     AppSample, META_PREFIX, SAMPLE_PREFIX, meta_key, render_app_metrics, sample_key,
     valid_metric_name, valid_sample,
 };
-pub use interval::{Interval, IntervalReport};
 pub use layout::{BUCKETS, Metrics, ProcessInfo, ProcessSlot, REASONS, WORDS, reason_label};
+pub use phases::{
+    Baseline, COUNTER_NAMES, COUNTERS, PHASE_NAMES, PHASES, Phase, PhaseReport, RequestSample,
+    STATUS_CLASSES, TIME_BUCKETS, ThreadReport, ThreadStats, time_bucket,
+};
 pub use render::ProcessFacts;

@@ -164,7 +164,9 @@ pub fn with_interpreter<R>(
     pin_thread();
     let asked = std::time::Instant::now();
     Python::attach(|py| {
-        crate::shared::metrics::record_gil_wait(asked.elapsed());
+        let waited = asked.elapsed();
+        crate::shared::metrics::record_gil_wait(waited);
+        super::request_stats::record_gil_wait(waited.as_micros() as u64);
         let interp = get_or_create(py, name)?;
         if interp.is_main() {
             return Ok(f(py, &interp));
@@ -184,6 +186,20 @@ pub fn with_interpreter<R>(
     })
 }
 
+/// The application groups that have an interpreter in this process, sub-interpreters
+/// first and the main interpreter ("") last. Not to be called attached to Python.
+pub(crate) fn interpreter_names() -> Vec<String> {
+    let mut names: Vec<String> = match REGISTRY.lock() {
+        Ok(registry) => registry
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        Err(_) => return Vec::new(),
+    };
+    names.sort_by_key(|n| n.is_empty());
+    names
+}
+
 /// Runs the `atexit` callbacks of every interpreter of this process, sub-interpreters
 /// first and the main interpreter last, logging (not raising) their failures. The
 /// interpreters are not finalised: finalisation is where embedded Python hangs at exit.
@@ -191,14 +207,7 @@ pub fn run_exit_handlers() {
     if !super::is_initialized() {
         return;
     }
-    let mut names: Vec<String> = match REGISTRY.lock() {
-        Ok(registry) => registry
-            .as_ref()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default(),
-        Err(_) => return,
-    };
-    names.sort_by_key(|n| n.is_empty());
+    let names = interpreter_names();
     for name in names {
         let ran = with_interpreter(&name, |py, _| {
             py.import("atexit")

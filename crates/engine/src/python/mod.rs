@@ -9,7 +9,10 @@ mod capsule;
 mod error;
 mod events;
 mod interpreters;
+mod lifecycle;
+mod metrics_api;
 mod recycle;
+mod request_stats;
 mod runtime;
 mod script;
 mod shared;
@@ -19,9 +22,11 @@ mod threads;
 pub use bytes::bytes_filled_by;
 pub use capsule::request_capsule;
 pub use error::format_exception;
-pub use events::RequestTrace;
+pub use events::{RequestFacts, RequestTrace};
 pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
+pub use lifecycle::{publish_process_signal, set_shutdown_reason};
 pub use recycle::set_recycle;
+pub use request_stats::{Io, detach_timed, record_input_reads};
 pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_initialized};
 pub use script::{
     LoadedScript, ScriptError, load_callable, load_module, loaded_script, preload, preload_script,

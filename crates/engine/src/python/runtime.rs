@@ -31,6 +31,8 @@ pub struct PythonSettings {
     pub apache: ApacheFacts,
     /// `<WSGIInterpreterOptions>` blocks, resolved per interpreter when it is created.
     pub interpreter_options: Vec<mod_wsgi_config::InterpreterOptions>,
+    /// `mod_wsgi.server_metrics()` answers (WSGIServerMetrics, `server-metrics=`).
+    pub server_metrics: bool,
 }
 
 /// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
@@ -63,6 +65,7 @@ impl PythonSettings {
             warn_options: py.warnings.clone(),
             switch_interval: py.switch_interval,
             interpreter_options: py.interpreter_options.clone(),
+            server_metrics: py.server_metrics.unwrap_or(false),
             ..PythonSettings::default()
         }
     }

@@ -234,29 +234,7 @@ pub(crate) fn install(ns: &Bound<'_, PyDict>) -> PyResult<()> {
         let (family, updates): (String, Vec<(String, f64, bool)>) = args.extract()?;
         py.detach(|| shared::update_metric(&family, &updates))
             .map_err(|f| to_pyerr(py, f))
-    })?;
-    add_native(ns, c"_process_metrics", |args| process_metrics(args.py()))
-}
-
-/// `mod_wsgi.process_metrics()`: this process's counters and resource use, with C
-/// mod_wsgi's key names where they exist.
-fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let d = PyDict::new(py);
-    d.set_item("pid", std::process::id())?;
-    if let Some(info) = shared::metrics::process().and_then(|p| p.info()) {
-        d.set_item("request_count", info.requests)?;
-        d.set_item("active_requests", info.busy)?;
-        d.set_item("threads", info.threads)?;
-        d.set_item("start_time", info.started_unix)?;
-        d.set_item("gil_wait_time", info.gil_wait_us as f64 / 1e6)?;
-    }
-    // Reads /proc: not with the GIL held.
-    let usage = py.detach(shared::metrics::resource_usage);
-    d.set_item("cpu_user_time", usage.user_seconds)?;
-    d.set_item("cpu_system_time", usage.system_seconds)?;
-    d.set_item("memory_max_rss", usage.max_rss_bytes)?;
-    d.set_item("memory_rss", usage.rss_bytes)?;
-    Ok(d.into_any().unbind())
+    })
 }
 
 /// Runs the interpreter's broadcast subscribers if anything was broadcast since it last

@@ -452,22 +452,34 @@ metrics = _MetricsNamespace()
 
 
 def process_metrics():
-    """This process's request counts and resource use (C mod_wsgi's key names)."""
+    """This process since it started: requests, busy time, CPU, memory and its request
+    threads (mod_wsgi 6's keys)."""
     return _process_metrics()
 
 
 def request_metrics():
-    """This process's requests since the previous call: count, rate, mean application
-    time, capacity utilization, status classes and a latency histogram."""
+    """This process's requests since the previous call: phase means, extremes and
+    histograms, I/O counts, status classes and per-thread lists (mod_wsgi 6's keys)."""
     return _request_metrics()
 
 
+def server_metrics():
+    """The Apache child processes and their workers, or None unless WSGIServerMetrics
+    (server-metrics= for a daemon group) is On."""
+    return _server_metrics()
+
+
 def start_recording_metrics():
-    """Kept for mod_wsgi 5/6 code: request metrics are always recorded here."""
+    """As in mod_wsgi 6, though the metrics are always recorded here: from now on each
+    request also reads its thread's CPU time (request_threads_cpu_time), which the
+    first request_metrics() call turns on as well."""
+    _start_recording_metrics()
 
 
 event_callbacks = []
 shutdown_callbacks = []
+signal_callbacks = []
+active_requests = {}
 _stopping_hooked = False
 
 
@@ -477,24 +489,33 @@ def _log_callback_failure(what):
     _log(0, "WSGI0137: %s raised:\n%s" % (what, traceback.format_exc().rstrip()))
 
 
-def _publish_event(name, **event):
-    if name != "process_stopping":
-        event["request_data"] = request_data()
-    for callback in list(event_callbacks):
+def _call_callbacks(callbacks, name, event):
+    for callback in list(callbacks):
         try:
-            callback(name, **event)
+            result = callback(name, **event)
         except Exception:
             _log_callback_failure("event callback %r for %r" % (callback, name))
+            continue
+        if isinstance(result, dict):
+            # As mod_wsgi 6: a callback's dict is merged into the event the next
+            # callback (and, for request_started, the request) sees.
+            event.update(result)
+
+
+def _publish(name, event):
+    _call_callbacks(event_callbacks, name, event)
 
 
 def _process_stopping():
-    for callback in list(shutdown_callbacks):
-        try:
-            callback("process_stopping", shutdown_reason="exit")
-        except Exception:
-            _log_callback_failure("shutdown callback %r" % (callback,))
-    if event_callbacks:
-        _publish_event("process_stopping", shutdown_reason="exit")
+    event = {"shutdown_reason": _shutdown_reason()}
+    _call_callbacks(event_callbacks, "process_stopping", event)
+    _call_callbacks(shutdown_callbacks, "process_stopping", event)
+
+
+def _process_signal(signum, signame):
+    event = {"signum": signum, "signame": signame}
+    _call_callbacks(event_callbacks, "process_signal", event)
+    _call_callbacks(signal_callbacks, "process_signal", event)
 
 
 def _hook_stopping():
@@ -508,40 +529,59 @@ def _hook_stopping():
 
 def subscribe_events(callback):
     """Calls callback(name, **event) for request_started, response_started,
-    request_exception, request_finished and process_stopping in this interpreter."""
+    request_exception, request_finished, process_signal and process_stopping in this
+    interpreter. Returns callback, so it can be used as a decorator."""
     event_callbacks.append(callback)
     _hook_stopping()
+    return callback
 
 
 def subscribe_shutdown(callback):
-    """Calls callback("process_stopping", shutdown_reason=...) when this process exits."""
+    """Calls callback("process_stopping", shutdown_reason=...) when this process exits.
+    Returns callback."""
     shutdown_callbacks.append(callback)
     _hook_stopping()
+    return callback
 
 
-_request_state = _threading.local()
+def subscribe_signals(callback):
+    """Calls callback("process_signal", signum=..., signame=...) when this
+    daemon process gets SIGHUP or SIGUSR2. Outside daemon mode the callback is never
+    called (logged at info level, as mod_wsgi 6 does). Returns callback."""
+    if process_group:
+        signal_callbacks.append(callback)
+    else:
+        import traceback
+
+        stack = "".join(traceback.format_stack(limit=5)[:-1]).rstrip()
+        _log(2, "mod_wsgi.subscribe_signals() called outside daemon mode; the callback "
+                "will not be invoked. Signal callbacks are only delivered in daemon "
+                "mode processes.\n%s" % stack)
+    return callback
 
 
 def request_data():
-    """A dict private to the request this thread is serving (shared with event callbacks)."""
-    serial = _request_serial()
-    if not serial:
+    """A dict private to the request this thread is serving (shared with event
+    callbacks, and with active_requests under the request's id)."""
+    key = _request_key()
+    if key is None:
         raise RuntimeError("request_data() is only available while a request is served")
-    state = _request_state
-    if getattr(state, "serial", 0) != serial:
-        state.serial = serial
-        state.data = {}
-    return state.data
+    data = active_requests.get(key)
+    if data is None:
+        data = active_requests[key] = {}
+    return data
 
 
-def _observe_start_response(start_response):
+def _observe_start_response(start_response, request_id):
     def observed(status, headers, exc_info=None):
-        _publish_event(
-            "response_started",
-            response_status=status,
-            response_headers=headers,
-            exception_info=exc_info,
-        )
+        event = {}
+        if request_id is not None:
+            event["request_id"] = request_id
+        event["response_status"] = status
+        event["response_headers"] = headers
+        event["exception_info"] = exc_info
+        event["request_data"] = request_data()
+        _publish("response_started", event)
         if exc_info is None:
             return start_response(status, headers)
         return start_response(status, headers, exc_info)

@@ -30,7 +30,7 @@ fn shim_code(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 /// The version of the C mod_wsgi API this module reproduces, reported as
 /// `mod_wsgi.version` so that applications checking it keep working.
-pub const MOD_WSGI_API_VERSION: (u32, u32, u32) = (4, 9, 4);
+pub const MOD_WSGI_API_VERSION: (u32, u32, u32) = (6, 1, 1);
 
 /// Objects of one interpreter that every request of that interpreter uses. The module
 /// itself stays reachable through `sys.modules['mod_wsgi']`.
@@ -40,6 +40,9 @@ pub struct ShimObjects {
     pub log_stream_class: Py<PyAny>,
     /// `mod_wsgi.event_callbacks`, checked (not called) on every request.
     pub event_callbacks: Py<PyList>,
+    /// `mod_wsgi.active_requests`: request id -> that request's `request_data()`.
+    pub active_requests: Py<PyDict>,
+    /// `mod_wsgi._publish(name, event)`, calls the subscribers.
     pub publish_event: Py<PyAny>,
     /// `mod_wsgi._observe_start_response`, wraps start_response while there are subscribers.
     pub observe_start_response: Py<PyAny>,
@@ -158,7 +161,8 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
         Ok(())
     })?;
     super::shared::install(&ns)?;
-    super::events::install(&ns)?;
+    super::metrics_api::install(&ns)?;
+    super::lifecycle::install(&ns)?;
     super::recycle::install(&ns)?;
     let builtins = py.import("builtins")?;
     ns.set_item("__builtins__", &builtins)?;
@@ -173,8 +177,14 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
     module.setattr("rs_version", version_tuple(py, version)?)?;
     module.setattr("process_group", s.process_group.as_str())?;
     module.setattr("RequestTimeout", ns.get_item("RequestTimeout")?)?;
-    module.setattr("maximum_processes", s.maximum_processes)?;
-    module.setattr("threads_per_process", s.threads_per_process)?;
+    if s.process_group.is_empty() {
+        // Embedded mode, as mod_wsgi 6: the MPM's limits (also the `apache` module's).
+        module.setattr("maximum_processes", s.apache.maximum_processes)?;
+        module.setattr("threads_per_process", s.apache.threads_per_process)?;
+    } else {
+        module.setattr("maximum_processes", s.maximum_processes)?;
+        module.setattr("threads_per_process", s.threads_per_process)?;
+    }
     module.setattr("application_group", application_group)?;
     module.setattr("multithread", s.multithread)?;
     module.setattr("multiprocess", s.multiprocess)?;
@@ -218,7 +228,11 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
             .getattr("event_callbacks")?
             .cast_into::<PyList>()?
             .unbind(),
-        publish_event: module.getattr("_publish_event")?.unbind(),
+        active_requests: module
+            .getattr("active_requests")?
+            .cast_into::<PyDict>()?
+            .unbind(),
+        publish_event: module.getattr("_publish")?.unbind(),
         observe_start_response: module.getattr("_observe_start_response")?.unbind(),
         environ_keys: crate::wsgi::EnvironKeys::new(py),
     })

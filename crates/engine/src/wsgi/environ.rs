@@ -143,7 +143,7 @@ impl EnvironKeys {
         }
     }
 
-    fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+    pub(crate) fn get<'py>(&self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
         match common_key_index(key) {
             Some(i) => self.keys[i].bind(py).clone(),
             None => PyString::new(py, key),
@@ -199,6 +199,7 @@ pub(crate) fn build<'py>(
     py: Python<'py>,
     interp: &Interpreter,
     req: &WsgiRequest,
+    facts: &crate::python::RequestFacts,
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -240,70 +241,20 @@ pub(crate) fn build<'py>(
             }
         }
     }
-    let counts = counters::next_request();
-    env.set_item("mod_wsgi.thread_id", counts.thread_id)?;
-    env.set_item("mod_wsgi.thread_requests", counts.thread_requests)?;
-    env.set_item("mod_wsgi.total_requests", counts.total_requests)?;
-    env.set_item("mod_wsgi.application_start", counters::now_seconds())?;
+    env.set_item("mod_wsgi.thread_id", facts.thread_id)?;
+    env.set_item("mod_wsgi.thread_requests", facts.thread_requests)?;
+    env.set_item("mod_wsgi.total_requests", facts.total_requests)?;
     // mod_wsgi 6 gives the timing instants as float seconds since the epoch; the
     // transport hands them over in microseconds.
-    for name in [
-        "mod_wsgi.request_start",
-        "mod_wsgi.queue_start",
-        "mod_wsgi.daemon_start",
-    ] {
-        let seconds = req
-            .environ
-            .get(name)
-            .and_then(|us| us.parse::<u64>().ok())
-            .map_or(0.0, |us| us as f64 / 1e6);
-        env.set_item(name, seconds)?;
-    }
+    let seconds = |us: u64| us as f64 / 1e6;
+    env.set_item(
+        "mod_wsgi.application_start",
+        seconds(facts.application_start_us),
+    )?;
+    env.set_item("mod_wsgi.request_start", seconds(facts.request_start_us))?;
+    env.set_item("mod_wsgi.queue_start", seconds(facts.queue_start_us))?;
+    env.set_item("mod_wsgi.daemon_start", seconds(facts.daemon_start_us))?;
     Ok(env)
-}
-
-/// The request counts mod_wsgi 6 puts in the environ.
-mod counters {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    static TOTAL: AtomicU64 = AtomicU64::new(0);
-    static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
-
-    thread_local! {
-        /// This thread's number (from 1, in the order threads first ran a request) and
-        /// how many requests it ran.
-        static THREAD: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
-
-    pub struct Counts {
-        pub thread_id: u64,
-        pub thread_requests: u64,
-        pub total_requests: u64,
-    }
-
-    /// Counts one more request on this thread and in this process.
-    pub fn next_request() -> Counts {
-        let total_requests = TOTAL.fetch_add(1, Ordering::Relaxed) + 1;
-        THREAD.with(|t| {
-            let (mut id, requests) = t.get();
-            if id == 0 {
-                id = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-            }
-            t.set((id, requests + 1));
-            Counts {
-                thread_id: id,
-                thread_requests: requests + 1,
-                total_requests,
-            }
-        })
-    }
-
-    pub fn now_seconds() -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    }
 }
 
 #[cfg(test)]

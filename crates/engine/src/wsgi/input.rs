@@ -2,6 +2,7 @@
 //! one native function `_op(kind, size)` behind the pure-Python `mod_wsgi.Input` class.
 
 use super::BodyReader;
+use crate::python::{Io, detach_timed, record_input_reads};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyTuple};
@@ -59,10 +60,10 @@ impl InputState {
             return Ok(0);
         };
         let dest = &mut self.buf[from..];
-        let n = py
-            .detach(|| reader.read(dest))
+        let n = detach_timed(py, Io::Input, || reader.read(dest))
             .map_err(|e| PyOSError::new_err(format!("request body read failed: {e}")))?;
         self.received += n as u64;
+        record_input_reads(1, n as u64);
         if n == 0 {
             self.eof = true;
         }
@@ -102,11 +103,11 @@ impl InputState {
                 break;
             };
             let dest = &mut out[have..];
-            let n = py
-                .detach(|| reader.read(dest))
+            let n = detach_timed(py, Io::Input, || reader.read(dest))
                 .map_err(|e| PyOSError::new_err(format!("request body read failed: {e}")))?;
             out.truncate(have + n);
             self.received += n as u64;
+            record_input_reads(1, n as u64);
             if n == 0 {
                 self.eof = true;
             }
@@ -133,13 +134,15 @@ impl InputState {
         let mut filled = 0;
         let mut failure = None;
         let mut eof = false;
+        let mut reads = 0;
         let bytes = crate::python::bytes_filled_by(py, size, |dest| {
             dest[..buffered].write_copy_of_slice(head);
             filled = buffered;
             // One GIL release for the whole read, however many pieces the transport
             // returns (Apache hands over a socket read's worth, ~8 KB, at a time).
-            py.detach(|| {
+            detach_timed(py, Io::Input, || {
                 while filled < size {
+                    reads += 1;
                     match reader.read_uninit(&mut dest[filled..]) {
                         Ok(0) => {
                             eof = true;
@@ -157,6 +160,7 @@ impl InputState {
         })?;
         self.pos += buffered;
         self.received += (filled - buffered) as u64;
+        record_input_reads(reads, (filled - buffered) as u64);
         self.eof |= eof;
         if let Some(e) = failure {
             return Err(PyOSError::new_err(format!("request body read failed: {e}")));

@@ -227,7 +227,8 @@ fn write_callable<'py>(
             let mut guard = lock(&shared)?;
             let state: &mut ResponseState = &mut guard;
             let payload = bytes.as_bytes();
-            py.detach(|| state.write(payload)).map_err(|e| match e {
+            let io = crate::python::Io::Output(payload.len() as u64);
+            crate::python::detach_timed(py, io, || state.write(payload)).map_err(|e| match e {
                 WriteError::Sink(SinkError::ClientGone) => {
                     PyOSError::new_err("client connection closed")
                 }

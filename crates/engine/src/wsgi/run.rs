@@ -159,8 +159,8 @@ fn run_in_interpreter(
             };
         }
     };
-    let trace = python::RequestTrace::begin(py, interp);
-    let fail = |e: PyErr| {
+    let mut trace = python::RequestTrace::begin(py, interp, &req.environ);
+    let fail = |trace: &python::RequestTrace<'_>, e: PyErr| {
         trace.exception(&e);
         if python::is_request_timeout(py, &e) {
             log(
@@ -187,18 +187,22 @@ fn run_in_interpreter(
     };
     let errors = match errors_stream(py, interp, response) {
         Ok(e) => e,
-        Err(e) => return fail(e),
+        Err(e) => return fail(&trace, e),
     };
     let prepared = (|| -> PyResult<_> {
         let op = input::native_op(py, input)?;
         let input_obj = interp.shim.input_class.bind(py).call1((op,))?;
-        let env = environ::build(py, interp, req, input_obj, errors.clone())?;
+        let env = environ::build(py, interp, req, &trace.facts, input_obj, errors.clone())?;
         let start = response::start_response(py, response)?;
-        let start = trace.started(&env, start.into_any());
         Ok((env, start))
     })();
-    let outcome = match prepared.and_then(|(env, start)| app.call1((env, start))) {
-        Err(e) => fail(e),
+    let called = prepared.and_then(|(env, start)| {
+        // A request_started callback may hand back a wrapper to run instead of `app`.
+        let (start, app) = trace.started(interp, &env, start.into_any(), app, &req.callable);
+        app.call1((env, start))
+    });
+    let outcome = match called {
+        Err(e) => fail(&trace, e),
         Ok(iterable) => {
             let streamed = stream(py, interp, req, &iterable, response);
             // A list or tuple (the usual `[body]`) has no close(); asking would build and
@@ -211,12 +215,12 @@ fn run_in_interpreter(
                 Ok(())
             };
             match (streamed, closed) {
-                (Err(e), _) => fail(e),
+                (Err(e), _) => fail(&trace, e),
                 // close() raising after the whole body went out (Django's
                 // request_finished handlers run there) is logged; the response stays
                 // complete, as in C mod_wsgi.
                 (Ok(outcome), Err(e)) => {
-                    fail(e);
+                    fail(&trace, e);
                     outcome
                 }
                 (Ok(outcome), Ok(())) => outcome,
@@ -292,7 +296,10 @@ fn stream(
         }
         let mut guard = response::lock(response)?;
         let state: &mut ResponseState = &mut guard;
-        if let Err(e) = py.detach(|| state.write(data)) {
+        let sent = python::detach_timed(py, python::Io::Output(data.len() as u64), || {
+            state.write(data)
+        });
+        if let Err(e) = sent {
             drop(guard);
             return write_error(response, e);
         }
@@ -307,7 +314,9 @@ fn finish(py: Python<'_>, req: &WsgiRequest, response: &SharedResponse) -> PyRes
     let mut guard = response::lock(response)?;
     let state: &mut ResponseState = &mut guard;
     if state.needs_flush()
-        && let Err(e) = py.detach(|| state.ensure_head().and_then(|()| state.flush()))
+        && let Err(e) = python::detach_timed(py, python::Io::OutputFlush, || {
+            state.ensure_head().and_then(|()| state.flush())
+        })
     {
         drop(guard);
         return write_error(response, e);
@@ -371,11 +380,15 @@ fn send_file_wrapper(
         ));
     }
     let state: &mut ResponseState = &mut guard;
-    Ok(Some(py.detach(|| {
-        if len == 0 {
-            state.ensure_head()
-        } else {
-            state.send_file(fd, offset, len)
-        }
-    })))
+    Ok(Some(python::detach_timed(
+        py,
+        python::Io::Output(len),
+        || {
+            if len == 0 {
+                state.ensure_head()
+            } else {
+                state.send_file(fd, offset, len)
+            }
+        },
+    )))
 }
