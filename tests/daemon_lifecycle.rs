@@ -505,11 +505,23 @@ fn sockets(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn hard_restart_replaces_busy_daemons_and_leaves_one_socket() {
+    hard_restart_replaces_busy_daemons(Mpm::Event);
+}
+
+/// Prefork's hard restart sends SIGHUP to the whole process group, daemons included,
+/// which pass SIGHUP to `subscribe_signals()` callbacks instead of dying: the parent
+/// must still replace them.
+#[test]
+fn hard_restart_under_prefork_replaces_the_daemons() {
+    hard_restart_replaces_busy_daemons(Mpm::Prefork);
+}
+
+fn hard_restart_replaces_busy_daemons(mpm: Mpm) {
     let body = format!(
         "WSGISocketPrefix {{root}}/sock\n{}",
         conf("processes=2 threads=2 shutdown-timeout=2")
     );
-    let mut apache = Apache::start(Mpm::Event, &body, &[("app/app.wsgi", PID_APP)]);
+    let mut apache = Apache::start(mpm, &body, &[("app/app.wsgi", PID_APP)]);
     let old: HashSet<u32> = (0..20)
         .map(|_| apache.get("/").text().parse().unwrap())
         .collect();
