@@ -119,7 +119,9 @@ Alias /agents {root}/agents
 "
     );
     let mut apache = Apache::start_in(Mpm::Event, scratch, &conf);
-    for allowed in ["AH01617", "AH01618", "AH01631", "WSGI0153", "AH01797"] {
+    for allowed in [
+        "AH01617", "AH01618", "AH01631", "WSGI0059", "WSGI0060", "AH01797",
+    ] {
         apache.allow_log(allowed);
     }
     let get = |path: &str, user: &str, password: &str| {

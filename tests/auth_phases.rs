@@ -175,9 +175,10 @@ fn start(mpm: Mpm, restrict_embedded: bool) -> Apache {
     );
     for allowed in [
         "checked ",
-        "WSGI0150",
-        "WSGI0153",
-        "WSGI0154",
+        "WSGI1150",
+        "WSGI0059",
+        "WSGI0060",
+        "WSGI0057",
         "Traceback",
         "File \"",
         "raise RuntimeError",
@@ -324,7 +325,7 @@ fn authentication_and_authorisation(mpm: Mpm) {
     assert!(
         apache
             .error_log()
-            .contains("WSGI0153: user 'citizen' is not a member of any group")
+            .contains("WSGI0059: user 'citizen' is not a member of any group")
     );
 
     assert_eq!(apache.get("/access/allow").status, 200);
@@ -334,7 +335,7 @@ fn authentication_and_authorisation(mpm: Mpm) {
     assert!(
         apache
             .error_log()
-            .contains("WSGI0154: client 127.0.0.1 denied by WSGIAccessScript")
+            .contains("WSGI0057: client 127.0.0.1 denied by WSGIAccessScript")
     );
 }
 
@@ -354,7 +355,7 @@ fn a_failing_script_is_a_500_never_a_pass() {
     let r = get_as(&apache, "/broken", "spy", "secret");
     assert_eq!(r.status, 500, "raising check_password");
     let log = apache.error_log();
-    assert!(log.contains("WSGI0150: authentication script"), "{log}");
+    assert!(log.contains("WSGI1150: authentication script"), "{log}");
     assert!(log.contains("RuntimeError: user database is down"), "{log}");
 
     assert_eq!(

@@ -60,15 +60,15 @@ fn an_express_style_configuration_starts_and_applies_what_it_can() {
         daemon.starts_with(&format!("0.03125|{filters}|")) && daemon.ends_with("|localhost:8000"),
         "daemon: {daemon}"
     );
-    let log = apache.wait_for_log("WSGI0142");
+    let log = apache.wait_for_log("WSGI1142");
     for expected in [
-        "WSGI0141: WSGILazyInitialization",
-        "WSGI0141: WSGINewRelicConfigFile",
+        "WSGI1141: WSGILazyInitialization",
+        "WSGI1141: WSGINewRelicConfigFile",
         "newrelic-environment= was removed",
-        // WSGI0198 before Python 3.12, WSGI0143 (no own GIL yet) from 3.12 on.
+        // WSGI0198 before Python 3.12, WSGI1143 (no own GIL yet) from 3.12 on.
         "WSGIPerInterpreterGIL On (",
         "WSGI0200: WSGIFreeThreading On",
-        "WSGI0142: WSGITelemetryService",
+        "WSGI1142: WSGITelemetryService",
     ] {
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
     }
@@ -114,7 +114,7 @@ fn script_user_and_script_group_refuse_scripts_owned_by_others() {
                 WSGIScriptAlias /mine {root}/app/app.wsgi process-group=mine\n\
                 WSGIScriptAlias /theirs {root}/app/app.wsgi process-group=theirs\n";
     let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
-    apache.allow_log("WSGI0044");
+    apache.allow_log("WSGI1044");
     assert_eq!(apache.get("/mine/pid").status, 200);
     assert_eq!(apache.get("/theirs/pid").status, 403);
     apache.wait_for_log(
@@ -142,7 +142,7 @@ threading.Thread(target=beat, daemon=True).start()
         conf,
         &[("app/app.wsgi", APP), ("app/service.py", service)],
     );
-    apache.allow_log("WSGI0043");
+    apache.allow_log("WSGI1043");
     common::wait_for_file(&apache.scratch.dir.join("app/beat"), "the service script");
     let started = Instant::now();
     assert_eq!(apache.get("/s/pid").status, 500);
@@ -325,7 +325,7 @@ WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted
             ("app/d1/marker.txt", ""),
         ],
     );
-    apache.allow_log("WSGI0144");
+    apache.allow_log("WSGI1144");
     apache.allow_log("restricted");
     apache.allow_log("] hello");
     assert_eq!(
@@ -343,7 +343,7 @@ WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted
         "all|OSError|0.015625",
         "a named interpreter"
     );
-    apache.wait_for_log("WSGI0144: WSGISwitchInterval 0.02s of <WSGIInterpreterOptions> for interpreter 'restricted' skipped");
+    apache.wait_for_log("WSGI1144: WSGISwitchInterval 0.02s of <WSGIInterpreterOptions> for interpreter 'restricted' skipped");
     apache.stop();
     for (body, expected) in [
         (

@@ -90,8 +90,8 @@ fn a_cookie_pins_a_client_to_one_process_until_it_recycles() {
 #[test]
 fn a_pinned_client_is_served_after_its_process_dies() {
     let mut apache = start("");
-    apache.allow_log("WSGI0040");
-    apache.allow_log("WSGI0122");
+    apache.allow_log("WSGI1040");
+    apache.allow_log("WSGI1122");
     let cookie = pin(&apache);
     let before = pinned_get(&apache, &cookie, "/").text();
     assert_eq!(pinned_get(&apache, &cookie, "/crash").status, 502);

@@ -212,8 +212,8 @@ fn process_group_can_be_named_after_the_server_or_host() {
     let port = apache.port;
     assert_eq!(group_for("/server", &format!("127.0.0.1:{port}")).0, 500);
     apache.wait_for_log(&format!(
-        "WSGI0038: no WSGI daemon process called '127.0.0.1:{port}'"
+        "WSGI0150: no WSGI daemon process called '127.0.0.1:{port}'"
     ));
-    apache.allow_log("WSGI0038");
+    apache.allow_log("WSGI0150");
     apache.stop();
 }

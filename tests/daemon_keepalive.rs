@@ -174,7 +174,7 @@ fn idle_connections_to_a_retired_process_are_not_used() {
         &[("app/app.wsgi", APP)],
     );
     let mut results = logged_load(&apache, "before-", 4, 5, 1);
-    apache.wait_for_log("WSGI0106");
+    apache.wait_for_log("WSGI1106");
     results.extend(logged_load(&apache, "after-", 4, 5, 1));
     assert_ran_once(&apache, &results);
     apache.stop();
@@ -190,8 +190,8 @@ fn a_killed_daemon_costs_no_request_on_kept_connections() {
         &conf("processes=1 threads=4"),
         &[("app/app.wsgi", APP)],
     );
-    apache.allow_log("WSGI0122");
-    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI1122");
+    apache.allow_log("WSGI1040");
     let mut results = logged_load(&apache, "before-", 4, 10, 1);
     let pid = apache.get_ok("/");
     let status = std::process::Command::new("kill")
@@ -217,7 +217,7 @@ fn requests_unread_when_their_daemons_die_are_sent_again() {
         &conf("processes=2 threads=4 display-name=%{GROUP}"),
         &[("app/app.wsgi", APP)],
     );
-    apache.allow_log("WSGI0122");
+    apache.allow_log("WSGI1122");
     let mut results = logged_load(&apache, "warm-", 8, 10, 2);
     let pids: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()

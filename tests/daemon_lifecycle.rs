@@ -215,8 +215,8 @@ fn import_script_runs_before_the_first_request() {
 
 fn crash_recovers(mpm: Mpm) {
     let mut apache = Apache::start(mpm, &conf("threads=2"), &[("app/app.wsgi", PID_APP)]);
-    apache.allow_log("WSGI0040");
-    apache.allow_log("WSGI0122");
+    apache.allow_log("WSGI1040");
+    apache.allow_log("WSGI1122");
     let before = apache.get("/").text();
     let crash = apache.get("/crash");
     assert_eq!(
@@ -291,10 +291,10 @@ fn request_timeout_interrupts_only_the_stuck_request() {
         &conf("threads=2 request-timeout=2 interrupt-timeout=2"),
         &[("app/app.wsgi", PID_APP)],
     );
-    apache.allow_log("WSGI0111");
-    apache.allow_log("WSGI0028");
-    apache.allow_log("WSGI0020");
-    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI1111");
+    apache.allow_log("WSGI1028");
+    apache.allow_log("WSGI1020");
+    apache.allow_log("WSGI1040");
     for traceback_line in [
         "Traceback",
         "app.wsgi\", line",
@@ -334,7 +334,7 @@ fn without_interrupt_timeout_a_stuck_request_replaces_its_process() {
         &conf("processes=1 threads=1 request-timeout=1 graceful-timeout=20"),
         &[("app/app.wsgi", PID_APP)],
     );
-    for needle in ["WSGI0040", "WSGI0041"] {
+    for needle in ["WSGI1040", "WSGI1041"] {
         apache.allow_log(needle);
     }
     let first = apache.get_ok("/");
@@ -373,7 +373,7 @@ fn a_process_whose_gil_is_held_is_replaced_after_deadlock_timeout() {
         &conf("processes=1 threads=4 deadlock-timeout=2 graceful-timeout=2"),
         &[("app/app.wsgi", PID_APP)],
     );
-    for needle in ["WSGI0116", "WSGI0040", "WSGI0041"] {
+    for needle in ["WSGI1116", "WSGI1040", "WSGI1041"] {
         apache.allow_log(needle);
     }
     let first = apache.get_ok("/");
@@ -403,7 +403,7 @@ fn a_request_stuck_in_c_code_gets_a_replacement_without_a_gap() {
         &conf("processes=1 threads=4 request-timeout=1 graceful-timeout=4"),
         &[("app/app.wsgi", PID_APP)],
     );
-    for needle in ["WSGI0111", "WSGI0040", "WSGI0041"] {
+    for needle in ["WSGI1111", "WSGI1040", "WSGI1041"] {
         apache.allow_log(needle);
     }
     let first = apache.get_ok("/");
@@ -439,7 +439,7 @@ fn a_request_stuck_in_c_code_gets_a_replacement_without_a_gap() {
 fn a_request_without_the_secret_is_refused() {
     use std::io::{Read, Write};
     let mut apache = Apache::start(Mpm::Event, &conf("threads=1"), &[("app/app.wsgi", PID_APP)]);
-    apache.allow_log("WSGI0105");
+    apache.allow_log("WSGI1105");
     assert_eq!(apache.get("/").status, 200);
     let socket = std::fs::read_dir(&apache.scratch.dir)
         .unwrap()
@@ -487,7 +487,7 @@ fn a_request_without_the_secret_is_refused() {
         ),
         "reply: {reply:?}"
     );
-    apache.wait_for_log("WSGI0105");
+    apache.wait_for_log("WSGI1105");
     apache.stop();
 }
 
@@ -575,10 +575,10 @@ time.sleep(1.0)
 
 /// What a failing SLOW_PRELOAD logs, and nothing else, is expected in its tests.
 const PRELOAD_FAILURE_LOG: [&str; 9] = [
-    "WSGI0103",
-    "WSGI0113",
-    "WSGI0122",
-    "WSGI0123",
+    "WSGI1103",
+    "WSGI1113",
+    "WSGI1122",
+    "WSGI1123",
     "Traceback (most recent call last)",
     "app/preload.py\", line",
     "raise RuntimeError(",
@@ -822,7 +822,7 @@ fn a_failing_replacement_is_retried_while_the_old_process_serves() {
     }
     let first = apache.get("/").text();
     std::fs::write(apache.scratch.dir.join("app/fail"), "").unwrap();
-    let log_failures = || apache.error_log().matches("WSGI0113").count();
+    let log_failures = || apache.error_log().matches("WSGI1113").count();
     let results = load(&apache, 2, |_| log_failures() >= 2);
     assert!(log_failures() >= 2, "{}", apache.error_log());
     assert!(
@@ -855,11 +855,11 @@ fn a_failing_first_start_is_retried_and_never_serves_a_broken_app() {
     for expected in PRELOAD_FAILURE_LOG {
         apache.allow_log(expected);
     }
-    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI1040");
     let port = apache.port;
     let waiting = std::thread::spawn(move || common::get(port, "/"));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while apache.error_log().matches("WSGI0113").count() < 2 {
+    while apache.error_log().matches("WSGI1113").count() < 2 {
         assert!(Instant::now() < deadline, "{}", apache.error_log());
         std::thread::sleep(Duration::from_millis(50));
     }

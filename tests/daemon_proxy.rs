@@ -39,7 +39,7 @@ def application(environ, start_response):
 fn a_stalled_body_is_answered(conf: &str, status: u16, secs: u64, bound: &str, logged: &str) {
     let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", APP)]);
     for line in [
-        "WSGI0020",
+        "WSGI1020",
         "Traceback",
         "  File ",
         "^^^",
@@ -197,7 +197,7 @@ def application(environ, start_response):
         answer.starts_with("(wsgi:site a)") && answer.ends_with("|quoted:8000|xx_NOPE.UTF-8"),
         "{answer}"
     );
-    let log = apache.wait_for_log("WSGI0129");
+    let log = apache.wait_for_log("WSGI0079");
     assert!(
         log.contains("lang='xx_NOPE.UTF-8' is not a locale"),
         "{log}"
@@ -300,10 +300,10 @@ fn the_child_refuses_a_forged_head_with_a_hop_by_hop_header() {
         apache.error_log()
     );
     apache.wait_for_log(
-        "WSGI0040: daemon process group 'forge' sent a response head it must not send: header \"Transfer-Encoding\" refused",
+        "WSGI1040: daemon process group 'forge' sent a response head it must not send: header \"Transfer-Encoding\" refused",
     );
     assert_eq!(apache.get_ok("/fine"), "from the application");
-    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI1040");
     apache.stop();
 }
 
@@ -325,7 +325,7 @@ fn queue_timeout_answers_503_without_running_the_app() {
         "the queued request ran the application after its queue-timeout"
     );
     let log = apache.wait_for_log("queue-timeout");
-    assert!(log.contains("WSGI0040"), "{log}");
+    assert!(log.contains("WSGI1040"), "{log}");
     let after = apache.get("/mark");
     assert_eq!(after.status, 200, "{}", apache.error_log());
     apache.stop();
@@ -599,7 +599,7 @@ WSGIScriptAlias /small {root}/app/app.wsgi process-group=small
 WSGIScriptAlias /large {root}/app/app.wsgi process-group=large
 ";
     let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", app)]);
-    apache.allow_log("WSGI0040");
+    apache.allow_log("WSGI1040");
     assert_eq!(
         apache.get_ok("/small?30000"),
         "sent",
@@ -645,7 +645,7 @@ WSGIScriptAlias / {root}/app/app.wsgi process-group=slow
         &common::apache_modules_dir().display().to_string(),
     );
     let mut apache = Apache::start(Mpm::Event, &conf, &[("app/app.wsgi", app)]);
-    apache.allow_log("WSGI00");
+    apache.allow_log("WSGI");
     apache.allow_log("AH0");
     let marker = apache.scratch.dir.join("app/closed");
     let mut stream = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();

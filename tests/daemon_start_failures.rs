@@ -45,10 +45,10 @@ fn wait_for_200(apache: &Apache, body: &str, within: Duration) -> Duration {
 
 fn allow_failure_lines(apache: &mut Apache) {
     for needle in [
-        "WSGI0103",
-        "WSGI0113",
-        "WSGI0040",
-        "WSGI0122",
+        "WSGI1103",
+        "WSGI1113",
+        "WSGI1040",
+        "WSGI1122",
         "Error",
         "Traceback",
         "File \"",
@@ -65,7 +65,7 @@ fn syntax_error_answers_500_at_once_and_a_fix_serves_without_restart() {
     let broken = format!("VERSION = = 3\n{GOOD}");
     let mut apache = Apache::start(Mpm::Event, CONF, &[("app/app.wsgi", &broken)]);
     allow_failure_lines(&mut apache);
-    let log = apache.wait_for_log("WSGI0113");
+    let log = apache.wait_for_log("WSGI1113");
     for _ in 0..3 {
         let (r, took) = timed_get(&apache, "/");
         assert_eq!(r.status, 500, "{}", r.text());
@@ -95,7 +95,7 @@ fn import_error_and_unreadable_script_answer_500_at_once() {
     let mut apache = Apache::start(Mpm::Prefork, CONF, &[("app/app.wsgi", &missing)]);
     allow_failure_lines(&mut apache);
     apache.allow_log("Permission denied");
-    apache.allow_log("WSGI0115");
+    apache.allow_log("WSGI1115");
     apache.wait_for_log("ModuleNotFoundError");
     let (r, took) = timed_get(&apache, "/");
     assert_eq!(r.status, 500);

@@ -64,7 +64,7 @@ Listen 127.0.0.1:{plain}
         Launch::Foreground => Apache::start(Mpm::Event, &conf, &files),
         Launch::Detached => Apache::start_detached(Mpm::Event, &conf, &files),
     };
-    apache.allow_log("WSGI0042");
+    apache.allow_log("WSGI0152");
 
     // A server-level group, from the main server and from each virtual host: one process
     // (processes=1) answers all of them.
@@ -91,7 +91,7 @@ Listen 127.0.0.1:{plain}
         let r = get(port, "/use-a");
         assert_eq!(r.status, 500, "port {port}: {}", r.text());
     }
-    let log = apache.wait_for_log("WSGI0042");
+    let log = apache.wait_for_log("WSGI0152");
     assert!(
         log.contains("'site-a-group' was defined in virtual host 'site-a' and cannot be used by server 'site-b'"),
         "{log}"

@@ -123,8 +123,8 @@ fn chunked_bodies_need_wsgi_chunked_request(mode: Mode) {
         refused.status, 411,
         "chunked body without WSGIChunkedRequest On"
     );
-    apache.wait_for_log("WSGI0033");
-    apache.allow_log("WSGI0033");
+    apache.wait_for_log("WSGI0139");
+    apache.allow_log("WSGI0139");
     apache.stop();
 }
 
@@ -138,7 +138,7 @@ fn unsupported_transfer_encoding_is_501(mode: Mode) {
     );
     // Apache's HTTP input layer may refuse first (400/501); the app never runs either way.
     assert!(r.status == 501 || r.status == 400, "got {}", r.status);
-    apache.allow_log("WSGI0032");
+    apache.allow_log("WSGI0138");
     apache.allow_log("AH");
     apache.stop();
 }
@@ -162,7 +162,7 @@ fn a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving(mode: Mo
     let mut apache = start(mode, "");
     // The app's read raises; its traceback is logged.
     for line in [
-        "WSGI0020",
+        "WSGI1020",
         "Traceback",
         "  File ",
         "inp.read(",
@@ -186,7 +186,7 @@ fn a_client_gone_mid_upload_fails_the_read_and_the_server_keeps_serving(mode: Mo
         conn.send(&body[..body.len() / 3]);
     }
     let log = apache.wait_for_log("request body read failed");
-    assert!(log.contains("WSGI0020"), "the app's read raised: {log}");
+    assert!(log.contains("WSGI1020"), "the app's read raised: {log}");
     // The process that saw it serves the next uploads whole.
     for _ in 0..3 {
         let r = apache.request("POST", "/in/hash", &[], &body);

@@ -278,7 +278,7 @@ fn start_response_exc_info_and_write(mode: Mode) {
     );
     assert!(!r.text().contains("never"));
     apache.wait_for_log("too late");
-    apache.allow_log("WSGI0020");
+    apache.allow_log("WSGI1020");
     apache.allow_log("Traceback");
     apache.allow_log("  File ");
     apache.allow_log("    ");
@@ -315,7 +315,7 @@ fn invalid_status_and_headers_are_500(mode: Mode) {
         200,
         "the child keeps serving"
     );
-    for allowed in ["WSGI0020", "Traceback", "  File ", "    ", "Error:", "^^^"] {
+    for allowed in ["WSGI1020", "Traceback", "  File ", "    ", "Error:", "^^^"] {
         apache.allow_log(allowed);
     }
     apache.stop();
@@ -355,7 +355,7 @@ fn hop_by_hop_headers_are_refused(mode: Mode) {
             r.text()
         );
         apache.wait_for_log(&format!(
-            "WSGI0026: start_response() header \"{name}\" refused: applications must not set hop-by-hop headers (PEP 3333)"
+            "WSGI1026: start_response() header \"{name}\" refused: applications must not set hop-by-hop headers (PEP 3333)"
         ));
         let next = apache.get("/r/write");
         assert_eq!(
@@ -365,8 +365,8 @@ fn hop_by_hop_headers_are_refused(mode: Mode) {
         );
     }
     for allowed in [
-        "WSGI0026",
-        "WSGI0020",
+        "WSGI1026",
+        "WSGI1020",
         "Traceback",
         "  File ",
         "    ",
@@ -392,8 +392,8 @@ fn content_length_truncates_and_short_bodies_abort(mode: Mode) {
         !r.complete,
         "a body shorter than Content-Length must not look complete"
     );
-    apache.wait_for_log("WSGI0025");
-    apache.allow_log("WSGI0025");
+    apache.wait_for_log("WSGI1025");
+    apache.allow_log("WSGI1025");
     apache.stop();
 }
 
@@ -473,7 +473,7 @@ fn close_is_always_called(mode: Mode) {
     );
     apache.wait_for_log("boom in iteration");
     for allowed in [
-        "WSGI0020",
+        "WSGI1020",
         "Traceback",
         "  File ",
         "    ",

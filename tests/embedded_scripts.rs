@@ -10,8 +10,8 @@ const OK_APP: &str = "def application(environ, start_response):\n    start_respo
 
 fn allow_tracebacks(apache: &mut Apache) {
     for allowed in [
-        "WSGI0020",
-        "WSGI0021",
+        "WSGI1020",
+        "WSGI1021",
         "Traceback",
         "  File ",
         "    ",
@@ -38,7 +38,7 @@ fn raising_app_gives_500_and_the_child_keeps_serving() {
         }
         let log = apache.wait_for_log("ZeroDivisionError: division by the void");
         assert!(
-            log.contains("WSGI0020: exception occurred processing WSGI script"),
+            log.contains("WSGI1020: exception occurred processing WSGI script"),
             "{log}"
         );
         assert!(
@@ -86,13 +86,13 @@ fn syntax_error_missing_script_and_missing_callable() {
     assert_eq!(apache.get("/nul").status, 500);
     apache.wait_for_log("source code string cannot contain null bytes");
     assert_eq!(apache.get("/missing").status, 404);
-    apache.wait_for_log("WSGI0031: target WSGI script not found");
+    apache.wait_for_log("WSGI0135: target WSGI script not found");
     assert_eq!(apache.get("/nocallable").status, 500);
     let log = apache.wait_for_log("does not contain WSGI application 'application'");
     assert!(log.contains("nocallable.wsgi"), "the log names the script");
     assert_eq!(apache.get("/ok").status, 200);
     allow_tracebacks(&mut apache);
-    apache.allow_log("WSGI0031");
+    apache.allow_log("WSGI0135");
     apache.stop();
 }
 
@@ -215,7 +215,7 @@ fn reload_required_hook_reloads_in_place_or_replaces_the_daemon() {
         "a raising hook keeps the module"
     );
     apache.wait_for_log("the hook broke");
-    apache.allow_log("WSGI0027");
+    apache.allow_log("WSGI1027");
     allow_tracebacks(&mut apache);
     apache.allow_log("RuntimeError");
     apache.stop();
@@ -260,13 +260,13 @@ fn callable_object_handlers_and_alias_forms() {
         403,
         "SetHandler without Options ExecCGI"
     );
-    apache.wait_for_log("WSGI0030");
+    apache.wait_for_log("WSGI0134");
     assert_eq!(
         apache.get("/apps/one.wsgi/tail").text(),
         "ok /apps/one.wsgi /tail"
     );
     assert_eq!(apache.get("/m/two/more").text(), "ok /m/two /more");
-    apache.allow_log("WSGI0030");
+    apache.allow_log("WSGI0134");
     apache.stop();
 }
 
@@ -278,8 +278,8 @@ fn restrict_embedded_refuses_requests() {
         &[("app/ok.wsgi", OK_APP)],
     );
     assert_eq!(apache.get("/ok").status, 500);
-    apache.wait_for_log("WSGI0037");
-    apache.allow_log("WSGI0037");
+    apache.wait_for_log("WSGI0143");
+    apache.allow_log("WSGI0143");
     apache.stop();
 }
 

@@ -115,7 +115,7 @@ fn json(apache: &Apache, path: &str) -> serde_json::Value {
 
 fn allow_boom(apache: &mut Apache) {
     for line in [
-        "WSGI0020",
+        "WSGI1020",
         "Traceback",
         "app.wsgi\", line",
         "raise ValueError",

@@ -163,7 +163,7 @@ fn scrape(apache: &Apache) -> (String, Samples) {
 fn the_endpoint_counts_requests_by_group_and_status_and_sums_app_metrics() {
     let mut apache = Apache::start(Mpm::Prefork, CONF, &[("app/app.wsgi", APP)]);
     apache.allow_log("RuntimeError: boom");
-    apache.allow_log("WSGI0020");
+    apache.allow_log("WSGI1020");
     apache.allow_log("Traceback");
     apache.allow_log("File \"");
     apache.allow_log("raise RuntimeError");
@@ -440,7 +440,7 @@ fn recycling_is_counted_by_reason() {
     for _ in 0..5 {
         apache.get("/d/");
     }
-    apache.wait_for_log("WSGI0112");
+    apache.wait_for_log("WSGI1112");
     let (text, samples) = scrape(&apache);
     assert_eq!(
         sample(

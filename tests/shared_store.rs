@@ -185,10 +185,10 @@ fn a_daemon_killed_mid_increment_leaves_the_store_usable() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = spinner.join().unwrap();
     assert_ne!(killed.status, 200, "the spinning request never finished");
-    apache.allow_log("WSGI0130");
-    apache.allow_log("WSGI0040: daemon process of group 'one' closed the connection");
+    apache.allow_log("WSGI1130");
+    apache.allow_log("WSGI1040: daemon process of group 'one' closed the connection");
     apache.allow_log(&format!(
-        "WSGI0122: daemon process {pid} of group 'one' exited"
+        "WSGI1122: daemon process {pid} of group 'one' exited"
     ));
     let spun: i64 = apache
         .get_ok("/two/get?key=spin")
@@ -413,7 +413,7 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
         };
         assert_eq!(fresh.1, ("green".to_owned(), 1), "{prefix}: {fresh:?}");
     }
-    apache.allow_log("WSGI0134");
+    apache.allow_log("WSGI1134");
     apache.allow_log("subscriber bug");
     apache.allow_log("Traceback");
     apache.allow_log("File \"");
@@ -421,7 +421,7 @@ fn a_broadcast_reaches_every_process_once_before_its_next_request() {
     apache.allow_log("^^^^");
     apache.get_ok("/d/send?topic=boom");
     apache.get_ok("/d/");
-    apache.wait_for_log("WSGI0134: broadcast subscriber");
+    apache.wait_for_log("WSGI1134: broadcast subscriber");
     // Processes started after the bad message catch up on it when the app subscribes at
     // import: the raising subscriber is logged and the application still loads.
     let mut seen: HashMap<&str, Vec<String>> = HashMap::new();

@@ -158,7 +158,7 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
     let mut redis = RedisServer::start();
     let port = redis.port;
     let mut apache = start(&redis);
-    apache.allow_log("WSGI0135");
+    apache.allow_log("WSGI1135");
     assert_eq!(apache.get_ok("/one/incr"), "1");
     redis.stop();
     let r = apache.get("/one/incr");
@@ -169,7 +169,7 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
         "{}",
         r.text()
     );
-    apache.wait_for_log("WSGI0135: shared store 'remote'");
+    apache.wait_for_log("WSGI1135: shared store 'remote'");
     let local = apache.get_ok("/one/incr?store=local");
     assert_eq!(local, "1", "memory stores are unaffected");
 
@@ -179,7 +179,7 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
     let mut served = 0;
     while !apache
         .error_log()
-        .contains("WSGI0136: shared store 'remote'")
+        .contains("WSGI1136: shared store 'remote'")
     {
         let r = apache.get("/one/incr");
         if r.status == 200 {
@@ -203,8 +203,8 @@ fn a_redis_outage_is_reported_and_survived_without_a_restart() {
 fn apache_starts_while_redis_is_down_and_says_so() {
     let port = common::free_port();
     let mut apache = Apache::start(Mpm::Prefork, &conf(port), &[("app/app.wsgi", APP)]);
-    apache.allow_log("WSGI0135");
-    apache.wait_for_log("WSGI0135: shared store 'remote'");
+    apache.allow_log("WSGI1135");
+    apache.wait_for_log("WSGI1135: shared store 'remote'");
     let r = apache.get("/embedded/incr");
     assert_eq!(r.status, 503, "{}", r.text());
     let _redis = RedisServer::on(port);

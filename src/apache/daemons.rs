@@ -441,12 +441,12 @@ fn spawn_slot(slot: *mut Slot, delay: Duration, predecessor: Option<i32>) {
                 );
             }
             tracing::info!(
-                "WSGI0120: started daemon process {pid} of group '{}'",
+                "WSGI1120: started daemon process {pid} of group '{}'",
                 slot.group.spec.name
             );
         }
         Err(e) => tracing::error!(
-            "WSGI0121: cannot fork a daemon process of group '{}': {e}",
+            "WSGI0024: cannot fork a daemon process of group '{}': {e}",
             slot.group.spec.name
         ),
     }
@@ -485,7 +485,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 };
                 let decision = supervisor::on_death(&death);
                 let message = format!(
-                    "WSGI0122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
+                    "WSGI1122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
                     slot.group.spec.name,
                     death.lived.as_secs_f64(),
                     match decision.action {
@@ -520,7 +520,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                         slot.crashes = crashes;
                         if !delay.is_zero() {
                             tracing::error!(
-                                "WSGI0123: daemon group '{}' is crashing repeatedly ({crashes} times in a row); the next process waits {} s before starting",
+                                "WSGI1123: daemon group '{}' is crashing repeatedly ({crashes} times in a row); the next process waits {} s before starting",
                                 slot.group.spec.name,
                                 delay.as_secs()
                             );
@@ -560,7 +560,7 @@ fn start_successor_if_asked(slot: &mut Slot) {
     {
         slot.retiring = true;
         tracing::info!(
-            "WSGI0125: starting a replacement for daemon process {} of group '{}'",
+            "WSGI1125: starting a replacement for daemon process {} of group '{}'",
             slot.proc_.pid,
             slot.group.spec.name
         );
@@ -590,7 +590,7 @@ fn start_bell(bell: *mut Bell) {
             }
         }
         Err(e) => tracing::warn!(
-            "WSGI0126: cannot fork the daemon recycling bell: {e}; replacements start from the monitor hook (about every 10 s)"
+            "WSGI1126: cannot fork the daemon recycling bell: {e}; replacements start from the monitor hook (about every 10 s)"
         ),
     }
 }
@@ -614,7 +614,7 @@ unsafe extern "C" fn bell_rang(reason: c_int, data: *mut c_void, status: c_int) 
                     start_bell(bell);
                 } else {
                     tracing::warn!(
-                        "WSGI0126: the daemon recycling bell exited with status {status}; replacements start from the monitor hook (about every 10 s)"
+                        "WSGI1126: the daemon recycling bell exited with status {status}; replacements start from the monitor hook (about every 10 s)"
                     );
                 }
                 // SAFETY: in the parent's main loop; walks APR's own other-child list,
@@ -680,7 +680,7 @@ unsafe extern "C" fn previous_generation_event(reason: c_int, data: *mut c_void,
         match reason {
             sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
                 tracing::info!(
-                    "WSGI0127: daemon process {} of the previous generation exited with status {status}",
+                    "WSGI1127: daemon process {} of the previous generation exited with status {status}",
                     proc_.pid
                 );
                 proc_.pid = 0;
@@ -805,7 +805,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for (d, _) in &definitions {
         for ignored in &d.spec.ignored_options {
             tracing::warn!(
-                "WSGI0141: WSGIDaemonProcess '{}' ({}): {ignored}= was removed in mod_wsgi 6 and has no effect; remove it",
+                "WSGI1141: WSGIDaemonProcess '{}' ({}): {ignored}= was removed in mod_wsgi 6 and has no effect; remove it",
                 d.spec.name,
                 d.defined_at
             );
@@ -816,7 +816,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             {
                 // mod_wsgi starts too (wsgi-express always writes en_US.UTF-8).
                 tracing::warn!(
-                    "WSGI0129: WSGIDaemonProcess '{}' ({}): {option}='{v}' is not a locale this system has (see `locale -a`); its processes run in the C locale",
+                    "WSGI0079: WSGIDaemonProcess '{}' ({}): {option}='{v}' is not a locale this system has (see `locale -a`); its processes run in the C locale",
                     d.spec.name,
                     d.defined_at
                 );

@@ -124,7 +124,7 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
             log_request(
                 req,
                 Level::ERROR,
-                &format!("WSGI0032: unsupported Transfer-Encoding '{te}'"),
+                &format!("WSGI0138: unsupported Transfer-Encoding '{te}'"),
             );
             return Some(sys::HTTP_NOT_IMPLEMENTED);
         }
@@ -132,7 +132,7 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
             log_request(
                 req,
                 Level::ERROR,
-                "WSGI0033: chunked request bodies are refused; enable them with WSGIChunkedRequest On",
+                "WSGI0139: chunked request bodies are refused; enable them with WSGIChunkedRequest On",
             );
             return Some(sys::HTTP_LENGTH_REQUIRED);
         }
@@ -142,7 +142,7 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
             log_request(
                 req,
                 Level::ERROR,
-                &format!("WSGI0034: invalid Content-Length '{cl}'"),
+                &format!("WSGI0141: invalid Content-Length '{cl}'"),
             );
             return Some(sys::HTTP_BAD_REQUEST);
         };
@@ -152,7 +152,7 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
                 req,
                 Level::ERROR,
                 &format!(
-                    "WSGI0035: request body of {length} bytes exceeds LimitRequestBody {limit}"
+                    "WSGI1035: request body of {length} bytes exceeds LimitRequestBody {limit}"
                 ),
             );
             return Some(sys::HTTP_REQUEST_ENTITY_TOO_LARGE);
@@ -232,7 +232,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         log_request(
             &req,
             Level::ERROR,
-            &format!("WSGI0030: Options ExecCGI is off in this directory: {script}"),
+            &format!("WSGI0134: Options ExecCGI is off in this directory: {script}"),
         );
         return sys::HTTP_FORBIDDEN;
     }
@@ -242,7 +242,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             log_request(
                 &req,
                 Level::ERROR,
-                &format!("WSGI0031: target WSGI script not found or unable to stat: {script}"),
+                &format!("WSGI0135: target WSGI script not found or unable to stat: {script}"),
             );
             return sys::HTTP_NOT_FOUND;
         }
@@ -250,7 +250,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             log_request(
                 &req,
                 Level::ERROR,
-                &format!("WSGI0036: target WSGI script is not a regular file: {script}"),
+                &format!("WSGI0136: target WSGI script is not a regular file: {script}"),
             );
             return sys::HTTP_FORBIDDEN;
         }
@@ -496,7 +496,7 @@ fn proxy_to_daemon(
         ProxyOutcome::Overridden { status } => c_int::from(status),
         ProxyOutcome::AppFailed { headers_sent } => app_failed(req, headers_sent),
         ProxyOutcome::Failed { status, message } => {
-            log_request(req, Level::ERROR, &format!("WSGI0040: {message}"));
+            log_request(req, Level::ERROR, &format!("WSGI1040: {message}"));
             if status == 503 {
                 // No daemon could take the request in time (connect-timeout, or
                 // queue-timeout while the group starts, restarts or is saturated):
@@ -509,7 +509,7 @@ fn proxy_to_daemon(
             log_request(
                 req,
                 Level::ERROR,
-                &format!("WSGI0041: {message}; response aborted"),
+                &format!("WSGI1041: {message}; response aborted"),
             );
             abort_connection(req);
             sys::OK
@@ -563,7 +563,7 @@ fn daemon_group_for(
                 req,
                 Level::ERROR,
                 &format!(
-                    "WSGI0043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
+                    "WSGI1043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
                 ),
             );
             Err(sys::HTTP_INTERNAL_SERVER_ERROR)
@@ -579,7 +579,7 @@ fn daemon_group_for(
                 req,
                 Level::ERROR,
                 &format!(
-                    "WSGI0044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
+                    "WSGI1044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
                     req.filename().unwrap_or_default().display()
                 ),
             );
@@ -591,7 +591,7 @@ fn daemon_group_for(
                 req,
                 Level::ERROR,
                 &format!(
-                    "WSGI0042: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
+                    "WSGI0152: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
                     g.virtual_host.as_deref().unwrap_or_default(),
                     req.server_hostname()
                 ),
@@ -603,7 +603,7 @@ fn daemon_group_for(
                 req,
                 Level::ERROR,
                 &format!(
-                    "WSGI0038: no WSGI daemon process called '{process_group}' has been configured"
+                    "WSGI0150: no WSGI daemon process called '{process_group}' has been configured"
                 ),
             );
             Err(sys::HTTP_INTERNAL_SERVER_ERROR)

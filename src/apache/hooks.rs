@@ -64,12 +64,12 @@ pub unsafe extern "C" fn post_config(
         }
         // SAFETY: s is this pass's live main server; stores are opened before any fork.
         if let Err(e) = unsafe { stores::open_for(s) } {
-            log::server_error(&format!("WSGI0004: {e}"));
+            log::server_error(&format!("WSGI1004: {e}"));
             return sys::HTTP_INTERNAL_SERVER_ERROR;
         }
         // SAFETY: pconf and s are this pass's live pool and main server.
         if let Err(e) = unsafe { daemons::start(pconf, s) } {
-            log::server_error(&format!("WSGI0003: {e}"));
+            log::server_error(&format!("WSGI1003: {e}"));
             return sys::HTTP_INTERNAL_SERVER_ERROR;
         }
         sys::OK
@@ -183,7 +183,7 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         }
         if let Err(e) = python::initialize(settings) {
             log::server_error(&format!(
-                "WSGI0002: {e}; every WSGI request of this process will fail"
+                "WSGI1002: {e}; every WSGI request of this process will fail"
             ));
             return;
         }
@@ -208,7 +208,7 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
         for (script, application_group) in preloads {
             if let Err(e) = python::preload(std::path::Path::new(&script), &application_group) {
                 log::server_error(&format!(
-                    "WSGI0103: preloading '{script}' in embedded mode failed: {e}"
+                    "WSGI1103: preloading '{script}' in embedded mode failed: {e}"
                 ));
             }
         }

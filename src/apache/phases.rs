@@ -112,7 +112,7 @@ unsafe extern "C" fn check_password(
             log(
                 &req,
                 Level::ERROR,
-                "WSGI0151: 'AuthBasicProvider wsgi' here has no WSGIAuthUserScript to ask",
+                "WSGI0041: 'AuthBasicProvider wsgi' here has no WSGIAuthUserScript to ask",
             );
             return sys::AUTH_GENERAL_ERROR;
         };
@@ -149,7 +149,7 @@ unsafe extern "C" fn get_realm_hash(
             log(
                 &req,
                 Level::ERROR,
-                "WSGI0151: 'AuthDigestProvider wsgi' here has no WSGIAuthUserScript to ask",
+                "WSGI0041: 'AuthDigestProvider wsgi' here has no WSGIAuthUserScript to ask",
             );
             return sys::AUTH_GENERAL_ERROR;
         };
@@ -188,7 +188,7 @@ unsafe extern "C" fn check_authorization(
             log(
                 &req,
                 Level::ERROR,
-                "WSGI0152: 'Require wsgi-group' here has no WSGIAuthGroupScript to ask",
+                "WSGI0058: 'Require wsgi-group' here has no WSGIAuthGroupScript to ask",
             );
             return sys::AUTHZ_GENERAL_ERROR;
         };
@@ -203,16 +203,17 @@ unsafe extern "C" fn check_authorization(
             return sys::AUTHZ_GRANTED;
         }
         let uri = latin1(req.uri());
-        let why = if groups.is_empty() {
-            "is not a member of any group"
+        // mod_wsgi's ids: 0059 for no group at all, 0060 for none of those required.
+        let (id, why) = if groups.is_empty() {
+            ("0059", "is not a member of any group")
         } else {
-            "is in none of the groups required"
+            ("0060", "is in none of the groups required")
         };
         log(
             &req,
             Level::ERROR,
             &format!(
-                "WSGI0153: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
+                "WSGI{id}: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
                 required.join(" ")
             ),
         );
@@ -243,7 +244,7 @@ pub unsafe extern "C" fn access_checker(r: *mut sys::request_rec) -> c_int {
                     &req,
                     Level::ERROR,
                     &format!(
-                        "WSGI0154: client {} denied by WSGIAccessScript {} for '{uri}'",
+                        "WSGI0057: client {} denied by WSGIAccessScript {} for '{uri}'",
                         host.as_deref().unwrap_or("-"),
                         script.path
                     ),
@@ -272,7 +273,7 @@ pub fn dispatched(req: &mut Request<'_>, dir: &DirConfig) -> Result<Option<DirCo
         log(
             req,
             Level::ERROR,
-            &format!("WSGI0155: dispatch script '{}' chose {e}", script.path),
+            &format!("WSGI1155: dispatch script '{}' chose {e}", script.path),
         );
         sys::HTTP_INTERNAL_SERVER_ERROR
     };

@@ -130,7 +130,7 @@ fn open(
                     })?;
                 note(name, size, file.as_deref().unwrap_or(""), &store);
                 tracing::info!(
-                    "WSGI0131: shared store '{name}': {} KiB of shared memory ({how})",
+                    "WSGI1131: shared store '{name}': {} KiB of shared memory ({how})",
                     size >> 10
                 );
                 stores.push(Store {
@@ -161,11 +161,11 @@ fn open(
                 // A cache server may come up after Apache: warn now, connect on first use.
                 match store.ping() {
                     Ok(()) => tracing::info!(
-                        "WSGI0131: shared store '{name}': {} (keys under '{prefix}')",
+                        "WSGI1131: shared store '{name}': {} (keys under '{prefix}')",
                         store.endpoint()
                     ),
                     Err(e) => tracing::warn!(
-                        "WSGI0135: shared store '{name}' ({}): {e}; requests that use it \
+                        "WSGI1135: shared store '{name}' ({}): {e}; requests that use it \
                          get SharedStoreUnavailable until it answers",
                         definition.defined_at
                     ),
@@ -210,7 +210,7 @@ fn open(
         // SAFETY: as in `reuse`: a mapping of an earlier generation that nothing took over.
         if let Some(store) = unsafe { SharedStore::from_raw(gone.address, gone.size) } {
             tracing::info!(
-                "WSGI0132: shared store '{}' removed or resized; its keys are dropped",
+                "WSGI1132: shared store '{}' removed or resized; its keys are dropped",
                 gone.name
             );
             store.unmap();

@@ -18,7 +18,7 @@ pub fn guard<T>(entry: &str, on_panic: T, body: impl FnOnce() -> T) -> T {
         Err(payload) => {
             let message = panic_message(payload.as_ref());
             super::log::server_error(&format!(
-                "WSGI0001: internal error (panic) in {entry}: {message}; the request was failed and the process keeps serving"
+                "WSGI1001: internal error (panic) in {entry}: {message}; the request was failed and the process keeps serving"
             ));
             on_panic
         }

@@ -115,7 +115,7 @@ fn removed_directive(
     notice(
         true,
         format!(
-            "WSGI0141: {} ({}) was removed in mod_wsgi 6 and has no effect; remove it",
+            "WSGI1141: {} ({}) was removed in mod_wsgi 6 and has no effect; remove it",
             ctx.directive, ctx.location
         ),
     );
@@ -161,7 +161,7 @@ fn python_capability(
             notice(
                 true,
                 format!(
-                    "WSGI0143: WSGIPerInterpreterGIL On ({}) is accepted, but mod_wsgi_rs does not give interpreters their own GIL yet: application groups share one GIL",
+                    "WSGI1143: WSGIPerInterpreterGIL On ({}) is accepted, but mod_wsgi_rs does not give interpreters their own GIL yet: application groups share one GIL",
                     ctx.location
                 ),
             );
@@ -201,7 +201,7 @@ fn telemetry_service(
     notice(
         true,
         format!(
-            "WSGI0142: WSGITelemetryService ({}) is accepted but mod_wsgi_rs sends no telemetry yet",
+            "WSGI1142: WSGITelemetryService ({}) is accepted but mod_wsgi_rs sends no telemetry yet",
             ctx.location
         ),
     );
@@ -919,7 +919,7 @@ mod tests {
         assert!(
             notices
                 .iter()
-                .any(|n| n.starts_with("WSGI0141: WSGILazyInitialization (test.conf:1)")),
+                .any(|n| n.starts_with("WSGI1141: WSGILazyInitialization (test.conf:1)")),
             "{notices:?}"
         );
     }

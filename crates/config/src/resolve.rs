@@ -18,9 +18,9 @@ pub struct Selection {
 /// Why the configuration refuses the request (each a 500 with a log line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("WSGI0039: process group '{0}' is not allowed here by WSGIRestrictProcess")]
+    #[error("WSGI1039: process group '{0}' is not allowed here by WSGIRestrictProcess")]
     ProcessGroupNotAllowed(String),
-    #[error("WSGI0037: embedded mode is disabled by WSGIRestrictEmbedded On")]
+    #[error("WSGI0143: embedded mode is disabled by WSGIRestrictEmbedded On")]
     EmbeddedDisabled,
 }
 

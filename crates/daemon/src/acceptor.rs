@@ -163,7 +163,7 @@ impl Acceptor {
             }
             Err(e) => {
                 drop(idle);
-                tracing::error!("WSGI0108: cannot keep a daemon connection: {e}");
+                tracing::error!("WSGI1108: cannot keep a daemon connection: {e}");
                 retire(connection);
             }
         }
@@ -193,7 +193,7 @@ impl Acceptor {
                 Ok(None) => None,
                 Err(e) => {
                     tracing::error!(
-                        "WSGI0108: epoll_wait failed in group '{}': {e}",
+                        "WSGI1108: epoll_wait failed in group '{}': {e}",
                         group.spec.name
                     );
                     std::thread::sleep(Duration::from_millis(100));
@@ -251,7 +251,7 @@ impl Acceptor {
             .and_then(|()| self.epoll.add(fd, Interest::SharedListener, LISTENER));
         if let Err(e) = moved {
             tracing::error!(
-                "WSGI0108: group '{}': cannot re-register the listener: {e}",
+                "WSGI1108: group '{}': cannot re-register the listener: {e}",
                 group.spec.name
             );
         }
@@ -273,7 +273,7 @@ impl Acceptor {
             }
             Err(e) => {
                 tracing::error!(
-                    "WSGI0108: accept failed in group '{}': {e}",
+                    "WSGI1108: accept failed in group '{}': {e}",
                     group.spec.name
                 );
                 std::thread::sleep(Duration::from_millis(100));
@@ -285,7 +285,7 @@ impl Acceptor {
             .set_read_timeout(timeout)
             .and_then(|()| stream.set_write_timeout(timeout))
         {
-            tracing::error!("WSGI0108: group '{}': {e}", group.spec.name);
+            tracing::error!("WSGI1108: group '{}': {e}", group.spec.name);
             return None;
         }
         // The daemon's side bounds how much of a response waits for the child.
@@ -367,13 +367,13 @@ fn read_head(group: &DaemonGroup, connection: Connection, reused: bool) -> Optio
     let head = match head {
         Ok(head) => head,
         Err(e) => {
-            tracing::error!("WSGI0104: group '{name}': refused a connection: {e}");
+            tracing::error!("WSGI1104: group '{name}': refused a connection: {e}");
             return None;
         }
     };
     if !group.accepts_secret(&head.secret) {
         tracing::error!(
-            "WSGI0105: group '{name}': refused a request without this server's secret (another local process tried to talk to the daemon socket?)"
+            "WSGI1105: group '{name}': refused a request without this server's secret (another local process tried to talk to the daemon socket?)"
         );
         send_frame(
             &connection.stream,

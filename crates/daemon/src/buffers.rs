@@ -12,7 +12,7 @@ pub fn apply_buffer_option(fd: RawFd, bytes: u32, option: &str, group: &str) {
         && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         tracing::warn!(
-            "WSGI0138: group '{group}': {option}={bytes} not applied ({e}); the system \
+            "WSGI1138: group '{group}': {option}={bytes} not applied ({e}); the system \
              default is used"
         );
     }

@@ -133,7 +133,7 @@ impl OutboxHandle {
                 Err(e) => {
                     state.helper_unavailable = true;
                     tracing::warn!(
-                        "WSGI0114: cannot start a thread to send streamed responses ({e}); this worker sends each block itself"
+                        "WSGI1114: cannot start a thread to send streamed responses ({e}); this worker sends each block itself"
                     );
                     return Err(QueueError::NoHelper);
                 }

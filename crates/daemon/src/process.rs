@@ -63,14 +63,14 @@ pub fn spawn(
         }))
         .unwrap_or_else(|_| {
             tracing::error!(
-                "WSGI0001: internal error (panic) in a daemon process of group '{}'; it exits",
+                "WSGI1001: internal error (panic) in a daemon process of group '{}'; it exits",
                 group.spec.name
             );
             70
         }),
         Err(e) => {
             tracing::error!(
-                "WSGI0101: daemon process of group '{}' could not start: {e}",
+                "WSGI1101: daemon process of group '{}' could not start: {e}",
                 group.spec.name
             );
             1
@@ -313,7 +313,7 @@ fn unshare_words(words: &'static [AtomicU64]) {
     };
     if mapped == libc::MAP_FAILED {
         tracing::warn!(
-            "WSGI0128: cannot take another group's shared words out of this process: {}",
+            "WSGI1128: cannot take another group's shared words out of this process: {}",
             io::Error::last_os_error()
         );
     }
@@ -428,7 +428,7 @@ pub fn reap(pids: &[i32], limit: Duration) {
         }
         if Instant::now() >= deadline {
             for &pid in &left {
-                tracing::error!("WSGI0124: daemon process {pid} did not stop in time; killing it");
+                tracing::error!("WSGI1124: daemon process {pid} did not stop in time; killing it");
                 // SAFETY: signalling and reaping our own child.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);

@@ -29,7 +29,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let name = group.spec.name.clone();
     let pid = std::process::id();
     if let Err(e) = python::initialize(group.python.clone()) {
-        tracing::error!("WSGI0102: daemon process of group '{name}': {e}");
+        tracing::error!("WSGI1102: daemon process of group '{name}': {e}");
         group.health.mark_start_failed(pid);
         return hold_after_failure(&lineage, group.spec.startup_timeout, &[]);
     }
@@ -40,7 +40,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         // without one, the Apache children answer 500 at once instead of queueing.
         let delay = retry_delay(lineage.failed_starts, group.spec.startup_timeout);
         tracing::error!(
-            "WSGI0113: daemon process {pid} of group '{name}' failed its preloads; {}; it tries again in {:.1} s, or as soon as a file of the traceback changes",
+            "WSGI1113: daemon process {pid} of group '{name}' failed its preloads; {}; it tries again in {:.1} s, or as soon as a file of the traceback changes",
             if lineage.predecessor.is_some() {
                 "the running process keeps serving"
             } else {
@@ -66,7 +66,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let acceptor = match acceptor {
         Ok(a) => a,
         Err(e) => {
-            tracing::error!("WSGI0102: daemon process of group '{name}': bad listener: {e}");
+            tracing::error!("WSGI1102: daemon process of group '{name}': bad listener: {e}");
             return 1;
         }
     };
@@ -83,7 +83,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!("WSGI0102: daemon process of group '{name}': cannot start tokio: {e}");
+            tracing::error!("WSGI1102: daemon process of group '{name}': cannot start tokio: {e}");
             return 1;
         }
     };
@@ -95,14 +95,14 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let workers = super::worker::start(&shared);
     if let Err(e) = super::worker::start_gil_watch(&shared) {
         tracing::warn!(
-            "WSGI0114: daemon process of group '{name}': no deadlock-timeout watch: {e}"
+            "WSGI1114: daemon process of group '{name}': no deadlock-timeout watch: {e}"
         );
     }
     let monitor = match super::worker::start_monitor(&shared) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(
-                "WSGI0102: daemon process of group '{name}': cannot start its monitor thread: {e}"
+                "WSGI1102: daemon process of group '{name}': cannot start its monitor thread: {e}"
             );
             return 1;
         }
@@ -113,7 +113,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     };
     group.health.mark_ready(lineage.slot, pid);
     tracing::info!(
-        "WSGI0100: daemon process {pid} of group '{name}' serving ({} threads{recycling})",
+        "WSGI1100: daemon process {pid} of group '{name}' serving ({} threads{recycling})",
         group.spec.threads
     );
     if let Some(predecessor) = lineage.predecessor {
@@ -134,7 +134,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         python::run_exit_handlers();
     }
     tracing::info!(
-        "WSGI0106: daemon process {} of group '{name}' exiting ({}{})",
+        "WSGI1106: daemon process {} of group '{name}' exiting ({}{})",
         std::process::id(),
         stop.map_or("stopped", |s| s.reason),
         if drained {
@@ -173,7 +173,7 @@ fn hold_after_failure(lineage: &Lineage, startup_timeout: Duration, watched: &[P
             .find(|&(path, was)| modified(path) != *was)
         {
             tracing::info!(
-                "WSGI0115: daemon process {}: '{}' changed; trying again now",
+                "WSGI1115: daemon process {}: '{}' changed; trying again now",
                 std::process::id(),
                 changed.0.display()
             );
@@ -191,7 +191,7 @@ fn preload(group: &DaemonGroup) -> Result<(), Vec<String>> {
             continue;
         };
         tracing::error!(
-            "WSGI0103: preloading '{}' into group '{}' failed: {failure}",
+            "WSGI1103: preloading '{}' into group '{}' failed: {failure}",
             p.script.display(),
             group.spec.name
         );
@@ -239,7 +239,7 @@ fn watch_event_signals() {
                     }
                 });
             }
-            Err(e) => tracing::warn!("WSGI0107: cannot watch signal: {e}"),
+            Err(e) => tracing::warn!("WSGI1107: cannot watch signal: {e}"),
         }
     }
 }
@@ -269,7 +269,7 @@ fn watch_signals(shared: &Arc<Shared>) {
                     }
                 });
             }
-            Err(e) => tracing::warn!("WSGI0107: cannot watch signal: {e}"),
+            Err(e) => tracing::warn!("WSGI1107: cannot watch signal: {e}"),
         }
     }
 }

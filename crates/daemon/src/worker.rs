@@ -111,7 +111,7 @@ impl Shared {
             }
             if first {
                 tracing::info!(
-                    "WSGI0109: daemon process {} of group '{}' stopping: {reason}",
+                    "WSGI1109: daemon process {} of group '{}' stopping: {reason}",
                     std::process::id(),
                     self.group.spec.name
                 );
@@ -134,7 +134,7 @@ impl Shared {
         crate::shared::metrics::record_restart(&self.group.spec.name, reason);
         self.replace_flag.store(1, Ordering::Release);
         tracing::info!(
-            "WSGI0112: daemon process {} of group '{}' is due for recycling ({reason}); it serves until its replacement is ready",
+            "WSGI1112: daemon process {} of group '{}' is due for recycling ({reason}); it serves until its replacement is ready",
             std::process::id(),
             self.group.spec.name
         );
@@ -179,7 +179,7 @@ pub fn start(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
                         handle(&shared, slot, job, &report, &keep_alive, &queue, &mut busy);
                     }
                 })
-                .map_err(|e| tracing::error!("WSGI0108: cannot start a worker thread: {e}"))
+                .map_err(|e| tracing::error!("WSGI1108: cannot start a worker thread: {e}"))
                 .ok()
         })
         .collect()
@@ -245,7 +245,7 @@ fn handle(
     crate::shared::metrics::record_queue_wait(&spec.name, waited);
     if !spec.queue_timeout.is_zero() && waited > spec.queue_timeout {
         tracing::error!(
-            "WSGI0110: group '{}': request waited {:.1} s for a daemon thread (queue-timeout {} s); not run",
+            "WSGI0084: group '{}': request waited {:.1} s for a daemon thread (queue-timeout {} s); not run",
             spec.name,
             waited.as_secs_f64(),
             spec.queue_timeout.as_secs()
@@ -400,7 +400,7 @@ fn monitor(shared: &Shared) {
             shared.acceptor.close();
             spec_health_clear(shared);
             tracing::error!(
-                "WSGI0116: daemon process {} of group '{}': the Python GIL has not been free for {} s (deadlock-timeout); the process is replaced",
+                "WSGI1116: daemon process {} of group '{}': the Python GIL has not been free for {} s (deadlock-timeout); the process is replaced",
                 std::process::id(),
                 spec.name,
                 gil_stuck.as_secs()
@@ -438,7 +438,7 @@ fn enforce_request_timeout(shared: &Shared) {
     }
     for (application_group, ident) in to_interrupt {
         tracing::error!(
-            "WSGI0111: group '{}': a request ran longer than request-timeout ({:.1} s with {} threads); Injected RequestTimeout into thread {ident}",
+            "WSGI1111: group '{}': a request ran longer than request-timeout ({:.1} s with {} threads); Injected RequestTimeout into thread {ident}",
             spec.name,
             limit.as_secs_f64(),
             spec.threads
@@ -453,7 +453,7 @@ fn enforce_request_timeout(shared: &Shared) {
                 });
             });
         if let Err(e) = spawned {
-            tracing::warn!("WSGI0114: cannot start a thread to raise RequestTimeout: {e}");
+            tracing::warn!("WSGI1114: cannot start a thread to raise RequestTimeout: {e}");
         }
     }
     if stuck {

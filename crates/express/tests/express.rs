@@ -398,7 +398,7 @@ fn reload_on_changes_keeps_the_old_code_serving_through_a_typo() {
     std::fs::write(&module, "TEXT = = 'broken'\n").unwrap();
     // The replacement fails to load the module; the old code answers meanwhile.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.error_log().contains("WSGI0113") {
+    while !server.error_log().contains("WSGI1113") {
         assert_eq!(
             server.get("/"),
             (200, "first".to_owned()),
@@ -456,7 +456,7 @@ fn a_broken_script_answers_500_at_once_and_the_terminal_shows_why() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut shown = String::new();
-    while !shown.contains("WSGI0113") {
+    while !shown.contains("WSGI1113") {
         assert!(Instant::now() < deadline, "terminal:\n{shown}");
         std::thread::sleep(Duration::from_millis(50));
         shown = std::fs::read_to_string(&terminal).unwrap_or_default();

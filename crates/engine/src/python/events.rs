@@ -137,7 +137,7 @@ impl<'py> RequestTrace<'py> {
         })();
         sent.map_err(|e: PyErr| {
             tracing::error!(
-                "WSGI0137: publishing the '{name}' event failed: {}",
+                "WSGI0112: publishing the '{name}' event failed: {}",
                 super::format_exception(py, &e)
             );
         })

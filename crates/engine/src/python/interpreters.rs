@@ -121,7 +121,7 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
         ffi::PyThreadState_Swap(saved);
         let shim = shim?;
         THREAD_STATES.with(|s| s.borrow_mut().insert(state as usize, ts as usize));
-        tracing::info!("WSGI0010: created Python interpreter '{name}'");
+        tracing::info!("WSGI1010: created Python interpreter '{name}'");
         Ok(Interpreter {
             name: name.to_owned(),
             state: InterpreterState(state),
@@ -217,7 +217,7 @@ pub fn run_exit_handlers() {
         });
         if let Ok(Err(traceback)) = ran {
             tracing::error!(
-                "WSGI0012: atexit callback failed in interpreter '{name}':\n{traceback}"
+                "WSGI0131: atexit callback failed in interpreter '{name}':\n{traceback}"
             );
         }
     }

@@ -35,7 +35,7 @@ pub fn publish_process_signal(signum: i32, signame: &str) {
                 .and_then(|m| m.call_method1("_process_signal", (signum, signame)));
             if let Err(e) = published {
                 tracing::error!(
-                    "WSGI0137: publishing the 'process_signal' event in interpreter '{name}' failed: {}",
+                    "WSGI0112: publishing the 'process_signal' event in interpreter '{name}' failed: {}",
                     super::format_exception(py, &e)
                 );
             }

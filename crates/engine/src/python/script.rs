@@ -172,7 +172,7 @@ pub fn load_module<'py>(
     match cached(py) {
         Some(m) => Ok(m),
         None => {
-            tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
+            tracing::info!("WSGI1011: Loading WSGI script '{}'", path.display());
             Ok(exec_script(py, path, &name, mtime)?.into_any())
         }
     }
@@ -218,7 +218,7 @@ pub fn loaded_script(py: Python<'_>, path: &Path, mtime: f64) -> LoadedScript {
         Ok(false) => LoadedScript::Current,
         Err(e) => {
             tracing::error!(
-                "WSGI0027: reload_required() of WSGI script '{}' raised; keeping the loaded module\n{}",
+                "WSGI1027: reload_required() of WSGI script '{}' raised; keeping the loaded module\n{}",
                 path.display(),
                 super::format_exception(py, &e)
             );
@@ -241,7 +241,7 @@ pub fn preload_script(
         .lock_py_attached(py)
         .unwrap_or_else(|p| p.into_inner());
     if loaded_module(py, &name).is_none() {
-        tracing::info!("WSGI0011: Loading WSGI script '{}'", path.display());
+        tracing::info!("WSGI1011: Loading WSGI script '{}'", path.display());
         exec_script(py, path, &name, mtime)?;
     }
     Ok(())

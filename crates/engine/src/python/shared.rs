@@ -251,7 +251,7 @@ pub fn deliver_broadcasts(py: Python<'_>, interp: &Interpreter) {
         .and_then(|m| m.call_method0("_deliver"));
     if let Err(e) = delivered {
         tracing::error!(
-            "WSGI0133: delivering broadcasts in interpreter '{}' failed: {}",
+            "WSGI1133: delivering broadcasts in interpreter '{}' failed: {}",
             interp.name,
             super::format_exception(py, &e)
         );

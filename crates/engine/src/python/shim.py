@@ -307,7 +307,7 @@ def subscribe(topic, callback):
     topic (several broadcasts between two requests give one call, with the latest
     message). If topic was broadcast before, callback runs at once with the latest
     message, so a process started after a change (a recycled daemon, a new Apache child)
-    catches up. A callback that raises is logged (WSGI0134) and stays subscribed, on
+    catches up. A callback that raises is logged (WSGI1134) and stays subscribed, on
     catching up as on later deliveries: one bad message must not keep every new process
     from loading the application."""
     with _delivery_lock:
@@ -326,7 +326,7 @@ def _call_subscriber(callback, topic, message):
     try:
         callback(topic, message)
     except Exception:
-        _log(0, "WSGI0134: broadcast subscriber %r of topic %r raised:\n%s"
+        _log(0, "WSGI1134: broadcast subscriber %r of topic %r raised:\n%s"
              % (callback, topic, traceback.format_exc().rstrip()))
 
 
@@ -486,7 +486,7 @@ _stopping_hooked = False
 def _log_callback_failure(what):
     import traceback
 
-    _log(0, "WSGI0137: %s raised:\n%s" % (what, traceback.format_exc().rstrip()))
+    _log(0, "WSGI0112: %s raised:\n%s" % (what, traceback.format_exc().rstrip()))
 
 
 def _call_callbacks(callbacks, name, event):

@@ -141,7 +141,7 @@ fn apply_switch_interval(
                 .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
         }
         Some((interval, true)) => tracing::warn!(
-            "WSGI0144: WSGISwitchInterval {}s of <WSGIInterpreterOptions> for interpreter '{application_group}' skipped: it would change the interval of every interpreter, which share one GIL here",
+            "WSGI1144: WSGISwitchInterval {}s of <WSGIInterpreterOptions> for interpreter '{application_group}' skipped: it would change the interval of every interpreter, which share one GIL here",
             interval.as_secs_f64()
         ),
         _ => {}

@@ -28,13 +28,13 @@ pub(super) fn locked<T>(
 ) -> Result<T, Failure> {
     let mut guard = store.lock().map_err(|e| {
         if matches!(e, mod_wsgi_store::StoreError::LockTimeout) {
-            tracing::error!("WSGI0140: store '{name}': {e}");
+            tracing::error!("WSGI1140: store '{name}': {e}");
         }
         Failure::Unavailable(format!("store '{name}': {e}"))
     })?;
     if let Some(r) = guard.repaired() {
         tracing::warn!(
-            "WSGI0130: store '{name}': a process died while changing it; recounted \
+            "WSGI1130: store '{name}': a process died while changing it; recounted \
              ({} damaged index entries removed{})",
             r.dropped,
             if r.reformatted {

@@ -93,7 +93,7 @@ pub fn restrict_to(process_group: Option<&str>, uid: u32, apache_uid: u32) {
         Err(shared) => {
             *slot = Some(shared);
             tracing::error!(
-                "WSGI0139: cannot restrict the shared stores of this process: the registry is in use"
+                "WSGI1139: cannot restrict the shared stores of this process: the registry is in use"
             );
             return;
         }

@@ -69,13 +69,13 @@ pub fn execute(name: &str, redis: &Redis, op: Op) -> Result<Reply, Failure> {
     match &outcome {
         Err(Error::Unavailable(why)) => {
             if redis.reachable.swap(false, Ordering::AcqRel) {
-                tracing::error!("WSGI0135: shared store '{name}': {why}");
+                tracing::error!("WSGI1135: shared store '{name}': {why}");
             }
         }
         _ => {
             if !redis.reachable.swap(true, Ordering::AcqRel) {
                 tracing::info!(
-                    "WSGI0136: shared store '{name}': {} answers again",
+                    "WSGI1136: shared store '{name}': {} answers again",
                     store.endpoint()
                 );
             }

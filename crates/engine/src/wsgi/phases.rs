@@ -227,7 +227,7 @@ fn run<T>(
 ) -> Result<T, PhaseFailed> {
     let script = call.script.display().to_string();
     let fail = |detail: &str| {
-        tracing::error!("WSGI0150: {phase} script '{script}' failed: {detail}");
+        tracing::error!("WSGI1150: {phase} script '{script}' failed: {detail}");
         PhaseFailed
     };
     let mtime = script_mtime(call.script);

@@ -137,7 +137,7 @@ pub(crate) fn lock(shared: &SharedResponse) -> PyResult<MutexGuard<'_, ResponseS
 type Headers = Vec<(String, String)>;
 
 /// Checks and collects the application's headers; a hop-by-hop header is also logged
-/// (WSGI0026) through `state`, so the refusal shows even if the application catches the
+/// (WSGI1026) through `state`, so the refusal shows even if the application catches the
 /// ValueError.
 fn parse_headers(
     headers: &Bound<'_, PyAny>,
@@ -169,7 +169,7 @@ fn parse_headers(
         if let Err(e) = validate_header(&name, &value) {
             match e {
                 HeaderError::HopByHop(_) => {
-                    state.log_error(&format!("WSGI0026: start_response() {e}"))
+                    state.log_error(&format!("WSGI1026: start_response() {e}"))
                 }
                 // Python's own UnicodeEncodeError, as mod_wsgi raises it.
                 HeaderError::NotLatin1(_) => {

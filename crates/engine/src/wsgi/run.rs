@@ -83,7 +83,7 @@ pub fn run(req: WsgiRequest, body: Box<dyn BodyReader>, sink: Box<dyn ResponseSi
         run_in_interpreter(py, interp, &req, &input, &response)
     })
     .unwrap_or_else(|e| {
-        log(&response, Level::ERROR, &format!("WSGI0023: {e}"));
+        log(&response, Level::ERROR, &format!("WSGI1023: {e}"));
         Outcome::Failed {
             headers_sent: false,
         }
@@ -153,7 +153,7 @@ fn run_in_interpreter(
     let app = match loaded {
         Ok(app) => app,
         Err(e) => {
-            log(response, Level::ERROR, &format!("WSGI0021: {e}"));
+            log(response, Level::ERROR, &format!("WSGI1021: {e}"));
             return Outcome::Failed {
                 headers_sent: false,
             };
@@ -166,7 +166,7 @@ fn run_in_interpreter(
             log(
                 response,
                 Level::WARN,
-                "WSGI0028: Request interrupted by RequestTimeout; thread recovered.",
+                "WSGI1028: Request interrupted by RequestTimeout; thread recovered.",
             );
             return Outcome::Failed {
                 headers_sent: headers_sent(response),
@@ -177,7 +177,7 @@ fn run_in_interpreter(
             response,
             Level::ERROR,
             &format!(
-                "WSGI0020: exception occurred processing WSGI script '{}'\n{tb}",
+                "WSGI1020: exception occurred processing WSGI script '{}'\n{tb}",
                 req.script.display()
             ),
         );
@@ -252,7 +252,7 @@ fn write_error(response: &SharedResponse, e: WriteError) -> PyResult<Outcome> {
             log(
                 response,
                 Level::ERROR,
-                &format!("WSGI0024: failed to write response: {other}"),
+                &format!("WSGI1024: failed to write response: {other}"),
             );
             Ok(Outcome::Failed {
                 headers_sent: headers_sent(response),
@@ -332,7 +332,7 @@ fn finish(py: Python<'_>, req: &WsgiRequest, response: &SharedResponse) -> PyRes
             response,
             Level::ERROR,
             &format!(
-                "WSGI0025: truncated response from WSGI script '{}': Content-Length is {declared} but only {written} bytes were returned; closing the connection",
+                "WSGI1025: truncated response from WSGI script '{}': Content-Length is {declared} but only {written} bytes were returned; closing the connection",
                 req.script.display()
             ),
         );
