@@ -306,6 +306,15 @@ def application(environ, start_response):
         print("printed to stdout")
         out = "printed"
     elif what == "/stderr":
+        import io
+        assert isinstance(sys.stderr, io.TextIOWrapper), type(sys.stderr)
+        assert isinstance(sys.stdout, io.TextIOWrapper), type(sys.stdout)
+        try:
+            sys.stderr.fileno()
+            raise AssertionError("fileno() answered")
+        except io.UnsupportedOperation:
+            pass
+        sys.stderr.buffer.write("caf\u00e9 via sys.stderr.buffer\n".encode())
         sys.stderr.write("to stderr\n")
         environ["wsgi.errors"].write("to wsgi.errors\n")
         binary = environ["wsgi.errors"].buffer
@@ -337,6 +346,7 @@ def application(environ, start_response):
     apache.wait_for_log("printed to stdout");
     assert_eq!(apache.get("/r/stderr").text(), "logged");
     apache.wait_for_log("to stderr");
+    apache.wait_for_log(r"caf\xc3\xa9 via sys.stderr.buffer");
     let log = apache.wait_for_log("to wsgi.errors");
     let line = log.lines().find(|l| l.contains("to wsgi.errors")).unwrap();
     assert!(
@@ -354,6 +364,7 @@ def application(environ, start_response):
     for allowed in [
         "printed to stdout",
         "to stderr",
+        "via sys.stderr.buffer",
         "to wsgi.errors",
         "bytes to the buffer",
     ] {

@@ -29,6 +29,10 @@ class _WriteOnly:
     def seekable(self):
         return False
 
+    def fileno(self):
+        import io
+        raise io.UnsupportedOperation("the Apache error log stream has no file descriptor")
+
 
 class LogStream(_WriteOnly):
     """A text stream that sends each complete line to the Apache error log."""
@@ -85,6 +89,13 @@ class LogBuffer(_WriteOnly):
     def flush(self):
         self._text.write(self._decode(b"", True))
         self._text.flush()
+
+    def close(self):
+        self.flush()
+
+    @property
+    def name(self):
+        return self._text.name
 
 
 class Restricted:
@@ -187,12 +198,21 @@ def _add_path_layer(directories):
     sys.path[:] = added + [p for p in sys.path if p not in added]
 
 
+def _text_log_stream(name):
+    """sys.stderr/sys.stdout as mod_wsgi 6 makes them: an io.TextIOWrapper (made once per
+    interpreter) over the binary side of a LogStream, passing each write straight on."""
+    import io
+    return io.TextIOWrapper(LogStream(lambda line: _log(0, line), name).buffer,
+                            encoding="utf-8", errors="backslashreplace",
+                            line_buffering=True, write_through=True)
+
+
 def _install_streams(restrict_stdin, restrict_stdout):
-    sys.stderr = LogStream(lambda line: _log(0, line), "<stderr>")
+    sys.stderr = _text_log_stream("<stderr>")
     if restrict_stdout:
         sys.stdout = Restricted("sys.stdout")
     else:
-        sys.stdout = LogStream(lambda line: _log(0, line), "<stdout>")
+        sys.stdout = _text_log_stream("<stdout>")
     if restrict_stdin:
         sys.stdin = Restricted("sys.stdin")
 
