@@ -670,7 +670,7 @@ struct Response<'a> {
     sink: &'a mut dyn ResponseSink,
     name: &'a str,
     error_override: bool,
-    /// header-buffer-size: the largest response head (status line and headers) taken.
+    /// header-buffer-size: the longest response header line ("Name: value") taken.
     head_limit: usize,
     head_sent: bool,
     /// The daemon ended the response with `EndKeepAlive`.
@@ -718,15 +718,17 @@ impl Response<'_> {
                 done(ProxyOutcome::Overridden { status: h.status })
             }
             Frame::ResponseHead(h) if !self.head_sent => {
-                let size = h.status_line.len()
-                    + h.headers
-                        .iter()
-                        .map(|(name, value)| name.len() + value.len() + 4)
-                        .sum::<usize>();
-                if size > self.head_limit {
+                // As mod_wsgi: each header line ("Name: value") must fit the buffer.
+                if let Some((name, value)) = h
+                    .headers
+                    .iter()
+                    .find(|(name, value)| name.len() + 2 + value.len() > self.head_limit)
+                {
                     let message = format!(
-                        "daemon process group '{name}': the application's response headers are {size} bytes, more than header-buffer-size={}; raise it or send fewer headers",
-                        self.head_limit
+                        "daemon process group '{name_of_group}': the application's response header {name} is {} bytes, more than header-buffer-size={}; raise it or send a shorter header",
+                        name.len() + 2 + value.len(),
+                        self.head_limit,
+                        name_of_group = self.name,
                     );
                     return Some(broken(false, 500, message));
                 }

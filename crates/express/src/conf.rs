@@ -420,12 +420,13 @@ pub fn render(plan: &Plan) -> String {
     }
     if plan.serve_application {
         // As mod_wsgi-express: a file of the document root is served by Apache, also
-        // under the mount point; everything else goes to the application. (mod_rewrite
-        // maps the URL before WSGIScriptAlias would; Apache has normalised the URL, so
-        // it cannot leave the document root.)
+        // under the mount point; everything else goes to the application. mod_rewrite
+        // maps the URL before WSGIScriptAlias would; the URL is normalised by then, and
+        // `<Directory />` denies everything outside the directories granted. Virtual
+        // hosts (--server-name, --https-port) inherit the rules.
         let _ = writeln!(
             c,
-            "RewriteEngine On\nRewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -f\nRewriteRule ^ %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} [L]"
+            "RewriteEngine On\nRewriteOptions InheritDown\nRewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -f\nRewriteRule ^ %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} [L]"
         );
         if let Some(index) = &plan.directory_index {
             let _ = writeln!(
@@ -457,11 +458,13 @@ pub fn render(plan: &Plan) -> String {
     for line in &plan.features.lines {
         let _ = writeln!(c, "{line}");
     }
+    let rewrite = plan.serve_application || plan.features.modules.contains(&"rewrite");
     c.push_str(&hosts::render(
         &plan.hosts,
         &plan.server_name,
         plan.host.as_deref(),
         plan.port,
+        rewrite,
     ));
     // A service's log lives in a <VirtualHost> of its own; an empty default host first
     // keeps the site's requests on the server-wide configuration.

@@ -331,7 +331,8 @@ fn flags(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
             return Err(format!("--rewrite-rules {}: no such file", rules.display()));
         }
         f.modules.push("rewrite");
-        f.lines.push("RewriteEngine On".to_owned());
+        f.lines
+            .push("RewriteEngine On\nRewriteOptions InheritDown".to_owned());
         f.lines.push(format!("Include {}", path(rules)));
     }
     Ok(())

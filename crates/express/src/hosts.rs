@@ -170,8 +170,16 @@ fn refusing_default(c: &mut String, port: u16, allow_localhost: bool, https: Opt
 }
 
 /// Renders the listeners and <VirtualHost> blocks after the server-wide configuration;
-/// `server_name` is the site's name, `host`/`port` its plain HTTP listener.
-pub fn render(hosts: &Hosts, server_name: &str, host: Option<&str>, port: u16) -> String {
+/// `server_name` is the site's name, `host`/`port` its plain HTTP listener. With
+/// `rewrite`, the site's hosts turn mod_rewrite on, so the server-wide rules (inherited
+/// through `RewriteOptions InheritDown`) apply there too.
+pub fn render(
+    hosts: &Hosts,
+    server_name: &str,
+    host: Option<&str>,
+    port: u16,
+    rewrite: bool,
+) -> String {
     let mut c = String::new();
     if !hosts.any() {
         return c;
@@ -194,6 +202,8 @@ pub fn render(hosts: &Hosts, server_name: &str, host: Option<&str>, port: u16) -
             "    RewriteEngine On\n    RewriteCond %{{HTTPS}} off\n    RewriteRule (.*) https://{server_name}:{}%{{REQUEST_URI}} [R=302,L]",
             h.port
         );
+    } else if rewrite {
+        c.push_str("    RewriteEngine On\n");
     }
     c.push_str("</VirtualHost>\n");
     let parent = parent_domain(hosts, server_name);
@@ -220,6 +230,9 @@ pub fn render(hosts: &Hosts, server_name: &str, host: Option<&str>, port: u16) -
         }
         let _ = writeln!(c, "<VirtualHost *:{}>", h.port);
         names(&mut c);
+        if rewrite {
+            c.push_str("    RewriteEngine On\n");
+        }
         ssl_lines(&mut c, h);
         if let (true, Some(policy)) = (h.only, &h.hsts_policy) {
             let _ = writeln!(c, "    Header set Strict-Transport-Security {}", q(policy));
@@ -296,7 +309,7 @@ mod tests {
             https: Some(https()),
             ..Hosts::default()
         };
-        let c = render(&hosts, "example.org", Some("127.0.0.1"), 8000);
+        let c = render(&hosts, "example.org", Some("127.0.0.1"), 8000, false);
         assert!(
             c.contains("<VirtualHost *:8000>\n    ServerName \"example.org\"\n"),
             "{c}"
@@ -322,18 +335,18 @@ mod tests {
             aliases: vec!["*.example.org".into()],
             ..Hosts::default()
         };
-        let c = render(&hosts, "example.org", None, 80);
+        let c = render(&hosts, "example.org", None, 80, false);
         assert!(c.starts_with("\n<VirtualHost _default_:80>\n    ServerName _wsgi_\n    <Location />\n        Require all denied\n"), "{c}");
         assert!(c.contains("ServerAlias *.example.org\n"));
         assert!(!c.contains("Listen"), "{c}");
         assert!(!c.contains("Redirect"), "{c}");
-        let www = render(&hosts, "www.example.org", None, 80);
+        let www = render(&hosts, "www.example.org", None, 80, false);
         assert!(
             www.contains("<VirtualHost *:80>\n    ServerName \"example.org\"\n    Redirect permanent / http://www.example.org:80/\n"),
             "{www}"
         );
         hosts.allow_localhost = true;
-        assert!(render(&hosts, "example.org", None, 80).contains("        Require local\n"));
-        assert_eq!(render(&Hosts::default(), "x", None, 80), "");
+        assert!(render(&hosts, "example.org", None, 80, false).contains("        Require local\n"));
+        assert_eq!(render(&Hosts::default(), "x", None, 80, false), "");
     }
 }

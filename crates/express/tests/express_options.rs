@@ -598,6 +598,9 @@ fn document_root_files_are_served_under_the_mount_point() {
             &docs,
             "--directory-index",
             "index.html",
+            // The site is then served from a <VirtualHost>, which must see the rules.
+            "--server-name",
+            "127.0.0.1",
         ],
         None,
     );
