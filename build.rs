@@ -1,4 +1,5 @@
-//! Generates Rust bindings for the httpd/APR headers.
+//! Generates Rust bindings for the httpd/APR headers, and records the directory of a
+//! private libpython (rpath) so Apache loads the one the module was built against.
 //!
 //! Header locations come from `apxs -q` unless `APACHE_INCLUDE_DIR` / `APR_INCLUDE_DIR` are
 //! set; `APXS` names the apxs binary. Missing headers stop the build with the package name.
@@ -32,7 +33,6 @@ fn require_header(dir: &Path, header: &str, package: &str) {
     }
 }
 
-/// The X.Y version and the executable path of the Python that pyo3 links against.
 /// The directory of the shared libpython that PYO3_PYTHON's interpreter was built with,
 /// when it is not one the dynamic loader searches anyway (a pyenv or /opt build): the
 /// module records it (rpath), so Apache finds that libpython without LD_LIBRARY_PATH.

@@ -311,7 +311,7 @@ def application(environ, start_response):
 <WSGIInterpreterOptions process-group=%{GLOBAL}>
   WSGISwitchInterval 0.015625
 </WSGIInterpreterOptions>
-WSGIDaemonProcess d1 threads=2
+WSGIDaemonProcess d1 threads=2 python-path={root}/app/d1
 WSGIScriptAlias /d {root}/app/app.wsgi process-group=d1 application-group=%{GLOBAL}
 WSGIScriptAlias /e {root}/app/app.wsgi application-group=%{GLOBAL}
 WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted

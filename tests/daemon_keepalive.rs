@@ -298,10 +298,10 @@ def application(environ, start_response):
         }
         started.elapsed()
     };
-    // Pinned connections make most rounds take 2 s; one slow round in five is left to
+    // Pinned connections make most rounds take 2 s; one slow round in eight is left to
     // a busy machine (a client thread started late).
     let mut slow = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..8 {
         burst("/");
         let took = burst("/sleep");
         if took >= Duration::from_millis(1600) {
@@ -310,7 +310,7 @@ def application(environ, start_response):
     }
     assert!(
         slow.len() <= 1,
-        "{mpm:?}: eight 1-second requests on 2 x 4 threads took {slow:?} in {} of 5 rounds",
+        "{mpm:?}: eight 1-second requests on 2 x 4 threads took {slow:?} in {} of 8 rounds",
         slow.len()
     );
     apache.stop();

@@ -76,6 +76,18 @@ pub unsafe extern "C" fn post_config(
     })
 }
 
+/// Before each reading of the configuration: what the last reading found is forgotten.
+pub unsafe extern "C" fn pre_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+) -> c_int {
+    guard("pre_config", sys::OK, || {
+        super::phases::SCRIPTS_CONFIGURED.store(false, Ordering::Relaxed);
+        sys::OK
+    })
+}
+
 pub unsafe extern "C" fn check_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,

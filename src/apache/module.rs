@@ -80,6 +80,12 @@ unsafe extern "C" fn register_hooks(pool: *mut sys::apr_pool_t) {
             null(),
             sys::APR_HOOK_MIDDLE,
         );
+        sys::ap_hook_pre_config(
+            Some(hooks::pre_config),
+            null(),
+            null(),
+            sys::APR_HOOK_MIDDLE,
+        );
         sys::ap_hook_check_config(
             Some(hooks::check_config),
             null(),

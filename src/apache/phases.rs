@@ -123,7 +123,7 @@ unsafe extern "C" fn check_password(
         match verdict {
             Ok(Password::Granted) => sys::AUTH_GRANTED,
             Ok(Password::GrantedAs(name)) => {
-                req.set_user(name.as_bytes());
+                req.set_user(&latin1_bytes(&name));
                 sys::AUTH_GRANTED
             }
             Ok(Password::Denied) => sys::AUTH_DENIED,
@@ -295,9 +295,10 @@ pub fn dispatched(req: &mut Request<'_>, dir: &DirConfig) -> Result<Option<DirCo
 /// # Safety
 /// Only while Apache loads the module, with the pool it passes to register_hooks.
 pub unsafe fn register(pool: *mut sys::apr_pool_t) {
-    static ACCESS_BEFORE: super::module::ModuleNames<2> =
+    // As mod_wsgi: the access checker runs after mod_ssl's and before mod_authz_host's.
+    static RUN_AFTER: super::module::ModuleNames<2> =
         super::module::ModuleNames([c"mod_ssl.c".as_ptr(), std::ptr::null()]);
-    static ACCESS_AFTER: super::module::ModuleNames<2> =
+    static RUN_BEFORE: super::module::ModuleNames<2> =
         super::module::ModuleNames([c"mod_authz_host.c".as_ptr(), std::ptr::null()]);
     // SAFETY: per the caller; the providers are 'static, as Apache keeps their address.
     unsafe {
@@ -319,8 +320,8 @@ pub unsafe fn register(pool: *mut sys::apr_pool_t) {
         );
         sys::ap_hook_check_access(
             Some(access_checker),
-            ACCESS_BEFORE.0.as_ptr(),
-            ACCESS_AFTER.0.as_ptr(),
+            RUN_AFTER.0.as_ptr(),
+            RUN_BEFORE.0.as_ptr(),
             sys::APR_HOOK_MIDDLE,
             sys::AP_AUTH_INTERNAL_PER_URI,
         );

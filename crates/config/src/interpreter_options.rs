@@ -4,6 +4,8 @@
 //! setting the most specific matching block wins (at equal specificity the later one),
 //! over the top-level directive. `WSGIPythonPath` adds up instead: every matching block's
 //! directories, least specific first, each layer put in front of the ones before.
+//! `WSGIPerInterpreterGIL` and `WSGIFreeThreading` are accepted in a block for the
+//! warnings they give (interpreters here share one GIL; no free-threaded build).
 
 use crate::{ConfigError, parse_on_off, positive_seconds};
 use std::time::Duration;
@@ -38,7 +40,6 @@ pub struct InterpreterOptions {
 /// What the blocks matching one interpreter say; None leaves the top-level value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResolvedInterpreterOptions {
-    pub per_interpreter_gil: Option<bool>,
     /// The interval, and whether the block it came from selects an application group.
     pub switch_interval: Option<(Duration, bool)>,
     /// Directory lists of the matching blocks, least specific first.
@@ -152,7 +153,6 @@ pub fn resolve_interpreter_options(
     matching.sort_by_key(|&(order, b)| (b.specificity(), order));
     let mut out = ResolvedInterpreterOptions::default();
     for (_, b) in matching {
-        out.per_interpreter_gil = b.per_interpreter_gil.or(out.per_interpreter_gil);
         if let Some(interval) = b.switch_interval {
             out.switch_interval = Some((interval, b.application_group.is_some()));
         }

@@ -225,7 +225,7 @@ fn shutdown_reason(reason: &str) -> &str {
 }
 
 /// SIGHUP and SIGUSR2 become `process_signal` events for `mod_wsgi.subscribe_signals()`
-/// callbacks, as in mod_wsgi 6 (they no longer end the process). The callbacks run on a
+/// callbacks, as in mod_wsgi 6 (they do not end the process). The callbacks run on a
 /// thread of their own, never on the runtime's.
 fn watch_event_signals() {
     for (signum, signame) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGUSR2, "SIGUSR2")] {

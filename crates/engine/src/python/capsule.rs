@@ -2,7 +2,8 @@
 
 use pyo3::prelude::*;
 
-/// A nameless capsule holding the request_rec's address, as mod_wsgi gives it.
+/// A nameless capsule holding the request_rec's address, as mod_wsgi gives it. The
+/// address is valid only while the request runs: C code must not keep it.
 pub fn request_capsule<'py>(
     py: Python<'py>,
     request_rec: std::ptr::NonNull<std::ffi::c_void>,

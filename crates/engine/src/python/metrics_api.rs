@@ -218,7 +218,7 @@ fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         list.append(entry)?;
     }
     d.set_item("threads", list)?;
-    // Ours: when the process started (whole seconds, as before) and its GIL waits.
+    // Ours: when the process started (whole seconds) and its GIL waits.
     d.set_item("start_time", start / 1_000_000)?;
     if let Some(info) = shared::metrics::process().and_then(|p| p.info()) {
         d.set_item("gil_wait_time", seconds(info.gil_wait_us))?;

@@ -189,13 +189,21 @@ def _restrict_signal():
 
 
 def _add_path_layer(directories):
-    """site.addsitedir each directory, then move what that added to the front of sys.path."""
+    """site.addsitedir each directory, then put the layer (its directories in order, then
+    what their .pth files added) in front of sys.path, also the ones already on it."""
+    import os
     import site
     before = list(sys.path)
     for directory in directories:
         site.addsitedir(directory)
-    added = [p for p in sys.path if p not in before]
-    sys.path[:] = added + [p for p in sys.path if p not in added]
+    head = []
+    for directory in directories:
+        for form in (directory, os.path.abspath(directory)):
+            if form in sys.path and form not in head:
+                head.append(form)
+                break
+    head += [p for p in sys.path if p not in before and p not in head]
+    sys.path[:] = head + [p for p in sys.path if p not in head]
 
 
 def _text_log_stream(name):

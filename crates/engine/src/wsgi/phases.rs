@@ -68,17 +68,17 @@ pub fn check_password(
                 Password::Denied
             });
         }
-        match result.cast::<PyString>() {
-            Ok(name) => {
-                let name = name.to_str().map_err(Failure::Raised)?;
-                if name.is_empty() {
-                    return Err(Failure::Wrong("returned an empty user name".to_owned()));
-                }
-                Ok(Password::GrantedAs(name.to_owned()))
-            }
-            Err(_) => Err(wrong_type(
+        if !result.is_instance_of::<PyString>() {
+            return Err(wrong_type(
                 &result,
                 "True, False, None or a user name (str)",
+            ));
+        }
+        // A user name is ISO-8859-1 text, as Apache keeps it, and never empty or cut.
+        match text(&result)? {
+            Some(name) if !name.is_empty() && !name.contains('\0') => Ok(Password::GrantedAs(name)),
+            _ => Err(Failure::Wrong(
+                "returned an empty user name or one with a NUL character".to_owned(),
             )),
         }
     })
