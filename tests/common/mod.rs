@@ -454,9 +454,12 @@ impl Apache {
             self.checked = true;
             let log = self.error_log();
             // The event MPM's own shutdown race: a worker finishing a keep-alive request
-            // while the child's pollset is being torn down logs AH03093 (EBADF).
+            // (AH03093) or a lingering close (AH03092) while the child's pollset is being
+            // torn down logs EBADF.
             let during_stop = log.get(stop_began..).unwrap_or("");
-            let shutdown_race = |l: &str| l.contains("AH03093") && during_stop.contains(l);
+            let shutdown_race = |l: &str| {
+                (l.contains("AH03093") || l.contains("AH03092")) && during_stop.contains(l)
+            };
             let bad: Vec<&str> = log
                 .lines()
                 .filter(|l| !shutdown_race(l))
