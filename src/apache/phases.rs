@@ -97,6 +97,21 @@ fn latin1_bytes(text: &str) -> Vec<u8> {
     text.chars().map(|c| c as u32 as u8).collect()
 }
 
+/// The WSGIAuthUserScript behind the `wsgi` authn provider here, with its directory
+/// configuration; None (logged when the directive is missing) ends the check with an error.
+fn user_script<'r>(req: &Request<'r>, provider: &str) -> Option<(&'r DirConfig, &'r HookScript)> {
+    let dir = req.dir_config::<DirConfig>()?;
+    let Some(script) = &dir.auth_user_script else {
+        log(
+            req,
+            Level::ERROR,
+            &format!("WSGI0041: '{provider} wsgi' here has no WSGIAuthUserScript to ask"),
+        );
+        return None;
+    };
+    Some((dir, script))
+}
+
 unsafe extern "C" fn check_password(
     r: *mut sys::request_rec,
     user: *const c_char,
@@ -105,15 +120,7 @@ unsafe extern "C" fn check_password(
     guard("check_password", sys::AUTH_GENERAL_ERROR, || {
         // SAFETY: Apache passes a live request_rec owned by this thread for the call.
         let mut req = unsafe { Request::from_raw(r) };
-        let Some(dir) = req.dir_config::<DirConfig>() else {
-            return sys::AUTH_GENERAL_ERROR;
-        };
-        let Some(script) = &dir.auth_user_script else {
-            log(
-                &req,
-                Level::ERROR,
-                "WSGI0041: 'AuthBasicProvider wsgi' here has no WSGIAuthUserScript to ask",
-            );
+        let Some((dir, script)) = user_script(&req, "AuthBasicProvider") else {
             return sys::AUTH_GENERAL_ERROR;
         };
         let (user, password) = (c_text(user), c_text(password));
@@ -142,15 +149,7 @@ unsafe extern "C" fn get_realm_hash(
     guard("get_realm_hash", sys::AUTH_GENERAL_ERROR, || {
         // SAFETY: Apache passes a live request_rec owned by this thread for the call.
         let mut req = unsafe { Request::from_raw(r) };
-        let Some(dir) = req.dir_config::<DirConfig>() else {
-            return sys::AUTH_GENERAL_ERROR;
-        };
-        let Some(script) = &dir.auth_user_script else {
-            log(
-                &req,
-                Level::ERROR,
-                "WSGI0041: 'AuthDigestProvider wsgi' here has no WSGIAuthUserScript to ask",
-            );
+        let Some((dir, script)) = user_script(&req, "AuthDigestProvider") else {
             return sys::AUTH_GENERAL_ERROR;
         };
         let (user, realm) = (c_text(user), c_text(realm));

@@ -126,6 +126,21 @@ pub(crate) fn p(path: &Path) -> String {
     q(path.to_string_lossy())
 }
 
+/// The WSGIDaemonProcess options that place a daemon's Python: `home` (the working
+/// directory), `python-path`, `python-home`. The site's group and each service's use them.
+pub fn python_options(plan: &Plan) -> Vec<(&'static str, String)> {
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let mut options = vec![("home", text(&plan.working_directory))];
+    if !plan.python_path.is_empty() {
+        let joined: Vec<String> = plan.python_path.iter().map(|p| text(p)).collect();
+        options.push(("python-path", joined.join(":")));
+    }
+    if let Some(home) = &plan.python_home {
+        options.push(("python-home", text(home)));
+    }
+    options
+}
+
 /// Quotes a `key=value` option of WSGIDaemonProcess / WSGIScriptAlias.
 pub(crate) fn opt(key: &str, value: impl AsRef<str>) -> String {
     let v = value.as_ref();
@@ -341,20 +356,8 @@ pub fn render(plan: &Plan) -> String {
                 add("processes", d.processes.to_string());
             }
             add("threads", d.threads.to_string());
-            add(
-                "home",
-                plan.working_directory.to_string_lossy().into_owned(),
-            );
-            if !plan.python_path.is_empty() {
-                let joined: Vec<_> = plan
-                    .python_path
-                    .iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect();
-                add("python-path", joined.join(":"));
-            }
-            if let Some(home) = &plan.python_home {
-                add("python-home", home.to_string_lossy().into_owned());
+            for (key, value) in python_options(plan) {
+                add(key, value);
             }
             if let Some(cookie) = &d.session_affinity {
                 add("session-affinity", cookie.clone());

@@ -93,20 +93,8 @@ pub fn render(plan: &Plan, service: &Service) -> String {
         add("user", user.clone());
         add("group", grp.clone());
     }
-    add(
-        "home",
-        plan.working_directory.to_string_lossy().into_owned(),
-    );
-    if !plan.python_path.is_empty() {
-        let joined: Vec<_> = plan
-            .python_path
-            .iter()
-            .map(|d| d.to_string_lossy().into_owned())
-            .collect();
-        add("python-path", joined.join(":"));
-    }
-    if let Some(home) = &plan.python_home {
-        add("python-home", home.to_string_lossy().into_owned());
+    for (key, value) in crate::conf::python_options(plan) {
+        add(key, value);
     }
     add("lang", plan.locale.clone());
     add("locale", plan.locale.clone());
