@@ -4,9 +4,36 @@
 
 use mod_wsgi_redis::{Endpoint, Error, RedisStore};
 use mod_wsgi_store::{KeyKind, Value, ValueRef};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
+
+/// A free port below Linux's ephemeral range (32768 and up), so that no outgoing
+/// connection of a test running beside this one can take it as its local port while a
+/// server restarts on it.
+fn listening_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 600) as u16 * 20;
+    loop {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::SeqCst)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
 
 struct Server {
     port: u16,
@@ -15,23 +42,23 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Server::on(port)
+        Server::on(listening_port())
     }
 
+    /// Starts `redis-server` on `port` and waits until it answers PING; a server that could
+    /// not take the port (it exits) is a test failure saying so, not a later reset.
     fn on(port: u16) -> Server {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is needed by these tests (scripts/install-deps.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !answers_ping(port) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("redis-server on port {port} exited at start: {status}");
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
