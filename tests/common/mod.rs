@@ -7,7 +7,7 @@ pub mod http;
 pub mod redis;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -154,24 +154,7 @@ fn assert_not_stale(so: &Path) {
     );
 }
 
-/// A free 127.0.0.1 port, never one this test process handed out before: the kernel may
-/// give a released port again, and two servers of the tests running in parallel on one
-/// port would answer each other's requests.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+pub use mod_wsgi_test_ports::free_port;
 
 /// A scratch directory readable by Apache's children (which run as www-data).
 pub struct Scratch {

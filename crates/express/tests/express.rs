@@ -23,23 +23,7 @@ fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} is not installed (Debian: apache2, apache2-dev)"))
 }
 
-/// A free 127.0.0.1 port, never one this test process handed out before (the kernel
-/// may give a released port again; two servers on one port answer each other's requests).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+use mod_wsgi_test_ports::free_port;
 
 /// A directory the test owns, readable by Apache's children (www-data).
 struct Scratch(PathBuf);

@@ -5,24 +5,9 @@
 use mod_wsgi_redis::{Endpoint, Error, RedisStore};
 use mod_wsgi_store::{KeyKind, Value, ValueRef};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
-
-/// A free port below Linux's ephemeral range (32768 and up), so that no outgoing
-/// connection of a test running beside this one can take it as its local port while a
-/// server restarts on it.
-fn listening_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 600) as u16 * 20;
-    loop {
-        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::SeqCst)) % 12_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 fn answers_ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -42,7 +27,7 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        Server::on(listening_port())
+        Server::on(mod_wsgi_test_ports::free_port())
     }
 
     /// Starts `redis-server` on `port` and waits until it answers PING; a server that could
