@@ -65,13 +65,16 @@ fn an_express_style_configuration_starts_and_applies_what_it_can() {
         "WSGI1141: WSGILazyInitialization",
         "WSGI1141: WSGINewRelicConfigFile",
         "newrelic-environment= was removed",
-        // WSGI0198 before Python 3.12, WSGI1143 (no own GIL yet) from 3.12 on.
-        "WSGIPerInterpreterGIL On (",
         "WSGI0200: WSGIFreeThreading On",
         "WSGI1142: WSGITelemetryService",
     ] {
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
     }
+    assert_eq!(
+        log.contains("WSGI0198: WSGIPerInterpreterGIL On ("),
+        common::python_version() < (3, 12),
+        "an own GIL needs Python 3.12:\n{log}"
+    );
     apache.stop();
 }
 
@@ -325,7 +328,7 @@ WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted
             ("app/d1/marker.txt", ""),
         ],
     );
-    apache.allow_log("WSGI1144");
+    apache.allow_log("WSGI0199");
     apache.allow_log("restricted");
     apache.allow_log("] hello");
     assert_eq!(
@@ -343,7 +346,7 @@ WSGIScriptAlias /r {root}/app/app.wsgi application-group=restricted
         "all|OSError|0.015625",
         "a named interpreter"
     );
-    apache.wait_for_log("WSGI1144: WSGISwitchInterval 0.02s of <WSGIInterpreterOptions> for interpreter 'restricted' skipped");
+    apache.wait_for_log("WSGI0199: WSGISwitchInterval 0.02s of <WSGIInterpreterOptions> for interpreter 'restricted' skipped");
     apache.stop();
     for (body, expected) in [
         (

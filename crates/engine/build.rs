@@ -4,6 +4,8 @@
 use std::process::Command;
 
 fn main() {
+    // Py_3_12 and the like, for the CPython API that only some versions have.
+    pyo3_build_config::use_pyo3_cfgs();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let out = Command::new(&python)

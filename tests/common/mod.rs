@@ -156,6 +156,22 @@ fn assert_not_stale(so: &Path) {
 
 pub use mod_wsgi_test_ports::free_port;
 
+/// The (major, minor) version of the CPython the module under test is built against
+/// (PYO3_PYTHON, as the build saw it).
+pub fn python_version() -> (u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| env!("PYO3_PYTHON").into());
+        let out = Command::new(&python)
+            .args(["-c", "import sys; print(*sys.version_info[:2])"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut parts = text.split_whitespace().map(|p| p.parse().unwrap());
+        (parts.next().unwrap(), parts.next().unwrap())
+    })
+}
+
 /// A scratch directory readable by Apache's children (which run as www-data).
 pub struct Scratch {
     pub dir: PathBuf,

@@ -157,14 +157,6 @@ fn python_capability(
                     ctx.location
                 ),
             );
-        } else if on {
-            notice(
-                true,
-                format!(
-                    "WSGI1143: WSGIPerInterpreterGIL On ({}) is accepted, but mod_wsgi_rs does not give interpreters their own GIL yet: application groups share one GIL",
-                    ctx.location
-                ),
-            );
         }
     }
     Ok(())

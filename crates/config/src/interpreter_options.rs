@@ -4,8 +4,9 @@
 //! setting the most specific matching block wins (at equal specificity the later one),
 //! over the top-level directive. `WSGIPythonPath` adds up instead: every matching block's
 //! directories, least specific first, each layer put in front of the ones before.
-//! `WSGIPerInterpreterGIL` and `WSGIFreeThreading` are accepted in a block for the
-//! warnings they give (interpreters here share one GIL; no free-threaded build).
+//! `WSGIPerInterpreterGIL` in a block gives (or withholds) an own GIL to the matching
+//! sub-interpreters; `WSGIFreeThreading` is accepted for the warning it gives (no
+//! free-threaded build).
 
 use crate::{ConfigError, parse_on_off, positive_seconds};
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct InterpreterOptions {
 /// What the blocks matching one interpreter say; None leaves the top-level value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResolvedInterpreterOptions {
+    /// Whether the interpreter gets its own GIL (PEP 684; sub-interpreters only).
+    pub per_interpreter_gil: Option<bool>,
     /// The interval, and whether the block it came from selects an application group.
     pub switch_interval: Option<(Duration, bool)>,
     /// Directory lists of the matching blocks, least specific first.
@@ -156,6 +159,7 @@ pub fn resolve_interpreter_options(
         if let Some(interval) = b.switch_interval {
             out.switch_interval = Some((interval, b.application_group.is_some()));
         }
+        out.per_interpreter_gil = b.per_interpreter_gil.or(out.per_interpreter_gil);
         out.restrict_stdin = b.restrict_stdin.or(out.restrict_stdin);
         out.restrict_stdout = b.restrict_stdout.or(out.restrict_stdout);
         out.restrict_signal = b.restrict_signal.or(out.restrict_signal);
@@ -212,6 +216,21 @@ mod tests {
         let other = resolve_interpreter_options(&blocks, "", "app2");
         assert_eq!(other.restrict_stdout, None);
         assert_eq!(other.python_path_layers.len(), 1);
+    }
+
+    #[test]
+    fn an_own_gil_is_given_and_withheld_per_interpreter() {
+        let blocks = vec![
+            block("process-group=d1", &[("WSGIPerInterpreterGIL", "On")]),
+            block(
+                "process-group=d1 application-group=shared",
+                &[("WSGIPerInterpreterGIL", "Off")],
+            ),
+        ];
+        let gil = |p, a| resolve_interpreter_options(&blocks, p, a).per_interpreter_gil;
+        assert_eq!(gil("d1", "app1"), Some(true));
+        assert_eq!(gil("d1", "shared"), Some(false));
+        assert_eq!(gil("d2", "app1"), None, "the top-level setting applies");
     }
 
     #[test]

@@ -1,35 +1,29 @@
 //! Interpreters by application group name: the main interpreter for "" (`%{GLOBAL}`),
-//! a sub-interpreter created on first use for any other name, and one thread state per
-//! (OS thread, interpreter), created once and kept so `threading.local` persists.
+//! a sub-interpreter created on first use for any other name (with its own GIL where
+//! `WSGIPerInterpreterGIL` says so, from Python 3.12), entered through `entry`.
 
+use super::entry::{Entry, attached_interpreter};
 use super::shim::{self, ShimObjects};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One Python interpreter of this process and its `mod_wsgi` objects.
 pub struct Interpreter {
     pub name: String,
-    state: InterpreterState,
+    entry: &'static Entry,
+    /// Runs under a GIL of its own (PEP 684), in parallel with the other interpreters.
+    pub own_gil: bool,
     pub shim: ShimObjects,
     /// Serialises loading of scripts into this interpreter.
     pub(crate) script_lock: Mutex<()>,
     /// The broadcast bus sequence this interpreter's subscribers last caught up with.
     pub(crate) broadcast_seen: AtomicU64,
 }
-
-struct InterpreterState(*mut ffi::PyInterpreterState);
-
-// SAFETY: the PyInterpreterState lives until process exit (interpreters are never
-// destroyed) and is only dereferenced by CPython while the GIL is held.
-unsafe impl Send for InterpreterState {}
-// SAFETY: as above; the pointer itself is never mutated after creation.
-unsafe impl Sync for InterpreterState {}
 
 impl Interpreter {
     pub fn is_main(&self) -> bool {
@@ -41,47 +35,35 @@ impl Interpreter {
 pub enum InterpreterError {
     #[error("Python is not initialised in this process")]
     NotInitialized,
-    #[error("cannot create Python interpreter '{name}'")]
-    Create { name: String },
+    #[error("cannot create Python interpreter '{name}'{reason}")]
+    Create { name: String, reason: String },
     #[error("cannot set up Python interpreter '{name}': {traceback}")]
     Setup { name: String, traceback: String },
+    #[error("cannot enter Python interpreter '{name}' (WSGI1149 in the log says why)")]
+    Enter { name: String },
 }
 
 static REGISTRY: Mutex<Option<HashMap<String, Arc<Interpreter>>>> = Mutex::new(None);
 
+/// How to enter the main interpreter, made by `runtime::initialize`.
+static MAIN_ENTRY: OnceLock<Entry> = OnceLock::new();
+
 thread_local! {
-    static PINNED: Cell<bool> = const { Cell::new(false) };
-    static THREAD_STATES: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
     static CACHE: RefCell<HashMap<String, Arc<Interpreter>>> = RefCell::new(HashMap::new());
 }
 
-/// Gives this OS thread a main-interpreter thread state that outlives each request.
-fn pin_thread() {
-    PINNED.with(|pinned| {
-        if !pinned.get() {
-            // SAFETY: Python is initialised (checked by the caller) and this thread holds
-            // no GIL; Ensure creates this thread's state and takes the GIL, SaveThread
-            // releases it while leaving the state (with a counter of one) in place.
-            unsafe {
-                let _ = ffi::PyGILState_Ensure();
-                ffi::PyEval_SaveThread();
-            }
-            pinned.set(true);
-        }
-    });
+/// Records how to enter the main interpreter; called once, attached to it, at start.
+pub(crate) fn set_main_entry(py: Python<'_>) -> PyResult<()> {
+    // SAFETY: called by initialize() on the thread that holds the main interpreter's GIL.
+    let entry = unsafe { Entry::of_current(py) }?;
+    let _ = MAIN_ENTRY.set(entry);
+    Ok(())
 }
 
-fn thread_state_for(interp: &Interpreter) -> *mut ffi::PyThreadState {
-    let key = interp.state.0 as usize;
-    THREAD_STATES.with(|states| {
-        let mut states = states.borrow_mut();
-        let ts = states.entry(key).or_insert_with(|| {
-            // SAFETY: the interpreter state is alive for the process lifetime and the
-            // caller holds the GIL.
-            unsafe { ffi::PyThreadState_New(interp.state.0) as usize }
-        });
-        *ts as *mut ffi::PyThreadState
-    })
+fn main_entry() -> &'static Entry {
+    MAIN_ENTRY
+        .get()
+        .expect("BUG: interpreter entered before initialize()")
 }
 
 fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
@@ -91,40 +73,116 @@ fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
     }
 }
 
+/// Whether the sub-interpreter `name` gets its own GIL: the most specific
+/// `<WSGIInterpreterOptions>` that says, else WSGIPerInterpreterGIL; never the main one.
+fn wants_own_gil(name: &str) -> bool {
+    let s = super::runtime::settings();
+    let own = mod_wsgi_config::resolve_interpreter_options(
+        &s.interpreter_options,
+        &s.process_group,
+        name,
+    );
+    !name.is_empty() && cfg!(Py_3_12) && own.per_interpreter_gil.unwrap_or(s.per_interpreter_gil)
+}
+
+/// Makes a new interpreter current on this thread (which holds the main GIL), or None.
+///
+/// # Safety
+/// The thread is attached to the main interpreter.
+unsafe fn new_interpreter(own_gil: bool) -> Result<*mut ffi::PyThreadState, String> {
+    #[cfg(Py_3_12)]
+    {
+        let config = if own_gil {
+            ffi::_PyInterpreterConfig_INIT
+        } else {
+            ffi::_PyInterpreterConfig_LEGACY_INIT
+        };
+        let mut ts = std::ptr::null_mut();
+        // SAFETY: attached to main (the caller's contract); on failure CPython puts the
+        // caller's thread state back.
+        let status = unsafe { ffi::Py_NewInterpreterFromConfig(&mut ts, &config) };
+        // SAFETY: status is the initialised value the call returned.
+        if unsafe { ffi::PyStatus_Exception(status) } != 0 || ts.is_null() {
+            let reason = if status.err_msg.is_null() {
+                String::new()
+            } else {
+                // SAFETY: err_msg is a static C string of CPython's.
+                unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(reason);
+        }
+        Ok(ts)
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        let _ = own_gil;
+        // SAFETY: attached to main (the caller's contract).
+        let ts = unsafe { ffi::Py_NewInterpreter() };
+        if ts.is_null() {
+            Err(String::new())
+        } else {
+            Ok(ts)
+        }
+    }
+}
+
 fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
     if name.is_empty() {
-        // SAFETY: attached to the main interpreter, so the current thread state is main's.
-        let state = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
-        let shim = shim::install(py, name).map_err(|e| setup_error(py, name, e))?;
+        let shim = shim::install(py, name, false).map_err(|e| setup_error(py, name, e))?;
         return Ok(Interpreter {
             name: String::new(),
-            state: InterpreterState(state),
+            entry: main_entry(),
+            own_gil: false,
             shim,
             script_lock: Mutex::new(()),
             broadcast_seen: AtomicU64::new(super::shared::current_sequence()),
         });
     }
-    // SAFETY: the GIL is held (attached); Py_NewInterpreter makes a new thread state
-    // current, which is swapped back to `saved` on every path before returning. Objects of
-    // the new interpreter are only touched while its state is current.
+    let own_gil = wants_own_gil(name);
+    // SAFETY: the thread is attached to main (get_or_create runs in the main interpreter).
+    // The new interpreter's thread state is current from here until SaveThread below, which
+    // releases its GIL (its own, or the shared one), and RestoreThread puts the caller's
+    // main thread state back: on every path, as nothing in between returns early.
     unsafe {
         let saved = ffi::PyThreadState_Get();
-        let ts = ffi::Py_NewInterpreter();
-        if ts.is_null() {
-            ffi::PyThreadState_Swap(saved);
-            return Err(InterpreterError::Create {
-                name: name.to_owned(),
-            });
-        }
-        let state = ffi::PyThreadState_GetInterpreter(ts);
-        let shim = shim::install(py, name).map_err(|e| setup_error(py, name, e));
-        ffi::PyThreadState_Swap(saved);
-        let shim = shim?;
-        THREAD_STATES.with(|s| s.borrow_mut().insert(state as usize, ts as usize));
-        tracing::info!("WSGI1010: created Python interpreter '{name}'");
+        let ts = match new_interpreter(own_gil) {
+            Ok(ts) => ts,
+            Err(reason) => {
+                if ffi::compat::PyThreadState_GetUnchecked() != saved {
+                    if !ffi::compat::PyThreadState_GetUnchecked().is_null() {
+                        ffi::PyEval_SaveThread();
+                    }
+                    ffi::PyEval_RestoreThread(saved);
+                }
+                let reason = if reason.is_empty() {
+                    reason
+                } else {
+                    format!(": {reason}")
+                };
+                return Err(InterpreterError::Create {
+                    name: name.to_owned(),
+                    reason,
+                });
+            }
+        };
+        // The new interpreter is current: `py` stands for it until SaveThread.
+        let made = shim::install(py, name, own_gil)
+            .and_then(|shim| Ok((shim, Entry::of_current(py)?)))
+            .map_err(|e| setup_error(py, name, e));
+        ffi::PyEval_SaveThread();
+        ffi::PyEval_RestoreThread(saved);
+        let (shim, entry) = made?;
+        // Interpreters live as long as the process, and so does the way into them.
+        let entry: &'static Entry = Box::leak(Box::new(entry));
+        entry.adopt(ts);
+        let gil = if own_gil { " with own GIL" } else { "" };
+        tracing::info!("WSGI1010: created Python interpreter '{name}'{gil}");
         Ok(Interpreter {
             name: name.to_owned(),
-            state: InterpreterState(state),
+            entry,
+            own_gil,
             shim,
             script_lock: Mutex::new(()),
             broadcast_seen: AtomicU64::new(super::shared::current_sequence()),
@@ -133,24 +191,34 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
 }
 
 fn get_or_create(py: Python<'_>, name: &str) -> Result<Arc<Interpreter>, InterpreterError> {
-    if let Some(found) = CACHE.with(|c| c.borrow().get(name).cloned()) {
-        return Ok(found);
-    }
     let mut registry = REGISTRY
         .lock_py_attached(py)
         .unwrap_or_else(|p| p.into_inner());
     let map = registry.get_or_insert_with(HashMap::new);
-    let interp = match map.get(name) {
-        Some(found) => found.clone(),
-        None => {
-            let created = Arc::new(create(py, name)?);
-            map.insert(name.to_owned(), created.clone());
-            created
-        }
-    };
-    drop(registry);
-    CACHE.with(|c| c.borrow_mut().insert(name.to_owned(), interp.clone()));
-    Ok(interp)
+    if let Some(found) = map.get(name) {
+        return Ok(found.clone());
+    }
+    let created = Arc::new(create(py, name)?);
+    map.insert(name.to_owned(), created.clone());
+    Ok(created)
+}
+
+/// The interpreter of application group `name`, created (in the main interpreter) on
+/// first use in the process.
+fn interpreter(name: &str) -> Result<Arc<Interpreter>, InterpreterError> {
+    if let Some(found) = CACHE.with(|c| c.borrow().get(name).cloned()) {
+        return Ok(found);
+    }
+    let main = main_entry();
+    let found = match attached_interpreter() {
+        None => main.run(|py| get_or_create(py, name)),
+        Some(current) => main.run_nested(current, |py| get_or_create(py, name)),
+    }
+    .ok_or_else(|| InterpreterError::Enter {
+        name: String::new(),
+    })??;
+    CACHE.with(|c| c.borrow_mut().insert(name.to_owned(), found.clone()));
+    Ok(found)
 }
 
 /// Runs `f` attached to the interpreter of application group `name` ("" = main).
@@ -161,28 +229,20 @@ pub fn with_interpreter<R>(
     if !super::is_initialized() {
         return Err(InterpreterError::NotInitialized);
     }
-    pin_thread();
+    let interp = interpreter(name)?;
     let asked = std::time::Instant::now();
-    Python::attach(|py| {
+    let run = |py: Python<'_>| {
         let waited = asked.elapsed();
         crate::shared::metrics::record_gil_wait(waited);
         super::request_stats::record_gil_wait(waited.as_micros() as u64);
-        let interp = get_or_create(py, name)?;
-        if interp.is_main() {
-            return Ok(f(py, &interp));
-        }
-        let ts = thread_state_for(&interp);
-        // SAFETY: attached to main (GIL held); legacy sub-interpreters share the GIL, so
-        // swapping to this thread's state of the sub-interpreter is legal. The previous
-        // state is restored before the attach guard ends, even if `f` panics.
-        let prev = unsafe { ffi::PyThreadState_Swap(ts) };
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(py, &interp)));
-        // SAFETY: restores the main thread state saved above; the GIL is still held.
-        unsafe { ffi::PyThreadState_Swap(prev) };
-        match result {
-            Ok(r) => Ok(r),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        f(py, &interp)
+    };
+    match attached_interpreter() {
+        None => interp.entry.run(run),
+        Some(current) => interp.entry.run_nested(current, run),
+    }
+    .ok_or_else(|| InterpreterError::Enter {
+        name: name.to_owned(),
     })
 }
 

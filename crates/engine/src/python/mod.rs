@@ -6,6 +6,7 @@
 
 mod bytes;
 mod capsule;
+mod entry;
 mod error;
 mod events;
 mod interpreters;

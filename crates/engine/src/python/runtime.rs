@@ -33,6 +33,9 @@ pub struct PythonSettings {
     pub interpreter_options: Vec<mod_wsgi_config::InterpreterOptions>,
     /// `mod_wsgi.server_metrics()` answers (WSGIServerMetrics, `server-metrics=`).
     pub server_metrics: bool,
+    /// Sub-interpreters get their own GIL (WSGIPerInterpreterGIL at top level; blocks of
+    /// `interpreter_options` decide per interpreter). Needs Python 3.12.
+    pub per_interpreter_gil: bool,
 }
 
 /// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
@@ -66,6 +69,7 @@ impl PythonSettings {
             switch_interval: py.switch_interval,
             interpreter_options: py.interpreter_options.clone(),
             server_metrics: py.server_metrics.unwrap_or(false),
+            per_interpreter_gil: py.per_interpreter_gil.unwrap_or(false),
             ..PythonSettings::default()
         }
     }
@@ -199,7 +203,32 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
         } else {
             ffi::Py_DECREF(threading);
         }
+        let py = pyo3::Python::assume_attached();
+        let ready = prepare_main(py, settings);
         ffi::PyEval_SaveThread();
+        ready.map_err(|e| RuntimeError::Init(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// What the main interpreter must hold before any thread enters an interpreter: the way
+/// into it, the objects pyo3 keeps process-wide (made here so they belong to the main
+/// interpreter, whatever interpreter first needs them), and with own-GIL interpreters the
+/// extension modules that crash when two of them import them first at once on 3.12
+/// (CPython gh-119450).
+fn prepare_main(py: pyo3::Python<'_>, settings: &PythonSettings) -> pyo3::PyResult<()> {
+    use pyo3::PyTypeInfo;
+    super::interpreters::set_main_entry(py)?;
+    let _ = pyo3::panic::PanicException::type_object(py);
+    let own_gil_anywhere = settings.per_interpreter_gil
+        || settings
+            .interpreter_options
+            .iter()
+            .any(|b| b.per_interpreter_gil == Some(true));
+    if cfg!(Py_3_12) && own_gil_anywhere {
+        for module in ["_datetime", "_decimal"] {
+            let _ = py.import(module);
+        }
     }
     Ok(())
 }

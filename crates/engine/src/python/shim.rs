@@ -130,28 +130,37 @@ fn lend_package_path(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<(
 /// the interval is the process's: a block that selects no application group sets it once,
 /// with the main interpreter; one that selects an application group would change it for
 /// every interpreter, and is skipped with a warning (as mod_wsgi does without an own GIL).
+/// A `<WSGIInterpreterOptions>` switch interval, as mod_wsgi 6 applies it: in the
+/// interpreter itself, unless the block selects one application group whose interpreter
+/// shares the process-wide GIL (setting it would change every interpreter's interval).
 fn apply_switch_interval(
     py: Python<'_>,
     application_group: &str,
+    own_gil: bool,
     interval: Option<(std::time::Duration, bool)>,
 ) -> PyResult<()> {
-    match interval {
-        Some((interval, false)) if application_group.is_empty() => {
-            py.import("sys")?
-                .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
-        }
-        Some((interval, true)) => tracing::warn!(
-            "WSGI1144: WSGISwitchInterval {}s of <WSGIInterpreterOptions> for interpreter '{application_group}' skipped: it would change the interval of every interpreter, which share one GIL here",
+    let Some((interval, for_one_group)) = interval else {
+        return Ok(());
+    };
+    if for_one_group && !own_gil && !application_group.is_empty() {
+        tracing::warn!(
+            "WSGI0199: WSGISwitchInterval {}s of <WSGIInterpreterOptions> for interpreter '{application_group}' skipped: it shares the process-wide GIL, so it would change the interval of every interpreter; give it its own GIL (WSGIPerInterpreterGIL On in the block) or set the interval for the process",
             interval.as_secs_f64()
-        ),
-        _ => {}
+        );
+        return Ok(());
     }
+    py.import("sys")?
+        .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
     Ok(())
 }
 
 /// Builds `mod_wsgi` in the interpreter current on this thread and installs it, together
 /// with the log streams for sys.stdout/sys.stderr and the optional restrictions.
-pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimObjects> {
+pub(crate) fn install(
+    py: Python<'_>,
+    application_group: &str,
+    own_gil: bool,
+) -> PyResult<ShimObjects> {
     let s = settings();
     let module = PyModule::new(py, "mod_wsgi")?;
     let ns = module.dict();
@@ -218,7 +227,7 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
             module.call_method1("_add_path_layer", (layer.clone(),))?;
         }
     }
-    apply_switch_interval(py, application_group, own.switch_interval)?;
+    apply_switch_interval(py, application_group, own_gil, own.switch_interval)?;
     lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),

@@ -1,0 +1,245 @@
+//! WSGIPerInterpreterGIL: from Python 3.12, sub-interpreters with their own GIL run in
+//! parallel inside one process (a request holding its interpreter's GIL does not stop a
+//! request of another own-GIL interpreter), keep their own ids and state, refuse
+//! extensions that do not support them (CPython's ImportError, a 500, nothing else
+//! affected), and serve mixed traffic with shared-GIL and main-interpreter groups beside
+//! them. Before 3.12 the directive is a warning (WSGI0198) and interpreters share one GIL.
+//! Daemon mode and embedded mode (one event-MPM child).
+
+mod common;
+use common::{Apache, Mpm};
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import mmap, os, sys, mod_wsgi
+try:
+    import _interpreters as interpreters  # Python 3.13
+except ImportError:
+    import _xxsubinterpreters as interpreters
+FLAG = os.path.join(os.path.dirname(__file__), "flag")
+hits = 0
+
+def ident(i):
+    return i[0] if isinstance(i, tuple) else i  # 3.13: (id, whence)
+
+def flag():
+    with open(FLAG, "r+b") as f:
+        return mmap.mmap(f.fileno(), 1)
+
+def application(environ, start_response):
+    global hits
+    hits += 1
+    path = environ["PATH_INFO"]
+    status = "200 OK"
+    if path == "/hold":
+        # Keeps this interpreter's GIL (no switch is asked for 100 s, and neither the
+        # loop nor mmap indexing releases it) until /release has run, or for 30 million
+        # turns (seconds).
+        m = flag()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(100)
+        m[0] = 1
+        n = 0
+        while m[0] != 2 and n < 30_000_000:
+            n += 1
+        body = "released" if m[0] == 2 else "held alone"
+        sys.setswitchinterval(interval)
+        m[0] = 0
+    elif path == "/release":
+        flag()[0] = 2
+        body = "ok"
+    elif path == "/single":
+        import _testsinglephase
+        body = "imported"
+    else:
+        body = "%s|%d|%d" % (mod_wsgi.application_group, ident(interpreters.get_current()), os.getpid())
+    body = body + "|" + str(hits) if path == "/count" else body
+    start_response(status, [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+
+/// Four groups: `a` and `b` with their own GIL, `shared` withheld one by a block, and the
+/// main interpreter. `daemon` routes them all to one daemon process.
+fn config(daemon: bool) -> String {
+    let (define, group) = if daemon {
+        (
+            "WSGIDaemonProcess d processes=1 threads=4\n",
+            " process-group=d",
+        )
+    } else {
+        ("ServerLimit 1\nMaxRequestWorkers 8\n", "")
+    };
+    let mut conf = format!(
+        "WSGIPerInterpreterGIL On\n\
+         <WSGIInterpreterOptions application-group=shared>\n  WSGIPerInterpreterGIL Off\n</WSGIInterpreterOptions>\n\
+         {define}"
+    );
+    for (mount, app_group) in [
+        ("a", "a"),
+        ("b", "b"),
+        ("shared", "shared"),
+        ("main", "%{GLOBAL}"),
+    ] {
+        conf.push_str(&format!(
+            "WSGIScriptAlias /{mount} {{root}}/app/app.wsgi{group} application-group={app_group}\n"
+        ));
+    }
+    conf
+}
+
+fn start(daemon: bool) -> Apache {
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &config(daemon),
+        &[("app/app.wsgi", APP), ("app/flag", "\0")],
+    );
+    // Written by the app, which runs as www-data.
+    let flag = apache.scratch.path("app/flag");
+    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    apache.allow_log("WSGI0198");
+    apache.allow_log("WSGI1020");
+    apache.allow_log("_testsinglephase");
+    apache.allow_log("subinterpreters");
+    apache.allow_log("Traceback");
+    apache.allow_log("File \"");
+    apache.allow_log("import _testsinglephase");
+    apache.allow_log("ImportError");
+    apache
+}
+
+fn own_gil_expected() -> bool {
+    common::python_version() >= (3, 12)
+}
+
+/// (application group, interpreter id, pid) of a mount.
+fn identity(apache: &Apache, mount: &str) -> (String, i64, u32) {
+    let body = apache.get_ok(&format!("/{mount}/id"));
+    let parts: Vec<&str> = body.split('|').collect();
+    (
+        parts[0].to_owned(),
+        parts[1].parse().unwrap(),
+        parts[2].parse().unwrap(),
+    )
+}
+
+fn read_flag(apache: &Apache) -> u8 {
+    std::fs::read(apache.scratch.path("app/flag")).unwrap()[0]
+}
+
+/// /a/hold keeps a's GIL while /b/release runs in b: with own GILs b runs at once and
+/// releases a; with one GIL b waits until a gives up.
+fn parallel_while_holding(apache: &Apache) {
+    let port = apache.port;
+    let holder = std::thread::spawn(move || common::http::get(port, "/a/hold"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_flag(apache) != 1 {
+        assert!(Instant::now() < deadline, "/a/hold never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(apache.get_ok("/b/release"), "ok");
+    let held = holder.join().unwrap();
+    assert_eq!(held.status, 200, "{}", held.text());
+    let expected = if own_gil_expected() {
+        "released"
+    } else {
+        "held alone"
+    };
+    assert_eq!(
+        held.text(),
+        expected,
+        "Python {:?}",
+        common::python_version()
+    );
+}
+
+fn ids_and_refusal(apache: &Apache) {
+    let ids: Vec<(String, i64, u32)> = ["a", "b", "shared", "main"]
+        .iter()
+        .map(|m| identity(apache, m))
+        .collect();
+    let names: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+    assert_eq!(names, ["a", "b", "shared", ""]);
+    let mut distinct: Vec<i64> = ids.iter().map(|i| i.1).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "four interpreters: {ids:?}");
+    assert_eq!(ids[3].1, 0, "%{{GLOBAL}} is the main interpreter");
+    assert!(ids.iter().all(|i| i.2 == ids[0].2), "one process: {ids:?}");
+
+    // Module state stays in its interpreter.
+    let a1 = apache.get_ok("/a/count");
+    let b1 = apache.get_ok("/b/count");
+    let a2 = apache.get_ok("/a/count");
+    let hits = |s: &str| s.rsplit('|').next().unwrap().parse::<u32>().unwrap();
+    assert_eq!(hits(&a2), hits(&a1) + 1, "{a1} {a2}");
+    assert_eq!(hits(&b1), 2, "b saw its own requests only: {b1}");
+
+    // A single-phase extension (CPython's test module, which Debian's Python leaves
+    // out): CPython refuses it in an own-GIL interpreter. (Not imported anywhere else
+    // afterwards: CPython ran its init in the refusing interpreter, and this module
+    // frees that state when initialised again.)
+    if own_gil_expected() {
+        let single = apache.get("/a/single");
+        assert_eq!(single.status, 500, "{}", single.text());
+        let log = apache.wait_for_log("does not support loading in subinterpreters");
+        assert!(log.contains("_testsinglephase"), "{log}");
+    }
+    assert_eq!(identity(apache, "a"), ids[0], "a keeps serving");
+    assert_eq!(identity(apache, "b"), ids[1]);
+
+    let log = apache.error_log();
+    if own_gil_expected() {
+        for name in ["a", "b"] {
+            let line = format!("WSGI1010: created Python interpreter '{name}' with own GIL");
+            assert!(log.contains(&line), "no {line:?} in:\n{log}");
+        }
+        assert!(log.contains("created Python interpreter 'shared'"), "{log}");
+        assert!(!log.contains("'shared' with own GIL"), "{log}");
+    } else {
+        assert!(log.contains("WSGI0198"), "{log}");
+    }
+}
+
+/// 1,000 requests from 8 clients across the four groups, every one answered by the right
+/// interpreter.
+fn mixed_traffic(apache: &Apache) {
+    let expected: Vec<(String, (String, i64, u32))> = ["a", "b", "shared", "main"]
+        .iter()
+        .map(|m| (m.to_string(), identity(apache, m)))
+        .collect();
+    let port = apache.port;
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let expected = expected.clone();
+            std::thread::spawn(move || {
+                for n in 0..125 {
+                    let (mount, (group, id, pid)) = &expected[(client + n) % expected.len()];
+                    let r = common::http::get(port, &format!("/{mount}/id"));
+                    assert_eq!(r.status, 200, "/{mount}: {}", r.text());
+                    assert_eq!(r.text(), format!("{group}|{id}|{pid}"), "/{mount}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn daemon_own_gil_interpreters_run_in_parallel_isolated_and_mixed() {
+    let mut apache = start(true);
+    ids_and_refusal(&apache);
+    parallel_while_holding(&apache);
+    mixed_traffic(&apache);
+    apache.stop();
+}
+
+#[test]
+fn embedded_own_gil_interpreters_run_in_parallel_isolated_and_mixed() {
+    let mut apache = start(false);
+    ids_and_refusal(&apache);
+    parallel_while_holding(&apache);
+    mixed_traffic(&apache);
+    apache.stop();
+}
