@@ -25,7 +25,7 @@ full=" ${PYTHON_MATRIX_FULL:-3.13} "
 read -r -a versions <<<"${PYTHON_MATRIX_VERSIONS:-3.9 3.10 3.12 3.13}"
 # A subset covering each area once, for the versions not run in full.
 subset=(embedded_environ embedded_interpreters embedded_response daemon_basics daemon_lifecycle
-    config_directives config_mod_wsgi6 auth_phases shared_store events)
+    config_directives config_mod_wsgi6 auth_phases shared_store events own_gil)
 # The full run leaves out the tests that need Debian's Flask, Django or prometheus_client
 # (built for Debian's Python only) or mod_wsgi 6.1.1's venv (a Python 3.11 home).
 stdlib_only() {

@@ -306,7 +306,7 @@ pub const DIRECTIVES: [Directive; 53] = [
     directive!(c"WSGIDispatchScript", Directory, 1, MANY,
         Apply::Dir(|c, a| { c.dispatch_script = Some(HookScript::parse("WSGIDispatchScript", a)?); Ok(()) }),
         c"script [application-group=name]: process_group/application_group/callable_object(environ) choose per request"),
-    directive!(c"WSGIPassApacheRequest", DirectoryHtaccess, 1, 1,
+    directive!(c"WSGIPassApacheRequest", Directory, 1, 1,
         Apply::Dir(|c, a| { c.pass_apache_request = Some(flag("WSGIPassApacheRequest", a)?); Ok(()) }),
         c"On|Off: put the request_rec's address (apache.request_rec) in the environ"),
     directive!(c"WSGIErrorOverride", DirectoryHtaccess, 1, 1,
@@ -333,7 +333,8 @@ pub const DIRECTIVES: [Directive; 53] = [
         c"header [header ...]: proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
     directive!(c"WSGITrustedProxies", DirectoryHtaccess, 1, MANY,
         Apply::Dir(|c, a| {
-            c.trusted_proxies = Some(a.iter().map(|n| IpNet::parse(n)).collect::<Result<_, _>>()?);
+            let added: Vec<IpNet> = a.iter().map(|n| IpNet::parse(n)).collect::<Result<_, _>>()?;
+            c.trusted_proxies.get_or_insert_with(Vec::new).extend(added);
             Ok(())
         }),
         c"address[/prefix] ...: peers whose proxy headers are believed"),
@@ -410,7 +411,14 @@ pub const DIRECTIVES: [Directive; 53] = [
         Apply::Server(|s, a, _| { s.python.destroy_interpreter = Some(flag("WSGIDestroyInterpreter", a)?); Ok(()) }),
         c"On|Off: accepted; interpreters are never finalised here (atexit callbacks run)"),
     directive!(c"WSGIVerboseDebugging", Global, 1, 1,
-        Apply::Server(|_, a, _| { flag("WSGIVerboseDebugging", a).map(drop) }),
+        Apply::Server(|_, a, ctx| {
+            flag("WSGIVerboseDebugging", a)?;
+            notice(false, format!(
+                "WSGIVerboseDebugging ({}) is deprecated and has no effect; use 'LogLevel info wsgi:debug' for lifecycle messages",
+                ctx.location
+            ));
+            Ok(())
+        }),
         c"On|Off: deprecated in mod_wsgi 6, no effect (use LogLevel wsgi:debug)"),
     directive!(c"WSGISocketRotation", Global, 1, 1,
         Apply::Server(|_, a, _| { flag("WSGISocketRotation", a).map(drop) }),
@@ -869,23 +877,35 @@ mod tests {
     }
 
     #[test]
-    fn trusted_proxy_headers_repeats_accumulate() {
-        let directive = DIRECTIVES
-            .iter()
-            .find(|d| d.name.to_str() == Ok("WSGITrustedProxyHeaders"))
-            .unwrap();
-        let Apply::Dir(apply_dir) = directive.apply else {
-            panic!("a per-directory directive");
+    fn trusted_proxy_headers_and_proxies_repeats_accumulate() {
+        let apply_of = |name: &str| {
+            let directive = DIRECTIVES
+                .iter()
+                .find(|d| d.name.to_str() == Ok(name))
+                .unwrap();
+            let Apply::Dir(apply_dir) = directive.apply else {
+                panic!("a per-directory directive");
+            };
+            apply_dir
         };
         let mut dir = DirConfig::default();
-        apply_dir(&mut dir, &words("X-Forwarded-For")).unwrap();
-        apply_dir(&mut dir, &words("X-Forwarded-Script-Name")).unwrap();
+        let headers = apply_of("WSGITrustedProxyHeaders");
+        headers(&mut dir, &words("X-Forwarded-For")).unwrap();
+        headers(&mut dir, &words("X-Forwarded-Script-Name")).unwrap();
         assert_eq!(
             dir.trusted_proxy_headers,
             Some(vec![
                 ProxyHeader::XForwardedFor,
                 ProxyHeader::XForwardedScriptName
             ])
+        );
+        let proxies = apply_of("WSGITrustedProxies");
+        proxies(&mut dir, &words("10.0.0.1")).unwrap();
+        proxies(&mut dir, &words("192.168.0.0/16 127.0.0.1")).unwrap();
+        assert_eq!(
+            dir.trusted_proxies.map(|p| p.len()),
+            Some(3),
+            "as mod_wsgi: lines add up"
         );
     }
 
