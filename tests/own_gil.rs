@@ -45,6 +45,15 @@ def application(environ, start_response):
         body = "released" if m[0] == 2 else "held alone"
         sys.setswitchinterval(interval)
         m[0] = 0
+    elif path == "/wedge":
+        # As /hold, until the test writes 2 into the flag file.
+        m = flag()
+        sys.setswitchinterval(100)
+        m[0] = 1
+        n = 0
+        while m[0] != 2 and n < 1_000_000_000:
+            n += 1
+        body = "unwedged"
     elif path == "/release":
         flag()[0] = 2
         body = "ok"
@@ -241,5 +250,50 @@ fn embedded_own_gil_interpreters_run_in_parallel_isolated_and_mixed() {
     ids_and_refusal(&apache);
     parallel_while_holding(&apache);
     mixed_traffic(&apache);
+    apache.stop();
+}
+
+/// deadlock-timeout watches every GIL of a daemon process: an own-GIL interpreter whose GIL
+/// is never given up gets its process replaced (the log names the interpreter), while the
+/// other groups' requests go on being answered.
+#[test]
+fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
+    let conf = config(true).replace(
+        "processes=1 threads=4",
+        "processes=1 threads=4 deadlock-timeout=2 graceful-timeout=2",
+    );
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf,
+        &[("app/app.wsgi", APP), ("app/flag", "\0")],
+    );
+    let flag = apache.scratch.path("app/flag");
+    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    for needle in ["WSGI0198", "WSGI1116", "WSGI1040", "WSGI1041"] {
+        apache.allow_log(needle);
+    }
+    let (_, _, first_pid) = identity(&apache, "a");
+    let _ = identity(&apache, "b");
+    let port = apache.port;
+    let wedged = std::thread::spawn(move || common::http::get(port, "/a/wedge").status);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_flag(&apache) != 1 {
+        assert!(Instant::now() < deadline, "/a/wedge never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if own_gil_expected() {
+        assert_eq!(
+            identity(&apache, "b").2,
+            first_pid,
+            "b answers beside the wedged a"
+        );
+        apache.wait_for_log("the GIL of interpreter 'a' has not been free");
+    } else {
+        apache.wait_for_log("the Python GIL has not been free");
+    }
+    let (_, _, pid) = identity(&apache, "a");
+    assert_ne!(pid, first_pid, "a replacement answers");
+    std::fs::write(&flag, [2u8]).unwrap();
+    let _ = wedged.join();
     apache.stop();
 }

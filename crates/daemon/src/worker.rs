@@ -57,6 +57,8 @@ pub struct Shared {
     replacement_reason: Mutex<Option<&'static str>>,
     /// When the GIL watch last got the main interpreter's GIL (deadlock-timeout).
     gil_seen: Mutex<Instant>,
+    /// The own-GIL interpreter the GIL watch is entering ("" for the main one).
+    gil_waited_for: Mutex<String>,
     /// This process's slot in its group (its health word).
     pub slot: usize,
 }
@@ -88,6 +90,7 @@ impl Shared {
             replace_flag,
             replacement_reason: Mutex::new(None),
             gil_seen: Mutex::new(Instant::now()),
+            gil_waited_for: Mutex::new(String::new()),
             slot,
         })
     }
@@ -326,9 +329,10 @@ fn handle(
     }
 }
 
-/// deadlock-timeout: a thread takes the GIL about once a second; when it cannot for
-/// deadlock-timeout, something holds the GIL without ever giving it up (C code that
-/// does not release it) and the process is replaced. Ends with the process.
+/// deadlock-timeout: a thread takes every GIL of the process about once a second (the
+/// main one, then each own-GIL interpreter's); when one cannot be had for
+/// deadlock-timeout, something holds it without ever giving it up (C code that does not
+/// release it) and the process is replaced. Ends with the process.
 pub fn start_gil_watch(shared: &Arc<Shared>) -> std::io::Result<()> {
     if shared.group.spec.deadlock_timeout.is_zero() || shared.group.spec.threads == 0 {
         return Ok(());
@@ -339,7 +343,13 @@ pub fn start_gil_watch(shared: &Arc<Shared>) -> std::io::Result<()> {
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
-                if python::with_interpreter("", |_, _| ()).is_ok() {
+                *lock(&shared.gil_waited_for) = String::new();
+                let mut free = python::with_interpreter("", |_, _| ()).is_ok();
+                for name in python::own_gil_interpreters() {
+                    *lock(&shared.gil_waited_for) = name.clone();
+                    free &= python::with_interpreter(&name, |_, _| ()).is_ok();
+                }
+                if free {
                     *lock(&shared.gil_seen) = Instant::now();
                 }
             }
@@ -399,8 +409,12 @@ fn monitor(shared: &Shared) {
             // process as serving (if the replacement cannot start, they answer at once).
             shared.acceptor.close();
             spec_health_clear(shared);
+            let which = match lock(&shared.gil_waited_for).as_str() {
+                "" => "the Python GIL".to_owned(),
+                name => format!("the GIL of interpreter '{name}'"),
+            };
             tracing::error!(
-                "WSGI1116: daemon process {} of group '{}': the Python GIL has not been free for {} s (deadlock-timeout); the process is replaced",
+                "WSGI1116: daemon process {} of group '{}': {which} has not been free for {} s (deadlock-timeout); the process is replaced",
                 std::process::id(),
                 spec.name,
                 gil_stuck.as_secs()

@@ -260,6 +260,23 @@ pub(crate) fn interpreter_names() -> Vec<String> {
     names
 }
 
+/// The application groups of this process whose interpreter has its own GIL. Not to be
+/// called attached to Python.
+pub fn own_gil_interpreters() -> Vec<String> {
+    let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let mut names: Vec<String> = registry
+        .as_ref()
+        .map(|m| {
+            m.values()
+                .filter(|i| i.own_gil)
+                .map(|i| i.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// Runs the `atexit` callbacks of every interpreter of this process, sub-interpreters
 /// first and the main interpreter last, logging (not raising) their failures. The
 /// interpreters are not finalised: finalisation is where embedded Python hangs at exit.

@@ -24,7 +24,7 @@ pub use bytes::bytes_filled_by;
 pub use capsule::request_capsule;
 pub use error::format_exception;
 pub use events::{RequestFacts, RequestTrace};
-pub use interpreters::{Interpreter, run_exit_handlers, with_interpreter};
+pub use interpreters::{Interpreter, own_gil_interpreters, run_exit_handlers, with_interpreter};
 pub use lifecycle::{publish_process_signal, set_shutdown_reason};
 pub use recycle::set_recycle;
 pub use request_stats::{Io, detach_timed, record_input_reads};
