@@ -216,3 +216,181 @@ fn a_mod_wsgi_express_6_embedded_configuration_serves_with_only_loadmodule_chang
     );
     serves(port, &server, "|True");
 }
+
+const ALLOW: &str = r#"
+def allow_access(environ, host):
+    return True
+"#;
+
+const USERS: &str = r#"
+def check_password(environ, user, password):
+    return user == "ann" and password == "secret"
+def groups_for_user(environ, user):
+    return ["admins"] if user == "ann" else []
+"#;
+
+const SERVICE: &str = r#"
+import os, time
+with open(os.path.join(os.path.dirname(__file__), "service-ran"), "w") as f:
+    f.write(str(os.getpid()))
+"#;
+
+const HANDLER: &str = r#"
+def handle_request(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"handled " + environ["SCRIPT_NAME"].encode()]
+"#;
+
+/// mod_wsgi-express 6.1.1 with every daemon, timeout, buffer, auth, handler, service and
+/// logging option it writes as a directive of mod_wsgi: the configuration starts with only
+/// the LoadModule line changed, and each feature does its job.
+#[test]
+fn a_mod_wsgi_express_6_configuration_with_every_wsgi_option_serves() {
+    let scratch = Scratch::new("express6-every");
+    let port = free_port();
+    let allow = scratch.write("auth/allow.py", ALLOW);
+    let users = scratch.write("auth/users.py", USERS);
+    let service = scratch.write("service/service.py", SERVICE);
+    let handler = scratch.write("app/handler.py", HANDLER);
+    scratch.write("app/page.foo", "");
+    let eggs = scratch.dir.join("eggs");
+    std::fs::create_dir_all(&eggs).unwrap();
+    std::fs::set_permissions(&eggs, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let service_dir = scratch.dir.join("service");
+    std::fs::set_permissions(
+        &service_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let app_dir = scratch.dir.join("app").display().to_string();
+    let paths = [allow, users, service, handler].map(|p| p.display().to_string());
+    let eggs = eggs.display().to_string();
+    let server = setup_and_start(
+        &scratch,
+        port,
+        &[
+            "--processes",
+            "2",
+            "--threads",
+            "4",
+            "--max-clients",
+            "20",
+            "--initial-workers",
+            "0.2",
+            "--maximum-requests",
+            "1000",
+            "--startup-timeout",
+            "15",
+            "--shutdown-timeout",
+            "5",
+            "--restart-interval",
+            "3600",
+            "--cpu-time-limit",
+            "3600",
+            "--graceful-timeout",
+            "10",
+            "--eviction-timeout",
+            "5",
+            "--deadlock-timeout",
+            "60",
+            "--inactivity-timeout",
+            "600",
+            "--ignore-activity",
+            "/health",
+            "--request-timeout",
+            "60",
+            "--interrupt-timeout",
+            "5",
+            "--connect-timeout",
+            "10",
+            "--socket-timeout",
+            "30",
+            "--queue-timeout",
+            "30",
+            "--server-backlog",
+            "200",
+            "--daemon-backlog",
+            "200",
+            "--send-buffer-size",
+            "1048576",
+            "--receive-buffer-size",
+            "1048576",
+            "--header-buffer-size",
+            "65536",
+            "--response-buffer-size",
+            "65536",
+            "--response-socket-timeout",
+            "30",
+            "--response-flush-delay",
+            "5",
+            "--limit-request-body",
+            "1000000",
+            "--keep-alive-timeout",
+            "2",
+            "--disable-reloading",
+            "--callable-object",
+            "application",
+            "--host-access-script",
+            &paths[0],
+            "--auth-user-script",
+            &paths[1],
+            "--auth-type",
+            "Basic",
+            "--auth-group-script",
+            &paths[1],
+            "--auth-group",
+            "admins",
+            "--service-script",
+            "svc",
+            &paths[2],
+            "--add-handler",
+            ".foo",
+            &paths[3],
+            "--document-root",
+            &app_dir,
+            "--orphan-interpreter",
+            "--server-metrics",
+            "--server-status",
+            "--switch-interval",
+            "0.01",
+            "--python-eggs",
+            &eggs,
+            "--python-warnings",
+            "ignore::DeprecationWarning",
+            "--locale",
+            "C.UTF-8",
+            "--setenv",
+            "EXPRESS_TEST",
+            "1",
+            "--passenv",
+            "HOME",
+            "--trust-proxy-header",
+            "X-Forwarded-For",
+            "--trust-proxy",
+            "127.0.0.1",
+            "--chunked-request",
+            "--map-head-to-get",
+            "Auto",
+            "--log-level",
+            "info",
+        ],
+    );
+    let basic = [("Authorization", "Basic YW5uOnNlY3JldA==")]; // ann:secret
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = common::http::request(port, "GET", "/", &basic, b"");
+        if r.status == 200 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), error_log(&server));
+    assert_eq!(r.text(), format!("127.0.0.1:{port}|True"));
+    assert_eq!(get(port, "/").status, 401, "no credentials, no entry");
+    let page = common::http::request(port, "GET", "/page.foo", &basic, b"");
+    assert_eq!(page.text(), "handled /page.foo", "{}", error_log(&server));
+    common::wait_for_file(
+        &scratch.dir.join("service/service-ran"),
+        "the service script",
+    );
+}
