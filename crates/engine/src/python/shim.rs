@@ -227,7 +227,14 @@ pub(crate) fn install(
             module.call_method1("_add_path_layer", (layer.clone(),))?;
         }
     }
-    apply_switch_interval(py, application_group, own_gil, own.switch_interval)?;
+    // The process's interval (WSGISwitchInterval, switch-interval=) was set on the shared
+    // GIL at start; an own GIL starts from Python's default, so it gets it here too.
+    let process_interval = s
+        .switch_interval
+        .filter(|_| own_gil)
+        .map(|interval| (interval, false));
+    let interval = own.switch_interval.or(process_interval);
+    apply_switch_interval(py, application_group, own_gil, interval)?;
     lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),
