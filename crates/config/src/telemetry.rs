@@ -137,8 +137,17 @@ mod tests {
         assert_eq!(t.socket.as_deref(), Some("/run/t.sock"));
         assert_eq!(t.interval_seconds(), 1.0);
         parse_service(&mut t, &words("unix:/run/u.sock interval=0.5")).unwrap();
-        assert_eq!((t.socket.as_deref(), t.interval), (Some("/run/u.sock"), Some(0.5)));
-        for bad in ["udp:h:1", "unix:", "unix:/x interval=0.4", "unix:/x every=2", "unix:/x interval=nan"] {
+        assert_eq!(
+            (t.socket.as_deref(), t.interval),
+            (Some("/run/u.sock"), Some(0.5))
+        );
+        for bad in [
+            "udp:h:1",
+            "unix:",
+            "unix:/x interval=0.4",
+            "unix:/x every=2",
+            "unix:/x interval=nan",
+        ] {
             assert!(parse_service(&mut t, &words(bad)).is_err(), "{bad}");
         }
     }
@@ -156,7 +165,13 @@ mod tests {
         assert!(!t.capture_user_agent);
         parse_options(&mut t, &words("CaptureUserAgent")).unwrap();
         assert!(t.capture_user_agent);
-        for bad in ["None +CaptureUserAgent", "+CaptureReferer", "+", "-All", "Bogus"] {
+        for bad in [
+            "None +CaptureUserAgent",
+            "+CaptureReferer",
+            "+",
+            "-All",
+            "Bogus",
+        ] {
             assert!(parse_options(&mut t, &words(bad)).is_err(), "{bad}");
         }
         assert!(t.capture_user_agent, "a refused line changes nothing");

@@ -33,6 +33,8 @@ pub struct PythonSettings {
     pub interpreter_options: Vec<mod_wsgi_config::InterpreterOptions>,
     /// `mod_wsgi.server_metrics()` answers (WSGIServerMetrics, `server-metrics=`).
     pub server_metrics: bool,
+    /// WSGITelemetryService, WSGISlowRequests and WSGITelemetryOptions.
+    pub telemetry: mod_wsgi_config::TelemetryConfig,
 }
 
 /// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
@@ -66,6 +68,7 @@ impl PythonSettings {
             switch_interval: py.switch_interval,
             interpreter_options: py.interpreter_options.clone(),
             server_metrics: py.server_metrics.unwrap_or(false),
+            telemetry: py.telemetry.clone(),
             ..PythonSettings::default()
         }
     }

@@ -219,6 +219,9 @@ pub(crate) fn install(py: Python<'_>, application_group: &str) -> PyResult<ShimO
         }
     }
     apply_switch_interval(py, application_group, own.switch_interval)?;
+    if s.telemetry.socket.is_some() {
+        module.call_method0("_telemetry_gc_install")?;
+    }
     lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),

@@ -13,7 +13,6 @@ pub use sample::{
     encode_started, encode_stopped, encode_stopping, encode_tick,
 };
 pub use slow::{
-    Instants, MAX_ACTIVE_PER_TICK, RequestIdentity, SlowQueue, SlowRequest, clip, encode_slow,
-    room,
+    Instants, MAX_ACTIVE_PER_TICK, RequestIdentity, SlowQueue, SlowRequest, clip, encode_slow, room,
 };
 pub use wire::{Datagram, HEADER_LEN, Kind, field};

@@ -170,7 +170,10 @@ pub fn encode_tick(id: &Identity, t: &Tick<'_>, seq: u32, stamp: f64) -> Vec<u8>
             field::REQUEST_THREADS_CURRENT_ELAPSED,
             ms(&elapsed_ms).into_iter(),
         )
-        .f64_array(field::REQUEST_THREADS_MAX_DURATION, ms(&longest_ms).into_iter());
+        .f64_array(
+            field::REQUEST_THREADS_MAX_DURATION,
+            ms(&longest_ms).into_iter(),
+        );
     d.into_bytes()
 }
 

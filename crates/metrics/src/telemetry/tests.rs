@@ -27,7 +27,7 @@ fn decode(b: &[u8]) -> (u8, u32, u32, Vec<(u16, Value)>) {
         let value = match tag {
             1 => Value::U64(u64_at(o)),
             2 => Value::F64(f64::from_bits(u64_at(o))),
-            4 | 5 | 6 => {
+            4..=6 => {
                 let n = usize::from(u16_at(o));
                 o += 2;
                 match tag {
@@ -103,24 +103,39 @@ fn the_periodic_sample_has_mod_wsgi_6s_fields_in_its_order() {
     let (kind, pid, seq, f) = decode(&encode_tick(&identity(), &tick, 9, 100.0));
     assert_eq!((kind, pid, seq), (Kind::Request as u8, 42, 9));
     let ids: Vec<u16> = f.iter().map(|(id, _)| *id).collect();
-    let mut expected = vec![1, 2, 3, 4, 5, 7, 10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41];
+    let mut expected = vec![
+        1, 2, 3, 4, 5, 7, 10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41,
+    ];
     expected.extend([50, 51, 52, 60, 63, 64, 65, 66, 67]);
     expected.extend([70, 80, 73, 83, 74, 84, 75, 85, 76, 86, 77, 87]);
-    expected.extend([90, 93, 94, 95, 96, 97, 100, 101, 102, 103, 120, 121, 122, 123, 124]);
+    expected.extend([
+        90, 93, 94, 95, 96, 97, 100, 101, 102, 103, 120, 121, 122, 123, 124,
+    ]);
     expected.extend([110, 111, 112, 113, 114]);
-    assert_eq!(ids, expected, "no process group in embedded mode, no queue/daemon");
+    assert_eq!(
+        ids, expected,
+        "no process group in embedded mode, no queue/daemon"
+    );
     let get = |id: u16| f.iter().find(|(i, _)| *i == id).unwrap().1.clone();
     assert_eq!(get(20), Value::U64(1));
     assert_eq!(get(21), Value::F64(0.5));
     // Thread 1 busy 4 ms, thread 2 running for 0.5 s: 0.504 s of 2 s x 4 threads.
     assert_eq!(get(22), Value::F64(0.504 / 2.0 / 4.0));
     assert_eq!(get(32), Value::F64(0.375));
-    assert_eq!((get(50), get(51), get(52)), (Value::U64(4), Value::U64(2), Value::U64(2)));
+    assert_eq!(
+        (get(50), get(51), get(52)),
+        (Value::U64(4), Value::U64(2), Value::U64(2))
+    );
     assert_eq!(get(63), Value::F64(0.003));
     assert_eq!((get(73), get(83)), (Value::F64(0.003), Value::F64(0.003)));
-    let Value::I32s(buckets) = get(93) else { panic!() };
+    let Value::I32s(buckets) = get(93) else {
+        panic!()
+    };
     assert_eq!((buckets.len(), buckets[6]), (65, 1), "3 ms");
-    assert_eq!((get(100), get(102), get(103)), (Value::U64(10), Value::U64(100), Value::U64(2)));
+    assert_eq!(
+        (get(100), get(102), get(103)),
+        (Value::U64(10), Value::U64(100), Value::U64(2))
+    );
     assert_eq!(get(121), Value::U64(1));
     assert_eq!(get(110), Value::I32s(vec![1, 0, 0, 0]));
     assert_eq!(get(111), Value::F64s(vec![0.004, 0.5, 0.0, 0.0]));
@@ -168,7 +183,10 @@ fn lifecycle_and_gc_datagrams() {
     let id = identity();
     let (kind, _, _, f) = decode(&encode_started(&id, 1, 5.0));
     assert_eq!(kind, 5);
-    assert_eq!(f.iter().map(|x| x.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 7, 13]);
+    assert_eq!(
+        f.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 7, 13]
+    );
     let (kind, _, _, f) = decode(&encode_stopping(&id, "", 3, 2, 6.0));
     assert_eq!((kind, f.len()), (6, 2), "an empty reason is left out");
     let ending = Ending {
@@ -222,7 +240,9 @@ fn a_slow_request_record() {
     assert_eq!(kind, 4);
     let ids: Vec<u16> = f.iter().map(|x| x.0).collect();
     let mut expected = vec![200, 201, 202, 203, 205, 230, 231, 232, 233, 250, 251];
-    expected.extend([220, 221, 222, 223, 224, 225, 234, 235, 260, 261, 240, 210, 211, 214]);
+    expected.extend([
+        220, 221, 222, 223, 224, 225, 234, 235, 260, 261, 240, 210, 211, 214,
+    ]);
     assert_eq!(ids, expected);
     assert_eq!(f[2].1, Value::F64(3.0));
     assert_eq!(f[11].1, Value::F64(0.0005));

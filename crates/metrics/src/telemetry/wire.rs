@@ -208,7 +208,10 @@ mod tests {
         let rest = &b[HEADER_LEN..];
         assert_eq!(&rest[..11], &[20, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&rest[11..21], b"\x04\x00\x04\x05\x00event");
-        assert_eq!(&rest[21..34], &[90, 0, 5, 2, 0, 1, 0, 0, 0, 255, 255, 255, 255]);
+        assert_eq!(
+            &rest[21..34],
+            &[90, 0, 5, 2, 0, 1, 0, 0, 0, 255, 255, 255, 255]
+        );
         assert_eq!(&rest[34..37], &[10, 0, 2]);
         assert_eq!(rest.len(), 45);
     }
