@@ -506,6 +506,41 @@ def start_recording_metrics():
     _start_recording_metrics()
 
 
+def _make_log_handler():
+    import logging
+
+    class LogHandler(logging.Handler):
+        """A logging.Handler that writes each record to Apache's error log at the level
+        matching the record's: CRITICAL crit, ERROR error, WARNING warn, INFO info, DEBUG
+        (and anything lower) debug. Against the request the calling thread runs (its
+        client in the line), or the server's log outside requests. Records Apache's
+        LogLevel for this module drops are not formatted; each line of the formatted
+        text is a log line of its own."""
+
+        def emit(self, record):
+            if not _log_enabled(record.levelno):
+                return
+            try:
+                text = self.format(record)
+            except Exception:
+                self.handleError(record)
+                return
+            for line in text.split("\n"):
+                _log_record(record.levelno, line)
+
+    LogHandler.__module__ = "mod_wsgi"
+    return LogHandler
+
+
+def __getattr__(name):
+    # LogHandler is built on first use: importing logging in every interpreter up front
+    # would cost each one its import time and memory.
+    if name == "LogHandler":
+        handler = globals()["LogHandler"] = _make_log_handler()
+        return handler
+    raise AttributeError("module 'mod_wsgi' has no attribute %r" % name)
+
+
 _gc_events = None
 _gc_dropped = 0
 
