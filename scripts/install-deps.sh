@@ -71,6 +71,14 @@ if [[ "${1:-}" == --test ]]; then
         "$venv/bin/pip" install -q mod-wsgi==6.1.1
         chmod -R a+rX "$venv"
     fi
+    # The telemetry tests send to mod_wsgi 6.1's own ingester and read its view.
+    telemetry_venv="${MOD_WSGI_TELEMETRY_VENV:-/opt/mod_wsgi-telemetry-venv}"
+    if [[ ! -x "$telemetry_venv/bin/mod_wsgi-telemetry" ]]; then
+        echo "installing mod-wsgi-telemetry 1.1.0 into $telemetry_venv (for the telemetry tests)"
+        /usr/bin/python3 -m venv "$telemetry_venv"
+        "$telemetry_venv/bin/pip" install -q mod-wsgi-telemetry==1.1.0
+        chmod -R a+rX "$telemetry_venv"
+    fi
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo (Rust toolchain) is required: https://rustup.rs" >&2

@@ -35,7 +35,7 @@ WSGIPythonEggs {root}/eggs
 WSGIPerInterpreterGIL On
 WSGIFreeThreading On
 WSGITelemetryService unix:{root}/telemetry.sock interval=1
-WSGITelemetryOptions +CaptureUserAgent -CaptureReferer
+WSGITelemetryOptions +CaptureUserAgent
 WSGISlowRequests 2.5
 WSGILazyInitialization On
 WSGINewRelicConfigFile /etc/newrelic.ini
@@ -60,13 +60,14 @@ fn an_express_style_configuration_starts_and_applies_what_it_can() {
         daemon.starts_with(&format!("0.03125|{filters}|")) && daemon.ends_with("|localhost:8000"),
         "daemon: {daemon}"
     );
-    let log = apache.wait_for_log("WSGI1142");
+    let log = apache.wait_for_log("WSGI1162");
     for expected in [
         "WSGI1141: WSGILazyInitialization",
         "WSGI1141: WSGINewRelicConfigFile",
         "newrelic-environment= was removed",
         "WSGI0200: WSGIFreeThreading On",
-        "WSGI1142: WSGITelemetryService",
+        // The telemetry reporter runs (no ingester listens: its datagrams are dropped).
+        "WSGI1162: telemetry reporter",
     ] {
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
     }
@@ -89,6 +90,10 @@ fn bad_values_of_the_new_directives_fail_configtest_with_file_and_line() {
         ("WSGITelemetryService udp:host:1", "unix:/path"),
         ("WSGITelemetryService unix:/x interval=0.1", "at least 0.5"),
         ("WSGITelemetryOptions None +CaptureUserAgent", "do not mix"),
+        (
+            "WSGITelemetryOptions +CaptureReferer",
+            "unknown flag 'CaptureReferer'",
+        ),
         ("WSGIPerInterpreterGIL maybe", "WSGIPerInterpreterGIL"),
         (
             "WSGIDaemonProcess a script-user=root script-group=root",

@@ -147,7 +147,12 @@ pub fn apache_facts() -> python::ApacheFacts {
 }
 
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> sys::apr_status_t {
-    guard("child_exit", (), python::run_exit_handlers);
+    guard("child_exit", (), || {
+        // As mod_wsgi 6: an Apache child gives no reason for stopping.
+        mod_wsgi_engine::telemetry::stopping("");
+        mod_wsgi_engine::telemetry::stopped("");
+        python::run_exit_handlers();
+    });
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
@@ -223,6 +228,10 @@ pub unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::s
                     "WSGI1103: preloading '{script}' in embedded mode failed: {e}"
                 ));
             }
+        }
+        // As mod_wsgi 6: a child reports only when it may serve WSGI requests itself.
+        if !restricted {
+            mod_wsgi_engine::telemetry::start();
         }
     })
 }

@@ -456,4 +456,9 @@ impl ResponseSink for ApacheSink {
         // SAFETY: live request (LentRequest contract).
         unsafe { request_log(self.r.0, level, message) };
     }
+
+    fn log_critical(&self, message: &str) {
+        // SAFETY: live request (LentRequest contract).
+        unsafe { super::log::request_log_at(self.r.0, sys::APLOG_CRIT, message) };
+    }
 }

@@ -53,12 +53,16 @@ fn each_line(message: &str, mut emit: impl FnMut(&CString)) {
 
 /// Logs one line to the main server's error log (no request context).
 pub fn server_log(level: Level, message: &str) {
+    server_log_at(apache_level(level), message);
+}
+
+/// Logs one line to the main server's error log at Apache level `lvl` (APLOG_*).
+pub fn server_log_at(lvl: i32, message: &str) {
     let s = MAIN_SERVER.load(Ordering::Acquire);
     if s.is_null() {
         eprintln!("mod_wsgi_rs: {message}");
         return;
     }
-    let lvl = apache_level(level);
     // SAFETY: MAIN_SERVER is set in child_init to the main server_rec, which lives as long
     // as the configuration pool of this process generation.
     if unsafe { module_level(s) } < lvl {
@@ -91,7 +95,15 @@ pub fn server_error(message: &str) {
 /// # Safety
 /// `r` must point to a live request_rec.
 pub unsafe fn request_log(r: *const sys::request_rec, level: Level, message: &str) {
-    let lvl = apache_level(level);
+    // SAFETY: as guaranteed by the caller.
+    unsafe { request_log_at(r, apache_level(level), message) }
+}
+
+/// Logs each line of `message` against request `r` at Apache level `lvl` (APLOG_*).
+///
+/// # Safety
+/// `r` must point to a live request_rec.
+pub unsafe fn request_log_at(r: *const sys::request_rec, lvl: i32, message: &str) {
     // SAFETY: the caller guarantees r is live, so r->server is too.
     if unsafe { module_level((*r).server) } < lvl {
         return;
@@ -118,10 +130,20 @@ struct ApacheSubscriber {
     max: LevelFilter,
 }
 
+/// The event's message; `critical` when it carries `apache_crit = true` (Apache's crit
+/// level, which `tracing` lacks).
 #[derive(Default)]
-struct MessageVisitor(String);
+struct MessageVisitor(String, bool);
 
 impl Visit for MessageVisitor {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "apache_crit" {
+            self.1 = value;
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         use std::fmt::Write;
         if field.name() == "message" {
@@ -155,7 +177,11 @@ impl Subscriber for ApacheSubscriber {
     fn event(&self, event: &Event<'_>) {
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
-        server_log(*event.metadata().level(), &visitor.0);
+        if visitor.1 {
+            server_log_at(sys::APLOG_CRIT, &visitor.0);
+        } else {
+            server_log(*event.metadata().level(), &visitor.0);
+        }
     }
     fn enter(&self, _span: &Id) {}
     fn exit(&self, _span: &Id) {}

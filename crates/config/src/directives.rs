@@ -166,63 +166,6 @@ const ACCEPT_MUTEXES: [&str; 6] = [
     "default", "flock", "fcntl", "sysvsem", "posixsem", "pthread",
 ];
 
-fn telemetry_service(
-    s: &mut ServerConfig,
-    args: &[String],
-    ctx: &CmdContext<'_>,
-) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        directive: "WSGITelemetryService",
-        reason: reason.to_owned(),
-    };
-    if !args[0].starts_with("unix:/") {
-        return Err(invalid(
-            "the target must be 'unix:/path' (remote udp: targets are not supported)",
-        ));
-    }
-    if let Some(interval) = args.get(1) {
-        let seconds = interval
-            .strip_prefix("interval=")
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| invalid("the second argument must be 'interval=N'"))?;
-        if !(seconds >= 0.5 && seconds.is_finite()) {
-            return Err(invalid("interval= is at least 0.5 seconds"));
-        }
-    }
-    let _ = s;
-    notice(
-        true,
-        format!(
-            "WSGI1142: WSGITelemetryService ({}) is accepted but mod_wsgi_rs sends no telemetry yet",
-            ctx.location
-        ),
-    );
-    Ok(())
-}
-
-fn telemetry_options(
-    _: &mut ServerConfig,
-    args: &[String],
-    _: &CmdContext<'_>,
-) -> Result<(), ConfigError> {
-    let relative = args.iter().filter(|a| a.starts_with(['+', '-'])).count();
-    let absolute = args
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case("none") || a.eq_ignore_ascii_case("all"));
-    let valid = |a: &String| {
-        let name = a.trim_start_matches(['+', '-']);
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric())
-    };
-    if (relative > 0 && absolute) || !args.iter().all(valid) {
-        return Err(ConfigError::Invalid {
-            directive: "WSGITelemetryOptions",
-            reason: "expected None, All, or [+|-]Option ... (absolute and +/- forms do not mix)"
-                .to_owned(),
-        });
-    }
-    Ok(())
-}
-
 /// One WSGIHandlerScript line: `name script [options]`.
 fn parse_handler_script(args: &[String]) -> Result<HandlerScript, ConfigError> {
     let options = AliasOptions::parse("WSGIHandlerScript", &args[2..])?;
@@ -435,18 +378,15 @@ pub const DIRECTIVES: [Directive; 53] = [
             }
         }),
         c"default|flock|fcntl|sysvsem|posixsem|pthread: accepted; daemons need no accept mutex here"),
-    directive!(c"WSGITelemetryService", Global, 1, 2, Apply::Server(telemetry_service),
-        c"unix:/path [interval=N]"),
-    directive!(c"WSGITelemetryOptions", Global, 1, MANY, Apply::Server(telemetry_options),
-        c"None|All|[+|-]Option ..."),
+    directive!(c"WSGITelemetryService", Global, 1, 2,
+        Apply::Server(|s, a, _| crate::telemetry::parse_service(&mut s.python.telemetry, a)),
+        c"unix:/path [interval=N]: send telemetry datagrams to this ingester socket"),
+    directive!(c"WSGITelemetryOptions", Global, 1, MANY,
+        Apply::Server(|s, a, _| crate::telemetry::parse_options(&mut s.python.telemetry, a)),
+        c"None|All|[+|-]CaptureUserAgent ..."),
     directive!(c"WSGISlowRequests", Global, 1, 1,
-        Apply::Server(|_, a, _| {
-            a[0].parse::<f64>().ok().filter(|s| *s >= 0.0 && s.is_finite()).map(drop).ok_or_else(|| ConfigError::Invalid {
-                directive: "WSGISlowRequests",
-                reason: format!("'{}' is not a number of seconds", a[0]),
-            })
-        }),
-        c"seconds: threshold for slow-request telemetry records"),
+        Apply::Server(|s, a, _| crate::telemetry::parse_slow_requests(&mut s.python.telemetry, a)),
+        c"seconds: report requests running at least this long to the telemetry ingester"),
     directive!(c"WSGIIgnoreActivity", DirectoryHtaccess, 1, 1,
         Apply::Dir(|c, a| { c.ignore_activity = Some(flag("WSGIIgnoreActivity", a)?); Ok(()) }),
         c"On|Off: these requests do not reset a daemon's inactivity-timeout"),
@@ -795,7 +735,7 @@ mod tests {
         ),
         (
             "WSGITelemetryOptions",
-            "+CaptureUserAgent -CaptureReferer",
+            "+CaptureUserAgent",
             "All +X",
             "do not mix",
         ),

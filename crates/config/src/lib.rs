@@ -19,6 +19,7 @@ mod python_home;
 mod resolve;
 mod server;
 mod store;
+mod telemetry;
 mod traceback;
 mod values;
 mod words;
@@ -42,6 +43,7 @@ pub use server::{
     ServerConfig, StoreDefinition, check_group_references, preloads_for,
 };
 pub use store::{DEFAULT_STORE_SIZE, MIN_STORE_SIZE, SharedStoreSpec, StoreAccess, StoreBackend};
+pub use telemetry::TelemetryConfig;
 pub use traceback::files_named_in_traceback;
 pub use values::{
     HashSeed, MapHeadToGet, ProxyCategory, ProxyHeader, parse_on_off, parse_optimize,

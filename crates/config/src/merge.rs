@@ -139,6 +139,8 @@ pub struct PythonConfig {
     pub free_threading: Option<bool>,
     /// WSGIDestroyInterpreter (interpreters are never finalised here).
     pub destroy_interpreter: Option<bool>,
+    /// WSGITelemetryService, WSGISlowRequests and WSGITelemetryOptions.
+    pub telemetry: crate::TelemetryConfig,
 }
 
 #[cfg(test)]

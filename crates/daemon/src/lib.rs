@@ -3,7 +3,7 @@
 //! request to them (`client`). Nothing here sees an Apache type; `apache/daemons.rs` drives
 //! it from the hooks.
 
-use mod_wsgi_engine::{python, shared, wsgi};
+use mod_wsgi_engine::{python, shared, telemetry, wsgi};
 use mod_wsgi_os::{epoll, socket};
 
 mod acceptor;

@@ -92,6 +92,10 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
         let _context = runtime.enter();
         watch_signals(&shared);
     }
+    // As mod_wsgi 6: a service process (threads=0) takes no requests and reports nothing.
+    if group.spec.threads != 0 {
+        crate::telemetry::start();
+    }
     let workers = super::worker::start(&shared);
     if let Err(e) = super::worker::start_gil_watch(&shared) {
         tracing::warn!(
@@ -128,10 +132,14 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
             let _ = w.join();
         }
         let _ = monitor.join();
-        if let Some(stop) = stop {
-            python::set_shutdown_reason(shutdown_reason(stop.reason));
+        let reason = stop.map_or("", |s| shutdown_reason(s.reason));
+        if stop.is_some() {
+            python::set_shutdown_reason(reason);
         }
+        crate::telemetry::stopped(reason);
         python::run_exit_handlers();
+    } else {
+        crate::telemetry::stopped(stop.map_or("", |s| shutdown_reason(s.reason)));
     }
     tracing::info!(
         "WSGI1106: daemon process {} of group '{name}' exiting ({}{})",
@@ -206,7 +214,7 @@ fn preload(group: &DaemonGroup) -> Result<(), Vec<String>> {
 
 /// mod_wsgi 6's name for why a process stops (`process_stopping`'s `shutdown_reason`);
 /// the reasons mod_wsgi 6 does not have keep ours, spelt its way.
-fn shutdown_reason(reason: &str) -> &str {
+pub(crate) fn shutdown_reason(reason: &str) -> &str {
     match reason {
         "shutdown signal" => "shutdown_signal",
         "graceful signal" => "graceful_signal",

@@ -541,4 +541,9 @@ impl ResponseSink for DaemonSink {
             _ => tracing::debug!("[daemon {group}] {message}"),
         }
     }
+
+    fn log_critical(&self, message: &str) {
+        let group = &self.group;
+        tracing::error!(apache_crit = true, "[daemon {group}] {message}");
+    }
 }

@@ -118,6 +118,7 @@ impl Shared {
                     std::process::id(),
                     self.group.spec.name
                 );
+                crate::telemetry::stopping(super::server::shutdown_reason(reason));
             }
             self.stopped.notify_one();
         }

@@ -2,11 +2,12 @@
 //! 3333 over two traits (a body reader and a response sink) that embedded mode (Apache's
 //! request) and daemon mode (a socket) implement; `python` is the only code that calls
 //! CPython's C API; `shared` holds the stores, the broadcast bus and the metrics every
-//! process of a server shares.
+//! process of a server shares; `telemetry` sends mod_wsgi 6's telemetry datagrams.
 
 pub mod procfs;
 pub mod python;
 pub mod shared;
+pub mod telemetry;
 pub mod wsgi;
 
 /// The `major.minor` version of the CPython this engine is built against.

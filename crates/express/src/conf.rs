@@ -75,6 +75,10 @@ pub struct Plan {
     pub shared_stores: Vec<(String, String)>,
     /// Where SetHandler wsgi-metrics answers.
     pub metrics_url: Option<String>,
+    /// --enable-telemetry's ingester script (path, text), run as the `telemetry` service.
+    pub telemetry_script: Option<(PathBuf, String)>,
+    /// The directory of its socket, to create owned by this uid (started as root).
+    pub telemetry_dir: Option<(PathBuf, u32)>,
     /// --process-group (default HOST:PORT) and --application-group (default %{GLOBAL}).
     pub process_group: Option<String>,
     pub application_group: String,
@@ -533,6 +537,8 @@ pub(crate) mod tests {
             reloader_script: None,
             shared_stores: vec![("cache".into(), "1M".into())],
             metrics_url: Some("/metrics".into()),
+            telemetry_script: None,
+            telemetry_dir: None,
             process_group: None,
             application_group: "%{GLOBAL}".into(),
             access_log_format: None,

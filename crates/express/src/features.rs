@@ -55,14 +55,7 @@ const COMPRESSED_TYPES: [&str; 8] = [
 /// Options that configure a feature mod_wsgi_rs does not have: refused, naming it.
 fn refuse_missing(args: &ServerArgs) -> Result<(), String> {
     let s = &args.site;
-    let missing: [(bool, &str, &str); 2] = [
-        (
-            s.enable_telemetry,
-            "--enable-telemetry",
-            "the telemetry ingester",
-        ),
-        (s.with_php5, "--with-php5", "PHP"),
-    ];
+    let missing: [(bool, &str, &str); 1] = [(s.with_php5, "--with-php5", "PHP")];
     match missing.iter().find(|m| m.0) {
         Some((_, option, feature)) => Err(format!(
             "{option}: mod_wsgi_rs does not have {feature} yet; drop the option"
@@ -338,8 +331,28 @@ fn flags(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
     Ok(())
 }
 
-fn telemetry(args: &ServerArgs, f: &mut Features) {
+/// --telemetry-service, --slow-requests and --telemetry-options, checked as
+/// mod_wsgi-express 6.1 checks them (--enable-telemetry adds its own target).
+fn telemetry(args: &ServerArgs, f: &mut Features) -> Result<(), String> {
     let s = &args.site;
+    if let Some(target) = &s.telemetry_service
+        && !target.starts_with("unix:")
+    {
+        return Err(
+            "--telemetry-service must be 'unix:/path' (remote udp: targets are not supported)"
+                .to_owned(),
+        );
+    }
+    if let Some(seconds) = s.slow_requests {
+        if seconds < 0.0 {
+            return Err("--slow-requests: the threshold must not be negative".to_owned());
+        }
+        if s.telemetry_service.is_none() && !s.enable_telemetry {
+            return Err(
+                "--slow-requests requires --telemetry-service or --enable-telemetry".to_owned(),
+            );
+        }
+    }
     if let Some(target) = &s.telemetry_service {
         f.lines.push(format!(
             "WSGITelemetryService {} interval={}",
@@ -353,16 +366,11 @@ fn telemetry(args: &ServerArgs, f: &mut Features) {
     for o in &s.telemetry_options {
         f.lines.push(format!("WSGITelemetryOptions {o}"));
     }
-    if s.telemetry_service.is_some() || s.slow_requests.is_some() || !s.telemetry_options.is_empty()
-    {
-        f.warnings.push(
-            "telemetry options are accepted, but mod_wsgi_rs sends no telemetry yet".to_owned(),
-        );
-    }
     if s.enable_docs {
         f.warnings
             .push("--enable-docs: mod_wsgi_rs bundles no documentation; nothing is served at /__wsgi__/docs".to_owned());
     }
+    Ok(())
 }
 
 /// Resolves the options into configuration; refuses the ones this module cannot honour.
@@ -375,7 +383,7 @@ pub fn resolve(args: &ServerArgs) -> Result<Features, String> {
     proxies(args, &mut f)?;
     request_timeouts(args, &mut f);
     document_root(args, &mut f);
-    telemetry(args, &mut f);
+    telemetry(args, &mut f)?;
     if !args.embedded_mode {
         daemon_options(args, &mut f);
     }
@@ -503,6 +511,20 @@ mod tests {
             assert!(err.contains(expected), "{given:?}: {err}");
         }
         let f = resolve(&args(&["--telemetry-service", "unix:/t.sock"])).unwrap();
-        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        assert!(
+            f.lines
+                .contains(&"WSGITelemetryService \"unix:/t.sock\" interval=1".to_owned())
+        );
+        for (given, expected) in [
+            (
+                &["--slow-requests", "2"][..],
+                "requires --telemetry-service",
+            ),
+            (&["--telemetry-service", "udp:h:1"][..], "unix:/path"),
+        ] {
+            let err = resolve(&args(given)).unwrap_err();
+            assert!(err.contains(expected), "{given:?}: {err}");
+        }
     }
 }

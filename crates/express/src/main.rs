@@ -15,6 +15,7 @@ mod logs;
 mod python_home;
 mod server;
 mod services;
+mod telemetry;
 mod users;
 
 use cli::{Cli, Command};

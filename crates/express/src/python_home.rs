@@ -50,7 +50,7 @@ pub fn python_home(args: &ModuleArgs, module: &Path) -> Result<Option<PathBuf>, 
 }
 
 /// `X.Y` of the libpython the module links (its `libpythonX.Y.so` dependency).
-fn module_python_version(module: &Path) -> Option<String> {
+pub fn module_python_version(module: &Path) -> Option<String> {
     let bytes = std::fs::read(module).ok()?;
     libpython_version(&bytes)
 }

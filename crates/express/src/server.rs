@@ -291,9 +291,28 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         session_affinity: args.session_affinity.clone(),
     });
     let python_home = python_home(&args.module, &module)?;
-    let services = services::resolve(args, &run_as, &log_targets)?;
+    let mut services = services::resolve(args, &run_as, &log_targets)?;
     let hosts = hosts::resolve(args)?;
     let mut features = features::resolve(args)?;
+    let bundled = crate::telemetry::resolve(
+        args,
+        &server_root,
+        &services,
+        &run_as,
+        &crate::telemetry::PythonEnvironment {
+            home: python_home.as_deref(),
+            path: &python_path,
+            version: crate::python_home::module_python_version(&module),
+        },
+    )?;
+    let (telemetry_script, telemetry_dir) = match bundled {
+        Some(b) => {
+            features.lines.push(b.directive);
+            services.push(b.service);
+            (Some(b.script), b.socket_dir)
+        }
+        None => (None, None),
+    };
     if debug.is_some() {
         // pdb talks to the terminal; the code is not reloaded under the debugger.
         for line in [
@@ -399,6 +418,8 @@ fn plan(args: &ServerArgs) -> Result<(Plan, Entry), String> {
         setenv: pairs(&args.setenv),
         shared_stores,
         metrics_url: args.metrics_url.clone(),
+        telemetry_script,
+        telemetry_dir,
     };
     Ok((plan, entry))
 }
@@ -486,6 +507,15 @@ fn write_server_root(
                 .and_then(|()| std::os::unix::fs::chown(dir, owner, None))
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+    }
+    if let Some((path, text)) = &plan.telemetry_script {
+        write_file(path, text, 0o644)?;
+    }
+    if let Some((dir, uid)) = &plan.telemetry_dir {
+        fs::create_dir_all(dir)
+            .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o755)))
+            .and_then(|()| std::os::unix::fs::chown(dir, Some(*uid), None))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     if let Some(reloader) = &plan.reloader_script {
         let text = RELOADER.replace("@INTERVAL@", &args.reload_interval.to_string());

@@ -281,6 +281,62 @@ fn auth_scripts_protect_the_site_and_add_handler_serves_a_file_type() {
     server.stop();
 }
 
+/// --enable-telemetry runs mod_wsgi 6.1's ingester (mod-wsgi-telemetry, from the venv
+/// `scripts/install-deps.sh --test` makes) as a service, and the daemon reports to it.
+#[test]
+fn enable_telemetry_runs_the_ingester_as_a_service_and_the_daemon_reports_to_it() {
+    let venv = std::env::var("MOD_WSGI_TELEMETRY_VENV")
+        .unwrap_or_else(|_| "/opt/mod_wsgi-telemetry-venv".into());
+    assert!(
+        std::path::Path::new(&venv)
+            .join("bin/mod_wsgi-telemetry")
+            .exists(),
+        "{venv}: run scripts/install-deps.sh --test"
+    );
+    let scratch = Scratch::new("telemetry");
+    let script = scratch.write("app/app.wsgi", &echo_app("'app'"));
+    let ui = free_port().to_string();
+    let mut server = Server::start(
+        &scratch,
+        &[
+            script.to_str().unwrap(),
+            "--enable-telemetry",
+            "--python-home",
+            &venv,
+            "--telemetry-ui-port",
+            &ui,
+            "--telemetry-interval",
+            "0.5",
+        ],
+        None,
+    );
+    let group = format!("127.0.0.1:{}", server.port);
+    let ui: u16 = ui.parse().unwrap();
+    wait_for("the ingester's UI", Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", ui)).is_ok()
+    });
+    let answer = server.request("GET / HTTP/1.0\r\nHost: 127.0.0.1");
+    assert_eq!(body_of(&answer), "app", "{answer}");
+    let reported = |state: &str| {
+        state.contains(&format!("\"process_group\": \"{group}\""))
+            && state.contains("\"status_2xx_total\": 1")
+    };
+    let mut state = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !reported(&state) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        state = exchange(ui, "GET /api/state HTTP/1.0\r\nHost: 127.0.0.1");
+    }
+    assert!(reported(&state), "{state}\n{}", server.logs());
+    let conf = std::fs::read_to_string(scratch.0.join("server-root/httpd.conf")).unwrap();
+    assert!(
+        conf.contains("WSGIDaemonProcess \"service:telemetry\""),
+        "{conf}"
+    );
+    assert!(conf.contains("telemetry.sock\" interval=0.5"), "{conf}");
+    server.stop();
+}
+
 #[test]
 fn options_for_missing_features_are_refused_by_name() {
     let scratch = Scratch::new("missing");
@@ -298,7 +354,15 @@ fn options_for_missing_features_are_refused_by_name() {
             &["--add-handler", "php", "/x.wsgi"][..],
             "starts with a dot",
         ),
-        (&["--enable-telemetry"][..], "telemetry ingester"),
+        // Debian's Python has no mod_wsgi-telemetry.
+        (
+            &["--enable-telemetry", "--python-home", "/usr"][..],
+            "pip install mod_wsgi-telemetry",
+        ),
+        (
+            &["--slow-requests", "5"][..],
+            "requires --telemetry-service",
+        ),
         (
             &["--application-type", "paste"][..],
             "name the deployment file",
@@ -316,17 +380,16 @@ fn options_for_missing_features_are_refused_by_name() {
         "setup-server",
         "--server-root",
         &root,
+        "--telemetry-service",
+        "unix:/run/t.sock",
         "--slow-requests",
         "5",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains(
-            "warning: telemetry options are accepted, but mod_wsgi_rs sends no telemetry yet"
-        ),
-        "{err}"
-    );
+    assert!(!err.contains("warning"), "{err}");
+    let conf = std::fs::read_to_string(std::path::Path::new(&root).join("httpd.conf")).unwrap();
+    assert!(conf.contains("WSGISlowRequests 5"), "{conf}");
 }
 
 #[test]

@@ -7,13 +7,15 @@
 //! reason, time spent waiting for the GIL) never go backwards while the server runs;
 //! per-process records (threads, busy threads, requests) are claimed by each process when
 //! it starts and taken over by a later process once their owner is dead. `phases` holds
-//! the per request thread statistics of one process (not shared memory).
+//! the per request thread statistics of one process (not shared memory); `telemetry`
+//! encodes them, and what else a process reports, as mod_wsgi 6's telemetry datagrams.
 #![forbid(unsafe_code)]
 
 mod app;
 mod layout;
 mod phases;
 mod render;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 

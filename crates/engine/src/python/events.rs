@@ -6,6 +6,8 @@
 
 use super::interpreters::Interpreter;
 use super::request_stats::{self, Tally};
+use crate::telemetry::slow;
+use mod_wsgi_metrics::telemetry::{Instants, SlowRequest};
 use mod_wsgi_metrics::{Phase, RequestSample, ThreadStats};
 use mod_wsgi_wire::Environ;
 use pyo3::prelude::*;
@@ -74,6 +76,8 @@ pub struct RequestTrace<'py> {
     /// The interpreter's `_publish`, when it has subscribers.
     publish: Option<Bound<'py, PyAny>>,
     request_id: Option<Bound<'py, PyAny>>,
+    /// Counted as running for the telemetry reporter, until it finishes.
+    running: bool,
 }
 
 impl<'py> RequestTrace<'py> {
@@ -88,9 +92,25 @@ impl<'py> RequestTrace<'py> {
             daemon_start_us,
             server_pid,
         ] = instants(environ);
+        slow::begin(
+            || SlowRequest {
+                start_us: now,
+                thread_id: thread.thread_id,
+                server_pid,
+                instants: Instants {
+                    request_start: request_start_us,
+                    queue_start: queue_start_us,
+                    daemon_start: daemon_start_us,
+                    application_start: now,
+                    application_finish: 0,
+                },
+                ..SlowRequest::default()
+            },
+            environ,
+        );
         RequestTrace {
             started: Instant::now(),
-            cpu_start: thread_cpu(subscribed),
+            cpu_start: thread_cpu(subscribed || slow::tracking()),
             facts: RequestFacts {
                 request_start_us,
                 queue_start_us,
@@ -106,6 +126,7 @@ impl<'py> RequestTrace<'py> {
             active: interp.shim.active_requests.bind(py).clone(),
             publish: subscribed.then(|| interp.shim.publish_event.bind(py).clone()),
             request_id: None,
+            running: true,
         }
     }
 
@@ -225,7 +246,7 @@ impl<'py> RequestTrace<'py> {
         let application_us = self.started.elapsed().as_micros() as u64;
         // (user, system) seconds this request used, when anyone wants them.
         let cpu = self.cpu_start.and_then(|(user, system)| {
-            let (user_end, system_end) = thread_cpu(self.publish.is_some())?;
+            let (user_end, system_end) = thread_cpu(self.publish.is_some() || slow::tracking())?;
             Some(((user_end - user).max(0.0), (system_end - system).max(0.0)))
         });
         let cpu_us = cpu.map_or(0, |(user, system)| ((user + system) * 1e6) as u64);
@@ -266,6 +287,21 @@ impl<'py> RequestTrace<'py> {
         phases[Phase::InputRead as usize] = io.input_us;
         phases[Phase::OutputWrite as usize] = io.output_us;
         self.thread.finish(&sample, now);
+        self.running = false;
+        slow::finish(now, |r| {
+            r.status = status;
+            r.input_bytes = io.input_bytes;
+            r.input_reads = io.input_reads;
+            r.output_bytes = io.output_bytes;
+            r.output_writes = io.output_writes;
+            r.input_read_us = io.input_us;
+            r.output_write_us = io.output_us;
+            r.gil_wait_us = io.gil_wait_us;
+            r.gil_wait_count = io.gil_waits;
+            let (user, system) = cpu.unwrap_or_default();
+            r.cpu_user_us = (user * 1e6) as u64;
+            r.cpu_system_us = (system * 1e6) as u64;
+        });
         if self.publish.is_some() {
             let took = seconds(application_us);
             // As mod_wsgi 6: the thread's CPU time, scaled down to the application's
@@ -313,6 +349,9 @@ impl<'py> RequestTrace<'py> {
 
 impl Drop for RequestTrace<'_> {
     fn drop(&mut self) {
+        if self.running {
+            slow::finish(request_stats::epoch_us(), |_| {});
+        }
         self.leave();
     }
 }

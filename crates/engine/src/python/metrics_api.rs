@@ -44,7 +44,7 @@ fn process_start_us() -> u64 {
 }
 
 /// The request threads a process has: its daemon group's threads, or the MPM's.
-fn threads_maximum() -> usize {
+pub(crate) fn threads_maximum() -> usize {
     let s = super::runtime::settings();
     let n = if s.threads_per_process > 0 {
         i64::from(s.threads_per_process)
@@ -69,8 +69,17 @@ fn per_thread<'py, T: IntoPyObject<'py> + Copy + Default>(
     PyList::new(py, values)
 }
 
+/// As mod_wsgi 6: with WSGITelemetryService the external reporter is the metrics'
+/// consumer, and `request_metrics()`/`process_metrics()` answer None.
+fn telemetry_consumes() -> bool {
+    super::runtime::settings().telemetry.socket.is_some()
+}
+
 /// `mod_wsgi.request_metrics()`.
 fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    if telemetry_consumes() {
+        return Ok(py.None());
+    }
     request_stats::want_thread_cpu();
     let usage = py.detach(shared::metrics::resource_usage);
     let now = epoch_us();
@@ -187,6 +196,9 @@ fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 /// `mod_wsgi.process_metrics()`.
 fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    if telemetry_consumes() {
+        return Ok(py.None());
+    }
     let usage = py.detach(shared::metrics::resource_usage);
     let now = epoch_us();
     let start = process_start_us();

@@ -18,6 +18,7 @@ mod runtime;
 mod script;
 mod shared;
 mod shim;
+pub mod telemetry;
 mod threads;
 
 pub use bytes::bytes_filled_by;
@@ -27,6 +28,7 @@ pub use events::{RequestFacts, RequestTrace};
 pub use interpreters::{Interpreter, own_gil_interpreters, run_exit_handlers, with_interpreter};
 pub use lifecycle::{publish_process_signal, set_shutdown_reason};
 pub use recycle::set_recycle;
+pub(crate) use request_stats::want_thread_cpu;
 pub use request_stats::{Io, detach_timed, record_input_reads};
 pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_initialized};
 pub use script::{
@@ -35,3 +37,8 @@ pub use script::{
 pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;
 pub use threads::{current_thread_ident, is_request_timeout, raise_request_timeout};
+
+/// The settings this process was initialised with, for the telemetry reporter.
+pub(crate) fn settings_for_telemetry() -> &'static PythonSettings {
+    runtime::settings()
+}

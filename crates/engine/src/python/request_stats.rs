@@ -158,6 +158,12 @@ pub(crate) fn threads(py: Python<'_>) -> Vec<&'static ThreadStats> {
         .clone()
 }
 
+/// The request threads, for a reader not attached to Python (the telemetry reporter):
+/// the lock is held only to copy the list, never while waiting for the GIL.
+pub(crate) fn threads_unattached() -> Vec<&'static ThreadStats> {
+    THREADS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 pub(crate) fn epoch_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -36,6 +36,8 @@ pub struct PythonSettings {
     /// Sub-interpreters get their own GIL (WSGIPerInterpreterGIL at top level; blocks of
     /// `interpreter_options` decide per interpreter). Needs Python 3.12.
     pub per_interpreter_gil: bool,
+    /// WSGITelemetryService, WSGISlowRequests and WSGITelemetryOptions.
+    pub telemetry: mod_wsgi_config::TelemetryConfig,
 }
 
 /// The server the interpreters run in, as mod_wsgi's `apache` module describes it.
@@ -70,6 +72,7 @@ impl PythonSettings {
             interpreter_options: py.interpreter_options.clone(),
             server_metrics: py.server_metrics.unwrap_or(false),
             per_interpreter_gil: py.per_interpreter_gil.unwrap_or(false),
+            telemetry: py.telemetry.clone(),
             ..PythonSettings::default()
         }
     }

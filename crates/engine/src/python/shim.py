@@ -481,13 +481,15 @@ metrics = _MetricsNamespace()
 
 def process_metrics():
     """This process since it started: requests, busy time, CPU, memory and its request
-    threads (mod_wsgi 6's keys)."""
+    threads (mod_wsgi 6's keys); None with WSGITelemetryService, whose reporter is then
+    the consumer of the metrics, as in mod_wsgi 6."""
     return _process_metrics()
 
 
 def request_metrics():
     """This process's requests since the previous call: phase means, extremes and
-    histograms, I/O counts, status classes and per-thread lists (mod_wsgi 6's keys)."""
+    histograms, I/O counts, status classes and per-thread lists (mod_wsgi 6's keys);
+    None with WSGITelemetryService, as in mod_wsgi 6."""
     return _request_metrics()
 
 
@@ -502,6 +504,95 @@ def start_recording_metrics():
     request also reads its thread's CPU time (request_threads_cpu_time), which the
     first request_metrics() call turns on as well."""
     _start_recording_metrics()
+
+
+def _make_log_handler():
+    import logging
+
+    class LogHandler(logging.Handler):
+        """A logging.Handler that writes each record to Apache's error log at the level
+        matching the record's: CRITICAL crit, ERROR error, WARNING warn, INFO info, DEBUG
+        (and anything lower) debug. Against the request the calling thread runs (its
+        client in the line), or the server's log outside requests. Records Apache's
+        LogLevel for this module drops are not formatted; each line of the formatted
+        text is a log line of its own."""
+
+        def emit(self, record):
+            if not _log_enabled(record.levelno):
+                return
+            try:
+                text = self.format(record)
+            except Exception:
+                self.handleError(record)
+                return
+            for line in text.split("\n"):
+                _log_record(record.levelno, line)
+
+    LogHandler.__module__ = "mod_wsgi"
+    return LogHandler
+
+
+def __getattr__(name):
+    # LogHandler is built on first use: importing logging in every interpreter up front
+    # would cost each one its import time and memory.
+    if name == "LogHandler":
+        handler = globals()["LogHandler"] = _make_log_handler()
+        return handler
+    raise AttributeError("module 'mod_wsgi' has no attribute %r" % name)
+
+
+_gc_events = None
+_gc_dropped = 0
+
+
+def _telemetry_gc_install():
+    """With WSGITelemetryService: records each collection (start, pause, generation,
+    collected, uncollectable) for the reporter, at most 256 between two samples."""
+    global _gc_events
+    import collections
+    import gc
+    import time
+
+    _gc_events = events = collections.deque(maxlen=256)
+    started = [0.0]
+
+    def _telemetry_gc_callback(phase, info, _now=time.time):
+        global _gc_dropped
+        if phase == "start":
+            started[0] = _now()
+        elif phase == "stop" and isinstance(info, dict):
+            now = _now()
+            if len(events) == events.maxlen:
+                _gc_dropped += 1
+            events.append((started[0], max(now - started[0], 0.0), int(info.get("generation", 0)),
+                           int(info.get("collected", 0)), int(info.get("uncollectable", 0))))
+
+    gc.callbacks.append(_telemetry_gc_callback)
+
+
+def _telemetry_gc_read():
+    """The collector's counters and the pauses since the previous call (at most 64)."""
+    global _gc_dropped
+    if _gc_events is None:
+        return None
+    import gc
+
+    def three(values):
+        values = [max(int(v), 0) for v in values][:3]
+        return values + [0] * (3 - len(values))
+
+    stats = gc.get_stats()
+    per_generation = [three(s.get(key, 0) for s in stats)
+                      for key in ("collections", "collected", "uncollectable")]
+    counters = three(gc.get_count()) + three(gc.get_threshold())
+    for values in per_generation:
+        counters += values
+    counters += [int(gc.isenabled()), gc.get_freeze_count(), _gc_dropped]
+    _gc_dropped = 0
+    events = []
+    while _gc_events and len(events) < 64:
+        events.append(_gc_events.popleft())
+    return counters, events
 
 
 event_callbacks = []

@@ -68,6 +68,35 @@ fn emit(level: i32, text: &str) {
     }
 }
 
+/// Apache's level for a Python logging level, as mod_wsgi 6's LogHandler maps them:
+/// CRITICAL and above crit (`true`), ERROR error, WARNING warn, INFO info, anything
+/// lower debug; levels between round down.
+fn level_from_logging(levelno: i64) -> (tracing::Level, bool) {
+    match levelno {
+        50.. => (tracing::Level::ERROR, true),
+        40..=49 => (tracing::Level::ERROR, false),
+        30..=39 => (tracing::Level::WARN, false),
+        20..=29 => (tracing::Level::INFO, false),
+        _ => (tracing::Level::DEBUG, false),
+    }
+}
+
+/// `mod_wsgi.LogHandler`'s output: against the request this thread runs, else the
+/// server's log.
+fn log_record(levelno: i64, text: &str) {
+    let (level, critical) = level_from_logging(levelno);
+    if crate::wsgi::log_for_request(level, critical, text) {
+        return;
+    }
+    match level {
+        tracing::Level::ERROR if critical => tracing::error!(apache_crit = true, "{text}"),
+        tracing::Level::ERROR => tracing::error!("{text}"),
+        tracing::Level::WARN => tracing::warn!("{text}"),
+        tracing::Level::INFO => tracing::info!("{text}"),
+        _ => tracing::debug!("{text}"),
+    }
+}
+
 fn version_tuple<'py>(py: Python<'py>, v: (u32, u32, u32)) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(py, [v.0, v.1, v.2])
 }
@@ -169,6 +198,15 @@ pub(crate) fn install(
         emit(level, &text);
         Ok(())
     })?;
+    add_native(&ns, c"_log_enabled", |args| {
+        let (levelno,): (i64,) = args.extract()?;
+        Ok(tracing::level_filters::LevelFilter::current() >= level_from_logging(levelno).0)
+    })?;
+    add_native(&ns, c"_log_record", |args| {
+        let (levelno, text): (i64, String) = args.extract()?;
+        log_record(levelno, &text);
+        Ok(())
+    })?;
     super::shared::install(&ns)?;
     super::metrics_api::install(&ns)?;
     super::lifecycle::install(&ns)?;
@@ -235,6 +273,9 @@ pub(crate) fn install(
         .map(|interval| (interval, false));
     let interval = own.switch_interval.or(process_interval);
     apply_switch_interval(py, application_group, own_gil, interval)?;
+    if s.telemetry.socket.is_some() {
+        module.call_method0("_telemetry_gc_install")?;
+    }
     lend_package_path(py, &module)?;
     Ok(ShimObjects {
         input_class: module.getattr("Input")?.unbind(),

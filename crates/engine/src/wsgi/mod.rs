@@ -13,5 +13,6 @@ mod run;
 mod transport;
 
 pub use environ::EnvironKeys;
+pub(crate) use run::log_for_request;
 pub use run::{OnScriptChange, Outcome, WsgiRequest, run};
 pub use transport::{BodyReader, ResponseSink, SinkError, body_aborted};

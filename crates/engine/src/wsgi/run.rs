@@ -71,6 +71,49 @@ fn log(response: &SharedResponse, level: Level, message: &str) {
     }
 }
 
+thread_local! {
+    /// The response of the request this thread runs, for `mod_wsgi.LogHandler`.
+    static CURRENT: std::cell::RefCell<Option<SharedResponse>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Clears `CURRENT` when the request ends, however it ends.
+struct Current;
+
+impl Current {
+    fn set(response: &SharedResponse) -> Current {
+        CURRENT.with(|c| *c.borrow_mut() = Some(response.clone()));
+        Current
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Logs `message` against the request this thread runs (`critical`: Apache's crit level
+/// where the transport has it); false when the thread runs no request.
+pub(crate) fn log_for_request(level: Level, critical: bool, message: &str) -> bool {
+    CURRENT.with(|c| {
+        let current = c.borrow();
+        let Some(response) = current.as_ref() else {
+            return false;
+        };
+        if let Ok(state) = response.try_lock()
+            && let Some(sink) = state.sink()
+        {
+            if critical {
+                sink.log_critical(message);
+            } else {
+                sink.log(level, message);
+            }
+            return true;
+        }
+        false
+    })
+}
+
 fn headers_sent(response: &SharedResponse) -> bool {
     response.try_lock().map(|s| s.head_sent).unwrap_or(true)
 }
@@ -80,6 +123,7 @@ pub fn run(req: WsgiRequest, body: Box<dyn BodyReader>, sink: Box<dyn ResponseSi
     let response = ResponseState::new(sink);
     let input = InputState::new(body);
     let outcome = python::with_interpreter(&req.application_group, |py, interp| {
+        let _current = Current::set(&response);
         run_in_interpreter(py, interp, &req, &input, &response)
     })
     .unwrap_or_else(|e| {

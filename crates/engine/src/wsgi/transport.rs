@@ -81,4 +81,9 @@ pub trait ResponseSink: Send {
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError>;
     /// Logs a line attached to this request (client address etc.).
     fn log(&self, level: tracing::Level, message: &str);
+    /// Logs a line attached to this request at Apache's `crit` level (`mod_wsgi.LogHandler`
+    /// for Python's CRITICAL), where the transport has it; `error` otherwise.
+    fn log_critical(&self, message: &str) {
+        self.log(tracing::Level::ERROR, message);
+    }
 }
