@@ -309,6 +309,8 @@ def application(environ, start_response):
         import io
         assert isinstance(sys.stderr, io.TextIOWrapper), type(sys.stderr)
         assert isinstance(sys.stdout, io.TextIOWrapper), type(sys.stdout)
+        assert isinstance(environ["wsgi.errors"], io.TextIOWrapper), type(environ["wsgi.errors"])
+        assert environ["wsgi.errors"].name == "wsgi.errors", environ["wsgi.errors"].name
         try:
             sys.stderr.fileno()
             raise AssertionError("fileno() answered")
@@ -320,6 +322,7 @@ def application(environ, start_response):
         binary = environ["wsgi.errors"].buffer
         binary.write(b"bytes to the buffer \xc3")
         binary.writelines([bytearray(b"\xa9 bytearray, "), memoryview(b"memoryview\n")])
+        environ["wsgi.errors"].write("an unfinished line at the end")
         out = "logged"
     elif what == "/signal":
         before = signal.getsignal(signal.SIGUSR2)
@@ -355,6 +358,15 @@ def application(environ, start_response):
     );
     // Apache escapes the UTF-8 bytes of "é" in its log (and a backslash as two).
     apache.wait_for_log(r"bytes to the buffer \xc3\xa9 bytearray, memoryview");
+    let log = apache.wait_for_log("an unfinished line at the end");
+    let line = log
+        .lines()
+        .find(|l| l.contains("an unfinished line"))
+        .unwrap();
+    assert!(
+        line.contains("[client 127.0.0.1:"),
+        "flushed at the end of its request, with it: {line}"
+    );
     assert_eq!(
         apache.get("/r/signal").text(),
         "unchanged",
@@ -367,6 +379,7 @@ def application(environ, start_response):
         "via sys.stderr.buffer",
         "to wsgi.errors",
         "bytes to the buffer",
+        "an unfinished line",
     ] {
         apache.allow_log(allowed);
     }

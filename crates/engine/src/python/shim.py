@@ -215,6 +215,23 @@ def _text_log_stream(name):
                             line_buffering=True, write_through=True)
 
 
+_errors_streams = {}
+
+
+def _errors_stream():
+    """wsgi.errors as mod_wsgi 6 gives it: an io.TextIOWrapper, whose lines go to the error
+    log with the context of the request running on this thread. One per thread, kept:
+    making a TextIOWrapper for every request costs more than the rest of the environ."""
+    ident = _threading.get_ident()
+    stream = _errors_streams.get(ident)
+    if stream is None:
+        import io
+        stream = _errors_streams[ident] = io.TextIOWrapper(
+            LogStream(_wsgi_errors_line, "wsgi.errors").buffer, encoding="utf-8",
+            errors="backslashreplace", line_buffering=True, write_through=True)
+    return stream
+
+
 def _install_streams(restrict_stdin, restrict_stdout):
     sys.stderr = _text_log_stream("<stderr>")
     if restrict_stdout:

@@ -38,6 +38,8 @@ pub struct ShimObjects {
     pub input_class: Py<PyAny>,
     pub file_wrapper_class: Py<PyAny>,
     pub log_stream_class: Py<PyAny>,
+    /// `mod_wsgi._errors_stream`: this thread's wsgi.errors.
+    pub errors_stream: Py<PyAny>,
     /// `mod_wsgi.event_callbacks`, checked (not called) on every request.
     pub event_callbacks: Py<PyList>,
     /// `mod_wsgi.active_requests`: request id -> that request's `request_data()`.
@@ -198,6 +200,11 @@ pub(crate) fn install(
         emit(level, &text);
         Ok(())
     })?;
+    add_native(&ns, c"_wsgi_errors_line", |args| {
+        let (line,): (String,) = args.extract()?;
+        crate::wsgi::emit_error_line(&line);
+        Ok(())
+    })?;
     add_native(&ns, c"_log_enabled", |args| {
         let (levelno,): (i64,) = args.extract()?;
         Ok(tracing::level_filters::LevelFilter::current() >= level_from_logging(levelno).0)
@@ -281,6 +288,7 @@ pub(crate) fn install(
         input_class: module.getattr("Input")?.unbind(),
         file_wrapper_class: module.getattr("FileWrapper")?.unbind(),
         log_stream_class: module.getattr("LogStream")?.unbind(),
+        errors_stream: module.getattr("_errors_stream")?.unbind(),
         event_callbacks: module
             .getattr("event_callbacks")?
             .cast_into::<PyList>()?

@@ -13,6 +13,7 @@ mod run;
 mod transport;
 
 pub use environ::EnvironKeys;
+pub(crate) use run::emit_error_line;
 pub(crate) use run::log_for_request;
 pub use run::{OnScriptChange, Outcome, WsgiRequest, run};
 pub use transport::{BodyReader, ResponseSink, SinkError, body_aborted};

@@ -7,7 +7,8 @@ use super::{BodyReader, ResponseSink, SinkError, environ};
 use crate::python::{self, Interpreter};
 use mod_wsgi_wire::Environ;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::Level;
@@ -137,27 +138,37 @@ pub fn run(req: WsgiRequest, body: Box<dyn BodyReader>, sink: Box<dyn ResponseSi
     outcome
 }
 
+thread_local! {
+    /// The request whose wsgi.errors lines this thread's stream carries.
+    static ERRORS_TARGET: RefCell<Option<SharedResponse>> = const { RefCell::new(None) };
+}
+
+/// A line written to wsgi.errors on this thread: logged with the request running here,
+/// or in the server's log once it has ended.
+pub(crate) fn emit_error_line(line: &str) {
+    match ERRORS_TARGET.with(|t| t.borrow().clone()) {
+        Some(response) => log(&response, Level::ERROR, line),
+        None => tracing::error!("{line}"),
+    }
+}
+
+/// This thread's wsgi.errors, pointed at `response` until the guard is dropped.
 fn errors_stream<'py>(
     py: Python<'py>,
     interp: &Interpreter,
     response: &SharedResponse,
-) -> PyResult<Bound<'py, PyAny>> {
-    let shared = response.clone();
-    let emit = PyCFunction::new_closure(
-        py,
-        Some(c"emit"),
-        None,
-        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            let (line,): (String,) = args.extract()?;
-            log(&shared, Level::ERROR, &line);
-            Ok(())
-        },
-    )?;
-    interp
-        .shim
-        .log_stream_class
-        .bind(py)
-        .call1((emit, "wsgi.errors"))
+) -> PyResult<(Bound<'py, PyAny>, ErrorsTarget)> {
+    let stream = interp.shim.errors_stream.bind(py).call0()?;
+    ERRORS_TARGET.with(|t| *t.borrow_mut() = Some(response.clone()));
+    Ok((stream, ErrorsTarget))
+}
+
+struct ErrorsTarget;
+
+impl Drop for ErrorsTarget {
+    fn drop(&mut self) {
+        ERRORS_TARGET.with(|t| t.borrow_mut().take());
+    }
 }
 
 fn run_in_interpreter(
@@ -229,7 +240,7 @@ fn run_in_interpreter(
             headers_sent: headers_sent(response),
         }
     };
-    let errors = match errors_stream(py, interp, response) {
+    let (errors, _errors_target) = match errors_stream(py, interp, response) {
         Ok(e) => e,
         Err(e) => return fail(&trace, e),
     };
