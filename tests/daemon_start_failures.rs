@@ -162,3 +162,35 @@ fn startup_timeout_bounds_the_wait_between_failed_starts() {
     assert!(!log.contains("tries again in 4.0 s"), "{log}");
     apache.stop();
 }
+
+/// A process that cannot set itself up (here: its home= is a directory its user may not
+/// enter) never serves: requests get 503 with Retry-After at once, and the log says why.
+#[test]
+fn a_group_whose_processes_cannot_start_answers_503_at_once() {
+    let conf = "WSGIDaemonProcess locked processes=1 threads=2 user=www-data home={root}/locked socket-timeout=30\n\
+                WSGIScriptAlias / {root}/app/app.wsgi process-group=locked application-group=%{GLOBAL}\n";
+    let scratch = common::Scratch::new("locked-home");
+    scratch.write("app/app.wsgi", GOOD);
+    scratch.write("locked/marker", "");
+    let locked = scratch.dir.join("locked");
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut apache = Apache::start_in(Mpm::Event, scratch, conf);
+    for needle in [
+        "WSGI1101",
+        "WSGI1122",
+        "WSGI1040",
+        "WSGI1041",
+        "could not start",
+    ] {
+        apache.allow_log(needle);
+    }
+    apache.wait_for_log("WSGI1101");
+    let (r, took) = timed_get(&apache, "/");
+    assert_eq!(r.status, 503, "{}\n{}", r.text(), apache.error_log());
+    assert_eq!(r.header("Retry-After"), Some("5"), "{:?}", r.headers);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let log = apache.error_log();
+    let line = log.lines().find(|l| l.contains("WSGI1101")).unwrap();
+    assert!(line.contains("'locked'"), "{line}");
+    apache.stop();
+}
