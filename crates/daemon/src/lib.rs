@@ -10,6 +10,7 @@ mod acceptor;
 pub mod affinity;
 mod buffers;
 mod client;
+mod flush;
 pub mod group;
 pub mod keepalive;
 mod outbox;
