@@ -530,6 +530,7 @@ fn run_embedded(req: &Request<'_>, run: Dispatch) -> c_int {
         multiprocess: MULTIPROCESS.load(Ordering::Relaxed),
         run_once: false,
         on_script_change: OnScriptChange::Reload,
+        on_script_loaded: None,
         apache_request: run
             .pass_apache_request
             .then(|| std::ptr::NonNull::new(req.raw().cast()))

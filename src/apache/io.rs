@@ -219,6 +219,8 @@ pub struct ApacheSink {
     write_timeout: Option<std::time::Duration>,
     /// The client socket and the timeout it had before, put back when the sink goes.
     restore_timeout: Option<(ClientSocket, sys::apr_interval_time_t)>,
+    /// Body passed down the filter chain by `write_unflushed` since the last flush.
+    unflushed: bool,
 }
 
 struct ClientSocket(*mut sys::apr_socket_t);
@@ -233,25 +235,34 @@ struct Brigade(*mut sys::apr_bucket_brigade);
 // contract (one thread at a time, never after the handler returns).
 unsafe impl Send for Brigade {}
 
-/// What `flush_through` needs: the filter to pass to, and whether it ran.
-struct FlushTarget {
+/// What `pass_through` needs: the filter to pass to, whether to flush, and whether it
+/// ran.
+struct PassTarget {
     filter: *mut sys::ap_filter_t,
+    flush: bool,
     passed: bool,
 }
 
-/// apr_brigade_write's flush callback: passes the brigade (which then holds the caller's
-/// data as a transient bucket, not a copy) with a flush bucket, so the core output
-/// filter writes it out at once instead of setting a copy aside.
-unsafe extern "C" fn flush_through(
+/// apr_brigade_write's flush callback: passes the brigade, which then holds the caller's
+/// data as a transient bucket, not a copy. With a flush bucket the core output filter
+/// writes it out at once instead of setting a copy aside; without, a filter copies only
+/// what it keeps.
+unsafe extern "C" fn pass_through(
     bb: *mut sys::apr_bucket_brigade,
     ctx: *mut c_void,
 ) -> sys::apr_status_t {
-    // SAFETY: ctx is the FlushTarget on the stack of ApacheSink::write, which outlives
-    // the apr_brigade_write call that invokes this.
-    let target = unsafe { &mut *ctx.cast::<FlushTarget>() };
+    // SAFETY: ctx is the PassTarget on the stack of ApacheSink::pass, which outlives the
+    // apr_brigade_write call that invokes this.
+    let target = unsafe { &mut *ctx.cast::<PassTarget>() };
     target.passed = true;
     // SAFETY: the filter and brigade belong to the live request being written.
-    unsafe { sys::ap_fflush(target.filter, bb) }
+    unsafe {
+        if target.flush {
+            sys::ap_fflush(target.filter, bb)
+        } else {
+            sys::ap_pass_brigade(target.filter, bb)
+        }
+    }
 }
 
 impl ApacheSink {
@@ -262,6 +273,7 @@ impl ApacheSink {
             brigade: None,
             write_timeout: None,
             restore_timeout: None,
+            unflushed: false,
         }
     }
 
@@ -322,6 +334,49 @@ impl ApacheSink {
         unsafe { copy_text(self.req().pool, &bytes) }
     }
 
+    /// Passes `data` down the filter chain, with a flush bucket after it if `flush` (an
+    /// empty `data` with `flush` only flushes).
+    fn pass(&mut self, data: &[u8], flush: bool) -> Result<(), SinkError> {
+        if data.is_empty() && !flush {
+            return Ok(());
+        }
+        let bb = self.brigade();
+        let mut target = PassTarget {
+            filter: self.req().output_filters,
+            flush,
+            passed: data.is_empty(),
+        };
+        // SAFETY: live request and brigade; `data` outlives the call, and a filter that
+        // keeps a transient bucket past its return sets it aside (copies it) first.
+        let rv = unsafe {
+            let mut rv = if data.is_empty() {
+                sys::ap_fflush(target.filter, bb)
+            } else {
+                sys::apr_brigade_write(
+                    bb,
+                    Some(pass_through),
+                    (&raw mut target).cast(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                )
+            };
+            if rv == sys::APR_SUCCESS as sys::apr_status_t && !target.passed {
+                rv = if flush {
+                    sys::ap_fflush(target.filter, bb)
+                } else {
+                    sys::ap_pass_brigade(target.filter, bb)
+                };
+            }
+            sys::apr_brigade_cleanup(bb.cast());
+            rv
+        };
+        self.unflushed = !flush;
+        if rv != sys::APR_SUCCESS as sys::apr_status_t || self.client_gone() {
+            return Err(SinkError::ClientGone);
+        }
+        Ok(())
+    }
+
     fn client_gone(&mut self) -> bool {
         // SAFETY: the connection outlives the request.
         unsafe { (*self.req().connection).aborted != 0 }
@@ -378,35 +433,25 @@ impl ResponseSink for ApacheSink {
     /// every large block, which the thread's allocator then kept); small blocks are
     /// copied into one heap bucket and flushed.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        let bb = self.brigade();
-        let mut target = FlushTarget {
-            filter: self.req().output_filters,
-            passed: data.is_empty(),
-        };
-        // SAFETY: live request and brigade; `data` outlives the call, and a filter that
-        // keeps a transient bucket past its return sets it aside (copies it) first.
-        let rv = unsafe {
-            let mut rv = if data.is_empty() {
-                sys::ap_fflush(target.filter, bb)
-            } else {
-                sys::apr_brigade_write(
-                    bb,
-                    Some(flush_through),
-                    (&raw mut target).cast(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                )
-            };
-            if rv == sys::APR_SUCCESS as sys::apr_status_t && !target.passed {
-                rv = sys::ap_fflush(target.filter, bb);
-            }
-            sys::apr_brigade_cleanup(bb.cast());
-            rv
-        };
-        if rv != sys::APR_SUCCESS as sys::apr_status_t || self.client_gone() {
-            return Err(SinkError::ClientGone);
+        self.pass(data, true)
+    }
+
+    /// As `write`, without the flush bucket (daemon mode's response-flush-delay): the
+    /// filters may hold the block until `flush`, copying what they keep (the core output
+    /// filter writes what the socket takes and, past 64 KiB held, waits to write more).
+    fn write_unflushed(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        self.pass(data, false)
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.unflushed
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if !self.unflushed {
+            return Ok(());
         }
-        Ok(())
+        self.pass(&[], true)
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<(), SinkError> {

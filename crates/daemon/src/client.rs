@@ -7,6 +7,7 @@
 
 use super::group::DaemonGroup;
 use crate::buffers::apply_buffer_option;
+use crate::flush::FlushPolicy;
 use crate::socket::{Polled, poll_fd, recv_with_fds, send_nowait};
 use crate::wsgi::{BodyReader, ResponseSink, SinkError};
 use mod_wsgi_store::Availability;
@@ -393,6 +394,10 @@ fn exchange(t: &mut Transfer<'_>, stream: UnixStream, reused: bool) -> Exchange 
         head_sent: false,
         keep_alive: false,
         fds: VecDeque::new(),
+        flush: FlushPolicy::new(
+            t.group.spec.response_flush_delay,
+            t.group.spec.response_buffer_size,
+        ),
     };
     let resend_if_reset = reused && t.body_state.done && t.buffers.out.len() <= UNREAD_IF_RESET;
     let mut relay = Relay {
@@ -479,11 +484,21 @@ impl Relay<'_> {
             // and a wake-up on both sides per frame). A send that finds no room leaves
             // bytes pending, and the next round polls for room and for the daemon.
             let send_unasked = want_write && drained;
+            // Body went down unflushed: the daemon is waited for only until the flush
+            // is due (response-flush-delay).
+            let linger = response.flush.wait();
             let polled = if first || send_unasked {
                 Ok(Polled {
                     writable: true,
                     ..Polled::default()
                 })
+            } else if let Some(left) = linger {
+                poll_fd(
+                    fd,
+                    want_write,
+                    client_fd.map(|(c, _)| c),
+                    left.min(wait_for),
+                )
             } else if !want_write && client_fd.is_none() {
                 Ok(Polled {
                     readable: true,
@@ -505,6 +520,17 @@ impl Relay<'_> {
                     });
                 }
             };
+            let quiet = !readable && !writable && !client_ready;
+            // The daemon stayed quiet for the flush delay: what went down leaves now.
+            let lingered = quiet && linger.is_some_and(|left| left <= wait_for);
+            if !readable && (lingered || response.flush.due()) {
+                if let Some(end) = response.flush() {
+                    return end;
+                }
+                if quiet {
+                    continue;
+                }
+            }
             let timed_out = || {
                 if let Some((_, timeout)) = client_fd {
                     let message = format!(
@@ -519,7 +545,6 @@ impl Relay<'_> {
                     format!("timeout after {secs} s waiting for daemon process group '{name}'");
                 broken(response.head_sent, 504, message)
             };
-            let quiet = !readable && !writable && !client_ready;
             // A quiet slice of the wait for the client: try a read anyway (see CLIENT_CHECK).
             let client_due = quiet && deadline.is_some_and(|d| Instant::now() < d);
             if quiet && !client_due {
@@ -610,10 +635,13 @@ impl Relay<'_> {
                     return Some(broken(response.head_sent, 502, message));
                 }
             };
-            // The body blocks of one read, joined, leave in one write: a streaming app's
-            // small blocks are not flushed one by one, and nothing that arrived waits.
+            // The body blocks of one read, joined, go down in one write: a streaming
+            // app's small blocks are not passed one by one. With the end of the
+            // response they are flushed at once; otherwise when the daemon goes quiet
+            // (see `FlushPolicy`).
+            let last = matches!(run.end, RunEnd::Frame(Frame::End | Frame::EndKeepAlive));
             if !run.data.is_empty()
-                && let Some(end) = response.on_data(run.data)
+                && let Some(end) = response.on_data(run.data, last)
             {
                 return Some(end);
             }
@@ -677,6 +705,8 @@ struct Response<'a> {
     keep_alive: bool,
     /// Descriptors of files the daemon passed, in the order of their File frames.
     fds: VecDeque<OwnedFd>,
+    /// When body passed down is flushed (response-flush-delay, response-buffer-size).
+    flush: FlushPolicy,
 }
 
 /// Maps a sink call's result; `Some` ends the exchange.
@@ -696,12 +726,38 @@ impl Response<'_> {
         Some(broken(self.head_sent, 502, message))
     }
 
-    /// Writes body bytes to the client; `Some` ends the exchange.
-    fn on_data(&mut self, data: &[u8]) -> Option<Exchange> {
+    /// Passes body bytes on to the client, flushed with `last` (the end of the response
+    /// came with them) or when more than response-buffer-size went unflushed; `Some`
+    /// ends the exchange.
+    fn on_data(&mut self, data: &[u8], last: bool) -> Option<Exchange> {
         if !self.head_sent {
             return self.protocol("body data before the response head");
         }
-        sunk(self.sink.write(data))
+        if last {
+            self.flush.flushed();
+            return sunk(self.sink.write(data));
+        }
+        let result = self.sink.write_unflushed(data);
+        if result.is_ok() && self.flush.passed(data.len()) {
+            return self.flush();
+        }
+        sunk(result)
+    }
+
+    /// Flushes what went down unflushed; `Some` ends the exchange.
+    fn flush(&mut self) -> Option<Exchange> {
+        self.flush.flushed();
+        sunk(self.sink.flush())
+    }
+
+    /// The response is complete: what went down unflushed leaves now.
+    fn complete(&mut self) -> Option<Exchange> {
+        if self.flush.pending()
+            && let Some(end) = self.flush()
+        {
+            return Some(end);
+        }
+        Some(Exchange::Done(ProxyOutcome::Complete))
     }
 
     /// Applies one frame from the daemon; `Some` ends the exchange.
@@ -759,10 +815,10 @@ impl Response<'_> {
                 };
                 sunk(self.sink.send_file(fd.as_raw_fd(), offset, len))
             }
-            Frame::End if self.head_sent => done(ProxyOutcome::Complete),
+            Frame::End if self.head_sent => self.complete(),
             Frame::EndKeepAlive if self.head_sent => {
                 self.keep_alive = true;
-                done(ProxyOutcome::Complete)
+                self.complete()
             }
             Frame::End | Frame::EndKeepAlive => {
                 protocol("an end of response without a response head")

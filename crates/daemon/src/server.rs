@@ -222,6 +222,7 @@ pub(crate) fn shutdown_reason(reason: &str) -> &str {
         "restart-interval" => "restart_interval",
         "inactivity-timeout" => "inactivity_timeout",
         "request-timeout" => "request_timeout",
+        "startup-timeout" => "startup_timeout",
         "deadlock-timeout" => "deadlock_timeout",
         "cpu-time-limit" => "cpu_time_limit",
         "script reload" => "script_reload",

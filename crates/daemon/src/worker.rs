@@ -1,12 +1,13 @@
 //! The Python side of a daemon process: `threads` worker threads that take requests from
 //! the acceptor and run them through the WSGI core, and a monitor thread that enforces
-//! request-timeout and the recycling policies (restart-interval, inactivity-timeout,
-//! rss-limit).
+//! request-timeout, startup-timeout and the recycling policies (restart-interval,
+//! inactivity-timeout, rss-limit).
 #![forbid(unsafe_code)]
 
 use super::acceptor::{Acceptor, Busy, Job};
 use super::group::DaemonGroup;
 use super::outbox::{Outbox, OutboxHandle};
+use super::startup::StartupTimer;
 use super::transport::{DaemonBody, DaemonSink, Ending, KeepAlivePolicy, send_frame};
 use crate::python;
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
@@ -61,6 +62,8 @@ pub struct Shared {
     gil_waited_for: Mutex<String>,
     /// This process's slot in its group (its health word).
     pub slot: usize,
+    /// startup-timeout: from the first request until the script has loaded.
+    startup: Arc<StartupTimer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,6 +80,7 @@ impl Shared {
         let threads = group.spec.threads as usize;
         let maximum_requests =
             group.spec.maximum_requests + jitter(group.spec.maximum_requests_jitter);
+        let startup = StartupTimer::new(group.spec.startup_timeout);
         Arc::new(Shared {
             group,
             acceptor,
@@ -92,6 +96,7 @@ impl Shared {
             gil_seen: Mutex::new(Instant::now()),
             gil_waited_for: Mutex::new(String::new()),
             slot,
+            startup,
         })
     }
 
@@ -282,6 +287,7 @@ fn handle(
         multiprocess: spec.processes_given || spec.processes > 1,
         run_once: spec.run_once(),
         on_script_change: on_script_change.clone(),
+        on_script_loaded: shared.startup.request(),
         apache_request: None,
     };
     let sink = DaemonSink::new(stream.clone(), &spec.name, ending.clone(), outbox.clone());
@@ -397,6 +403,15 @@ fn monitor(shared: &Shared) {
         }
         if !spec.request_timeout.is_zero() {
             enforce_request_timeout(shared);
+        }
+        if shared.startup.expired() {
+            tracing::warn!(
+                "WSGI1146: daemon process {} of group '{}': the WSGI script has not loaded within startup-timeout ({} s) of the first request; the process is replaced. Look for an import that hangs or keeps failing (a failing one logs its traceback), or raise startup-timeout",
+                std::process::id(),
+                spec.name,
+                spec.startup_timeout.as_secs()
+            );
+            shared.recycle("startup-timeout");
         }
         let gil_stuck = lock(&shared.gil_seen).elapsed();
         if !spec.deadlock_timeout.is_zero()

@@ -42,6 +42,9 @@ pub struct WsgiRequest {
     pub multiprocess: bool,
     pub run_once: bool,
     pub on_script_change: OnScriptChange,
+    /// Called once the script is loaded (its module exists, whether or not it has the
+    /// callable): a daemon process's startup-timeout stops.
+    pub on_script_loaded: Option<Arc<dyn Fn() + Send + Sync>>,
     /// WSGIPassApacheRequest in embedded mode: the request_rec's address, given to the
     /// application as the `apache.request_rec` capsule (only C code can use it).
     pub apache_request: Option<std::ptr::NonNull<std::ffi::c_void>>,
@@ -205,6 +208,11 @@ fn run_in_interpreter(
         reload,
         forced,
     );
+    if let Some(report) = &req.on_script_loaded
+        && matches!(loaded, Ok(_) | Err(python::ScriptError::NoCallable { .. }))
+    {
+        report();
+    }
     let app = match loaded {
         Ok(app) => app,
         Err(e) => {

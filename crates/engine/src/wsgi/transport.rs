@@ -66,6 +66,12 @@ pub trait ResponseSink: Send {
     ) -> Result<(), SinkError>;
     /// Writes and flushes one block of body.
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Passes one block of body on without flushing it: the transport may hold it until
+    /// `flush` or the next `write`. A transport that cannot hold data writes and flushes
+    /// it (the default).
+    fn write_unflushed(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        self.write(data)
+    }
     /// Whether `flush` has anything to send (asked with the GIL held, so that a
     /// response with nothing left to send does not release it for nothing).
     fn needs_flush(&self) -> bool {
