@@ -168,3 +168,6 @@ pub fn declare_family(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -223,4 +223,37 @@ mod tests {
         assert_eq!(host_without_port("[::1]:80"), "[::1]");
         assert_eq!(host_without_port("h"), "h");
     }
+
+    #[test]
+    fn the_host_falls_back_to_the_server_name_and_https_gives_the_scheme() {
+        let mut env = Environ::with_capacity(8, 256);
+        for (k, v) in [
+            ("SERVER_NAME", "www.example.org"),
+            ("HTTPS", "1"),
+            ("PATH_INFO", "/caf\u{e9}"),
+        ] {
+            env.push(k, v);
+        }
+        let w = identity(&env);
+        assert_eq!(w.hostname, b"www.example.org");
+        assert_eq!(w.scheme, b"https");
+        assert_eq!(
+            w.path_info, b"/caf\xe9",
+            "one byte per ISO-8859-1 character"
+        );
+        env.push("HTTP_HOST", "[::1]:8443");
+        assert_eq!(identity(&env).hostname, b"[::1]", "the Host header wins");
+    }
+
+    #[test]
+    fn long_values_are_cut_to_the_room_mod_wsgi_gives_them() {
+        let mut env = Environ::with_capacity(2, 1024);
+        let path = format!("/{}", "p".repeat(600));
+        env.push("PATH_INFO", &path);
+        env.push("REQUEST_METHOD", "PROPFIND-EXTENDED-LONG");
+        let w = identity(&env);
+        assert_eq!(w.path_info.len(), room::PATH_INFO - 1);
+        assert!(w.path_info.ends_with(b"..."));
+        assert_eq!(w.method, b"PROPFIND-EXT...");
+    }
 }

@@ -93,3 +93,60 @@ pub trait ResponseSink: Send {
         self.log(tracing::Level::ERROR, message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands over `data` at most `chunk` bytes per read, then fails if `fail_at_end`.
+    struct Pieces {
+        data: Vec<u8>,
+        chunk: usize,
+        fail_at_end: bool,
+    }
+
+    impl BodyReader for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.is_empty() && self.fail_at_end {
+                return Err(body_aborted());
+            }
+            let n = buf.len().min(self.chunk).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data.drain(..n);
+            Ok(n)
+        }
+
+        fn read_uninit(&mut self, _: &mut [MaybeUninit<u8>]) -> std::io::Result<usize> {
+            unreachable!("the defaults read through `read`")
+        }
+    }
+
+    #[test]
+    fn read_append_adds_at_most_max_bytes_and_nothing_at_the_end() {
+        let mut body = Pieces {
+            data: b"abcdefgh".to_vec(),
+            chunk: 5,
+            fail_at_end: false,
+        };
+        let mut out = b"head:".to_vec();
+        assert_eq!(body.read_append(&mut out, 3).unwrap(), 3);
+        assert_eq!(body.read_append(&mut out, 100).unwrap(), 5);
+        assert_eq!(body.read_append(&mut out, 100).unwrap(), 0);
+        assert_eq!(out, b"head:abcdefgh", "no zeroes left behind");
+    }
+
+    #[test]
+    fn a_failed_read_appends_nothing_and_the_defaults_never_wait() {
+        let mut body = Pieces {
+            data: b"ab".to_vec(),
+            chunk: 8,
+            fail_at_end: true,
+        };
+        let mut out = Vec::new();
+        assert_eq!(body.read_append_now(&mut out, 8).unwrap(), Some(2));
+        let error = body.read_append(&mut out, 8).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(out, b"ab");
+        assert!(body.readable_fd().is_none());
+    }
+}
