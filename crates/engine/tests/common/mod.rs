@@ -145,6 +145,7 @@ pub fn request(path: &Path, group: &str) -> wsgi::WsgiRequest {
         multiprocess: false,
         run_once: false,
         on_script_change: OnScriptChange::Reload,
+        on_script_loaded: None,
         apache_request: None,
     }
 }
