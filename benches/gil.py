@@ -40,7 +40,7 @@ def application(environ, start_response):
 '''
 
 
-def conf(root, modules, module, home, port, gil, mode):
+def conf(root, modules, module, home, port, gil, mode, daemon_threads):
     base = f"{root}/{port}"
     lines = [
         f"ServerRoot {base}",
@@ -70,7 +70,8 @@ def conf(root, modules, module, home, port, gil, mode):
     if home:
         lines.append(f"WSGIPythonHome {home}")
     if mode == "daemon":
-        lines.append("WSGIDaemonProcess g processes=1 threads=4 display-name=(wsgi:gil)")
+        lines.append(f"WSGIDaemonProcess g processes=1 threads={daemon_threads}"
+                     " display-name=(wsgi:gil)")
         for group in ("a", "b"):
             lines.append(f"WSGIScriptAlias /d/{group} {root}/app/cpu.wsgi"
                          f" process-group=g application-group={group}")
@@ -129,6 +130,8 @@ def main():
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--turns", type=int, default=100_000)
+    ap.add_argument("--daemon-threads", type=int, default=4)
+    ap.add_argument("--modes", default="daemon embedded")
     args = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="gil-bench-")
@@ -143,12 +146,13 @@ def main():
         modules.append(("c6", args.theirs6, args.theirs6_home))
     servers = {}
     ports = free_ports(len(modules) * 4)
+    modes = args.modes.split()
     for mod, path, home in modules:
-        for mode in ("daemon", "embedded"):
+        for mode in modes:
             for gil in ("Off", "On"):
                 port = ports.pop()
-                servers[(mod, mode, gil)] = (port, start(
-                    root, port, conf(root, args.modules, path, home, port, gil, mode)))
+                servers[(mod, mode, gil)] = (port, start(root, port, conf(
+                    root, args.modules, path, home, port, gil, mode, args.daemon_threads)))
     results = {key: [] for key in servers}
     try:
         for (mod, mode, gil), (port, _) in servers.items():
@@ -170,12 +174,13 @@ def main():
         time.sleep(1)
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"\n{args.turns} turns per request, c=8 (4 on each group), "
+    print(f"\n{args.turns} turns per request, c=8 (4 on each group), daemon threads="
+          f"{args.daemon_threads}, "
           f"{args.secs} s x {args.rounds} rounds, medians\n")
     print("| module | mode | GIL Off req/s | GIL On req/s | On / Off |")
     print("| --- | --- | --- | --- | --- |")
     for mod, _, _ in modules:
-        for mode in ("daemon", "embedded"):
+        for mode in modes:
             off = statistics.median(results[(mod, mode, "Off")])
             on = statistics.median(results[(mod, mode, "On")])
             print(f"| {mod} | {mode} | {off:.0f} | {on:.0f} | {on / off:.2f}x |")
