@@ -18,6 +18,7 @@ mod process;
 pub mod restart_record;
 mod run_as;
 mod server;
+pub mod setup;
 mod startup;
 pub mod supervisor;
 mod transport;
