@@ -8,9 +8,7 @@ use super::request::{Request, latin1};
 use super::sys;
 use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
-use mod_wsgi_config::{
-    DirConfig, MapHeadToGet, Merge, RequestFacts, Selection, prefix_match_len, select,
-};
+use mod_wsgi_config::{DirConfig, MapHeadToGet, RequestFacts, Selection, prefix_match_len, select};
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
 use std::fmt::Write;
@@ -119,46 +117,14 @@ fn log_request(req: &Request<'_>, level: Level, message: &str) {
 
 /// Refuses request bodies mod_wsgi refuses; `Some(status)` ends the request.
 fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
-    if let Some(te) = req.header_in(c"Transfer-Encoding") {
-        if !te.eq_ignore_ascii_case("chunked") {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!("WSGI0138: unsupported Transfer-Encoding '{te}'"),
-            );
-            return Some(sys::HTTP_NOT_IMPLEMENTED);
-        }
-        if dir.chunked_request != Some(true) {
-            log_request(
-                req,
-                Level::ERROR,
-                "WSGI0139: chunked request bodies are refused; enable them with WSGIChunkedRequest On",
-            );
-            return Some(sys::HTTP_LENGTH_REQUIRED);
-        }
-    }
-    if let Some(cl) = req.header_in(c"Content-Length") {
-        let Ok(length) = cl.trim().parse::<u64>() else {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!("WSGI0141: invalid Content-Length '{cl}'"),
-            );
-            return Some(sys::HTTP_BAD_REQUEST);
-        };
-        let limit = req.limit_request_body();
-        if limit > 0 && length > limit {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1035: request body of {length} bytes exceeds LimitRequestBody {limit}"
-                ),
-            );
-            return Some(sys::HTTP_REQUEST_ENTITY_TOO_LARGE);
-        }
-    }
-    None
+    let refusal = mod_wsgi_http::refuse_body(
+        req.header_in(c"Transfer-Encoding").as_deref(),
+        req.header_in(c"Content-Length").as_deref(),
+        dir.chunked_request == Some(true),
+        req.limit_request_body(),
+    )?;
+    log_request(req, Level::ERROR, &refusal.message);
+    Some(c_int::from(refusal.status))
 }
 
 fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
@@ -205,22 +171,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
     // Options given on the WSGIScriptAlias line are the innermost configuration layer.
-    let innermost = match (handler_script, alias) {
-        (Some(h), _) => Some(DirConfig {
-            callable_object: Some(mod_wsgi_config::CallableObject::Named(
-                "handle_request".to_owned(),
-            )),
-            ..h.options.as_dir_config()
-        }),
-        (None, Some(a)) => Some(a.options.as_dir_config()),
-        (None, None) => None,
-    };
-    let dir = match (dir_config, innermost) {
-        (Some(d), Some(inner)) => d.merge(&inner),
-        (None, Some(inner)) => inner,
-        (Some(d), None) => d.clone(),
-        (None, None) => DirConfig::default(),
-    };
+    let dir =
+        mod_wsgi_config::request_dir_config(dir_config, handler_script, alias.map(|a| &a.options));
     let dir = &dir;
     if let Some(h) = handler_script {
         return handle_resolved(req, dir, std::path::PathBuf::from(&h.script), true);
@@ -361,50 +313,28 @@ fn handle_resolved(
     } else {
         req.file_mtime()
     };
-    let flag = |on: bool| if on { "1" } else { "0" };
     let request_id = req.log_id().unwrap_or_default();
     let connection_id = req.connection_log_id().unwrap_or_default();
-    let server_pid = std::process::id();
-    let texts = [
-        ("mod_wsgi.script_name", original_script_name.as_str()),
-        ("mod_wsgi.path_info", original_path_info.as_str()),
-        ("mod_wsgi.process_group", process_group.as_str()),
-        ("mod_wsgi.application_group", application_group.as_str()),
-        ("mod_wsgi.callable_object", callable.as_str()),
-        ("mod_wsgi.request_handler", &request_handler),
-        ("mod_wsgi.handler_script", handler_script_text.as_str()),
-        ("mod_wsgi.script_reloading", flag(reload)),
-        ("mod_wsgi.enable_sendfile", flag(sendfile)),
-        (
-            "mod_wsgi.ignore_activity",
-            flag(dir.ignore_activity == Some(true)),
-        ),
-        ("mod_wsgi.listener_host", &listener_host),
-        ("mod_wsgi.request_id", &request_id),
-        ("mod_wsgi.connection_id", &connection_id),
-    ];
-    let request_start = req.request_time();
-    let numbers: [(&str, &dyn std::fmt::Display); 4] = [
-        ("mod_wsgi.server_pid", &server_pid),
-        ("mod_wsgi.listener_port", &listener_port),
-        ("mod_wsgi.request_start", &request_start),
-        ("mod_wsgi.script_start", &now_us),
-    ];
-    // One pass drops whatever Apache's environment had under these names.
-    // mod_wsgi removes Apache's PATH too.
-    environ.retain(|k| {
-        k != "PATH"
-            && !(k.starts_with("mod_wsgi.")
-                && (texts.iter().any(|&(t, _)| t == k) || numbers.iter().any(|&(n, _)| n == k)))
-    });
-    for (key, value) in texts {
-        environ.push(key, value);
+    mod_wsgi_http::RequestVariables {
+        script_name: &original_script_name,
+        path_info: &original_path_info,
+        process_group: &process_group,
+        application_group: &application_group,
+        callable_object: &callable,
+        request_handler: &request_handler,
+        handler_script: &handler_script_text,
+        script_reloading: reload,
+        enable_sendfile: sendfile,
+        ignore_activity: dir.ignore_activity == Some(true),
+        listener_host: &listener_host,
+        request_id: &request_id,
+        connection_id: &connection_id,
+        server_pid: std::process::id(),
+        listener_port,
+        request_start: req.request_time(),
+        script_start: now_us,
     }
-    for (key, value) in numbers {
-        environ.push_with(key, |text| {
-            let _ = write!(text, "{value}");
-        });
-    }
+    .apply(&mut environ);
 
     let run = Dispatch {
         environ,
@@ -555,61 +485,17 @@ fn daemon_group_for(
     req: &Request<'_>,
     process_group: &str,
 ) -> Result<Option<std::sync::Arc<daemon::DaemonGroup>>, c_int> {
-    if process_group.is_empty() {
-        return Ok(None);
-    }
-    match daemon::find_group(process_group) {
-        Some(g) if g.spec.threads == 0 => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-        Some(g)
-            if g.script_owner.is_some_and(|o| {
-                let (uid, gid) = req.file_owner();
-                !o.allows(uid, gid)
-            }) =>
-        {
-            let (uid, gid) = req.file_owner();
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
-                    req.filename().unwrap_or_default().display()
-                ),
-            );
-            Err(sys::HTTP_FORBIDDEN)
-        }
-        Some(g) if g.serves(&req.server_hostname()) => Ok(Some(g)),
-        Some(g) => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI0152: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
-                    g.virtual_host.as_deref().unwrap_or_default(),
-                    req.server_hostname()
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-        None => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI0150: no WSGI daemon process called '{process_group}' has been configured"
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-    }
+    let path = req.filename().unwrap_or_default();
+    let server_hostname = req.server_hostname();
+    let script = daemon::RequestScript {
+        owner: req.file_owner(),
+        path: &path,
+        server_hostname: &server_hostname,
+    };
+    daemon::group_for_request(process_group, daemon::find_group, &script).map_err(|refusal| {
+        log_request(req, Level::ERROR, &refusal.message);
+        c_int::from(refusal.status)
+    })
 }
 
 fn app_failed(req: &Request<'_>, headers_sent: bool) -> c_int {

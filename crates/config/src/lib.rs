@@ -24,7 +24,7 @@ mod traceback;
 mod values;
 mod words;
 
-pub use alias::{AliasOptions, join_target, prefix_match_len};
+pub use alias::{AliasOptions, join_target, prefix_match_len, request_dir_config};
 pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
 pub use error::ConfigError;
 pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, RequestPorts};

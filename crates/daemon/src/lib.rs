@@ -25,7 +25,10 @@ mod transport;
 mod worker;
 
 pub use client::{ProxyOutcome, proxy};
-pub use group::{DaemonGroup, Lane, RequestLimits, find_group, max_request_head, set_groups};
+pub use group::{
+    DaemonGroup, Lane, Refusal, RequestLimits, RequestScript, find_group, group_for_request,
+    max_request_head, set_groups,
+};
 pub use process::{
     ChildSetup, Lineage, close_group_listeners, drain, is_live_child_of, reap, spawn, spawn_bell,
 };

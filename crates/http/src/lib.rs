@@ -4,10 +4,14 @@
 
 mod headers;
 mod proxy;
+mod request_body;
 mod script_name;
+mod variables;
 
 pub use headers::{
     HeaderError, ResponseHead, is_hop_by_hop, latin1_bytes, validate_header, validate_status,
 };
 pub use proxy::apply_trusted_proxy_headers;
+pub use request_body::{Refusal, refuse_body};
 pub use script_name::script_name;
+pub use variables::RequestVariables;
