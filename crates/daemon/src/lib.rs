@@ -20,6 +20,7 @@ mod run_as;
 mod server;
 pub mod setup;
 mod startup;
+pub mod stores;
 pub mod supervisor;
 mod transport;
 mod worker;
