@@ -127,7 +127,8 @@ fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
     Some(c_int::from(refusal.status))
 }
 
-fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
+/// A request's variables by name: its notes, then its environment, then the process's.
+pub(super) fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
     move |name: &str| {
         let key = CString::new(name).ok()?;
         req.note(&key)

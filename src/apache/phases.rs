@@ -9,11 +9,9 @@
 use super::request::{Request, latin1};
 use super::sys;
 use super::trampoline::guard;
-use mod_wsgi_config::{
-    ApplicationGroup, CallableObject, DirConfig, HookScript, ProcessGroup, RequestFacts,
-};
-use mod_wsgi_engine::wsgi::phases::{self, Dispatch, Password, PhaseCall};
-use std::ffi::{CStr, CString};
+use mod_wsgi_config::{ApplicationGroup, DirConfig, HookScript, RequestFacts};
+use mod_wsgi_engine::wsgi::phases::{self, Password, PhaseCall};
+use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -48,12 +46,7 @@ fn log(req: &Request<'_>, level: Level, message: &str) {
 
 /// The interpreter a phase script runs in, expanded for this request.
 fn interpreter_for(req: &Request<'_>, group: &ApplicationGroup, script_name: &str) -> String {
-    let env = |name: &str| {
-        let key = CString::new(name).ok()?;
-        req.note(&key)
-            .or_else(|| req.env_var(name))
-            .or_else(|| std::env::var(name).ok())
-    };
+    let env = super::handler::env_lookup(req);
     let server_name = req.server_hostname();
     let host_name = req.hostname();
     group.expand(&RequestFacts {
@@ -197,25 +190,11 @@ unsafe extern "C" fn check_authorization(
             Ok(groups) => groups,
             Err(_) => return sys::AUTHZ_GENERAL_ERROR,
         };
-        let required = mod_wsgi_config::split_words(&c_text(require_line));
-        if required.iter().any(|name| groups.contains(name)) {
-            return sys::AUTHZ_GRANTED;
-        }
         let uri = latin1(req.uri());
-        // mod_wsgi's ids: 0059 for no group at all, 0060 for none of those required.
-        let (id, why) = if groups.is_empty() {
-            ("0059", "is not a member of any group")
-        } else {
-            ("0060", "is in none of the groups required")
-        };
-        log(
-            &req,
-            Level::ERROR,
-            &format!(
-                "WSGI{id}: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
-                required.join(" ")
-            ),
-        );
+        match phases::group_refusal(&user, &uri, &c_text(require_line), &groups) {
+            None => return sys::AUTHZ_GRANTED,
+            Some(message) => log(&req, Level::ERROR, &message),
+        }
         sys::AUTHZ_DENIED
     })
 }
@@ -263,30 +242,14 @@ pub fn dispatched(req: &mut Request<'_>, dir: &DirConfig) -> Result<Option<DirCo
     };
     let chosen = with_call(req, dir, script, phases::dispatch)
         .map_err(|_| sys::HTTP_INTERNAL_SERVER_ERROR)?;
-    let Dispatch {
-        process_group,
-        application_group,
-        callable_object,
-    } = chosen;
-    let refused = |e: mod_wsgi_config::ConfigError| {
+    chosen.apply(dir).map(Some).map_err(|e| {
         log(
             req,
             Level::ERROR,
             &format!("WSGI1155: dispatch script '{}' chose {e}", script.path),
         );
         sys::HTTP_INTERNAL_SERVER_ERROR
-    };
-    let mut dir = dir.clone();
-    if let Some(group) = process_group {
-        dir.process_group = Some(ProcessGroup::parse(&group).map_err(refused)?);
-    }
-    if let Some(group) = application_group {
-        dir.application_group = Some(ApplicationGroup::parse(&group).map_err(refused)?);
-    }
-    if let Some(callable) = callable_object {
-        dir.callable_object = Some(CallableObject::parse(&callable).map_err(refused)?);
-    }
-    Ok(Some(dir))
+    })
 }
 
 /// Registers the providers and the access checker (from `register_hooks`).

@@ -291,3 +291,124 @@ fn phase_environ<'py>(
     env.set_item("mod_wsgi.application_group", call.application_group)?;
     Ok(env)
 }
+
+impl Dispatch {
+    /// `dir` with what the script chose in place of the configured values; a choice that
+    /// is not a valid value of its directive is the error.
+    pub fn apply(
+        self,
+        dir: &mod_wsgi_config::DirConfig,
+    ) -> Result<mod_wsgi_config::DirConfig, mod_wsgi_config::ConfigError> {
+        use mod_wsgi_config::{ApplicationGroup, CallableObject, ProcessGroup};
+        let mut dir = dir.clone();
+        if let Some(group) = self.process_group {
+            dir.process_group = Some(ProcessGroup::parse(&group)?);
+        }
+        if let Some(group) = self.application_group {
+            dir.application_group = Some(ApplicationGroup::parse(&group)?);
+        }
+        if let Some(callable) = self.callable_object {
+            dir.callable_object = Some(CallableObject::parse(&callable)?);
+        }
+        Ok(dir)
+    }
+}
+
+/// `Require wsgi-group` (`require_line`) for `user`, a member of `groups`: None when one
+/// of the groups required is among them, else the message that logs the refusal of `uri`.
+pub fn group_refusal(
+    user: &str,
+    uri: &str,
+    require_line: &str,
+    groups: &[String],
+) -> Option<String> {
+    let required = mod_wsgi_config::split_words(require_line);
+    if required.iter().any(|name| groups.contains(name)) {
+        return None;
+    }
+    // mod_wsgi's ids: 0059 for no group at all, 0060 for none of those required.
+    let (id, why) = if groups.is_empty() {
+        ("0059", "is not a member of any group")
+    } else {
+        ("0060", "is in none of the groups required")
+    };
+    Some(format!(
+        "WSGI{id}: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
+        required.join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::*;
+    use mod_wsgi_config::{ApplicationGroup, CallableObject, DirConfig, ProcessGroup};
+
+    fn groups(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn one_required_group_is_enough() {
+        assert_eq!(
+            group_refusal("ann", "/x", "admin staff", &groups(&["staff"])),
+            None
+        );
+        assert_eq!(
+            group_refusal("ann", "/x", "\"admin\"", &groups(&["admin"])),
+            None
+        );
+    }
+
+    #[test]
+    fn refusals_tell_no_group_from_other_groups() {
+        assert_eq!(
+            group_refusal("ann", "/x", "admin  staff", &[]).as_deref(),
+            Some(
+                "WSGI0059: user 'ann' is not a member of any group for '/x' (Require wsgi-group admin staff)"
+            )
+        );
+        assert_eq!(
+            group_refusal("ann", "/x", "admin", &groups(&["users"])).as_deref(),
+            Some(
+                "WSGI0060: user 'ann' is in none of the groups required for '/x' (Require wsgi-group admin)"
+            )
+        );
+        // An empty Require line lets nobody through.
+        assert!(group_refusal("ann", "/x", "", &groups(&["users"])).is_some());
+    }
+
+    #[test]
+    fn dispatch_keeps_what_the_script_did_not_choose() {
+        let dir = DirConfig {
+            process_group: Some(ProcessGroup::parse("configured").unwrap()),
+            application_group: Some(ApplicationGroup::parse("configured-app").unwrap()),
+            ..DirConfig::default()
+        };
+        assert_eq!(Dispatch::default().apply(&dir).unwrap(), dir);
+        let chosen = Dispatch {
+            process_group: Some("chosen".to_owned()),
+            application_group: None,
+            callable_object: Some("app".to_owned()),
+        }
+        .apply(&dir)
+        .unwrap();
+        assert_eq!(
+            chosen.process_group,
+            Some(ProcessGroup::parse("chosen").unwrap())
+        );
+        assert_eq!(chosen.application_group, dir.application_group);
+        assert_eq!(
+            chosen.callable_object,
+            Some(CallableObject::parse("app").unwrap())
+        );
+    }
+
+    #[test]
+    fn an_invalid_dispatch_choice_is_an_error() {
+        let bad = Dispatch {
+            process_group: Some("%{BOGUS}".to_owned()),
+            ..Dispatch::default()
+        };
+        assert!(bad.apply(&DirConfig::default()).is_err());
+    }
+}
