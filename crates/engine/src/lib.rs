@@ -4,6 +4,7 @@
 //! CPython's C API; `shared` holds the stores, the broadcast bus and the metrics every
 //! process of a server shares; `telemetry` sends mod_wsgi 6's telemetry datagrams.
 
+pub mod log_lines;
 pub mod procfs;
 pub mod python;
 pub mod shared;
