@@ -6,7 +6,7 @@ use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::directives::{Apply, CmdContext, DIRECTIVES, Directive, Scope};
-use mod_wsgi_config::{DirConfig, RegexHandle, ServerConfig, split_words};
+use mod_wsgi_config::{DirConfig, RegexHandle, ServerConfig};
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,16 +47,11 @@ pub unsafe extern "C" fn set_directive(
             }
             // SAFETY: args is the NUL-terminated argument text Apache passes for this call.
             let text = unsafe { CStr::from_ptr(args) }.to_string_lossy();
-            // Apache's quoting, plus mod_wsgi's quoted option values (name='a b').
-            let argv = split_words(&text);
+            let argv = match directive.arguments(&text) {
+                Ok(argv) => argv,
+                Err(e) => return pool_error(pool, &e),
+            };
             let label = name.to_string_lossy();
-            if argv.len() < directive.min_args || argv.len() > directive.max_args {
-                let usage = directive.usage.to_string_lossy();
-                return pool_error(
-                    pool,
-                    &format!("{label}: wrong number of arguments; usage: {label} {usage}"),
-                );
-            }
             if IN_INTERPRETER_OPTIONS.load(Ordering::Relaxed) {
                 return apply_in_interpreter_options(cmd, directive, &argv);
             }

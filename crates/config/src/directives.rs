@@ -58,6 +58,22 @@ pub struct Directive {
     pub apply: Apply,
 }
 
+impl Directive {
+    /// The arguments of one use of the directive, split as mod_wsgi does (Apache's
+    /// quoting, plus quoted option values: name='a b'), or the error for a wrong number.
+    pub fn arguments(&self, text: &str) -> Result<Vec<String>, String> {
+        let argv = crate::split_words(text);
+        if argv.len() < self.min_args || argv.len() > self.max_args {
+            let label = self.name.to_string_lossy();
+            let usage = self.usage.to_string_lossy();
+            return Err(format!(
+                "{label}: wrong number of arguments; usage: {label} {usage}"
+            ));
+        }
+        Ok(argv)
+    }
+}
+
 /// What a server-scope setter needs from the server reading the configuration.
 pub struct CmdContext<'a> {
     /// "file:line" of the directive being read.
@@ -559,6 +575,45 @@ fn script_alias_match(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn directive(name: &CStr) -> &'static Directive {
+        DIRECTIVES.iter().find(|d| d.name == name).unwrap()
+    }
+
+    #[test]
+    fn arguments_are_split_with_quotes_kept_together() {
+        let alias = directive(c"WSGIScriptAlias");
+        assert_eq!(
+            alias.arguments("/app '/srv/my app.wsgi' process-group='a b'"),
+            Ok(vec![
+                "/app".to_owned(),
+                "/srv/my app.wsgi".to_owned(),
+                "process-group=a b".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_wrong_number_of_arguments_gives_the_usage() {
+        let alias = directive(c"WSGIScriptAlias");
+        let expected = format!(
+            "WSGIScriptAlias: wrong number of arguments; usage: WSGIScriptAlias {}",
+            alias.usage.to_string_lossy()
+        );
+        assert_eq!(alias.arguments("/app"), Err(expected.clone()));
+        assert_eq!(alias.arguments(""), Err(expected));
+        let bounded = DIRECTIVES.iter().find(|d| d.max_args < 8).unwrap();
+        let too_many = vec!["x"; bounded.max_args + 1].join(" ");
+        assert!(bounded.arguments(&too_many).is_err());
+        let most = vec!["x"; bounded.max_args].join(" ");
+        assert_eq!(
+            bounded.arguments(&most).map(|a| a.len()),
+            Ok(bounded.max_args)
+        );
+        for d in DIRECTIVES.iter().filter(|d| d.min_args == 0) {
+            assert_eq!(d.arguments(""), Ok(Vec::new()), "{:?}", d.name);
+        }
+    }
 
     fn words(text: &str) -> Vec<String> {
         crate::split_words(text)
