@@ -501,11 +501,7 @@ fn take_handover(process_pool: *mut sys::apr_pool_t) -> HashMap<String, Vec<i32>
     update_record(process_pool, |record| {
         handover = std::mem::take(&mut record.handover);
     });
-    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
-    for process in handover.into_iter().filter(|p| is_live_child(p.pid)) {
-        out.entry(process.group).or_default().push(process.pid);
-    }
-    out
+    setup::handover_by_group(handover, is_live_child)
 }
 
 /// A process of the previous generation (kept serving across a graceful restart) is
@@ -605,13 +601,7 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         update_record(generation.process_pool, |record| record.handover = handover);
         if hard {
             daemon::reap(&pids, limit);
-            for g in &generation.groups {
-                g.listener_fds().for_each(daemon::close_listener);
-                let lanes = g.lanes.iter().map(|l| &l.path);
-                for path in std::iter::once(&g.socket_path).chain(lanes) {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
+            generation.groups.iter().for_each(|g| g.remove_sockets());
             remember_sockets(generation.process_pool, &[]);
         }
         // The flags' only readers in the parent are the slots' and the bell's other-child
@@ -687,10 +677,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             &mut previous,
         )?));
     }
-    for (path, (fd, _)) in previous {
-        daemon::close_listener(fd);
-        let _ = std::fs::remove_file(path);
-    }
+    setup::close_previous(previous);
     // Daemons of groups that are gone, or beyond the new process count, drain now.
     setup::surplus_handover(&handover, &groups)
         .into_iter()

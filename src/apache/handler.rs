@@ -386,16 +386,12 @@ fn proxy_to_daemon(
         let _ = write!(text, "{queue_start_us}");
     });
     let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
-        let lanes = group.lanes.len();
-        let cookie = run
-            .environ
-            .get("HTTP_COOKIE")
-            .and_then(|v| affinity::pinned_lane(v, cookie_name, lanes));
-        cookie.unwrap_or_else(|| {
-            let lane = affinity::next_lane(lanes);
-            req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));
-            lane
-        })
+        let cookies = run.environ.get("HTTP_COOKIE");
+        let (lane, set_cookie) = affinity::lane_for(cookies, cookie_name, group.lanes.len());
+        if let Some(value) = set_cookie {
+            req.add_error_header(c"Set-Cookie", &value);
+        }
+        lane
     });
     let head = RequestHead {
         secret: group.secret,
@@ -413,13 +409,7 @@ fn proxy_to_daemon(
     let lent = unsafe { LentRequest::new(req.raw()) };
     let mut body = ApacheBody::new(lent);
     let mut sink = ApacheSink::new(lent, run.sendfile);
-    // response-socket-timeout, else an explicit socket-timeout, bounds each write to
-    // the client (as mod_wsgi); otherwise Apache's Timeout does.
-    let spec = &group.spec;
-    if let Some(timeout) = [spec.response_socket_timeout, spec.socket_timeout]
-        .into_iter()
-        .find(|t| !t.is_zero())
-    {
+    if let Some(timeout) = group.client_write_timeout() {
         sink = sink.with_write_timeout(timeout);
     }
     match daemon::proxy(group, lane, head, error_override, &mut body, &mut sink) {

@@ -97,6 +97,23 @@ impl DaemonGroup {
             .is_none_or(|own| own == server_hostname)
     }
 
+    /// How long one write to the client may take: response-socket-timeout, else an
+    /// explicit socket-timeout (as mod_wsgi); None leaves it to Apache's Timeout.
+    pub fn client_write_timeout(&self) -> Option<Duration> {
+        [self.spec.response_socket_timeout, self.spec.socket_timeout]
+            .into_iter()
+            .find(|t| !t.is_zero())
+    }
+
+    /// Closes the group's listening sockets and removes their files (a hard stop).
+    pub fn remove_sockets(&self) {
+        self.listener_fds().for_each(crate::socket::close);
+        let lanes = self.lanes.iter().map(|l| &l.path);
+        for path in std::iter::once(&self.socket_path).chain(lanes) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
         self.secret
             .iter()
@@ -279,6 +296,20 @@ mod request_tests {
         group_for_request(process_group, |_| found, request)
             .map(|g| g.is_some())
             .map_err(|r| r.status)
+    }
+
+    #[test]
+    fn client_writes_are_bounded_by_the_response_timeout_first() {
+        let g = group(&["app"], None, None);
+        assert_eq!(g.client_write_timeout(), None);
+        let g = group(&["app", "socket-timeout=30"], None, None);
+        assert_eq!(g.client_write_timeout(), Some(Duration::from_secs(30)));
+        let g = group(
+            &["app", "socket-timeout=30", "response-socket-timeout=5"],
+            None,
+            None,
+        );
+        assert_eq!(g.client_write_timeout(), Some(Duration::from_secs(5)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::python::{ApacheFacts, PythonSettings};
 use crate::restart_record::KeptSocket;
 use crate::run_as::{GroupIdentity, RunAs, run_as};
 use crate::socket::{MAX_SOCKET_PATH, keep_or_bind, lane_path, socket_path};
+use crate::supervisor::HandedOver;
 use mod_wsgi_config::{DaemonDefinition, DaemonSpec, ServerConfig};
 use mod_wsgi_os::identity::{self, Account};
 use mod_wsgi_store::GroupHealth;
@@ -264,9 +265,95 @@ pub fn surplus_handover(
     out
 }
 
+/// Closes and removes the previous generation's sockets that no group took over.
+pub fn close_previous(previous: PreviousSockets) {
+    for (path, (fd, _)) in previous {
+        crate::socket::close(fd);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The previous generation's processes still `alive`, by group, each group's in the order
+/// recorded (`supervisor::handover_order`).
+pub fn handover_by_group(
+    handover: Vec<HandedOver>,
+    alive: impl Fn(i32) -> bool,
+) -> HashMap<String, Vec<i32>> {
+    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+    for process in handover.into_iter().filter(|p| alive(p.pid)) {
+        out.entry(process.group).or_default().push(process.pid);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handover_is_grouped_in_order_without_the_dead() {
+        let handed = |group: &str, pid| HandedOver {
+            group: group.to_owned(),
+            pid,
+            last: false,
+        };
+        let by_group = handover_by_group(
+            vec![
+                handed("a", 3),
+                handed("b", 4),
+                handed("a", 1),
+                handed("a", 2),
+            ],
+            |pid| pid != 2,
+        );
+        assert_eq!(by_group.len(), 2);
+        assert_eq!(by_group["a"], [3, 1]);
+        assert_eq!(by_group["b"], [4]);
+        assert!(handover_by_group(vec![handed("a", 1)], |_| false).is_empty());
+    }
+
+    #[test]
+    fn sockets_are_closed_and_removed() {
+        let dir = scratch("remove");
+        let prefix = dir.join("wsgi").display().to_string();
+        let d = definition(&["app", "processes=2", "session-affinity=route"]);
+        let main = ServerConfig::default();
+        let group = build_group(
+            &d,
+            place(),
+            &main,
+            &[&main],
+            &prefix,
+            &parent(),
+            &mut PreviousSockets::new(),
+        )
+        .unwrap();
+        let paths: Vec<PathBuf> = std::iter::once(group.socket_path.clone())
+            .chain(group.lanes.iter().map(|l| l.path.clone()))
+            .collect();
+        assert!(paths.iter().all(|p| p.exists()));
+        group.remove_sockets();
+        assert!(paths.iter().all(|p| !p.exists()));
+
+        let other = build_group(
+            &definition(&["other"]),
+            place(),
+            &main,
+            &[&main],
+            &prefix,
+            &parent(),
+            &mut PreviousSockets::new(),
+        )
+        .unwrap();
+        let previous: PreviousSockets = kept_sockets(&[Arc::new(other)])
+            .into_iter()
+            .map(|k| (k.path, (k.fd, k.secret)))
+            .collect();
+        let left: Vec<PathBuf> = previous.keys().cloned().collect();
+        close_previous(previous);
+        assert!(left.iter().all(|p| !p.exists()));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn definition(args: &[&str]) -> DaemonDefinition {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
