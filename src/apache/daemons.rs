@@ -340,18 +340,9 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     handover_pid: slot.handover.filter(|&pid| is_live_child(pid)),
                 };
                 let decision = supervisor::on_death(&death);
-                let message = format!(
-                    "WSGI1122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
-                    slot.group.spec.name,
-                    death.lived.as_secs_f64(),
-                    match decision.action {
-                        Action::Nothing => "",
-                        Action::SuccessorServes => {
-                            "; replaced by the process that is serving in its place"
-                        }
-                        Action::Respawn { .. } => "; starting a new one",
-                    }
-                );
+                let name = &slot.group.spec.name;
+                let message =
+                    supervisor::death_message(pid, name, status, death.lived, &decision.action);
                 if decision.error {
                     tracing::error!("{message}");
                 } else {

@@ -306,11 +306,7 @@ fn handle_resolved(
     };
     // A handler script's own mtime (Apache stat'ed the resource, not the script).
     let script_mtime = if is_handler_script {
-        std::fs::metadata(&script_path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
+        mod_wsgi_engine::wsgi::phases::script_mtime(&script_path)
     } else {
         req.file_mtime()
     };

@@ -211,7 +211,8 @@ fn text(value: &Bound<'_, PyAny>) -> Result<Option<String>, Failure> {
     Ok(None)
 }
 
-fn script_mtime(path: &Path) -> f64 {
+/// A script's modification time in seconds since the epoch; 0 when it cannot be read.
+pub fn script_mtime(path: &Path) -> f64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -345,6 +346,20 @@ mod decision_tests {
 
     fn groups(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn script_mtime_is_seconds_since_the_epoch_or_zero() {
+        let path = std::env::temp_dir().join(format!("wsgi-mtime-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let mtime = script_mtime(&path);
+        assert!(mtime > 0.0 && (now - mtime).abs() < 60.0, "{mtime} {now}");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(script_mtime(&path), 0.0);
     }
 
     #[test]
