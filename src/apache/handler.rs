@@ -9,6 +9,7 @@ use super::sys;
 use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
 use mod_wsgi_config::{DirConfig, MapHeadToGet, RequestFacts, Selection, prefix_match_len, select};
+use mod_wsgi_http::{ScriptFile, refuse_script};
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
 use std::fmt::Write;
@@ -179,34 +180,16 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         return handle_resolved(req, dir, std::path::PathBuf::from(&h.script), true);
     }
     let script_path = req.filename().unwrap_or_default();
+    let file = match req.filetype() {
+        sys::APR_REG => ScriptFile::Regular,
+        0 => ScriptFile::Missing,
+        _ => ScriptFile::Other,
+    };
     let script = script_path.display().to_string();
-
-    if alias.is_none() && !req.allows_exec_cgi() {
-        log_request(
-            &req,
-            Level::ERROR,
-            &format!("WSGI0134: Options ExecCGI is off in this directory: {script}"),
-        );
-        return sys::HTTP_FORBIDDEN;
-    }
-    match req.filetype() {
-        sys::APR_REG => {}
-        0 => {
-            log_request(
-                &req,
-                Level::ERROR,
-                &format!("WSGI0135: target WSGI script not found or unable to stat: {script}"),
-            );
-            return sys::HTTP_NOT_FOUND;
-        }
-        _ => {
-            log_request(
-                &req,
-                Level::ERROR,
-                &format!("WSGI0136: target WSGI script is not a regular file: {script}"),
-            );
-            return sys::HTTP_FORBIDDEN;
-        }
+    let aliased = alias.is_some();
+    if let Some(refusal) = refuse_script(&script, aliased, aliased || req.allows_exec_cgi(), file) {
+        log_request(&req, Level::ERROR, &refusal.message);
+        return c_int::from(refusal.status);
     }
     handle_resolved(req, dir, script_path, false)
 }

@@ -14,6 +14,6 @@ pub use headers::{
     HeaderError, ResponseHead, is_hop_by_hop, latin1_bytes, validate_header, validate_status,
 };
 pub use proxy::apply_trusted_proxy_headers;
-pub use request_body::{Refusal, refuse_body};
+pub use request_body::{Refusal, ScriptFile, refuse_body, refuse_script};
 pub use script_name::script_name;
 pub use variables::RequestVariables;

@@ -1,4 +1,5 @@
-//! Which request bodies are refused before the application sees them, as mod_wsgi does.
+//! Which requests are refused before the application sees them, as mod_wsgi does: for
+//! their body, or for the script they map to.
 
 /// A refused request: the status to answer with and the message to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,42 @@ pub fn refuse_body(
     None
 }
 
+/// What Apache found at the path a request maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptFile {
+    Regular,
+    Missing,
+    /// A directory or anything else that is not a regular file.
+    Other,
+}
+
+/// Refuses to run `script` unless it is a regular file, and, when no WSGIScriptAlias
+/// mapped it (`aliased`), unless `Options ExecCGI` is on for its directory.
+pub fn refuse_script(
+    script: &str,
+    aliased: bool,
+    exec_cgi: bool,
+    file: ScriptFile,
+) -> Option<Refusal> {
+    if !aliased && !exec_cgi {
+        return Some(Refusal::new(
+            403,
+            format!("WSGI0134: Options ExecCGI is off in this directory: {script}"),
+        ));
+    }
+    match file {
+        ScriptFile::Regular => None,
+        ScriptFile::Missing => Some(Refusal::new(
+            404,
+            format!("WSGI0135: target WSGI script not found or unable to stat: {script}"),
+        )),
+        ScriptFile::Other => Some(Refusal::new(
+            403,
+            format!("WSGI0136: target WSGI script is not a regular file: {script}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +143,45 @@ mod tests {
         assert_eq!(status(None, Some("100"), false, 100), None);
         // A chunked request with a Content-Length is checked on both.
         assert_eq!(status(Some("chunked"), Some("101"), true, 100), Some(413));
+    }
+
+    #[test]
+    fn scripts_must_be_regular_files() {
+        assert_eq!(
+            refuse_script("/s.wsgi", true, false, ScriptFile::Regular),
+            None
+        );
+        assert_eq!(
+            refuse_script("/s.wsgi", false, true, ScriptFile::Regular),
+            None
+        );
+        let missing = refuse_script("/s.wsgi", true, true, ScriptFile::Missing).unwrap();
+        assert_eq!(
+            (missing.status, missing.message.as_str()),
+            (
+                404,
+                "WSGI0135: target WSGI script not found or unable to stat: /s.wsgi"
+            )
+        );
+        let dir = refuse_script("/d", true, true, ScriptFile::Other).unwrap();
+        assert_eq!(
+            (dir.status, dir.message.as_str()),
+            (
+                403,
+                "WSGI0136: target WSGI script is not a regular file: /d"
+            )
+        );
+    }
+
+    #[test]
+    fn unaliased_scripts_need_exec_cgi_first() {
+        let refused = refuse_script("/s.wsgi", false, false, ScriptFile::Missing).unwrap();
+        assert_eq!(
+            (refused.status, refused.message.as_str()),
+            (
+                403,
+                "WSGI0134: Options ExecCGI is off in this directory: /s.wsgi"
+            )
+        );
     }
 }
