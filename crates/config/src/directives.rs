@@ -72,6 +72,40 @@ impl Directive {
         }
         Ok(argv)
     }
+
+    /// Applies the directive inside `<WSGIInterpreterOptions>`: it sets the block the
+    /// opening tag added last to `config`, not the server. The capability directives
+    /// (WSGIPerInterpreterGIL, WSGIFreeThreading) also say, once, what they can do with
+    /// this Python (`python_version`, `python_free_threaded`).
+    pub fn apply_in_interpreter_options(
+        &self,
+        config: &mut ServerConfig,
+        argv: &[String],
+        python_version: &'static str,
+        python_free_threaded: bool,
+    ) -> Result<(), String> {
+        let name = self.name.to_string_lossy();
+        if let Apply::Server(apply) = self.apply
+            && (name == "WSGIPerInterpreterGIL" || name == "WSGIFreeThreading")
+        {
+            let compile_regex = |_: &str| None;
+            let _ = apply(
+                &mut ServerConfig::default(),
+                argv,
+                &CmdContext {
+                    location: "<WSGIInterpreterOptions>".to_owned(),
+                    directive: name.to_string(),
+                    compile_regex: &compile_regex,
+                    python_version,
+                    python_free_threaded,
+                },
+            );
+        }
+        let Some(block) = config.python.interpreter_options.last_mut() else {
+            return Err("<WSGIInterpreterOptions>: no open section".to_owned());
+        };
+        block.apply(&name, argv).map_err(|e| e.to_string())
+    }
 }
 
 /// What a server-scope setter needs from the server reading the configuration.
@@ -578,6 +612,62 @@ mod tests {
 
     fn directive(name: &CStr) -> &'static Directive {
         DIRECTIVES.iter().find(|d| d.name == name).unwrap()
+    }
+
+    #[test]
+    fn interpreter_options_set_the_open_block_only() {
+        let path = directive(c"WSGIPythonPath");
+        let argv = vec!["/srv/lib:/srv/more".to_owned()];
+        let mut config = ServerConfig::default();
+        assert_eq!(
+            path.apply_in_interpreter_options(&mut config, &argv, "3.13", false),
+            Err("<WSGIInterpreterOptions>: no open section".to_owned())
+        );
+        config
+            .python
+            .interpreter_options
+            .push(crate::InterpreterOptions::default());
+        assert_eq!(
+            path.apply_in_interpreter_options(&mut config, &argv, "3.13", false),
+            Ok(())
+        );
+        assert_eq!(
+            config.python.interpreter_options[0].python_path,
+            ["/srv/lib", "/srv/more"]
+        );
+        assert_eq!(
+            config.python.python_path,
+            ServerConfig::default().python.python_path
+        );
+        let bad = vec!["maybe".to_owned()];
+        assert!(
+            directive(c"WSGIRestrictStdin")
+                .apply_in_interpreter_options(&mut config, &bad, "3.13", false)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn capability_directives_in_a_block_set_the_block() {
+        let gil = directive(c"WSGIPerInterpreterGIL");
+        let mut config = ServerConfig::default();
+        config
+            .python
+            .interpreter_options
+            .push(crate::InterpreterOptions::default());
+        let on = vec!["On".to_owned()];
+        assert_eq!(
+            gil.apply_in_interpreter_options(&mut config, &on, "3.13", false),
+            Ok(())
+        );
+        assert_eq!(
+            config.python.interpreter_options[0].per_interpreter_gil,
+            Some(true)
+        );
+        assert_eq!(
+            config.python.per_interpreter_gil,
+            ServerConfig::default().python.per_interpreter_gil
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, R
 pub use hook_script::HookScript;
 pub use interpreter_options::{
     INTERPRETER_OPTION_DIRECTIVES, InterpreterOptions, ResolvedInterpreterOptions,
-    resolve_interpreter_options,
+    check_interpreter_option, resolve_interpreter_options,
 };
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;
