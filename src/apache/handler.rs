@@ -8,7 +8,7 @@ use super::request::{Request, latin1};
 use super::sys;
 use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
-use mod_wsgi_config::{DirConfig, MapHeadToGet, RequestFacts, Selection, prefix_match_len, select};
+use mod_wsgi_config::{DirConfig, RequestFacts, Selection, prefix_match_len, select};
 use mod_wsgi_http::{ScriptFile, refuse_script};
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
@@ -266,21 +266,14 @@ fn handle_resolved(
             dir.trusted_proxies.as_deref(),
         );
     }
-    let map_head = || match dir.map_head_to_get.unwrap_or_default() {
-        MapHeadToGet::On => true,
-        MapHeadToGet::Off => false,
-        MapHeadToGet::Auto => req.has_content_filters(),
-    };
-    if req.header_only() && map_head() {
+    let map_head = dir.map_head_to_get.unwrap_or_default();
+    if req.header_only() && map_head.maps(|| req.has_content_filters()) {
         environ.set("REQUEST_METHOD", "GET");
     }
     let reload = dir.script_reloading.unwrap_or(true);
     let sendfile = dir.enable_sendfile.unwrap_or(false);
     let (listener_host, listener_port) = req.listener();
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
+    let now_us = mod_wsgi_engine::epoch_us();
     let request_handler = handler_name.to_string_lossy();
     let handler_script_text = if is_handler_script {
         script_path.display().to_string()
@@ -358,9 +351,7 @@ fn proxy_to_daemon(
     req.set_note(METRICS_NOTE, &group.spec.name);
     let mut run = run;
     // When the request was handed to the daemon group (mod_wsgi.queue_start).
-    let queue_start_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
+    let queue_start_us = mod_wsgi_engine::epoch_us();
     run.environ.push_with("mod_wsgi.queue_start", |text| {
         let _ = write!(text, "{queue_start_us}");
     });
@@ -508,12 +499,8 @@ pub unsafe fn count_request(r: *mut sys::request_rec) {
     // SAFETY: per the caller.
     let req = unsafe { Request::from_raw(r) };
     if let (Some(group), status) = req.outcome_for_metrics(METRICS_NOTE) {
-        let started_us = req.request_time();
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let took =
-            std::time::Duration::from_micros(now_us.saturating_sub(started_us).max(0) as u64);
+        let now_us = mod_wsgi_engine::epoch_us() as i64;
+        let took = crate::shared::metrics::elapsed_since(req.request_time(), now_us);
         crate::shared::metrics::record_request(&group, u16::try_from(status).unwrap_or(0), took);
     }
 }

@@ -11,6 +11,7 @@ use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::{ApplicationGroup, DirConfig, HookScript, RequestFacts};
 use mod_wsgi_engine::wsgi::phases::{self, Password, PhaseCall};
+use mod_wsgi_http::to_latin1;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
@@ -85,11 +86,6 @@ fn c_text(ptr: *const c_char) -> String {
     latin1(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
-/// The latin-1 bytes of text that came from latin-1 (or was checked to fit it).
-fn latin1_bytes(text: &str) -> Vec<u8> {
-    text.chars().map(|c| c as u32 as u8).collect()
-}
-
 /// The WSGIAuthUserScript behind the `wsgi` authn provider here, with its directory
 /// configuration; None (logged when the directive is missing) ends the check with an error.
 fn user_script<'r>(req: &Request<'r>, provider: &str) -> Option<(&'r DirConfig, &'r HookScript)> {
@@ -123,7 +119,7 @@ unsafe extern "C" fn check_password(
         match verdict {
             Ok(Password::Granted) => sys::AUTH_GRANTED,
             Ok(Password::GrantedAs(name)) => {
-                req.set_user(&latin1_bytes(&name));
+                req.set_user(&to_latin1(&name));
                 sys::AUTH_GRANTED
             }
             Ok(Password::Denied) => sys::AUTH_DENIED,
@@ -153,7 +149,7 @@ unsafe extern "C" fn get_realm_hash(
             Ok(Some(hash)) => {
                 // SAFETY: rethash is the out-parameter mod_auth_digest passes; the copy
                 // lives in the request pool.
-                unsafe { *rethash = req.pstrdup(&latin1_bytes(&hash)) };
+                unsafe { *rethash = req.pstrdup(&to_latin1(&hash)) };
                 sys::AUTH_USER_FOUND
             }
             Ok(None) => sys::AUTH_USER_NOT_FOUND,
@@ -218,15 +214,8 @@ pub unsafe extern "C" fn access_checker(r: *mut sys::request_rec) -> c_int {
             Ok(None) => sys::DECLINED,
             Ok(Some(false)) => {
                 let uri = latin1(req.uri());
-                log(
-                    &req,
-                    Level::ERROR,
-                    &format!(
-                        "WSGI0057: client {} denied by WSGIAccessScript {} for '{uri}'",
-                        host.as_deref().unwrap_or("-"),
-                        script.path
-                    ),
-                );
+                let message = phases::access_refusal(host.as_deref(), &script.path, &uri);
+                log(&req, Level::ERROR, &message);
                 sys::HTTP_FORBIDDEN
             }
             Err(_) => sys::HTTP_INTERNAL_SERVER_ERROR,

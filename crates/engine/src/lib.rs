@@ -11,6 +11,13 @@ pub mod shared;
 pub mod telemetry;
 pub mod wsgi;
 
+/// Microseconds since the epoch now; 0 if the clock is before it.
+pub fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// The `major.minor` version of the CPython this engine is built against.
 pub const PYTHON_VERSION: &str = env!("MOD_WSGI_RS_PYTHON_VERSION");
 

@@ -24,6 +24,12 @@ pub fn push_latin1(text: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The ISO-8859-1 bytes of text that came from latin-1 (or was checked to fit it): each
+/// character's low byte.
+pub fn to_latin1(text: &str) -> Vec<u8> {
+    text.chars().map(|c| c as u32 as u8).collect()
+}
+
 /// A request's line as the CGI variables take it (each already decoded).
 #[derive(Debug, Clone, Default)]
 pub struct RequestLine {
@@ -72,6 +78,13 @@ mod tests {
         // UTF-8 input is not decoded as UTF-8: each byte stays a character.
         assert_eq!(latin1("é".as_bytes()), "\u{c3}\u{a9}");
         assert_eq!(latin1(b"\xff\x00"), "\u{ff}\u{0}");
+    }
+
+    #[test]
+    fn latin1_text_goes_back_to_its_bytes() {
+        assert_eq!(to_latin1(""), b"");
+        assert_eq!(to_latin1("caf\u{e9}"), b"caf\xe9");
+        assert_eq!(to_latin1(&latin1(b"\x00\x7f\x80\xff")), b"\x00\x7f\x80\xff");
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod request_body;
 mod script_name;
 mod variables;
 
-pub use cgi::{RequestLine, as_ascii, latin1, push_latin1};
+pub use cgi::{RequestLine, as_ascii, latin1, push_latin1, to_latin1};
 pub use headers::{
     HeaderError, ResponseHead, is_hop_by_hop, latin1_bytes, validate_header, validate_status,
 };

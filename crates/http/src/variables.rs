@@ -25,7 +25,7 @@ pub struct RequestVariables<'a> {
     pub listener_port: u16,
     /// Microseconds since the epoch.
     pub request_start: i64,
-    pub script_start: u128,
+    pub script_start: u64,
 }
 
 impl RequestVariables<'_> {

@@ -315,6 +315,15 @@ impl Dispatch {
     }
 }
 
+/// The message that logs a client (`host`, if Apache knows it) refused by WSGIAccessScript
+/// `script` for `uri`.
+pub fn access_refusal(host: Option<&str>, script: &str, uri: &str) -> String {
+    format!(
+        "WSGI0057: client {} denied by WSGIAccessScript {script} for '{uri}'",
+        host.unwrap_or("-")
+    )
+}
+
 /// `Require wsgi-group` (`require_line`) for `user`, a member of `groups`: None when one
 /// of the groups required is among them, else the message that logs the refusal of `uri`.
 pub fn group_refusal(
@@ -360,6 +369,18 @@ mod decision_tests {
         assert!(mtime > 0.0 && (now - mtime).abs() < 60.0, "{mtime} {now}");
         let _ = std::fs::remove_file(&path);
         assert_eq!(script_mtime(&path), 0.0);
+    }
+
+    #[test]
+    fn access_refusals_name_the_client_or_a_dash() {
+        assert_eq!(
+            access_refusal(Some("10.0.0.1"), "/srv/access.py", "/x"),
+            "WSGI0057: client 10.0.0.1 denied by WSGIAccessScript /srv/access.py for '/x'"
+        );
+        assert_eq!(
+            access_refusal(None, "/a.py", "/"),
+            "WSGI0057: client - denied by WSGIAccessScript /a.py for '/'"
+        );
     }
 
     #[test]
