@@ -169,11 +169,7 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
 
 /// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
 fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> setup::PreviousSockets {
-    read_record(process_pool)
-        .sockets
-        .into_iter()
-        .map(|s| (s.path, (s.fd, s.secret)))
-        .collect()
+    setup::previous_sockets(read_record(process_pool).sockets)
 }
 
 fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGroup>]) {
@@ -215,18 +211,13 @@ fn max_request_head(s: *mut sys::server_rec) -> usize {
     daemon::max_request_head(&limits)
 }
 
-fn apache_timeout(s: *mut sys::server_rec) -> Duration {
-    // SAFETY: s is the live main server; timeout is in microseconds.
-    let us = unsafe { (*s).timeout };
-    Duration::from_micros(u64::try_from(us).unwrap_or(60_000_000)).max(Duration::from_secs(1))
-}
-
 /// What every group takes from this Apache parent.
 fn parent_facts(s: *mut sys::server_rec) -> setup::ParentFacts {
     let (uid, gid, name) = apache_user();
     setup::ParentFacts {
         apache_account: setup::apache_account(uid, gid, name),
-        apache_timeout: apache_timeout(s),
+        // SAFETY: s is the live main server; timeout is in microseconds.
+        apache_timeout: setup::apache_timeout(unsafe { (*s).timeout }),
         max_request_head: max_request_head(s),
         apache: super::hooks::apache_facts(),
         current_dir: std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string()),

@@ -22,6 +22,20 @@ use std::time::Duration;
 /// The sockets a previous generation left open: path -> (fd, secret).
 pub type PreviousSockets = HashMap<PathBuf, (i32, [u8; 32])>;
 
+/// The sockets the restart record keeps (`kept_sockets` of the previous generation), by
+/// path.
+pub fn previous_sockets(kept: Vec<KeptSocket>) -> PreviousSockets {
+    kept.into_iter()
+        .map(|s| (s.path, (s.fd, s.secret)))
+        .collect()
+}
+
+/// Apache's `Timeout` (microseconds) as a group's socket-timeout: 60 s if it is negative,
+/// never under one second.
+pub fn apache_timeout(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(60_000_000)).max(Duration::from_secs(1))
+}
+
 /// Refuses a group whose socket path (its longest lane with session affinity, for the
 /// largest parent pid) would not fit a Unix socket address.
 pub fn check_socket_paths(defined: &[&DaemonDefinition], prefix: &str) -> Result<(), String> {
@@ -345,10 +359,7 @@ mod tests {
             &mut PreviousSockets::new(),
         )
         .unwrap();
-        let previous: PreviousSockets = kept_sockets(&[Arc::new(other)])
-            .into_iter()
-            .map(|k| (k.path, (k.fd, k.secret)))
-            .collect();
+        let previous = previous_sockets(kept_sockets(&[Arc::new(other)]));
         let left: Vec<PathBuf> = previous.keys().cloned().collect();
         close_previous(previous);
         assert!(left.iter().all(|p| !p.exists()));
@@ -384,8 +395,10 @@ mod tests {
     }
 
     fn me() -> Account {
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        // This process's own user and group, who may own the sockets it binds.
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata("/proc/self").unwrap();
+        let (uid, gid) = (me.uid(), me.gid());
         Account {
             name: "apache".to_owned(),
             uid,
@@ -409,6 +422,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn apache_timeout_is_at_least_a_second() {
+        assert_eq!(apache_timeout(300_000_000), Duration::from_secs(300));
+        assert_eq!(apache_timeout(1_500), Duration::from_secs(1));
+        assert_eq!(apache_timeout(0), Duration::from_secs(1));
+        assert_eq!(apache_timeout(-1), Duration::from_secs(60));
     }
 
     #[test]
@@ -538,10 +559,7 @@ mod tests {
         let kept = kept_sockets(std::slice::from_ref(&group));
         assert_eq!(kept.len(), 3);
         assert!(kept.iter().all(|k| k.secret == group.secret));
-        let mut previous: PreviousSockets = kept
-            .into_iter()
-            .map(|k| (k.path, (k.fd, k.secret)))
-            .collect();
+        let mut previous = previous_sockets(kept);
         let again = build_group(
             &d,
             place(),
