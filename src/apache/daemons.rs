@@ -7,17 +7,13 @@
 use super::config::{DaemonDefinition, ServerConfig, server_config};
 use super::pool::{read_record, update_record};
 use super::sys;
-use crate::daemon::keepalive::IdleConnections;
-use crate::daemon::restart_record::KeptSocket;
 use crate::daemon::supervisor::{self, Action, Death, HandedOver};
-use crate::daemon::{self, ChildSetup, DaemonGroup, GroupIdentity, RunAs, group::Preload};
-use crate::python::PythonSettings;
-use mod_wsgi_os::identity::{self, Account};
+use crate::daemon::{self, ChildSetup, DaemonGroup, setup};
+use mod_wsgi_os::identity;
 use mod_wsgi_store::{GroupHealth, SharedWords};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -167,55 +163,18 @@ pub fn check(s: *mut sys::server_rec, pool: *mut sys::apr_pool_t) -> Result<(), 
         return Ok(());
     };
     let defined: Vec<&DaemonDefinition> = configs.iter().flat_map(|c| c.daemons.iter()).collect();
-    let prefix = socket_prefix(pool, main);
-    for d in &defined {
-        let worst = match d.spec.session_affinity {
-            Some(_) => daemon::lane_path(
-                &daemon::socket_path(&prefix, 9_999_999, &d.spec.name),
-                d.spec.processes as usize,
-            ),
-            None => daemon::socket_path(&prefix, 9_999_999, &d.spec.name),
-        };
-        if worst.as_os_str().len() > daemon::MAX_SOCKET_PATH {
-            return Err(format!(
-                "WSGIDaemonProcess '{}' ({}): socket path '{}' would exceed {} bytes; shorten WSGISocketPrefix",
-                d.spec.name,
-                d.defined_at,
-                worst.display(),
-                daemon::MAX_SOCKET_PATH
-            ));
-        }
-    }
+    setup::check_socket_paths(&defined, &socket_prefix(pool, main))?;
     mod_wsgi_config::check_group_references(&configs)
 }
 
 /// The sockets a previous generation of this Apache parent left open: path -> (fd, secret).
-fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> HashMap<PathBuf, (i32, [u8; 32])> {
-    read_record(process_pool)
-        .sockets
-        .into_iter()
-        .map(|s| (s.path, (s.fd, s.secret)))
-        .collect()
+fn previous_sockets(process_pool: *mut sys::apr_pool_t) -> setup::PreviousSockets {
+    setup::previous_sockets(read_record(process_pool).sockets)
 }
 
 fn remember_sockets(process_pool: *mut sys::apr_pool_t, groups: &[Arc<DaemonGroup>]) {
-    let mut sockets = Vec::new();
-    for g in groups {
-        let paths = std::iter::once((&g.socket_path, g.listener_fd))
-            .chain(g.lanes.iter().map(|l| (&l.path, l.fd)));
-        for (path, fd) in paths {
-            sockets.push(KeptSocket {
-                path: path.clone(),
-                fd,
-                secret: g.secret,
-            });
-        }
-    }
+    let sockets = setup::kept_sockets(groups);
     update_record(process_pool, |record| record.sockets = sockets);
-}
-
-fn random_secret() -> Result<[u8; 32], String> {
-    mod_wsgi_wire::new_secret().map_err(|e| e.to_string())
 }
 
 pub(super) fn apache_user() -> (u32, u32, String) {
@@ -252,129 +211,17 @@ fn max_request_head(s: *mut sys::server_rec) -> usize {
     daemon::max_request_head(&limits)
 }
 
-fn apache_timeout(s: *mut sys::server_rec) -> Duration {
-    // SAFETY: s is the live main server; timeout is in microseconds.
-    let us = unsafe { (*s).timeout };
-    Duration::from_micros(u64::try_from(us).unwrap_or(60_000_000)).max(Duration::from_secs(1))
-}
-
-fn preloads_for(configs: &[&ServerConfig], name: &str) -> Vec<Preload> {
-    mod_wsgi_config::preloads_for(configs, name)
-        .into_iter()
-        .map(|(script, application_group)| Preload {
-            script: PathBuf::from(script),
-            application_group,
-        })
-        .collect()
-}
-
-/// Where a group belongs: the virtual host that defined it, and its shared words.
-struct GroupPlace {
-    virtual_host: Option<String>,
-    health: GroupHealth,
-    recycle_flags: &'static [AtomicU64],
-    control: &'static [AtomicU64],
-}
-
-fn build_group(
-    d: &DaemonDefinition,
-    place: GroupPlace,
-    main: &ServerConfig,
-    configs: &[&ServerConfig],
-    prefix: &str,
-    s: *mut sys::server_rec,
-    previous: &mut HashMap<PathBuf, (i32, [u8; 32])>,
-) -> Result<DaemonGroup, String> {
-    let (apache_uid, apache_gid, apache_name) = apache_user();
-    let apache_account = identity::user(&format!("#{apache_uid}")).unwrap_or(Account {
-        name: apache_name,
-        uid: apache_uid,
-        gid: apache_gid,
-        home: "/".to_owned(),
-    });
-    let RunAs {
-        account,
-        gid,
-        home,
-        enter_home,
-    } = daemon::run_as(
-        GroupIdentity {
-            user: d.user.as_ref(),
-            gid: d.gid,
-            home: d.spec.home.as_deref(),
-        },
-        apache_account,
-        &std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string()),
-        |dir| std::path::Path::new(dir).is_dir(),
-    );
-    let parent_pid = std::process::id();
-    let path = daemon::socket_path(prefix, parent_pid, &d.spec.name);
-    let owner = d
-        .socket_user
-        .as_ref()
-        .map_or((apache_uid, apache_gid), |u| (u.uid, u.gid));
-    let mut open_socket = |path: &std::path::Path| {
-        daemon::keep_or_bind(path, previous, d.spec.listen_backlog, owner).map_err(|e| {
-            format!(
-                "WSGIDaemonProcess '{}' ({}): cannot create socket '{}': {e}",
-                d.spec.name,
-                d.defined_at,
-                path.display()
-            )
-        })
-    };
-    let (fd, kept_secret) = open_socket(&path)?;
-    let mut lanes = Vec::new();
-    if d.spec.session_affinity.is_some() {
-        for index in 0..d.spec.processes as usize {
-            let lane = daemon::lane_path(&path, index);
-            let (fd, _) = open_socket(&lane)?;
-            lanes.push(daemon::Lane { path: lane, fd });
-        }
-    }
-    let embedded = PythonSettings::from_config(&main.python);
-    let python = PythonSettings {
-        python_home: d.spec.python_home.clone().or(embedded.python_home.clone()),
-        python_path: d.spec.python_path.clone(),
-        process_group: d.spec.name.clone(),
-        multithread: d.spec.threads > 1,
-        multiprocess: d.spec.processes_given || d.spec.processes > 1,
-        maximum_processes: d.spec.processes,
-        threads_per_process: d.spec.threads,
-        home_on_path: Some(home.clone()),
-        apache: super::hooks::apache_facts(),
-        switch_interval: d.spec.switch_interval.or(embedded.switch_interval),
-        server_metrics: d.spec.server_metrics,
-        ..embedded
-    };
-    let socket_timeout = if d.spec.socket_timeout.is_zero() {
-        apache_timeout(s)
-    } else {
-        d.spec.socket_timeout
-    };
-    Ok(DaemonGroup {
-        spec: d.spec.clone(),
-        socket_path: path,
-        listener_fd: fd,
-        idle: IdleConnections::new(lanes.len()),
-        lanes,
-        secret: kept_secret.map_or_else(random_secret, Ok)?,
-        uid: account.uid,
-        gid,
-        supplementary_gids: d.supplementary_gids.clone(),
-        user_name: account.name,
-        home,
-        enter_home,
-        socket_timeout,
-        preloads: preloads_for(configs, &d.spec.name),
-        virtual_host: place.virtual_host,
-        script_owner: d.script_owner,
+/// What every group takes from this Apache parent.
+fn parent_facts(s: *mut sys::server_rec) -> setup::ParentFacts {
+    let (uid, gid, name) = apache_user();
+    setup::ParentFacts {
+        apache_account: setup::apache_account(uid, gid, name),
+        // SAFETY: s is the live main server; timeout is in microseconds.
+        apache_timeout: setup::apache_timeout(unsafe { (*s).timeout }),
         max_request_head: max_request_head(s),
-        health: place.health,
-        recycle_flags: place.recycle_flags,
-        control: place.control,
-        python,
-    })
+        apache: super::hooks::apache_facts(),
+        current_dir: std::env::current_dir().map_or("/".to_owned(), |p| p.display().to_string()),
+    }
 }
 
 fn close_listeners_in_daemon() {
@@ -484,18 +331,9 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     handover_pid: slot.handover.filter(|&pid| is_live_child(pid)),
                 };
                 let decision = supervisor::on_death(&death);
-                let message = format!(
-                    "WSGI1122: daemon process {pid} of group '{}' exited with status {status} after {:.1} s{}",
-                    slot.group.spec.name,
-                    death.lived.as_secs_f64(),
-                    match decision.action {
-                        Action::Nothing => "",
-                        Action::SuccessorServes => {
-                            "; replaced by the process that is serving in its place"
-                        }
-                        Action::Respawn { .. } => "; starting a new one",
-                    }
-                );
+                let name = &slot.group.spec.name;
+                let message =
+                    supervisor::death_message(pid, name, status, death.lived, &decision.action);
                 if decision.error {
                     tracing::error!("{message}");
                 } else {
@@ -645,11 +483,7 @@ fn take_handover(process_pool: *mut sys::apr_pool_t) -> HashMap<String, Vec<i32>
     update_record(process_pool, |record| {
         handover = std::mem::take(&mut record.handover);
     });
-    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
-    for process in handover.into_iter().filter(|p| is_live_child(p.pid)) {
-        out.entry(process.group).or_default().push(process.pid);
-    }
-    out
+    setup::handover_by_group(handover, is_live_child)
 }
 
 /// A process of the previous generation (kept serving across a graceful restart) is
@@ -749,13 +583,7 @@ unsafe extern "C" fn stop_generation(data: *mut c_void) -> sys::apr_status_t {
         update_record(generation.process_pool, |record| record.handover = handover);
         if hard {
             daemon::reap(&pids, limit);
-            for g in &generation.groups {
-                g.listener_fds().for_each(daemon::close_listener);
-                let lanes = g.lanes.iter().map(|l| &l.path);
-                for path in std::iter::once(&g.socket_path).chain(lanes) {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
+            generation.groups.iter().for_each(|g| g.remove_sockets());
             remember_sockets(generation.process_pool, &[]);
         }
         // The flags' only readers in the parent are the slots' and the bell's other-child
@@ -803,26 +631,11 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let mut groups = Vec::new();
     let mut controls = Vec::new();
     for (d, _) in &definitions {
-        for ignored in &d.spec.ignored_options {
-            tracing::warn!(
-                "WSGI1141: WSGIDaemonProcess '{}' ({}): {ignored}= was removed in mod_wsgi 6 and has no effect; remove it",
-                d.spec.name,
-                d.defined_at
-            );
-        }
-        for (option, value) in [("lang", &d.spec.lang), ("locale", &d.spec.locale)] {
-            if let Some(v) = value
-                && !identity::locale_exists(v)
-            {
-                // mod_wsgi starts too (wsgi-express always writes en_US.UTF-8).
-                tracing::warn!(
-                    "WSGI0079: WSGIDaemonProcess '{}' ({}): {option}='{v}' is not a locale this system has (see `locale -a`); its processes run in the C locale",
-                    d.spec.name,
-                    d.defined_at
-                );
-            }
+        for warning in setup::definition_warnings(d, identity::locale_exists) {
+            tracing::warn!("{warning}");
         }
     }
+    let parent = parent_facts(s);
     for (d, virtual_host) in definitions {
         // Each group's recycling flags and health words get a mapping of their own: its
         // daemons may write only there (the others' are made read-only in them).
@@ -831,9 +644,9 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         let words = control.flags;
         controls.push(control);
         let (recycle_flags, health) = words.split_at(pairs);
-        groups.push(Arc::new(build_group(
+        groups.push(Arc::new(setup::build_group(
             d,
-            GroupPlace {
+            setup::GroupPlace {
                 virtual_host: virtual_host.clone(),
                 health: GroupHealth::new(health),
                 recycle_flags,
@@ -842,22 +655,15 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             main,
             &configs,
             &prefix,
-            s,
+            &parent,
             &mut previous,
         )?));
     }
-    for (path, (fd, _)) in previous {
-        daemon::close_listener(fd);
-        let _ = std::fs::remove_file(path);
-    }
+    setup::close_previous(previous);
     // Daemons of groups that are gone, or beyond the new process count, drain now.
-    for (name, pids) in &handover {
-        let kept = groups
-            .iter()
-            .find(|g| g.spec.name == *name)
-            .map_or(0, |g| g.spec.processes as usize);
-        pids.iter().skip(kept).for_each(|&pid| daemon::drain(pid));
-    }
+    setup::surplus_handover(&handover, &groups)
+        .into_iter()
+        .for_each(daemon::drain);
     let handover_for = |name: &str, index: usize| -> Option<i32> {
         handover.get(name).and_then(|pids| pids.get(index).copied())
     };

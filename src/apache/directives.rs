@@ -6,7 +6,7 @@ use super::pool::copy_text;
 use super::sys;
 use super::trampoline::guard;
 use mod_wsgi_config::directives::{Apply, CmdContext, DIRECTIVES, Directive, Scope};
-use mod_wsgi_config::{DirConfig, RegexHandle, ServerConfig, split_words};
+use mod_wsgi_config::{DirConfig, RegexHandle, ServerConfig};
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,16 +47,11 @@ pub unsafe extern "C" fn set_directive(
             }
             // SAFETY: args is the NUL-terminated argument text Apache passes for this call.
             let text = unsafe { CStr::from_ptr(args) }.to_string_lossy();
-            // Apache's quoting, plus mod_wsgi's quoted option values (name='a b').
-            let argv = split_words(&text);
+            let argv = match directive.arguments(&text) {
+                Ok(argv) => argv,
+                Err(e) => return pool_error(pool, &e),
+            };
             let label = name.to_string_lossy();
-            if argv.len() < directive.min_args || argv.len() > directive.max_args {
-                let usage = directive.usage.to_string_lossy();
-                return pool_error(
-                    pool,
-                    &format!("{label}: wrong number of arguments; usage: {label} {usage}"),
-                );
-            }
             if IN_INTERPRETER_OPTIONS.load(Ordering::Relaxed) {
                 return apply_in_interpreter_options(cmd, directive, &argv);
             }
@@ -161,17 +156,8 @@ unsafe fn walk_interpreter_options(cmd: *mut sys::cmd_parms) -> *const c_char {
         let mut node = first;
         while !node.is_null() {
             let name = CStr::from_ptr((*node).directive).to_string_lossy();
-            if !mod_wsgi_config::INTERPRETER_OPTION_DIRECTIVES
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(&name))
-            {
-                return pool_error(
-                    pool,
-                    &format!(
-                        "<WSGIInterpreterOptions>: {name} is not allowed inside it (only {})",
-                        mod_wsgi_config::INTERPRETER_OPTION_DIRECTIVES.join(", ")
-                    ),
-                );
+            if let Err(e) = mod_wsgi_config::check_interpreter_option(&name) {
+                return pool_error(pool, &e.to_string());
             }
             node = (*node).next;
         }
@@ -190,29 +176,13 @@ fn apply_in_interpreter_options(
 ) -> *const c_char {
     // SAFETY: cmd is the live cmd_parms of the directive being read.
     let (pool, config) = unsafe { ((*cmd).pool, server_config_of(cmd)) };
-    let name = directive.name.to_string_lossy();
-    // The capability directives also say, once, what they can do with this Python.
-    if let Apply::Server(apply) = directive.apply
-        && (name == "WSGIPerInterpreterGIL" || name == "WSGIFreeThreading")
-    {
-        let compile_regex = |_: &str| None;
-        let _ = apply(
-            &mut ServerConfig::default(),
-            argv,
-            &CmdContext {
-                location: "<WSGIInterpreterOptions>".to_owned(),
-                directive: name.to_string(),
-                compile_regex: &compile_regex,
-                python_version: mod_wsgi_engine::PYTHON_VERSION,
-                python_free_threaded: mod_wsgi_engine::PYTHON_FREE_THREADED,
-            },
-        );
-    }
-    let Some(block) = config.python.interpreter_options.last_mut() else {
-        return pool_error(pool, "<WSGIInterpreterOptions>: no open section");
-    };
-    match block.apply(&name, argv) {
+    match directive.apply_in_interpreter_options(
+        config,
+        argv,
+        mod_wsgi_engine::PYTHON_VERSION,
+        mod_wsgi_engine::PYTHON_FREE_THREADED,
+    ) {
         Ok(()) => std::ptr::null(),
-        Err(e) => pool_error(pool, &e.to_string()),
+        Err(e) => pool_error(pool, &e),
     }
 }

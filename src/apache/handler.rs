@@ -8,9 +8,8 @@ use super::request::{Request, latin1};
 use super::sys;
 use crate::daemon::{self, ProxyOutcome, affinity};
 use crate::wsgi::{self, OnScriptChange, Outcome, WsgiRequest};
-use mod_wsgi_config::{
-    DirConfig, MapHeadToGet, Merge, RequestFacts, Selection, prefix_match_len, select,
-};
+use mod_wsgi_config::{DirConfig, RequestFacts, Selection, prefix_match_len, select};
+use mod_wsgi_http::{ScriptFile, refuse_script};
 use mod_wsgi_wire::RequestHead;
 use std::ffi::{CStr, CString};
 use std::fmt::Write;
@@ -119,49 +118,18 @@ fn log_request(req: &Request<'_>, level: Level, message: &str) {
 
 /// Refuses request bodies mod_wsgi refuses; `Some(status)` ends the request.
 fn check_request_body(req: &Request<'_>, dir: &DirConfig) -> Option<c_int> {
-    if let Some(te) = req.header_in(c"Transfer-Encoding") {
-        if !te.eq_ignore_ascii_case("chunked") {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!("WSGI0138: unsupported Transfer-Encoding '{te}'"),
-            );
-            return Some(sys::HTTP_NOT_IMPLEMENTED);
-        }
-        if dir.chunked_request != Some(true) {
-            log_request(
-                req,
-                Level::ERROR,
-                "WSGI0139: chunked request bodies are refused; enable them with WSGIChunkedRequest On",
-            );
-            return Some(sys::HTTP_LENGTH_REQUIRED);
-        }
-    }
-    if let Some(cl) = req.header_in(c"Content-Length") {
-        let Ok(length) = cl.trim().parse::<u64>() else {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!("WSGI0141: invalid Content-Length '{cl}'"),
-            );
-            return Some(sys::HTTP_BAD_REQUEST);
-        };
-        let limit = req.limit_request_body();
-        if limit > 0 && length > limit {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1035: request body of {length} bytes exceeds LimitRequestBody {limit}"
-                ),
-            );
-            return Some(sys::HTTP_REQUEST_ENTITY_TOO_LARGE);
-        }
-    }
-    None
+    let refusal = mod_wsgi_http::refuse_body(
+        req.header_in(c"Transfer-Encoding").as_deref(),
+        req.header_in(c"Content-Length").as_deref(),
+        dir.chunked_request == Some(true),
+        req.limit_request_body(),
+    )?;
+    log_request(req, Level::ERROR, &refusal.message);
+    Some(c_int::from(refusal.status))
 }
 
-fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
+/// A request's variables by name: its notes, then its environment, then the process's.
+pub(super) fn env_lookup<'a>(req: &'a Request<'_>) -> impl Fn(&str) -> Option<String> + 'a {
     move |name: &str| {
         let key = CString::new(name).ok()?;
         req.note(&key)
@@ -205,55 +173,23 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.aliases.get(i));
     // Options given on the WSGIScriptAlias line are the innermost configuration layer.
-    let innermost = match (handler_script, alias) {
-        (Some(h), _) => Some(DirConfig {
-            callable_object: Some(mod_wsgi_config::CallableObject::Named(
-                "handle_request".to_owned(),
-            )),
-            ..h.options.as_dir_config()
-        }),
-        (None, Some(a)) => Some(a.options.as_dir_config()),
-        (None, None) => None,
-    };
-    let dir = match (dir_config, innermost) {
-        (Some(d), Some(inner)) => d.merge(&inner),
-        (None, Some(inner)) => inner,
-        (Some(d), None) => d.clone(),
-        (None, None) => DirConfig::default(),
-    };
+    let dir =
+        mod_wsgi_config::request_dir_config(dir_config, handler_script, alias.map(|a| &a.options));
     let dir = &dir;
     if let Some(h) = handler_script {
         return handle_resolved(req, dir, std::path::PathBuf::from(&h.script), true);
     }
     let script_path = req.filename().unwrap_or_default();
+    let file = match req.filetype() {
+        sys::APR_REG => ScriptFile::Regular,
+        0 => ScriptFile::Missing,
+        _ => ScriptFile::Other,
+    };
     let script = script_path.display().to_string();
-
-    if alias.is_none() && !req.allows_exec_cgi() {
-        log_request(
-            &req,
-            Level::ERROR,
-            &format!("WSGI0134: Options ExecCGI is off in this directory: {script}"),
-        );
-        return sys::HTTP_FORBIDDEN;
-    }
-    match req.filetype() {
-        sys::APR_REG => {}
-        0 => {
-            log_request(
-                &req,
-                Level::ERROR,
-                &format!("WSGI0135: target WSGI script not found or unable to stat: {script}"),
-            );
-            return sys::HTTP_NOT_FOUND;
-        }
-        _ => {
-            log_request(
-                &req,
-                Level::ERROR,
-                &format!("WSGI0136: target WSGI script is not a regular file: {script}"),
-            );
-            return sys::HTTP_FORBIDDEN;
-        }
+    let aliased = alias.is_some();
+    if let Some(refusal) = refuse_script(&script, aliased, aliased || req.allows_exec_cgi(), file) {
+        log_request(&req, Level::ERROR, &refusal.message);
+        return c_int::from(refusal.status);
     }
     handle_resolved(req, dir, script_path, false)
 }
@@ -330,21 +266,14 @@ fn handle_resolved(
             dir.trusted_proxies.as_deref(),
         );
     }
-    let map_head = || match dir.map_head_to_get.unwrap_or_default() {
-        MapHeadToGet::On => true,
-        MapHeadToGet::Off => false,
-        MapHeadToGet::Auto => req.has_content_filters(),
-    };
-    if req.header_only() && map_head() {
+    let map_head = dir.map_head_to_get.unwrap_or_default();
+    if req.header_only() && map_head.maps(|| req.has_content_filters()) {
         environ.set("REQUEST_METHOD", "GET");
     }
     let reload = dir.script_reloading.unwrap_or(true);
     let sendfile = dir.enable_sendfile.unwrap_or(false);
     let (listener_host, listener_port) = req.listener();
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
+    let now_us = mod_wsgi_engine::epoch_us();
     let request_handler = handler_name.to_string_lossy();
     let handler_script_text = if is_handler_script {
         script_path.display().to_string()
@@ -353,58 +282,32 @@ fn handle_resolved(
     };
     // A handler script's own mtime (Apache stat'ed the resource, not the script).
     let script_mtime = if is_handler_script {
-        std::fs::metadata(&script_path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
+        mod_wsgi_engine::wsgi::phases::script_mtime(&script_path)
     } else {
         req.file_mtime()
     };
-    let flag = |on: bool| if on { "1" } else { "0" };
     let request_id = req.log_id().unwrap_or_default();
     let connection_id = req.connection_log_id().unwrap_or_default();
-    let server_pid = std::process::id();
-    let texts = [
-        ("mod_wsgi.script_name", original_script_name.as_str()),
-        ("mod_wsgi.path_info", original_path_info.as_str()),
-        ("mod_wsgi.process_group", process_group.as_str()),
-        ("mod_wsgi.application_group", application_group.as_str()),
-        ("mod_wsgi.callable_object", callable.as_str()),
-        ("mod_wsgi.request_handler", &request_handler),
-        ("mod_wsgi.handler_script", handler_script_text.as_str()),
-        ("mod_wsgi.script_reloading", flag(reload)),
-        ("mod_wsgi.enable_sendfile", flag(sendfile)),
-        (
-            "mod_wsgi.ignore_activity",
-            flag(dir.ignore_activity == Some(true)),
-        ),
-        ("mod_wsgi.listener_host", &listener_host),
-        ("mod_wsgi.request_id", &request_id),
-        ("mod_wsgi.connection_id", &connection_id),
-    ];
-    let request_start = req.request_time();
-    let numbers: [(&str, &dyn std::fmt::Display); 4] = [
-        ("mod_wsgi.server_pid", &server_pid),
-        ("mod_wsgi.listener_port", &listener_port),
-        ("mod_wsgi.request_start", &request_start),
-        ("mod_wsgi.script_start", &now_us),
-    ];
-    // One pass drops whatever Apache's environment had under these names.
-    // mod_wsgi removes Apache's PATH too.
-    environ.retain(|k| {
-        k != "PATH"
-            && !(k.starts_with("mod_wsgi.")
-                && (texts.iter().any(|&(t, _)| t == k) || numbers.iter().any(|&(n, _)| n == k)))
-    });
-    for (key, value) in texts {
-        environ.push(key, value);
+    mod_wsgi_http::RequestVariables {
+        script_name: &original_script_name,
+        path_info: &original_path_info,
+        process_group: &process_group,
+        application_group: &application_group,
+        callable_object: &callable,
+        request_handler: &request_handler,
+        handler_script: &handler_script_text,
+        script_reloading: reload,
+        enable_sendfile: sendfile,
+        ignore_activity: dir.ignore_activity == Some(true),
+        listener_host: &listener_host,
+        request_id: &request_id,
+        connection_id: &connection_id,
+        server_pid: std::process::id(),
+        listener_port,
+        request_start: req.request_time(),
+        script_start: now_us,
     }
-    for (key, value) in numbers {
-        environ.push_with(key, |text| {
-            let _ = write!(text, "{value}");
-        });
-    }
+    .apply(&mut environ);
 
     let run = Dispatch {
         environ,
@@ -448,23 +351,17 @@ fn proxy_to_daemon(
     req.set_note(METRICS_NOTE, &group.spec.name);
     let mut run = run;
     // When the request was handed to the daemon group (mod_wsgi.queue_start).
-    let queue_start_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
+    let queue_start_us = mod_wsgi_engine::epoch_us();
     run.environ.push_with("mod_wsgi.queue_start", |text| {
         let _ = write!(text, "{queue_start_us}");
     });
     let lane = group.spec.session_affinity.as_deref().map(|cookie_name| {
-        let lanes = group.lanes.len();
-        let cookie = run
-            .environ
-            .get("HTTP_COOKIE")
-            .and_then(|v| affinity::pinned_lane(v, cookie_name, lanes));
-        cookie.unwrap_or_else(|| {
-            let lane = affinity::next_lane(lanes);
-            req.add_error_header(c"Set-Cookie", &affinity::cookie(cookie_name, lane));
-            lane
-        })
+        let cookies = run.environ.get("HTTP_COOKIE");
+        let (lane, set_cookie) = affinity::lane_for(cookies, cookie_name, group.lanes.len());
+        if let Some(value) = set_cookie {
+            req.add_error_header(c"Set-Cookie", &value);
+        }
+        lane
     });
     let head = RequestHead {
         secret: group.secret,
@@ -482,13 +379,7 @@ fn proxy_to_daemon(
     let lent = unsafe { LentRequest::new(req.raw()) };
     let mut body = ApacheBody::new(lent);
     let mut sink = ApacheSink::new(lent, run.sendfile);
-    // response-socket-timeout, else an explicit socket-timeout, bounds each write to
-    // the client (as mod_wsgi); otherwise Apache's Timeout does.
-    let spec = &group.spec;
-    if let Some(timeout) = [spec.response_socket_timeout, spec.socket_timeout]
-        .into_iter()
-        .find(|t| !t.is_zero())
-    {
+    if let Some(timeout) = group.client_write_timeout() {
         sink = sink.with_write_timeout(timeout);
     }
     match daemon::proxy(group, lane, head, error_override, &mut body, &mut sink) {
@@ -555,61 +446,17 @@ fn daemon_group_for(
     req: &Request<'_>,
     process_group: &str,
 ) -> Result<Option<std::sync::Arc<daemon::DaemonGroup>>, c_int> {
-    if process_group.is_empty() {
-        return Ok(None);
-    }
-    match daemon::find_group(process_group) {
-        Some(g) if g.spec.threads == 0 => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-        Some(g)
-            if g.script_owner.is_some_and(|o| {
-                let (uid, gid) = req.file_owner();
-                !o.allows(uid, gid)
-            }) =>
-        {
-            let (uid, gid) = req.file_owner();
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI1044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
-                    req.filename().unwrap_or_default().display()
-                ),
-            );
-            Err(sys::HTTP_FORBIDDEN)
-        }
-        Some(g) if g.serves(&req.server_hostname()) => Ok(Some(g)),
-        Some(g) => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI0152: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
-                    g.virtual_host.as_deref().unwrap_or_default(),
-                    req.server_hostname()
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-        None => {
-            log_request(
-                req,
-                Level::ERROR,
-                &format!(
-                    "WSGI0150: no WSGI daemon process called '{process_group}' has been configured"
-                ),
-            );
-            Err(sys::HTTP_INTERNAL_SERVER_ERROR)
-        }
-    }
+    let path = req.filename().unwrap_or_default();
+    let server_hostname = req.server_hostname();
+    let script = daemon::RequestScript {
+        owner: req.file_owner(),
+        path: &path,
+        server_hostname: &server_hostname,
+    };
+    daemon::group_for_request(process_group, daemon::find_group, &script).map_err(|refusal| {
+        log_request(req, Level::ERROR, &refusal.message);
+        c_int::from(refusal.status)
+    })
 }
 
 fn app_failed(req: &Request<'_>, headers_sent: bool) -> c_int {
@@ -652,12 +499,8 @@ pub unsafe fn count_request(r: *mut sys::request_rec) {
     // SAFETY: per the caller.
     let req = unsafe { Request::from_raw(r) };
     if let (Some(group), status) = req.outcome_for_metrics(METRICS_NOTE) {
-        let started_us = req.request_time();
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let took =
-            std::time::Duration::from_micros(now_us.saturating_sub(started_us).max(0) as u64);
+        let now_us = mod_wsgi_engine::epoch_us() as i64;
+        let took = crate::shared::metrics::elapsed_since(req.request_time(), now_us);
         crate::shared::metrics::record_request(&group, u16::try_from(status).unwrap_or(0), took);
     }
 }

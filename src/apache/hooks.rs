@@ -4,7 +4,7 @@
 use super::config::server_config;
 use super::trampoline::guard;
 use super::{daemons, handler, log, stores, sys};
-use crate::python::{self, PythonSettings};
+use crate::python::{self, MpmLimit, PythonSettings};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::Level;
@@ -116,19 +116,13 @@ pub fn apache_facts() -> python::ApacheFacts {
     };
     let threaded = mpm_query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED;
     let forked = mpm_query(sys::AP_MPMQ_IS_FORKED) != sys::AP_MPMQ_NOT_SUPPORTED;
-    let threads = if threaded {
-        mpm_query(sys::AP_MPMQ_MAX_THREADS)
-    } else {
-        1
-    };
-    let processes = if forked {
-        match mpm_query(sys::AP_MPMQ_MAX_DAEMON_USED) {
-            -1 => mpm_query(sys::AP_MPMQ_MAX_DAEMONS),
-            n => n,
-        }
-    } else {
-        1
-    };
+    let (processes, threads) = python::ApacheFacts::mpm_limits(threaded, forked, |limit| {
+        mpm_query(match limit {
+            MpmLimit::MaxThreads => sys::AP_MPMQ_MAX_THREADS,
+            MpmLimit::MaxDaemonUsed => sys::AP_MPMQ_MAX_DAEMON_USED,
+            MpmLimit::MaxDaemons => sys::AP_MPMQ_MAX_DAEMONS,
+        })
+    });
     python::ApacheFacts {
         version: (
             sys::AP_SERVER_MAJORVERSION_NUMBER as u32,
@@ -141,8 +135,8 @@ pub fn apache_facts() -> python::ApacheFacts {
         mpm_name: text(unsafe { sys::ap_show_mpm() }),
         // SAFETY: as above.
         build_date: text(unsafe { sys::ap_get_server_built() }),
-        maximum_processes: i64::from(processes.max(1)),
-        threads_per_process: i64::from(threads.max(1)),
+        maximum_processes: processes,
+        threads_per_process: threads,
     }
 }
 

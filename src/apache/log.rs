@@ -6,11 +6,9 @@
 
 use super::module::module_index;
 use super::sys;
-use std::ffi::CString;
+use mod_wsgi_engine::log_lines::{LineSubscriber, Severity, each_line};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use tracing_core::field::{Field, Visit};
-use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, LevelFilter, Metadata, Subscriber};
+use tracing_core::{Level, LevelFilter};
 
 static MAIN_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -41,13 +39,6 @@ unsafe fn module_level(s: *const sys::server_rec) -> i32 {
             }
         }
         log.level
-    }
-}
-
-/// Calls `emit` once per line of `message`, each as a C string (NULs shown as `\0`).
-fn each_line(message: &str, mut emit: impl FnMut(&CString)) {
-    for line in message.lines() {
-        emit(&CString::new(line.replace('\0', "\\0")).expect("BUG: NULs were replaced"));
     }
 }
 
@@ -125,68 +116,6 @@ pub unsafe fn request_log_at(r: *const sys::request_rec, lvl: i32, message: &str
     });
 }
 
-/// Routes `tracing` events to the main server's error log.
-struct ApacheSubscriber {
-    max: LevelFilter,
-}
-
-/// The event's message; `critical` when it carries `apache_crit = true` (Apache's crit
-/// level, which `tracing` lacks).
-#[derive(Default)]
-struct MessageVisitor(String, bool);
-
-impl Visit for MessageVisitor {
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "apache_crit" {
-            self.1 = value;
-        } else {
-            self.record_debug(field, &value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        use std::fmt::Write;
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0.push_str(value);
-        } else {
-            self.0.push_str(&format!(" {}={value}", field.name()));
-        }
-    }
-}
-
-impl Subscriber for ApacheSubscriber {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.max >= *metadata.level()
-    }
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(self.max)
-    }
-    fn new_span(&self, _span: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _span: &Id, _values: &Record<'_>) {}
-    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut visitor = MessageVisitor::default();
-        event.record(&mut visitor);
-        if visitor.1 {
-            server_log_at(sys::APLOG_CRIT, &visitor.0);
-        } else {
-            server_log(*event.metadata().level(), &visitor.0);
-        }
-    }
-    fn enter(&self, _span: &Id) {}
-    fn exit(&self, _span: &Id) {}
-}
-
 /// Sends this process's `tracing` output to `s`'s error log. Called once per process, in
 /// child_init.
 ///
@@ -203,5 +132,10 @@ pub unsafe fn install(s: *mut sys::server_rec) {
         l if l >= sys::APLOG_WARNING => LevelFilter::WARN,
         _ => LevelFilter::ERROR,
     };
-    let _ = tracing::subscriber::set_global_default(ApacheSubscriber { max });
+    // Routes `tracing` events to the main server's error log.
+    let subscriber = LineSubscriber::new(max, |severity, text| match severity {
+        Severity::Critical => server_log_at(sys::APLOG_CRIT, text),
+        Severity::Level(level) => server_log(level, text),
+    });
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }

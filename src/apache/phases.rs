@@ -9,11 +9,10 @@
 use super::request::{Request, latin1};
 use super::sys;
 use super::trampoline::guard;
-use mod_wsgi_config::{
-    ApplicationGroup, CallableObject, DirConfig, HookScript, ProcessGroup, RequestFacts,
-};
-use mod_wsgi_engine::wsgi::phases::{self, Dispatch, Password, PhaseCall};
-use std::ffi::{CStr, CString};
+use mod_wsgi_config::{ApplicationGroup, DirConfig, HookScript, RequestFacts};
+use mod_wsgi_engine::wsgi::phases::{self, Password, PhaseCall};
+use mod_wsgi_http::to_latin1;
+use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -48,12 +47,7 @@ fn log(req: &Request<'_>, level: Level, message: &str) {
 
 /// The interpreter a phase script runs in, expanded for this request.
 fn interpreter_for(req: &Request<'_>, group: &ApplicationGroup, script_name: &str) -> String {
-    let env = |name: &str| {
-        let key = CString::new(name).ok()?;
-        req.note(&key)
-            .or_else(|| req.env_var(name))
-            .or_else(|| std::env::var(name).ok())
-    };
+    let env = super::handler::env_lookup(req);
     let server_name = req.server_hostname();
     let host_name = req.hostname();
     group.expand(&RequestFacts {
@@ -92,11 +86,6 @@ fn c_text(ptr: *const c_char) -> String {
     latin1(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
-/// The latin-1 bytes of text that came from latin-1 (or was checked to fit it).
-fn latin1_bytes(text: &str) -> Vec<u8> {
-    text.chars().map(|c| c as u32 as u8).collect()
-}
-
 /// The WSGIAuthUserScript behind the `wsgi` authn provider here, with its directory
 /// configuration; None (logged when the directive is missing) ends the check with an error.
 fn user_script<'r>(req: &Request<'r>, provider: &str) -> Option<(&'r DirConfig, &'r HookScript)> {
@@ -130,7 +119,7 @@ unsafe extern "C" fn check_password(
         match verdict {
             Ok(Password::Granted) => sys::AUTH_GRANTED,
             Ok(Password::GrantedAs(name)) => {
-                req.set_user(&latin1_bytes(&name));
+                req.set_user(&to_latin1(&name));
                 sys::AUTH_GRANTED
             }
             Ok(Password::Denied) => sys::AUTH_DENIED,
@@ -160,7 +149,7 @@ unsafe extern "C" fn get_realm_hash(
             Ok(Some(hash)) => {
                 // SAFETY: rethash is the out-parameter mod_auth_digest passes; the copy
                 // lives in the request pool.
-                unsafe { *rethash = req.pstrdup(&latin1_bytes(&hash)) };
+                unsafe { *rethash = req.pstrdup(&to_latin1(&hash)) };
                 sys::AUTH_USER_FOUND
             }
             Ok(None) => sys::AUTH_USER_NOT_FOUND,
@@ -197,25 +186,11 @@ unsafe extern "C" fn check_authorization(
             Ok(groups) => groups,
             Err(_) => return sys::AUTHZ_GENERAL_ERROR,
         };
-        let required = mod_wsgi_config::split_words(&c_text(require_line));
-        if required.iter().any(|name| groups.contains(name)) {
-            return sys::AUTHZ_GRANTED;
-        }
         let uri = latin1(req.uri());
-        // mod_wsgi's ids: 0059 for no group at all, 0060 for none of those required.
-        let (id, why) = if groups.is_empty() {
-            ("0059", "is not a member of any group")
-        } else {
-            ("0060", "is in none of the groups required")
-        };
-        log(
-            &req,
-            Level::ERROR,
-            &format!(
-                "WSGI{id}: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
-                required.join(" ")
-            ),
-        );
+        match phases::group_refusal(&user, &uri, &c_text(require_line), &groups) {
+            None => return sys::AUTHZ_GRANTED,
+            Some(message) => log(&req, Level::ERROR, &message),
+        }
         sys::AUTHZ_DENIED
     })
 }
@@ -239,15 +214,8 @@ pub unsafe extern "C" fn access_checker(r: *mut sys::request_rec) -> c_int {
             Ok(None) => sys::DECLINED,
             Ok(Some(false)) => {
                 let uri = latin1(req.uri());
-                log(
-                    &req,
-                    Level::ERROR,
-                    &format!(
-                        "WSGI0057: client {} denied by WSGIAccessScript {} for '{uri}'",
-                        host.as_deref().unwrap_or("-"),
-                        script.path
-                    ),
-                );
+                let message = phases::access_refusal(host.as_deref(), &script.path, &uri);
+                log(&req, Level::ERROR, &message);
                 sys::HTTP_FORBIDDEN
             }
             Err(_) => sys::HTTP_INTERNAL_SERVER_ERROR,
@@ -263,30 +231,14 @@ pub fn dispatched(req: &mut Request<'_>, dir: &DirConfig) -> Result<Option<DirCo
     };
     let chosen = with_call(req, dir, script, phases::dispatch)
         .map_err(|_| sys::HTTP_INTERNAL_SERVER_ERROR)?;
-    let Dispatch {
-        process_group,
-        application_group,
-        callable_object,
-    } = chosen;
-    let refused = |e: mod_wsgi_config::ConfigError| {
+    chosen.apply(dir).map(Some).map_err(|e| {
         log(
             req,
             Level::ERROR,
             &format!("WSGI1155: dispatch script '{}' chose {e}", script.path),
         );
         sys::HTTP_INTERNAL_SERVER_ERROR
-    };
-    let mut dir = dir.clone();
-    if let Some(group) = process_group {
-        dir.process_group = Some(ProcessGroup::parse(&group).map_err(refused)?);
-    }
-    if let Some(group) = application_group {
-        dir.application_group = Some(ApplicationGroup::parse(&group).map_err(refused)?);
-    }
-    if let Some(callable) = callable_object {
-        dir.callable_object = Some(CallableObject::parse(&callable).map_err(refused)?);
-    }
-    Ok(Some(dir))
+    })
 }
 
 /// Registers the providers and the access checker (from `register_hooks`).

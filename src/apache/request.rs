@@ -15,26 +15,8 @@ pub struct Request<'r> {
     _life: PhantomData<&'r mut sys::request_rec>,
 }
 
-/// Decodes bytes as ISO-8859-1: one char per byte, as PEP 3333 prescribes for the environ.
-pub fn latin1(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    push_latin1(&mut text, bytes);
-    text
-}
-
-/// `bytes` as text if they are ASCII, which reads the same in Latin-1 and UTF-8: no
-/// per-character work.
-fn as_ascii(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes).ok().filter(|s| s.is_ascii())
-}
-
-/// Appends `bytes` decoded as ISO-8859-1 to `text`.
-fn push_latin1(text: &mut String, bytes: &[u8]) {
-    match as_ascii(bytes) {
-        Some(ascii) => text.push_str(ascii),
-        None => text.extend(bytes.iter().map(|&b| char::from(b))),
-    }
-}
+pub use mod_wsgi_http::latin1;
+use mod_wsgi_http::{as_ascii, push_latin1};
 
 /// # Safety
 /// `ptr` must be null or a NUL-terminated string that outlives `'a`.
@@ -255,22 +237,15 @@ impl<'r> Request<'r> {
                 .map(|v| latin1(v.to_bytes()))
                 .unwrap_or_default()
         };
-        let uri = text(r.uri);
-        let path_info = text(r.path_info);
-        let script_name = mod_wsgi_http::script_name(&uri, &path_info).to_owned();
-        let vars = [
-            ("GATEWAY_INTERFACE", "CGI/1.1".to_owned()),
-            ("SERVER_PROTOCOL", text(r.protocol)),
-            ("REQUEST_METHOD", text(r.method)),
-            ("QUERY_STRING", text(r.args)),
-            ("REQUEST_URI", text(r.unparsed_uri)),
-            ("SCRIPT_NAME", script_name),
-            ("PATH_INFO", path_info),
-        ];
-        for (key, value) in vars {
-            env.remove(key);
-            env.push(key, &value);
+        mod_wsgi_http::RequestLine {
+            protocol: text(r.protocol),
+            method: text(r.method),
+            args: text(r.args),
+            unparsed_uri: text(r.unparsed_uri),
+            uri: text(r.uri),
+            path_info: text(r.path_info),
         }
+        .apply(&mut env);
         env
     }
 

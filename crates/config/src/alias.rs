@@ -49,6 +49,30 @@ impl AliasOptions {
     }
 }
 
+/// The configuration a request runs with: the directory's (`dir`), under the options on
+/// the line that mapped the request, which are the innermost layer: a WSGIHandlerScript's
+/// (whose callable is always `handle_request`), else a WSGIScriptAlias's.
+pub fn request_dir_config(
+    dir: Option<&DirConfig>,
+    handler_script: Option<&crate::HandlerScript>,
+    alias: Option<&AliasOptions>,
+) -> DirConfig {
+    let innermost = match (handler_script, alias) {
+        (Some(h), _) => Some(DirConfig {
+            callable_object: Some(CallableObject::Named("handle_request".to_owned())),
+            ..h.options.as_dir_config()
+        }),
+        (None, Some(a)) => Some(a.as_dir_config()),
+        (None, None) => None,
+    };
+    match (dir, innermost) {
+        (Some(d), Some(inner)) => crate::Merge::merge(d, &inner),
+        (None, Some(inner)) => inner,
+        (Some(d), None) => d.clone(),
+        (None, None) => DirConfig::default(),
+    }
+}
+
 /// If `uri` falls under the URL prefix `alias`, returns how many bytes of `uri` the alias
 /// covers; the rest (empty or starting with '/') becomes the tail appended to the target.
 ///
@@ -98,6 +122,61 @@ pub fn join_target(target: &[u8], rest: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(tokens: &[&str]) -> AliasOptions {
+        let tokens: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+        AliasOptions::parse("WSGIScriptAlias", &tokens).unwrap()
+    }
+
+    fn dir() -> DirConfig {
+        DirConfig {
+            process_group: Some(ProcessGroup::parse("dir-group").unwrap()),
+            application_group: Some(ApplicationGroup::parse("dir-app").unwrap()),
+            chunked_request: Some(true),
+            ..DirConfig::default()
+        }
+    }
+
+    #[test]
+    fn request_config_without_any_layer_is_the_default() {
+        assert_eq!(request_dir_config(None, None, None), DirConfig::default());
+        assert_eq!(request_dir_config(Some(&dir()), None, None), dir());
+    }
+
+    #[test]
+    fn alias_options_are_the_innermost_layer() {
+        let alias = options(&["process-group=alias-group"]);
+        let merged = request_dir_config(Some(&dir()), None, Some(&alias));
+        assert_eq!(merged.process_group, alias.process_group);
+        assert_eq!(merged.application_group, dir().application_group);
+        assert_eq!(merged.chunked_request, Some(true));
+        assert_eq!(
+            request_dir_config(None, None, Some(&alias)),
+            alias.as_dir_config()
+        );
+    }
+
+    #[test]
+    fn a_handler_script_wins_and_always_calls_handle_request() {
+        let handler = crate::HandlerScript {
+            name: "my-handler".to_owned(),
+            script: "/srv/handler.wsgi".to_owned(),
+            options: options(&["application-group=handler-app", "callable-object=other"]),
+        };
+        let alias = options(&["application-group=alias-app"]);
+        let merged = request_dir_config(Some(&dir()), Some(&handler), Some(&alias));
+        assert_eq!(merged.application_group, handler.options.application_group);
+        assert_eq!(merged.process_group, dir().process_group);
+        assert_eq!(
+            merged.callable_object,
+            Some(CallableObject::Named("handle_request".to_owned()))
+        );
+        let alone = request_dir_config(None, Some(&handler), None);
+        assert_eq!(
+            alone.callable_object,
+            Some(CallableObject::Named("handle_request".to_owned()))
+        );
+    }
 
     #[test]
     fn targets_join_without_a_doubled_slash() {

@@ -58,6 +58,56 @@ pub struct Directive {
     pub apply: Apply,
 }
 
+impl Directive {
+    /// The arguments of one use of the directive, split as mod_wsgi does (Apache's
+    /// quoting, plus quoted option values: name='a b'), or the error for a wrong number.
+    pub fn arguments(&self, text: &str) -> Result<Vec<String>, String> {
+        let argv = crate::split_words(text);
+        if argv.len() < self.min_args || argv.len() > self.max_args {
+            let label = self.name.to_string_lossy();
+            let usage = self.usage.to_string_lossy();
+            return Err(format!(
+                "{label}: wrong number of arguments; usage: {label} {usage}"
+            ));
+        }
+        Ok(argv)
+    }
+
+    /// Applies the directive inside `<WSGIInterpreterOptions>`: it sets the block the
+    /// opening tag added last to `config`, not the server. The capability directives
+    /// (WSGIPerInterpreterGIL, WSGIFreeThreading) also say, once, what they can do with
+    /// this Python (`python_version`, `python_free_threaded`).
+    pub fn apply_in_interpreter_options(
+        &self,
+        config: &mut ServerConfig,
+        argv: &[String],
+        python_version: &'static str,
+        python_free_threaded: bool,
+    ) -> Result<(), String> {
+        let name = self.name.to_string_lossy();
+        if let Apply::Server(apply) = self.apply
+            && (name == "WSGIPerInterpreterGIL" || name == "WSGIFreeThreading")
+        {
+            let compile_regex = |_: &str| None;
+            let _ = apply(
+                &mut ServerConfig::default(),
+                argv,
+                &CmdContext {
+                    location: "<WSGIInterpreterOptions>".to_owned(),
+                    directive: name.to_string(),
+                    compile_regex: &compile_regex,
+                    python_version,
+                    python_free_threaded,
+                },
+            );
+        }
+        let Some(block) = config.python.interpreter_options.last_mut() else {
+            return Err("<WSGIInterpreterOptions>: no open section".to_owned());
+        };
+        block.apply(&name, argv).map_err(|e| e.to_string())
+    }
+}
+
 /// What a server-scope setter needs from the server reading the configuration.
 pub struct CmdContext<'a> {
     /// "file:line" of the directive being read.
@@ -559,6 +609,101 @@ fn script_alias_match(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn directive(name: &CStr) -> &'static Directive {
+        DIRECTIVES.iter().find(|d| d.name == name).unwrap()
+    }
+
+    #[test]
+    fn interpreter_options_set_the_open_block_only() {
+        let path = directive(c"WSGIPythonPath");
+        let argv = vec!["/srv/lib:/srv/more".to_owned()];
+        let mut config = ServerConfig::default();
+        assert_eq!(
+            path.apply_in_interpreter_options(&mut config, &argv, "3.13", false),
+            Err("<WSGIInterpreterOptions>: no open section".to_owned())
+        );
+        config
+            .python
+            .interpreter_options
+            .push(crate::InterpreterOptions::default());
+        assert_eq!(
+            path.apply_in_interpreter_options(&mut config, &argv, "3.13", false),
+            Ok(())
+        );
+        assert_eq!(
+            config.python.interpreter_options[0].python_path,
+            ["/srv/lib", "/srv/more"]
+        );
+        assert_eq!(
+            config.python.python_path,
+            ServerConfig::default().python.python_path
+        );
+        let bad = vec!["maybe".to_owned()];
+        assert!(
+            directive(c"WSGIRestrictStdin")
+                .apply_in_interpreter_options(&mut config, &bad, "3.13", false)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn capability_directives_in_a_block_set_the_block() {
+        let gil = directive(c"WSGIPerInterpreterGIL");
+        let mut config = ServerConfig::default();
+        config
+            .python
+            .interpreter_options
+            .push(crate::InterpreterOptions::default());
+        let on = vec!["On".to_owned()];
+        assert_eq!(
+            gil.apply_in_interpreter_options(&mut config, &on, "3.13", false),
+            Ok(())
+        );
+        assert_eq!(
+            config.python.interpreter_options[0].per_interpreter_gil,
+            Some(true)
+        );
+        assert_eq!(
+            config.python.per_interpreter_gil,
+            ServerConfig::default().python.per_interpreter_gil
+        );
+    }
+
+    #[test]
+    fn arguments_are_split_with_quotes_kept_together() {
+        let alias = directive(c"WSGIScriptAlias");
+        assert_eq!(
+            alias.arguments("/app '/srv/my app.wsgi' process-group='a b'"),
+            Ok(vec![
+                "/app".to_owned(),
+                "/srv/my app.wsgi".to_owned(),
+                "process-group=a b".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_wrong_number_of_arguments_gives_the_usage() {
+        let alias = directive(c"WSGIScriptAlias");
+        let expected = format!(
+            "WSGIScriptAlias: wrong number of arguments; usage: WSGIScriptAlias {}",
+            alias.usage.to_string_lossy()
+        );
+        assert_eq!(alias.arguments("/app"), Err(expected.clone()));
+        assert_eq!(alias.arguments(""), Err(expected));
+        let bounded = DIRECTIVES.iter().find(|d| d.max_args < 8).unwrap();
+        let too_many = vec!["x"; bounded.max_args + 1].join(" ");
+        assert!(bounded.arguments(&too_many).is_err());
+        let most = vec!["x"; bounded.max_args].join(" ");
+        assert_eq!(
+            bounded.arguments(&most).map(|a| a.len()),
+            Ok(bounded.max_args)
+        );
+        for d in DIRECTIVES.iter().filter(|d| d.min_args == 0) {
+            assert_eq!(d.arguments(""), Ok(Vec::new()), "{:?}", d.name);
+        }
+    }
 
     fn words(text: &str) -> Vec<String> {
         crate::split_words(text)

@@ -22,6 +22,24 @@ pub const INTERPRETER_OPTION_DIRECTIVES: [&str; 7] = [
     "WSGIRestrictSignal",
 ];
 
+/// Refuses a directive a `<WSGIInterpreterOptions>` block may not hold (in any case, as
+/// Apache matches directive names).
+pub fn check_interpreter_option(name: &str) -> Result<(), ConfigError> {
+    if INTERPRETER_OPTION_DIRECTIVES
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(name))
+    {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        directive: "<WSGIInterpreterOptions>",
+        reason: format!(
+            "{name} is not allowed inside it (only {})",
+            INTERPRETER_OPTION_DIRECTIVES.join(", ")
+        ),
+    })
+}
+
 /// One `<WSGIInterpreterOptions>` block.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterpreterOptions {
@@ -173,6 +191,20 @@ pub fn resolve_interpreter_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_interpreter_option_directives_may_be_in_a_block() {
+        assert!(check_interpreter_option("WSGIPythonPath").is_ok());
+        assert!(check_interpreter_option("wsgipythonpath").is_ok());
+        let err = check_interpreter_option("WSGIScriptAlias").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "<WSGIInterpreterOptions>: WSGIScriptAlias is not allowed inside it (only {})",
+                INTERPRETER_OPTION_DIRECTIVES.join(", ")
+            )
+        );
+    }
 
     fn block(selectors: &str, lines: &[(&str, &str)]) -> InterpreterOptions {
         let words: Vec<String> = selectors.split_whitespace().map(str::to_owned).collect();

@@ -24,14 +24,14 @@ mod traceback;
 mod values;
 mod words;
 
-pub use alias::{AliasOptions, join_target, prefix_match_len};
+pub use alias::{AliasOptions, join_target, prefix_match_len, request_dir_config};
 pub use daemon::{DAEMON_OPTIONS, DEFAULT_LOCALE, DaemonSpec, ImportScript};
 pub use error::ConfigError;
 pub use groups::{ApplicationGroup, CallableObject, ProcessGroup, RequestFacts, RequestPorts};
 pub use hook_script::HookScript;
 pub use interpreter_options::{
     INTERPRETER_OPTION_DIRECTIVES, InterpreterOptions, ResolvedInterpreterOptions,
-    resolve_interpreter_options,
+    check_interpreter_option, resolve_interpreter_options,
 };
 pub use merge::{DirConfig, Merge, PythonConfig};
 pub use net::IpNet;

@@ -66,6 +66,16 @@ pub enum MapHeadToGet {
 }
 
 impl MapHeadToGet {
+    /// Whether a HEAD request runs as GET: On, Off, or with Auto only when
+    /// `has_content_filters` (asked only then) says an output filter may alter content.
+    pub fn maps(self, has_content_filters: impl FnOnce() -> bool) -> bool {
+        match self {
+            MapHeadToGet::On => true,
+            MapHeadToGet::Off => false,
+            MapHeadToGet::Auto => has_content_filters(),
+        }
+    }
+
     pub fn parse(value: &str) -> Result<Self, ConfigError> {
         match value.to_ascii_lowercase().as_str() {
             "on" => Ok(MapHeadToGet::On),
@@ -227,6 +237,15 @@ pub fn positive_seconds(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_maps_to_get_when_on_or_when_filters_may_alter_content() {
+        assert!(MapHeadToGet::On.maps(|| unreachable!()));
+        assert!(!MapHeadToGet::Off.maps(|| unreachable!()));
+        assert!(MapHeadToGet::Auto.maps(|| true));
+        assert!(!MapHeadToGet::Auto.maps(|| false));
+        assert!(!MapHeadToGet::default().maps(|| false));
+    }
 
     #[test]
     fn on_off() {

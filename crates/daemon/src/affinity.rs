@@ -38,9 +38,35 @@ pub fn cookie(name: &str, lane: usize) -> String {
     format!("{name}={lane}; Path=/; HttpOnly; SameSite=Lax")
 }
 
+/// The lane a request goes to: the one its `Cookie` header pins with cookie `name`, else
+/// the next in turn, with the Set-Cookie value that pins the client to it.
+pub fn lane_for(cookie_header: Option<&str>, name: &str, lanes: usize) -> (usize, Option<String>) {
+    match cookie_header.and_then(|v| pinned_lane(v, name, lanes)) {
+        Some(lane) => (lane, None),
+        None => {
+            let lane = next_lane(lanes);
+            (lane, Some(cookie(name, lane)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_client_keeps_its_lane_and_gets_no_cookie() {
+        assert_eq!(lane_for(Some("a=b; route=2"), "route", 4), (2, None));
+    }
+
+    #[test]
+    fn an_unpinned_client_is_given_a_lane_and_its_cookie() {
+        for header in [None, Some(""), Some("route=9"), Some("other=1")] {
+            let (lane, set) = lane_for(header, "route", 4);
+            assert!(lane < 4);
+            assert_eq!(set, Some(cookie("route", lane)));
+        }
+    }
 
     #[test]
     fn finds_the_named_cookie_among_others() {

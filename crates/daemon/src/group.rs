@@ -97,6 +97,23 @@ impl DaemonGroup {
             .is_none_or(|own| own == server_hostname)
     }
 
+    /// How long one write to the client may take: response-socket-timeout, else an
+    /// explicit socket-timeout (as mod_wsgi); None leaves it to Apache's Timeout.
+    pub fn client_write_timeout(&self) -> Option<Duration> {
+        [self.spec.response_socket_timeout, self.spec.socket_timeout]
+            .into_iter()
+            .find(|t| !t.is_zero())
+    }
+
+    /// Closes the group's listening sockets and removes their files (a hard stop).
+    pub fn remove_sockets(&self) {
+        self.listener_fds().for_each(crate::socket::close);
+        let lanes = self.lanes.iter().map(|l| &l.path);
+        for path in std::iter::once(&self.socket_path).chain(lanes) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     pub fn accepts_secret(&self, secret: &[u8; SECRET_LEN]) -> bool {
         self.secret
             .iter()
@@ -153,6 +170,217 @@ pub fn find_group(name: &str) -> Option<Arc<DaemonGroup>> {
         .iter()
         .find(|g| g.spec.name == name)
         .cloned()
+}
+
+/// A request refused on the way to a daemon group: the status and the message logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+/// The script a request runs and the server it came to, as a group's checks need them.
+pub struct RequestScript<'a> {
+    /// Owner (uid, gid) of the script file.
+    pub owner: (u32, u32),
+    pub path: &'a std::path::Path,
+    /// The ServerName of the server (main or virtual host) the request came to.
+    pub server_hostname: &'a str,
+}
+
+/// The daemon group a request's process group names (None for embedded mode, an empty
+/// name), found by `find`, if the request may use it: the group takes requests
+/// (threads > 0), the script's owner is the one script-user=/script-group= require, and
+/// the group serves the request's server.
+pub fn group_for_request(
+    process_group: &str,
+    find: impl FnOnce(&str) -> Option<Arc<DaemonGroup>>,
+    request: &RequestScript<'_>,
+) -> Result<Option<Arc<DaemonGroup>>, Refusal> {
+    if process_group.is_empty() {
+        return Ok(None);
+    }
+    let refuse = |status, message| Err(Refusal { status, message });
+    match find(process_group) {
+        Some(g) if g.spec.threads == 0 => refuse(
+            500,
+            format!(
+                "WSGI1043: daemon process group '{process_group}' has threads=0: it runs its WSGIImportScript services and takes no requests"
+            ),
+        ),
+        Some(g)
+            if g.script_owner
+                .is_some_and(|o| !o.allows(request.owner.0, request.owner.1)) =>
+        {
+            let (uid, gid) = request.owner;
+            refuse(
+                403,
+                format!(
+                    "WSGI1044: script '{}' (uid {uid}, gid {gid}) is not owned as script-user=/script-group= of daemon process group '{process_group}' require; refused",
+                    request.path.display()
+                ),
+            )
+        }
+        Some(g) if g.serves(request.server_hostname) => Ok(Some(g)),
+        Some(g) => refuse(
+            500,
+            format!(
+                "WSGI0152: daemon process group '{process_group}' was defined in virtual host '{}' and cannot be used by server '{}'; define the group at server level, or in each virtual host that uses it (with its own name)",
+                g.virtual_host.as_deref().unwrap_or_default(),
+                request.server_hostname
+            ),
+        ),
+        None => refuse(
+            500,
+            format!(
+                "WSGI0150: no WSGI daemon process called '{process_group}' has been configured"
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use mod_wsgi_store::GroupHealth;
+
+    fn group(
+        args: &[&str],
+        virtual_host: Option<&str>,
+        owner: Option<ScriptOwner>,
+    ) -> Arc<DaemonGroup> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let words: &'static [AtomicU64] = Box::leak(
+            (0..1 + GroupHealth::words_for(2))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        );
+        Arc::new(DaemonGroup {
+            spec: DaemonSpec::parse(&args).unwrap(),
+            socket_path: PathBuf::from("/run/wsgi.sock"),
+            listener_fd: -1,
+            lanes: Vec::new(),
+            idle: IdleConnections::new(0),
+            secret: [0; SECRET_LEN],
+            uid: 0,
+            gid: 0,
+            supplementary_gids: Vec::new(),
+            user_name: String::new(),
+            home: "/".to_owned(),
+            enter_home: false,
+            socket_timeout: Duration::from_secs(60),
+            preloads: Vec::new(),
+            python: PythonSettings::default(),
+            virtual_host: virtual_host.map(str::to_owned),
+            script_owner: owner,
+            max_request_head: 16 << 20,
+            health: GroupHealth::new(&words[1..]),
+            recycle_flags: &words[..1],
+            control: words,
+        })
+    }
+
+    fn script(server_hostname: &str) -> RequestScript<'_> {
+        RequestScript {
+            owner: (1000, 1000),
+            path: std::path::Path::new("/srv/app.wsgi"),
+            server_hostname,
+        }
+    }
+
+    fn status(
+        process_group: &str,
+        found: Option<Arc<DaemonGroup>>,
+        request: &RequestScript<'_>,
+    ) -> Result<bool, u16> {
+        group_for_request(process_group, |_| found, request)
+            .map(|g| g.is_some())
+            .map_err(|r| r.status)
+    }
+
+    #[test]
+    fn client_writes_are_bounded_by_the_response_timeout_first() {
+        let g = group(&["app"], None, None);
+        assert_eq!(g.client_write_timeout(), None);
+        let g = group(&["app", "socket-timeout=30"], None, None);
+        assert_eq!(g.client_write_timeout(), Some(Duration::from_secs(30)));
+        let g = group(
+            &["app", "socket-timeout=30", "response-socket-timeout=5"],
+            None,
+            None,
+        );
+        assert_eq!(g.client_write_timeout(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn an_empty_process_group_is_embedded_mode() {
+        let looked = std::cell::Cell::new(false);
+        let found = group_for_request(
+            "",
+            |_| {
+                looked.set(true);
+                None
+            },
+            &script("a"),
+        );
+        assert_eq!(found.map(|g| g.is_none()), Ok(true));
+        assert!(!looked.get());
+    }
+
+    #[test]
+    fn a_group_that_serves_the_server_is_used() {
+        let g = group(&["app"], None, None);
+        assert_eq!(status("app", Some(g), &script("any.example.com")), Ok(true));
+        let g = group(&["app"], Some("www.example.com"), None);
+        assert_eq!(status("app", Some(g), &script("www.example.com")), Ok(true));
+    }
+
+    #[test]
+    fn unknown_groups_and_groups_without_threads_are_errors() {
+        let none = group_for_request("nope", |_| None, &script("a")).unwrap_err();
+        assert_eq!(none.status, 500);
+        assert_eq!(
+            none.message,
+            "WSGI0150: no WSGI daemon process called 'nope' has been configured"
+        );
+        let g = group(&["svc", "threads=0"], None, None);
+        let refused = group_for_request("svc", |_| Some(g), &script("a")).unwrap_err();
+        assert_eq!(refused.status, 500);
+        assert!(
+            refused
+                .message
+                .starts_with("WSGI1043: daemon process group 'svc' has threads=0")
+        );
+    }
+
+    #[test]
+    fn another_virtual_hosts_group_is_refused() {
+        let g = group(&["app"], Some("www.example.com"), None);
+        let refused =
+            group_for_request("app", |_| Some(g), &script("other.example.com")).unwrap_err();
+        assert_eq!(refused.status, 500);
+        assert!(refused.message.starts_with(
+            "WSGI0152: daemon process group 'app' was defined in virtual host 'www.example.com' and cannot be used by server 'other.example.com'"
+        ));
+    }
+
+    #[test]
+    fn script_owner_is_checked_before_the_server() {
+        let g = group(
+            &["app"],
+            Some("www.example.com"),
+            Some(ScriptOwner::User(0)),
+        );
+        let refused =
+            group_for_request("app", |_| Some(g), &script("other.example.com")).unwrap_err();
+        assert_eq!(refused.status, 403);
+        assert_eq!(
+            refused.message,
+            "WSGI1044: script '/srv/app.wsgi' (uid 1000, gid 1000) is not owned as script-user=/script-group= of daemon process group 'app' require; refused"
+        );
+        let g = group(&["app"], None, Some(ScriptOwner::User(1000)));
+        assert_eq!(status("app", Some(g), &script("a")), Ok(true));
+    }
 }
 
 #[cfg(test)]

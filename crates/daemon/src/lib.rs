@@ -18,13 +18,18 @@ mod process;
 pub mod restart_record;
 mod run_as;
 mod server;
+pub mod setup;
 mod startup;
+pub mod stores;
 pub mod supervisor;
 mod transport;
 mod worker;
 
 pub use client::{ProxyOutcome, proxy};
-pub use group::{DaemonGroup, Lane, RequestLimits, find_group, max_request_head, set_groups};
+pub use group::{
+    DaemonGroup, Lane, Refusal, RequestLimits, RequestScript, find_group, group_for_request,
+    max_request_head, set_groups,
+};
 pub use process::{
     ChildSetup, Lineage, close_group_listeners, drain, is_live_child_of, reap, spawn, spawn_bell,
 };

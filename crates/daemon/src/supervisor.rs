@@ -80,6 +80,26 @@ pub enum Action {
     },
 }
 
+/// The WSGI1122 line that reports daemon process `pid` of `group` exiting with `status`
+/// after `lived`, and what `action` is taken.
+pub fn death_message(
+    pid: i32,
+    group: &str,
+    status: i32,
+    lived: Duration,
+    action: &Action,
+) -> String {
+    format!(
+        "WSGI1122: daemon process {pid} of group '{group}' exited with status {status} after {:.1} s{}",
+        lived.as_secs_f64(),
+        match action {
+            Action::Nothing => "",
+            Action::SuccessorServes => "; replaced by the process that is serving in its place",
+            Action::Respawn { .. } => "; starting a new one",
+        }
+    )
+}
+
 /// The decision, with how to report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -195,6 +215,35 @@ mod tests {
             partner_retiring: false,
             handover_pid: None,
         }
+    }
+
+    #[test]
+    fn death_messages_tell_what_is_done() {
+        let lived = Duration::from_millis(1300);
+        assert_eq!(
+            death_message(42, "app", 0, lived, &Action::Nothing),
+            "WSGI1122: daemon process 42 of group 'app' exited with status 0 after 1.3 s"
+        );
+        assert_eq!(
+            death_message(
+                42,
+                "app",
+                9,
+                Duration::from_secs(60),
+                &Action::SuccessorServes
+            ),
+            "WSGI1122: daemon process 42 of group 'app' exited with status 9 after 60.0 s; replaced by the process that is serving in its place"
+        );
+        let respawn = Action::Respawn {
+            delay: Duration::ZERO,
+            crashes: 1,
+            predecessor: None,
+            start_failed: false,
+        };
+        assert!(
+            death_message(7, "g", 256, Duration::ZERO, &respawn)
+                .ends_with("exited with status 256 after 0.0 s; starting a new one")
+        );
     }
 
     fn respawn(d: &Decision) -> (Duration, u32, Option<i32>, bool) {

@@ -4,11 +4,19 @@
 //! CPython's C API; `shared` holds the stores, the broadcast bus and the metrics every
 //! process of a server shares; `telemetry` sends mod_wsgi 6's telemetry datagrams.
 
+pub mod log_lines;
 pub mod procfs;
 pub mod python;
 pub mod shared;
 pub mod telemetry;
 pub mod wsgi;
+
+/// Microseconds since the epoch now; 0 if the clock is before it.
+pub fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
 
 /// The `major.minor` version of the CPython this engine is built against.
 pub const PYTHON_VERSION: &str = env!("MOD_WSGI_RS_PYTHON_VERSION");

@@ -30,7 +30,9 @@ pub use lifecycle::{publish_process_signal, set_shutdown_reason};
 pub use recycle::set_recycle;
 pub(crate) use request_stats::want_thread_cpu;
 pub use request_stats::{Io, detach_timed, record_input_reads};
-pub use runtime::{ApacheFacts, PythonSettings, apache_version, initialize, is_initialized};
+pub use runtime::{
+    ApacheFacts, MpmLimit, PythonSettings, apache_version, initialize, is_initialized,
+};
 pub use script::{
     LoadedScript, ScriptError, load_callable, load_module, loaded_script, preload, preload_script,
 };

@@ -11,7 +11,7 @@ use pyo3::sync::MutexExt;
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Every thread that ran a request in this process, in thread id order. A thread's
 /// counters live as long as the process (threads are few and long-lived).
@@ -165,9 +165,7 @@ pub(crate) fn threads_unattached() -> Vec<&'static ThreadStats> {
 }
 
 pub(crate) fn epoch_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    crate::epoch_us()
 }
 
 pub(crate) fn want_thread_cpu() {

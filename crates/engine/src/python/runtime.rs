@@ -51,6 +51,37 @@ pub struct ApacheFacts {
     pub threads_per_process: i64,
 }
 
+/// A limit the MPM is asked for (`ap_mpm_query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpmLimit {
+    MaxThreads,
+    /// The most child processes in use so far; -1 when the MPM does not say.
+    MaxDaemonUsed,
+    MaxDaemons,
+}
+
+impl ApacheFacts {
+    /// `(maximum_processes, threads_per_process)` as mod_wsgi reports them: 1 each for
+    /// an MPM that does not fork or is not threaded, else what it answers (`query`), and
+    /// never less than 1.
+    pub fn mpm_limits(threaded: bool, forked: bool, query: impl Fn(MpmLimit) -> i32) -> (i64, i64) {
+        let threads = if threaded {
+            query(MpmLimit::MaxThreads)
+        } else {
+            1
+        };
+        let processes = if forked {
+            match query(MpmLimit::MaxDaemonUsed) {
+                -1 => query(MpmLimit::MaxDaemons),
+                n => n,
+            }
+        } else {
+            1
+        };
+        (i64::from(processes.max(1)), i64::from(threads.max(1)))
+    }
+}
+
 impl PythonSettings {
     /// What the WSGIPython*/WSGIRestrict* directives give, for embedded mode; daemon
     /// groups start from these and override their own.
@@ -234,4 +265,60 @@ fn prepare_main(py: pyo3::Python<'_>, settings: &PythonSettings) -> pyo3::PyResu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(threads: i32, used: i32, daemons: i32) -> impl Fn(MpmLimit) -> i32 {
+        move |limit| match limit {
+            MpmLimit::MaxThreads => threads,
+            MpmLimit::MaxDaemonUsed => used,
+            MpmLimit::MaxDaemons => daemons,
+        }
+    }
+
+    #[test]
+    fn prefork_has_processes_and_one_thread() {
+        assert_eq!(
+            ApacheFacts::mpm_limits(false, true, answers(25, 150, 256)),
+            (150, 1)
+        );
+    }
+
+    #[test]
+    fn an_unknown_count_in_use_falls_back_to_the_maximum() {
+        assert_eq!(
+            ApacheFacts::mpm_limits(true, true, answers(25, -1, 16)),
+            (16, 25)
+        );
+    }
+
+    #[test]
+    fn winnt_style_mpms_have_one_process_and_limits_are_at_least_one() {
+        assert_eq!(
+            ApacheFacts::mpm_limits(true, false, answers(64, 0, 0)),
+            (1, 64)
+        );
+        assert_eq!(
+            ApacheFacts::mpm_limits(true, true, answers(0, 0, 0)),
+            (1, 1)
+        );
+        assert_eq!(
+            ApacheFacts::mpm_limits(false, false, answers(-5, -5, -5)),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn only_the_limits_that_apply_are_asked() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let query = |limit| {
+            asked.borrow_mut().push(limit);
+            3
+        };
+        ApacheFacts::mpm_limits(false, true, query);
+        assert_eq!(*asked.borrow(), [MpmLimit::MaxDaemonUsed]);
+    }
 }

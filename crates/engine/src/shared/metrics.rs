@@ -98,6 +98,12 @@ pub fn record_gil_wait(waited: Duration) {
     }
 }
 
+/// How long a request that started at `started_us` took until `now_us` (microseconds
+/// since the epoch); zero if the clock went back.
+pub fn elapsed_since(started_us: i64, now_us: i64) -> Duration {
+    Duration::from_micros(now_us.saturating_sub(started_us).max(0) as u64)
+}
+
 pub fn record_request(group: &str, status: u16, took: Duration) {
     if let (Some(m), Some(g)) = (metrics(), group_index(group)) {
         m.record_request(g, status, took.as_secs_f64());
@@ -223,4 +229,21 @@ pub fn render() -> String {
         render_app_metrics(&mut out, entries);
     }
     out
+}
+
+#[cfg(test)]
+mod elapsed_tests {
+    use super::elapsed_since;
+    use std::time::Duration;
+
+    #[test]
+    fn elapsed_is_the_difference_and_never_negative() {
+        assert_eq!(elapsed_since(1_000, 3_500), Duration::from_micros(2_500));
+        assert_eq!(elapsed_since(5, 5), Duration::ZERO);
+        assert_eq!(elapsed_since(9_000, 1_000), Duration::ZERO);
+        assert_eq!(
+            elapsed_since(i64::MIN, i64::MAX),
+            Duration::from_micros(i64::MAX as u64)
+        );
+    }
 }

@@ -211,7 +211,8 @@ fn text(value: &Bound<'_, PyAny>) -> Result<Option<String>, Failure> {
     Ok(None)
 }
 
-fn script_mtime(path: &Path) -> f64 {
+/// A script's modification time in seconds since the epoch; 0 when it cannot be read.
+pub fn script_mtime(path: &Path) -> f64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -290,4 +291,160 @@ fn phase_environ<'py>(
     env.set_item("mod_wsgi.process_group", "")?;
     env.set_item("mod_wsgi.application_group", call.application_group)?;
     Ok(env)
+}
+
+impl Dispatch {
+    /// `dir` with what the script chose in place of the configured values; a choice that
+    /// is not a valid value of its directive is the error.
+    pub fn apply(
+        self,
+        dir: &mod_wsgi_config::DirConfig,
+    ) -> Result<mod_wsgi_config::DirConfig, mod_wsgi_config::ConfigError> {
+        use mod_wsgi_config::{ApplicationGroup, CallableObject, ProcessGroup};
+        let mut dir = dir.clone();
+        if let Some(group) = self.process_group {
+            dir.process_group = Some(ProcessGroup::parse(&group)?);
+        }
+        if let Some(group) = self.application_group {
+            dir.application_group = Some(ApplicationGroup::parse(&group)?);
+        }
+        if let Some(callable) = self.callable_object {
+            dir.callable_object = Some(CallableObject::parse(&callable)?);
+        }
+        Ok(dir)
+    }
+}
+
+/// The message that logs a client (`host`, if Apache knows it) refused by WSGIAccessScript
+/// `script` for `uri`.
+pub fn access_refusal(host: Option<&str>, script: &str, uri: &str) -> String {
+    format!(
+        "WSGI0057: client {} denied by WSGIAccessScript {script} for '{uri}'",
+        host.unwrap_or("-")
+    )
+}
+
+/// `Require wsgi-group` (`require_line`) for `user`, a member of `groups`: None when one
+/// of the groups required is among them, else the message that logs the refusal of `uri`.
+pub fn group_refusal(
+    user: &str,
+    uri: &str,
+    require_line: &str,
+    groups: &[String],
+) -> Option<String> {
+    let required = mod_wsgi_config::split_words(require_line);
+    if required.iter().any(|name| groups.contains(name)) {
+        return None;
+    }
+    // mod_wsgi's ids: 0059 for no group at all, 0060 for none of those required.
+    let (id, why) = if groups.is_empty() {
+        ("0059", "is not a member of any group")
+    } else {
+        ("0060", "is in none of the groups required")
+    };
+    Some(format!(
+        "WSGI{id}: user '{user}' {why} for '{uri}' (Require wsgi-group {})",
+        required.join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::*;
+    use mod_wsgi_config::{ApplicationGroup, CallableObject, DirConfig, ProcessGroup};
+
+    fn groups(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn script_mtime_is_seconds_since_the_epoch_or_zero() {
+        let path = std::env::temp_dir().join(format!("wsgi-mtime-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let mtime = script_mtime(&path);
+        assert!(mtime > 0.0 && (now - mtime).abs() < 60.0, "{mtime} {now}");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(script_mtime(&path), 0.0);
+    }
+
+    #[test]
+    fn access_refusals_name_the_client_or_a_dash() {
+        assert_eq!(
+            access_refusal(Some("10.0.0.1"), "/srv/access.py", "/x"),
+            "WSGI0057: client 10.0.0.1 denied by WSGIAccessScript /srv/access.py for '/x'"
+        );
+        assert_eq!(
+            access_refusal(None, "/a.py", "/"),
+            "WSGI0057: client - denied by WSGIAccessScript /a.py for '/'"
+        );
+    }
+
+    #[test]
+    fn one_required_group_is_enough() {
+        assert_eq!(
+            group_refusal("ann", "/x", "admin staff", &groups(&["staff"])),
+            None
+        );
+        assert_eq!(
+            group_refusal("ann", "/x", "\"admin\"", &groups(&["admin"])),
+            None
+        );
+    }
+
+    #[test]
+    fn refusals_tell_no_group_from_other_groups() {
+        assert_eq!(
+            group_refusal("ann", "/x", "admin  staff", &[]).as_deref(),
+            Some(
+                "WSGI0059: user 'ann' is not a member of any group for '/x' (Require wsgi-group admin staff)"
+            )
+        );
+        assert_eq!(
+            group_refusal("ann", "/x", "admin", &groups(&["users"])).as_deref(),
+            Some(
+                "WSGI0060: user 'ann' is in none of the groups required for '/x' (Require wsgi-group admin)"
+            )
+        );
+        // An empty Require line lets nobody through.
+        assert!(group_refusal("ann", "/x", "", &groups(&["users"])).is_some());
+    }
+
+    #[test]
+    fn dispatch_keeps_what_the_script_did_not_choose() {
+        let dir = DirConfig {
+            process_group: Some(ProcessGroup::parse("configured").unwrap()),
+            application_group: Some(ApplicationGroup::parse("configured-app").unwrap()),
+            ..DirConfig::default()
+        };
+        assert_eq!(Dispatch::default().apply(&dir).unwrap(), dir);
+        let chosen = Dispatch {
+            process_group: Some("chosen".to_owned()),
+            application_group: None,
+            callable_object: Some("app".to_owned()),
+        }
+        .apply(&dir)
+        .unwrap();
+        assert_eq!(
+            chosen.process_group,
+            Some(ProcessGroup::parse("chosen").unwrap())
+        );
+        assert_eq!(chosen.application_group, dir.application_group);
+        assert_eq!(
+            chosen.callable_object,
+            Some(CallableObject::parse("app").unwrap())
+        );
+    }
+
+    #[test]
+    fn an_invalid_dispatch_choice_is_an_error() {
+        let bad = Dispatch {
+            process_group: Some("%{BOGUS}".to_owned()),
+            ..Dispatch::default()
+        };
+        assert!(bad.apply(&DirConfig::default()).is_err());
+    }
 }
