@@ -60,10 +60,10 @@ pub(crate) fn set_main_entry(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-fn main_entry() -> &'static Entry {
-    MAIN_ENTRY
-        .get()
-        .expect("BUG: interpreter entered before initialize()")
+/// How to enter the main interpreter; missing if `initialize` failed after CPython
+/// itself had started.
+fn main_entry() -> Result<&'static Entry, InterpreterError> {
+    MAIN_ENTRY.get().ok_or(InterpreterError::NotInitialized)
 }
 
 fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
@@ -133,7 +133,7 @@ fn create(py: Python<'_>, name: &str) -> Result<Interpreter, InterpreterError> {
         let shim = shim::install(py, name, false).map_err(|e| setup_error(py, name, e))?;
         return Ok(Interpreter {
             name: String::new(),
-            entry: main_entry(),
+            entry: main_entry()?,
             own_gil: false,
             shim,
             script_lock: Mutex::new(()),
@@ -209,7 +209,7 @@ fn interpreter(name: &str) -> Result<Arc<Interpreter>, InterpreterError> {
     if let Some(found) = CACHE.with(|c| c.borrow().get(name).cloned()) {
         return Ok(found);
     }
-    let main = main_entry();
+    let main = main_entry()?;
     let found = match attached_interpreter() {
         None => main.run(|py| get_or_create(py, name)),
         Some(current) => main.run_nested(current, |py| get_or_create(py, name)),
