@@ -225,3 +225,39 @@ fn invented_host_headers_create_no_interpreters() {
     assert_eq!(loads, expected, "one import per interpreter");
     apache.stop();
 }
+
+/// C code that takes the GIL through the GILState API (as pybind11 and Cython do) while
+/// its thread already holds it works in the main interpreter: in a prefork child, whose
+/// one thread also started Python, and in a daemon's preload and requests.
+#[test]
+fn gilstate_ensure_from_c_code_works_in_the_main_interpreter() {
+    let app = r#"
+import ctypes
+def ensure():
+    api = ctypes.pythonapi
+    state = api.PyGILState_Ensure()
+    api.PyGILState_Release(state)
+ensure()
+def application(environ, start_response):
+    ensure()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ensured"]
+"#;
+    let conf = "WSGIScriptAlias /e {root}/app/app.wsgi application-group=%{GLOBAL}\n\
+                WSGIDaemonProcess g processes=1 threads=2\n\
+                WSGIImportScript {root}/app/app.wsgi process-group=g application-group=%{GLOBAL}\n\
+                WSGIScriptAlias /d {root}/app/app.wsgi process-group=g application-group=%{GLOBAL}\n";
+    let mut apache = Apache::start(Mpm::Prefork, conf, &[("app/app.wsgi", app)]);
+    for path in ["/e", "/e", "/d", "/d"] {
+        let r = apache.get(path);
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}\n{}",
+            r.text(),
+            apache.error_log()
+        );
+        assert_eq!(r.text(), "ensured");
+    }
+    apache.stop();
+}

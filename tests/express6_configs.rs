@@ -77,8 +77,11 @@ fn setup_and_start(scratch: &Scratch, port: u16, options: &[&str]) -> Server {
         "www-data",
     ];
     args.extend_from_slice(options);
+    // mod_wsgi-express makes its working directory the daemon's home=: the scratch
+    // directory, which www-data can enter wherever the checkout lives.
     let out = Command::new(mod_wsgi_express())
         .args(&args)
+        .current_dir(&scratch.dir)
         .output()
         .unwrap();
     assert!(

@@ -146,3 +146,33 @@ fn a_request_rec_capsule_cannot_be_set_from_the_configuration() {
     });
     assert!(seen.starts_with("['<absent>', "), "{seen}");
 }
+
+#[test]
+fn a_request_that_detaches_or_closes_wsgi_errors_does_not_break_the_next_ones() {
+    let path = script(
+        "detach.wsgi",
+        r#"
+def application(environ, start_response):
+    errors = environ["wsgi.errors"]
+    what = environ["QUERY_STRING"]
+    if what == "detach":
+        errors.detach()
+    elif what == "close":
+        errors.close()
+    else:
+        errors.write("still logging\n")
+    start_response("200 OK", [])
+    return [b"ok"]
+"#,
+    );
+    for spoil in ["detach", "close"] {
+        let mut req = request(&path, "");
+        req.environ.push("QUERY_STRING", spoil);
+        let (outcome, _) = serve(req, b"");
+        assert_eq!(outcome, Outcome::Complete, "{spoil}");
+        let (outcome, record) = serve(request(&path, ""), b"");
+        assert_eq!(outcome, Outcome::Complete, "after {spoil}");
+        let lines: Vec<&str> = record.log.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["still logging"], "after {spoil}");
+    }
+}

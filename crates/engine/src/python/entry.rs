@@ -95,12 +95,27 @@ impl Entry {
             // SAFETY: Python is initialised (callers check); the main interpreter lives
             // until exit.
             let main = unsafe { ffi::PyInterpreterState_Main() };
-            for state in [main, self.state] {
-                states.entry(state as usize).or_insert_with(|| {
-                    // SAFETY: PyThreadState_New needs no GIL; the interpreter is alive.
-                    unsafe { ffi::PyThreadState_New(state) as usize }
-                });
-            }
+            states.entry(main as usize).or_insert_with(|| {
+                // A main-interpreter state the GILState API already knows for this thread
+                // (the one Py_Initialize made on the thread that started Python) is the
+                // one to enter through: before 3.12, PyGILState_Ensure from C code in a
+                // request would otherwise wait for the GIL this thread holds.
+                // SAFETY: PyGILState_GetThisThreadState needs no GIL; a state it returns
+                // is alive and belongs to this thread.
+                let known = unsafe { ffi::PyGILState_GetThisThreadState() };
+                // SAFETY: as above; PyThreadState_New needs no GIL, the interpreter lives.
+                unsafe {
+                    if !known.is_null() && ffi::PyThreadState_GetInterpreter(known) == main {
+                        known as usize
+                    } else {
+                        ffi::PyThreadState_New(main) as usize
+                    }
+                }
+            });
+            states.entry(self.state as usize).or_insert_with(|| {
+                // SAFETY: PyThreadState_New needs no GIL; the interpreter is alive.
+                unsafe { ffi::PyThreadState_New(self.state) as usize }
+            });
             states[&(self.state as usize)] as *mut ffi::PyThreadState
         })
     }
@@ -145,11 +160,13 @@ impl Entry {
         let result = unsafe { ffi::PyObject_CallNoArgs(self.enter) };
         TASK.set(previous);
         if result.is_null() {
-            // SAFETY: the GIL of the current interpreter is held.
-            let error = PyErr::take(unsafe { Python::assume_attached() });
+            // Raw calls only: pyo3's error formatting would attach through the GILState
+            // API, and a dropped PyErr would be released later in another interpreter.
+            // SAFETY: the GIL of the current interpreter is held; PyErr_Print writes the
+            // exception to sys.stderr (the error log) and clears it.
+            unsafe { ffi::PyErr_Print() };
             tracing::error!(
-                "WSGI1149: cannot enter a Python interpreter, its _enter call failed: {}",
-                error.map_or_else(|| "no exception set".to_owned(), |e| e.to_string())
+                "WSGI1149: cannot enter a Python interpreter: its _enter call failed (the exception is logged above)"
             );
         } else {
             // SAFETY: a new reference returned by the call, GIL held.

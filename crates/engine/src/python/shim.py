@@ -224,6 +224,12 @@ def _errors_stream():
     making a TextIOWrapper for every request costs more than the rest of the environ."""
     ident = _threading.get_ident()
     stream = _errors_streams.get(ident)
+    if stream is not None:
+        try:
+            if stream.closed or not stream.line_buffering:
+                stream = None  # an application closed or reconfigured it
+        except ValueError:
+            stream = None  # an application detached its buffer
     if stream is None:
         import io
         stream = _errors_streams[ident] = io.TextIOWrapper(
