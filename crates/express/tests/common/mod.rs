@@ -58,7 +58,10 @@ impl Drop for Scratch {
 
 pub fn express(args: &[&str]) -> Command {
     let mut cmd = Command::new(EXE);
+    // From a directory Apache's user can enter, wherever the checkout lives (the working
+    // directory is the default for several options).
     cmd.args(args)
+        .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
         // Apache signals its process group on shutdown; keep the test out of it.
         .process_group(0);
