@@ -180,6 +180,7 @@ fn a_group_whose_processes_cannot_start_answers_503_at_once() {
         "WSGI1122",
         "WSGI1040",
         "WSGI1041",
+        "WSGI1123",
         "could not start",
     ] {
         apache.allow_log(needle);
