@@ -331,17 +331,7 @@ mod tests {
         let dir = scratch("remove");
         let prefix = dir.join("wsgi").display().to_string();
         let d = definition(&["app", "processes=2", "session-affinity=route"]);
-        let main = ServerConfig::default();
-        let group = build_group(
-            &d,
-            place(),
-            &main,
-            &[&main],
-            &prefix,
-            &parent(),
-            &mut PreviousSockets::new(),
-        )
-        .unwrap();
+        let group = build(&d, &prefix, &mut PreviousSockets::new()).unwrap();
         let paths: Vec<PathBuf> = std::iter::once(group.socket_path.clone())
             .chain(group.lanes.iter().map(|l| l.path.clone()))
             .collect();
@@ -349,13 +339,9 @@ mod tests {
         group.remove_sockets();
         assert!(paths.iter().all(|p| !p.exists()));
 
-        let other = build_group(
+        let other = build(
             &definition(&["other"]),
-            place(),
-            &main,
-            &[&main],
             &prefix,
-            &parent(),
             &mut PreviousSockets::new(),
         )
         .unwrap();
@@ -381,6 +367,16 @@ mod tests {
 
     fn words(count: usize) -> &'static [AtomicU64] {
         Box::leak((0..count).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    /// `d` built at server level beside a default main server, its sockets under `prefix`.
+    fn build(
+        d: &DaemonDefinition,
+        prefix: &str,
+        previous: &mut PreviousSockets,
+    ) -> Result<DaemonGroup, String> {
+        let main = ServerConfig::default();
+        build_group(d, place(), &main, &[&main], prefix, &parent(), previous)
     }
 
     fn place() -> GroupPlace {
@@ -534,18 +530,8 @@ mod tests {
         let dir = scratch("build");
         let prefix = dir.join("wsgi").display().to_string();
         let d = definition(&["app", "processes=2", "session-affinity=route"]);
-        let main = ServerConfig::default();
         let mut previous = PreviousSockets::new();
-        let group = build_group(
-            &d,
-            place(),
-            &main,
-            &[&main],
-            &prefix,
-            &parent(),
-            &mut previous,
-        )
-        .unwrap();
+        let group = build(&d, &prefix, &mut previous).unwrap();
         assert_eq!(group.lanes.len(), 2);
         assert!(group.socket_path.exists());
         assert!(group.lanes.iter().all(|l| l.path.exists()));
@@ -560,16 +546,7 @@ mod tests {
         assert_eq!(kept.len(), 3);
         assert!(kept.iter().all(|k| k.secret == group.secret));
         let mut previous = previous_sockets(kept);
-        let again = build_group(
-            &d,
-            place(),
-            &main,
-            &[&main],
-            &prefix,
-            &parent(),
-            &mut previous,
-        )
-        .unwrap();
+        let again = build(&d, &prefix, &mut previous).unwrap();
         assert_eq!(again.secret, group.secret);
         assert_eq!(again.listener_fd, group.listener_fd);
         assert!(previous.is_empty());
@@ -579,17 +556,7 @@ mod tests {
     #[test]
     fn a_socket_that_cannot_be_bound_names_the_group() {
         let d = definition(&["app"]);
-        let main = ServerConfig::default();
-        let err = build_group(
-            &d,
-            place(),
-            &main,
-            &[&main],
-            "/nonexistent-dir/wsgi",
-            &parent(),
-            &mut PreviousSockets::new(),
-        )
-        .unwrap_err();
+        let err = build(&d, "/nonexistent-dir/wsgi", &mut PreviousSockets::new()).unwrap_err();
         assert!(
             err.starts_with("WSGIDaemonProcess 'app' (httpd.conf:7): cannot create socket '"),
             "{err}"
@@ -600,18 +567,8 @@ mod tests {
     fn surplus_handover_is_what_no_new_process_takes_over() {
         let dir = scratch("surplus");
         let prefix = dir.join("wsgi").display().to_string();
-        let main = ServerConfig::default();
         let d = definition(&["app", "processes=2"]);
-        let group = build_group(
-            &d,
-            place(),
-            &main,
-            &[&main],
-            &prefix,
-            &parent(),
-            &mut PreviousSockets::new(),
-        )
-        .unwrap();
+        let group = build(&d, &prefix, &mut PreviousSockets::new()).unwrap();
         let groups = [Arc::new(group)];
         let handover = HashMap::from([
             ("app".to_owned(), vec![10, 11, 12]),
