@@ -4,7 +4,9 @@
 //! extensions that do not support them (CPython's ImportError, a 500, nothing else
 //! affected), and serve mixed traffic with shared-GIL and main-interpreter groups beside
 //! them. Before 3.12 the directive is a warning (WSGI0198) and interpreters share one GIL.
-//! Daemon mode and embedded mode (one event-MPM child).
+//! Daemon mode and embedded mode (one event-MPM child). A daemon thread that is free
+//! takes a request of an interpreter whose GIL no thread has before one that would wait
+//! for a busy GIL.
 
 mod common;
 use common::{Apache, Mpm};
@@ -54,6 +56,10 @@ def application(environ, start_response):
         while m[0] != 2 and n < 1_000_000_000:
             n += 1
         body = "unwedged"
+    elif path == "/sleep":
+        import time
+        time.sleep(float(environ["QUERY_STRING"]))
+        body = "slept"
     elif path == "/release":
         flag()[0] = 2
         body = "ok"
@@ -303,5 +309,65 @@ fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
     assert_ne!(pid, first_pid, "a replacement answers");
     std::fs::write(&flag, [2u8]).unwrap();
     let _ = wedged.join();
+    apache.stop();
+}
+
+/// Two daemon threads: one runs /a/wedge (a's GIL held until the test lets go), the other
+/// /b/sleep. While both are busy, a request for a (sent first) and one for b queue. When
+/// /b/sleep ends, its thread takes the b request: first come, first served it would take
+/// the a request and wait with it for a's GIL, and the b request would wait for /a/wedge.
+/// Before 3.12 the one GIL is held by /a/wedge and nothing else runs until it ends.
+#[test]
+fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
+    let conf = config(true).replace("processes=1 threads=4", "processes=1 threads=2");
+    let mut apache = Apache::start(
+        Mpm::Event,
+        &conf,
+        &[("app/app.wsgi", APP), ("app/flag", "\0")],
+    );
+    let flag = apache.scratch.path("app/flag");
+    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    apache.allow_log("WSGI0198");
+    let _ = identity(&apache, "a");
+    let _ = identity(&apache, "b");
+    let port = apache.port;
+    let get = move |path: &'static str| std::thread::spawn(move || common::http::get(port, path));
+    let holder = get("/a/wedge");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_flag(&apache) != 1 {
+        assert!(Instant::now() < deadline, "/a/wedge never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sleeper = get("/b/sleep?1.0");
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting_for_a = get("/a/id");
+    std::thread::sleep(Duration::from_millis(200));
+    let (done, answered) = std::sync::mpsc::channel();
+    let sent = Instant::now();
+    std::thread::spawn(move || {
+        let _ = done.send(common::http::get(port, "/b/id"));
+    });
+    let first_wait = answered.recv_timeout(Duration::from_secs(4));
+    let b_took = sent.elapsed();
+    std::fs::write(&flag, [2u8]).unwrap();
+    let b = first_wait
+        .or_else(|_| answered.recv_timeout(Duration::from_secs(60)))
+        .expect("the b request is answered");
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert!(b.text().starts_with("b|"), "{}", b.text());
+    if own_gil_expected() {
+        assert!(
+            b_took < Duration::from_secs(3),
+            "the b request waited {b_took:?}, behind the one for a's held GIL"
+        );
+    } else {
+        assert!(
+            b_took >= Duration::from_secs(4),
+            "one GIL: b ran beside /a/wedge"
+        );
+    }
+    assert_eq!(holder.join().unwrap().text(), "unwedged");
+    assert_eq!(sleeper.join().unwrap().text(), "slept");
+    assert!(waiting_for_a.join().unwrap().text().starts_with("a|"));
     apache.stop();
 }

@@ -5,14 +5,19 @@
 //! path. A process only takes a new connection when a thread is free to run it (the rest
 //! stay in the shared backlog for the group's other processes); it keeps a connection
 //! open for the Apache child's next request only while it has threads to spare, so a
-//! loaded process hands new work back to the shared backlog.
+//! loaded process hands new work back to the shared backlog. With own-GIL interpreters,
+//! a free thread may look past requests of busy GILs for one of a GIL left without a
+//! thread (see `gil_spread`).
 #![forbid(unsafe_code)]
 
+use super::gil_spread::{Chosen, Spread};
 use super::group::DaemonGroup;
 use super::transport::send_frame;
 use crate::buffers::apply_buffer_option;
 use crate::epoll::{Epoll, Interest};
+use crate::python;
 use crate::socket::{recv_append, set_accept_timeout};
+use mod_wsgi_os::bell::Bell;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -20,15 +25,20 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const HEAD_CHUNK: usize = 4 * 1024;
 /// Buffer memory an idle kept-alive connection holds on to.
 const IDLE_BUFFER: usize = 16 * 1024;
 /// How long a free thread waits before it checks whether its process stops.
 const WAKE: Duration = Duration::from_millis(200);
-/// The listener's token in the epoll set; kept connections use their descriptor.
+/// How long a thread looking for a request of a starved GIL waits in accept() when
+/// another took the connection it was told of.
+const GLANCE: Duration = Duration::from_millis(1);
+/// The listener's and the bell's tokens in the epoll set; kept connections use their
+/// descriptor.
 const LISTENER: u64 = u64::MAX;
+const BELL: u64 = u64::MAX - 1;
 
 /// A connection from an Apache child; with keep-alive it carries several requests, one
 /// at a time.
@@ -59,6 +69,27 @@ pub struct Acceptor {
     threads: usize,
     /// Serialises `go_last` between threads that accepted at the same time.
     rotating: Mutex<()>,
+    /// With own-GIL interpreters: the requests running and parked per GIL.
+    spreading: Option<Spreading>,
+}
+
+struct Spreading {
+    state: Mutex<Spread<Job>>,
+    /// How many requests are parked, read without the lock against `waiting`: a thread
+    /// about to wait sees a request parked meanwhile, or its parker sees the thread
+    /// waiting and rings the bell.
+    parked: AtomicUsize,
+    /// Wakes a waiting thread to take a parked request.
+    bell: Bell,
+    /// One quick accept at a time: it shortens the listener's accept timeout.
+    glancing: Mutex<()>,
+}
+
+/// What a free thread found.
+enum Taken {
+    Connection(Connection, bool),
+    Nothing,
+    Closed,
 }
 
 /// Marks its thread busy until dropped (when the request is finished or abandoned), for
@@ -69,16 +100,23 @@ pub struct Busy<'a> {
     /// before the response's end frame lets the child send its next request, which
     /// another thread may take before this one finishes up.
     metrics: Option<crate::shared::metrics::Busy>,
+    /// The GIL the request runs under, with own-GIL interpreters; released with
+    /// `metrics`.
+    gil: Option<(&'a Spreading, Arc<str>)>,
 }
 
 impl Busy<'_> {
     pub fn application_done(&mut self) {
         self.metrics = None;
+        if let Some((spreading, gil)) = self.gil.take() {
+            lock(&spreading.state).finished(&gil, Instant::now());
+        }
     }
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
+        self.application_done();
         self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -97,6 +135,19 @@ impl Acceptor {
         set_accept_timeout(listener.as_raw_fd(), WAKE)?;
         let epoll = Epoll::new()?;
         epoll.add(listener.as_raw_fd(), Interest::SharedListener, LISTENER)?;
+        let threads = group.spec.threads as usize;
+        let spreading = if threads > 1 && python::own_gils_configured() {
+            let bell = Bell::new()?;
+            epoll.add(bell.fd(), Interest::Once, BELL)?;
+            Some(Spreading {
+                state: Mutex::new(Spread::new(threads)),
+                parked: AtomicUsize::new(0),
+                bell,
+                glancing: Mutex::new(()),
+            })
+        } else {
+            None
+        };
         Ok(Acceptor {
             listener,
             epoll,
@@ -104,8 +155,9 @@ impl Acceptor {
             waiting: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             idle: Mutex::new(HashMap::new()),
-            threads: group.spec.threads as usize,
+            threads,
             rotating: Mutex::new(()),
+            spreading,
         })
     }
 
@@ -171,57 +223,152 @@ impl Acceptor {
 
     /// Waits for the next request; `None` once the acceptor is closed.
     pub fn next(&self, group: &DaemonGroup) -> Option<(Job, Busy<'_>)> {
+        if let Some(spreading) = &self.spreading {
+            return self.next_spread(group, spreading);
+        }
         loop {
-            let (connection, reused, busy) = self.take(group)?;
-            if let Some(job) = read_head(group, connection, reused) {
-                return Some((job, busy));
+            let (connection, reused) = loop {
+                match self.take(group, WAKE) {
+                    Taken::Connection(connection, reused) => break (connection, reused),
+                    Taken::Nothing => {}
+                    Taken::Closed => return None,
+                }
+            };
+            match read_head(group, connection, reused) {
+                Some(job) => return Some((job, self.busy(None))),
+                None => self.untake(),
             }
         }
     }
 
-    /// Waits for a new connection or a kept one with a request arriving.
-    fn take(&self, group: &DaemonGroup) -> Option<(Connection, bool, Busy<'_>)> {
+    /// `next` with own-GIL interpreters: parked requests first (see `Spread`); while some
+    /// are parked, the thread only looks at what is at hand, without waiting.
+    fn next_spread<'a>(
+        &'a self,
+        group: &DaemonGroup,
+        spreading: &'a Spreading,
+    ) -> Option<(Job, Busy<'a>)> {
         loop {
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            if self.closed.load(Ordering::SeqCst) {
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                return None;
+            let now = Instant::now();
+            let closing = self.closed.load(Ordering::SeqCst);
+            let parked = self.decide(group, spreading, |state| state.next_parked(now, closing));
+            if parked.is_some() || closing {
+                return parked;
             }
-            let taken = match self.epoll.wait_one(WAKE) {
-                Ok(Some(LISTENER)) => self.accept(group).map(|c| (c, false)),
-                Ok(Some(fd)) => lock(&self.idle).remove(&(fd as RawFd)).map(|c| (c, true)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(
-                        "WSGI1108: epoll_wait failed in group '{}': {e}",
-                        group.spec.name
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                    None
+            let looking = spreading.parked.load(Ordering::SeqCst) > 0;
+            let patience = if looking { Duration::ZERO } else { WAKE };
+            let (connection, reused) = match self.take(group, patience) {
+                Taken::Connection(connection, reused) => (connection, reused),
+                Taken::Nothing if looking => {
+                    match self.decide(group, spreading, |state| state.oldest(now)) {
+                        Some(chosen) => return Some(chosen),
+                        None => continue,
+                    }
                 }
+                Taken::Nothing | Taken::Closed => continue,
             };
-            // Closed while this thread waited: what it took goes back to the child (a
-            // request that arrived is answered "restarting" and sent elsewhere).
-            if self.closed.load(Ordering::SeqCst) {
-                if let Some((connection, _)) = taken {
-                    retire(connection);
-                }
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                return None;
+            let Some(job) = read_head(group, connection, reused) else {
+                self.untake();
+                continue;
+            };
+            let gil: Arc<str> = Arc::from(python::gil_of(&job.head.application_group));
+            let offered = self.decide(group, spreading, |state| state.offer(gil, job, now));
+            if offered.is_some() {
+                return offered;
             }
-            let saturated =
-                taken.is_some() && self.busy.fetch_add(1, Ordering::SeqCst) + 1 >= self.threads;
+        }
+    }
+
+    /// Applies `choose` to the running and parked requests; what it chose runs on this
+    /// thread. A request left parked while another thread waits rings the bell for it.
+    fn decide<'a>(
+        &'a self,
+        group: &DaemonGroup,
+        spreading: &'a Spreading,
+        choose: impl FnOnce(&mut Spread<Job>) -> Option<Chosen<Job>>,
+    ) -> Option<(Job, Busy<'a>)> {
+        let mut state = lock(&spreading.state);
+        let chosen = choose(&mut state);
+        spreading.parked.store(state.parked(), Ordering::SeqCst);
+        drop(state);
+        if spreading.parked.load(Ordering::SeqCst) > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
+            spreading.bell.ring();
+            if let Err(e) = self.epoll.rearm(spreading.bell.fd(), Interest::Once, BELL) {
+                tracing::error!(
+                    "WSGI1108: group '{}': cannot re-arm the bell: {e}",
+                    group.spec.name
+                );
+            }
+        }
+        chosen.map(|(gil, job)| (job, self.busy(Some((spreading, gil)))))
+    }
+
+    fn busy<'a>(&'a self, gil: Option<(&'a Spreading, Arc<str>)>) -> Busy<'a> {
+        Busy {
+            count: &self.busy,
+            metrics: Some(crate::shared::metrics::busy()),
+            gil,
+        }
+    }
+
+    /// A connection taken gave no request.
+    fn untake(&self) {
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Waits up to `patience` for a new connection or a kept one with a request
+    /// arriving; a connection taken counts as busy.
+    fn take(&self, group: &DaemonGroup, patience: Duration) -> Taken {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let parked = self
+            .spreading
+            .as_ref()
+            .is_some_and(|s| s.parked.load(Ordering::SeqCst) > 0);
+        if self.closed.load(Ordering::SeqCst) || (parked && !patience.is_zero()) {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if saturated {
-                self.retire_idle();
+            return if parked {
+                Taken::Nothing
+            } else {
+                Taken::Closed
+            };
+        }
+        let taken = match self.epoll.wait_one(patience) {
+            Ok(Some(LISTENER)) => self.accept(group, patience).map(|c| (c, false)),
+            Ok(Some(BELL)) => {
+                if let Some(spreading) = &self.spreading {
+                    spreading.bell.silence();
+                }
+                None
             }
-            if let Some((connection, reused)) = taken {
-                let busy = Busy {
-                    count: &self.busy,
-                    metrics: Some(crate::shared::metrics::busy()),
-                };
-                return Some((connection, reused, busy));
+            Ok(Some(fd)) => lock(&self.idle).remove(&(fd as RawFd)).map(|c| (c, true)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(
+                    "WSGI1108: epoll_wait failed in group '{}': {e}",
+                    group.spec.name
+                );
+                std::thread::sleep(Duration::from_millis(100));
+                None
             }
+        };
+        // Closed while this thread waited: what it took goes back to the child (a
+        // request that arrived is answered "restarting" and sent elsewhere).
+        if self.closed.load(Ordering::SeqCst) {
+            if let Some((connection, _)) = taken {
+                retire(connection);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Taken::Closed;
+        }
+        let saturated =
+            taken.is_some() && self.busy.fetch_add(1, Ordering::SeqCst) + 1 >= self.threads;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if saturated {
+            self.retire_idle();
+        }
+        match taken {
+            Some((connection, reused)) => Taken::Connection(connection, reused),
+            None => Taken::Nothing,
         }
     }
 
@@ -257,8 +404,23 @@ impl Acceptor {
         }
     }
 
-    fn accept(&self, group: &DaemonGroup) -> Option<Connection> {
-        let stream = match self.listener.accept() {
+    /// Takes a new connection. A thread that only glances (`patience` zero) while
+    /// requests are parked waits at most `GLANCE` if another thread or process took the
+    /// connection first; the others' accept() may return early meanwhile, and they wait
+    /// in epoll again.
+    fn accept(&self, group: &DaemonGroup, patience: Duration) -> Option<Connection> {
+        let accepted = match (&self.spreading, patience.is_zero()) {
+            (Some(spreading), true) => {
+                let _one_at_a_time = lock(&spreading.glancing);
+                let fd = self.listener.as_raw_fd();
+                let _ = set_accept_timeout(fd, GLANCE);
+                let accepted = self.listener.accept();
+                let _ = set_accept_timeout(fd, WAKE);
+                accepted
+            }
+            _ => self.listener.accept(),
+        };
+        let stream = match accepted {
             Ok((stream, _)) => {
                 self.go_last(group);
                 stream

@@ -76,13 +76,29 @@ fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
 /// Whether the sub-interpreter `name` gets its own GIL: the most specific
 /// `<WSGIInterpreterOptions>` that says, else WSGIPerInterpreterGIL; never the main one.
 fn wants_own_gil(name: &str) -> bool {
-    let s = super::runtime::settings();
-    let own = mod_wsgi_config::resolve_interpreter_options(
-        &s.interpreter_options,
-        &s.process_group,
-        name,
-    );
-    !name.is_empty() && cfg!(Py_3_12) && own.per_interpreter_gil.unwrap_or(s.per_interpreter_gil)
+    super::runtime::try_settings().is_some_and(|s| {
+        let own = mod_wsgi_config::resolve_interpreter_options(
+            &s.interpreter_options,
+            &s.process_group,
+            name,
+        );
+        !name.is_empty()
+            && cfg!(Py_3_12)
+            && own.per_interpreter_gil.unwrap_or(s.per_interpreter_gil)
+    })
+}
+
+/// Whether an interpreter of this process may get its own GIL: CPython 3.12 or later
+/// and WSGIPerInterpreterGIL On, at the top level or in an `<WSGIInterpreterOptions>`
+/// block. False before `initialize`.
+pub fn own_gils_configured() -> bool {
+    cfg!(Py_3_12) && super::runtime::try_settings().is_some_and(super::runtime::own_gil_anywhere)
+}
+
+/// The GIL requests of application group `name` run under: the group's own (its name),
+/// or the process's shared one ("").
+pub fn gil_of(name: &str) -> &str {
+    if wants_own_gil(name) { name } else { "" }
 }
 
 /// Makes a new interpreter current on this thread (which holds the main GIL), or None.

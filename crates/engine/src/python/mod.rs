@@ -25,7 +25,10 @@ pub use bytes::bytes_filled_by;
 pub use capsule::request_capsule;
 pub use error::format_exception;
 pub use events::{RequestFacts, RequestTrace};
-pub use interpreters::{Interpreter, own_gil_interpreters, run_exit_handlers, with_interpreter};
+pub use interpreters::{
+    Interpreter, gil_of, own_gil_interpreters, own_gils_configured, run_exit_handlers,
+    with_interpreter,
+};
 pub use lifecycle::{publish_process_signal, set_shutdown_reason};
 pub use recycle::set_recycle;
 pub(crate) use request_stats::want_thread_cpu;

@@ -125,6 +125,19 @@ pub(crate) fn settings() -> &'static PythonSettings {
         .expect("BUG: Python used before initialize()")
 }
 
+pub(crate) fn try_settings() -> Option<&'static PythonSettings> {
+    SETTINGS.get()
+}
+
+/// WSGIPerInterpreterGIL On, at the top level or in some `<WSGIInterpreterOptions>`.
+pub(crate) fn own_gil_anywhere(settings: &PythonSettings) -> bool {
+    settings.per_interpreter_gil
+        || settings
+            .interpreter_options
+            .iter()
+            .any(|b| b.per_interpreter_gil == Some(true))
+}
+
 /// Apache's version (`apache.version` in the environ).
 pub fn apache_version() -> (u32, u32, u32) {
     SETTINGS.get().map_or((0, 0, 0), |s| s.apache.version)
@@ -254,12 +267,7 @@ fn prepare_main(py: pyo3::Python<'_>, settings: &PythonSettings) -> pyo3::PyResu
     use pyo3::PyTypeInfo;
     super::interpreters::set_main_entry(py)?;
     let _ = pyo3::panic::PanicException::type_object(py);
-    let own_gil_anywhere = settings.per_interpreter_gil
-        || settings
-            .interpreter_options
-            .iter()
-            .any(|b| b.per_interpreter_gil == Some(true));
-    if cfg!(Py_3_12) && own_gil_anywhere {
+    if cfg!(Py_3_12) && own_gil_anywhere(settings) {
         for module in ["_datetime", "_decimal"] {
             let _ = py.import(module);
         }
