@@ -6,7 +6,7 @@
 //! them. Before 3.12 the directive is a warning (WSGI0198) and interpreters share one GIL.
 //! Daemon mode and embedded mode (one event-MPM child). A daemon thread that is free
 //! takes a request of an interpreter whose GIL no thread has before one that would wait
-//! for a busy GIL.
+//! for a busy GIL, and runs each GIL's requests on its own share of the CPUs.
 
 mod common;
 use common::{Apache, Mpm};
@@ -56,6 +56,11 @@ def application(environ, start_response):
         while m[0] != 2 and n < 1_000_000_000:
             n += 1
         body = "unwedged"
+    elif path == "/cpus":
+        body = "%s|%s" % (
+            ",".join(map(str, sorted(os.sched_getaffinity(0)))),
+            ",".join(map(str, sorted(os.sched_getaffinity(os.getpid())))),
+        )
     elif path == "/sleep":
         import time
         time.sleep(float(environ["QUERY_STRING"]))
@@ -370,4 +375,53 @@ fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
     assert_eq!(sleeper.join().unwrap().text(), "slept");
     assert!(waiting_for_a.join().unwrap().text().starts_with("a|"));
     apache.stop();
+}
+
+/// (CPUs of the thread that ran the request, CPUs of the process) for `path`.
+fn cpus(apache: &Apache, path: &str) -> (Vec<u32>, Vec<u32>) {
+    let body = apache.get_ok(path);
+    let list = |s: &str| -> Vec<u32> { s.split(',').map(|c| c.parse().unwrap()).collect() };
+    let (thread, process) = body.split_once('|').unwrap();
+    (list(thread), list(process))
+}
+
+/// gil-cpu-affinity (On by default): with two own-GIL interpreters in use, each one's
+/// requests run on its own CPUs, so that the two GILs' threads do not queue on one CPU;
+/// `gil-cpu-affinity=Off` leaves them wherever the process may run.
+#[test]
+fn each_own_gil_runs_on_its_own_cpus() {
+    for (option, placed) in [("", true), (" gil-cpu-affinity=Off", false)] {
+        let conf = format!(
+            "WSGIPerInterpreterGIL On\n\
+             WSGIDaemonProcess d processes=1 threads=2{option}\n\
+             WSGIScriptAlias /a {{root}}/app/app.wsgi process-group=d application-group=a\n\
+             WSGIScriptAlias /b {{root}}/app/app.wsgi process-group=d application-group=b\n"
+        );
+        let mut apache = Apache::start(
+            Mpm::Event,
+            &conf,
+            &[("app/app.wsgi", APP), ("app/flag", "\0")],
+        );
+        apache.allow_log("WSGI0198");
+        let _ = identity(&apache, "a");
+        let _ = identity(&apache, "b");
+        for _ in 0..4 {
+            let (a, all) = cpus(&apache, "/a/cpus");
+            let (b, _) = cpus(&apache, "/b/cpus");
+            if placed && own_gil_expected() && all.len() >= 2 {
+                assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
+                assert!(
+                    a.iter().all(|c| !b.contains(c)),
+                    "a {a:?} and b {b:?} share CPUs"
+                );
+                assert!(
+                    a.iter().chain(&b).all(|c| all.contains(c)),
+                    "{a:?} {b:?} {all:?}"
+                );
+            } else {
+                assert_eq!((&a, &b), (&all, &all), "{option:?}");
+            }
+        }
+        apache.stop();
+    }
 }

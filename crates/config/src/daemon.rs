@@ -7,7 +7,7 @@ use std::time::Duration;
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 
 /// Every option `WSGIDaemonProcess` accepts.
-pub const DAEMON_OPTIONS: [&str; 49] = [
+pub const DAEMON_OPTIONS: [&str; 50] = [
     "processes",
     "threads",
     "user",
@@ -55,6 +55,8 @@ pub const DAEMON_OPTIONS: [&str; 49] = [
     "script-group",
     "server-metrics",
     "switch-interval",
+    // mod_wsgi_rs only.
+    "gil-cpu-affinity",
     // mod_wsgi 4.x only: accepted so old configurations start, with a warning.
     "newrelic-config-file",
     "newrelic-environment",
@@ -137,6 +139,9 @@ pub struct DaemonSpec {
     pub server_metrics: bool,
     /// `switch-interval=`: Python's thread switch interval in seconds.
     pub switch_interval: Option<Duration>,
+    /// `gil-cpu-affinity=` (On): with own-GIL interpreters, each GIL's requests run on
+    /// their own share of the process's CPUs.
+    pub gil_cpu_affinity: bool,
     /// Options given that are accepted for compatibility and do nothing.
     pub ignored_options: Vec<String>,
 }
@@ -200,6 +205,7 @@ impl DaemonSpec {
             script_group: None,
             server_metrics: false,
             switch_interval: None,
+            gil_cpu_affinity: true,
             ignored_options: Vec::new(),
         }
     }
@@ -345,6 +351,9 @@ impl DaemonSpec {
             }
             "switch-interval" => {
                 self.switch_interval = Some(crate::values::positive_seconds(DIRECTIVE, value)?)
+            }
+            "gil-cpu-affinity" => {
+                self.gil_cpu_affinity = crate::values::parse_on_off(DIRECTIVE, value)?
             }
             ignored if IGNORED_DAEMON_OPTIONS.contains(&ignored) => {
                 self.ignored_options.push(ignored.to_owned());
@@ -546,6 +555,7 @@ mod tests {
             &["app", "switch-interval=0"],
             &["app", "chroot=relative"],
             &["app", "server-metrics=maybe"],
+            &["app", "gil-cpu-affinity=1"],
             &["app", "umask=999"],
             &["app", "user="],
             &["app", "send-buffer-size=10"],
@@ -577,6 +587,7 @@ mod tests {
             "script-user=www-data",
             "server-metrics=On",
             "switch-interval=0.01",
+            "gil-cpu-affinity=off",
             "newrelic-config-file=/etc/newrelic.ini",
         ]))
         .unwrap();
@@ -590,6 +601,7 @@ mod tests {
         assert_eq!(spec.script_user.as_deref(), Some("www-data"));
         assert!(spec.server_metrics);
         assert_eq!(spec.switch_interval, Some(Duration::from_millis(10)));
+        assert!(!spec.gil_cpu_affinity);
         assert_eq!(spec.ignored_options, ["newrelic-config-file"]);
     }
 

@@ -10,6 +10,7 @@
 //! thread (see `gil_spread`).
 #![forbid(unsafe_code)]
 
+use super::gil_cpus::{CpuPlan, Share};
 use super::gil_spread::{Chosen, Spread};
 use super::group::DaemonGroup;
 use super::transport::send_frame;
@@ -19,6 +20,7 @@ use crate::python;
 use crate::socket::{recv_append, set_accept_timeout};
 use mod_wsgi_os::bell::Bell;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -39,6 +41,11 @@ const GLANCE: Duration = Duration::from_millis(1);
 /// descriptor.
 const LISTENER: u64 = u64::MAX;
 const BELL: u64 = u64::MAX - 1;
+
+thread_local! {
+    /// The CPUs this worker thread was last placed on (`None`: all of the process's).
+    static PLACED: Cell<Option<Share>> = const { Cell::new(None) };
+}
 
 /// A connection from an Apache child; with keep-alive it carries several requests, one
 /// at a time.
@@ -83,6 +90,8 @@ struct Spreading {
     bell: Bell,
     /// One quick accept at a time: it shortens the listener's accept timeout.
     glancing: Mutex<()>,
+    /// Where each GIL's requests run (`gil-cpu-affinity`).
+    cpus: Option<Mutex<CpuPlan>>,
 }
 
 /// What a free thread found.
@@ -130,7 +139,8 @@ impl Acceptor {
     /// group (old generations included) expects of the shared socket: a thread that
     /// loses the race for a connection after its wake-up waits at most that long in
     /// accept() (taking the next connection if one comes).
-    pub fn new(listener: UnixListener, group: &DaemonGroup) -> io::Result<Acceptor> {
+    /// `place`: this process's place in its group.
+    pub fn new(listener: UnixListener, group: &DaemonGroup, place: usize) -> io::Result<Acceptor> {
         listener.set_nonblocking(false)?;
         set_accept_timeout(listener.as_raw_fd(), WAKE)?;
         let epoll = Epoll::new()?;
@@ -139,11 +149,23 @@ impl Acceptor {
         let spreading = if threads > 1 && python::own_gils_configured() {
             let bell = Bell::new()?;
             epoll.add(bell.fd(), Interest::Once, BELL)?;
+            let cpus = group.spec.gil_cpu_affinity.then(|| {
+                mod_wsgi_os::sched::allowed_cpus()
+                    .map_err(|e| {
+                        tracing::warn!(
+                            "WSGI1108: group '{}': cannot read the CPUs the process may use ({e}); gil-cpu-affinity is off",
+                            group.spec.name
+                        )
+                    })
+                    .ok()
+                    .map(|cpus| Mutex::new(CpuPlan::new(cpus, place)))
+            });
             Some(Spreading {
                 state: Mutex::new(Spread::new(threads)),
                 parked: AtomicUsize::new(0),
                 bell,
                 glancing: Mutex::new(()),
+                cpus: cpus.flatten(),
             })
         } else {
             None
@@ -300,7 +322,11 @@ impl Acceptor {
                 );
             }
         }
-        chosen.map(|(gil, job)| (job, self.busy(Some((spreading, gil)))))
+        let (gil, job) = chosen?;
+        if let Some(plan) = &spreading.cpus {
+            place_thread(group, plan, &gil);
+        }
+        Some((job, self.busy(Some((spreading, gil)))))
     }
 
     fn busy<'a>(&'a self, gil: Option<(&'a Spreading, Arc<str>)>) -> Busy<'a> {
@@ -463,6 +489,25 @@ impl Acceptor {
             decoder: Arc::new(Mutex::new(Decoder::new(group.max_request_head))),
             registered: false,
         })
+    }
+}
+
+/// Puts this worker thread on the CPUs of `gil` (see `gil_cpus`) unless it is there.
+fn place_thread(group: &DaemonGroup, plan: &Mutex<CpuPlan>, gil: &Arc<str>) {
+    let mut plan = lock(plan);
+    let share = plan.share(gil);
+    if PLACED.get() == share {
+        return;
+    }
+    let cpus = plan.cpus(share);
+    drop(plan);
+    // Not tried again for the same share: a refusal would be logged for every request.
+    PLACED.set(share);
+    if let Err(e) = mod_wsgi_os::sched::run_thread_on(&cpus) {
+        tracing::warn!(
+            "WSGI1108: group '{}': cannot place a thread on CPUs {cpus:?}: {e}",
+            group.spec.name
+        );
     }
 }
 

@@ -11,6 +11,7 @@ pub mod affinity;
 mod buffers;
 mod client;
 mod flush;
+mod gil_cpus;
 mod gil_spread;
 pub mod group;
 pub mod keepalive;

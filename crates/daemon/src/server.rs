@@ -62,6 +62,7 @@ pub fn run(group: Arc<DaemonGroup>, lineage: Lineage) -> i32 {
     let acceptor = Acceptor::new(
         crate::socket::listener_from_fd(group.serving_fd(lineage.lane)),
         &group,
+        lineage.lane,
     );
     let acceptor = match acceptor {
         Ok(a) => a,
