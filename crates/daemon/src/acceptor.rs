@@ -41,6 +41,8 @@ const GLANCE: Duration = Duration::from_millis(1);
 /// descriptor.
 const LISTENER: u64 = u64::MAX;
 const BELL: u64 = u64::MAX - 1;
+/// Application groups whose GIL is remembered.
+const KNOWN_GROUPS: usize = 1024;
 
 thread_local! {
     /// The CPUs this worker thread was last placed on (`None`: all of the process's).
@@ -92,6 +94,24 @@ struct Spreading {
     glancing: Mutex<()>,
     /// Where each GIL's requests run (`gil-cpu-affinity`).
     cpus: Option<Mutex<CpuPlan>>,
+    /// The GIL of the application groups seen.
+    gil_of: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl Spreading {
+    fn gil_of(&self, application_group: &str) -> Arc<str> {
+        let mut known = lock(&self.gil_of);
+        if let Some(gil) = known.get(application_group) {
+            return gil.clone();
+        }
+        let gil: Arc<str> = Arc::from(python::gil_of(application_group));
+        // Names that follow the Host header (%{HOST}) are not bounded by the configuration.
+        if known.len() >= KNOWN_GROUPS {
+            known.clear();
+        }
+        known.insert(application_group.to_owned(), gil.clone());
+        gil
+    }
 }
 
 /// What a free thread found.
@@ -166,6 +186,7 @@ impl Acceptor {
                 bell,
                 glancing: Mutex::new(()),
                 cpus: cpus.flatten(),
+                gil_of: Mutex::new(HashMap::new()),
             })
         } else {
             None
@@ -293,7 +314,7 @@ impl Acceptor {
                 self.untake();
                 continue;
             };
-            let gil: Arc<str> = Arc::from(python::gil_of(&job.head.application_group));
+            let gil = spreading.gil_of(&job.head.application_group);
             let offered = self.decide(group, spreading, |state| state.offer(gil, job, now));
             if offered.is_some() {
                 return offered;
