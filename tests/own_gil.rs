@@ -147,6 +147,14 @@ fn identity(apache: &Apache, mount: &str) -> (String, i64, u32) {
     )
 }
 
+/// Writes 2 into the flag file in place: the application reads it through a mapping,
+/// which a truncating write would make fault (SIGBUS) for a moment.
+fn let_go(flag: impl AsRef<std::path::Path>) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).open(flag).unwrap();
+    file.write_all(&[2u8]).unwrap();
+}
+
 fn read_flag(apache: &Apache) -> u8 {
     std::fs::read(apache.scratch.path("app/flag")).unwrap()[0]
 }
@@ -312,7 +320,7 @@ fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
     }
     let (_, _, pid) = identity(&apache, "a");
     assert_ne!(pid, first_pid, "a replacement answers");
-    std::fs::write(&flag, [2u8]).unwrap();
+    let_go(&flag);
     let _ = wedged.join();
     apache.stop();
 }
@@ -354,7 +362,7 @@ fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
     });
     let first_wait = answered.recv_timeout(Duration::from_secs(4));
     let b_took = sent.elapsed();
-    std::fs::write(&flag, [2u8]).unwrap();
+    let_go(&flag);
     let b = first_wait
         .or_else(|_| answered.recv_timeout(Duration::from_secs(60)))
         .expect("the b request is answered");
