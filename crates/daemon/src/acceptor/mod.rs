@@ -10,17 +10,16 @@
 //! thread (see `gil_spread`).
 #![forbid(unsafe_code)]
 
-use super::gil_cpus::{CpuPlan, Share};
-use super::gil_spread::{Chosen, Spread};
-use super::group::DaemonGroup;
-use super::transport::send_frame;
+mod spreading;
+
+use self::spreading::Spreading;
 use crate::buffers::apply_buffer_option;
 use crate::epoll::{Epoll, Interest};
+use crate::group::DaemonGroup;
 use crate::python;
 use crate::socket::{recv_append, set_accept_timeout};
-use mod_wsgi_os::bell::Bell;
+use crate::transport::send_frame;
 use mod_wsgi_wire::{Decoder, ErrorKind, Frame, RequestHead};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -41,13 +40,6 @@ const GLANCE: Duration = Duration::from_millis(1);
 /// descriptor.
 const LISTENER: u64 = u64::MAX;
 const BELL: u64 = u64::MAX - 1;
-/// Application groups whose GIL is remembered.
-const KNOWN_GROUPS: usize = 1024;
-
-thread_local! {
-    /// The CPUs this worker thread was last placed on (`None`: all of the process's).
-    static PLACED: Cell<Option<Share>> = const { Cell::new(None) };
-}
 
 /// A connection from an Apache child; with keep-alive it carries several requests, one
 /// at a time.
@@ -80,38 +72,6 @@ pub struct Acceptor {
     rotating: Mutex<()>,
     /// With own-GIL interpreters: the requests running and parked per GIL.
     spreading: Option<Spreading>,
-}
-
-struct Spreading {
-    state: Mutex<Spread<Job>>,
-    /// How many requests are parked, read without the lock against `waiting`: a thread
-    /// about to wait sees a request parked meanwhile, or its parker sees the thread
-    /// waiting and rings the bell.
-    parked: AtomicUsize,
-    /// Wakes a waiting thread to take a parked request.
-    bell: Bell,
-    /// One quick accept at a time: it shortens the listener's accept timeout.
-    glancing: Mutex<()>,
-    /// Where each GIL's requests run (`gil-cpu-affinity`).
-    cpus: Option<Mutex<CpuPlan>>,
-    /// The GIL of the application groups seen.
-    gil_of: Mutex<HashMap<String, Arc<str>>>,
-}
-
-impl Spreading {
-    fn gil_of(&self, application_group: &str) -> Arc<str> {
-        let mut known = lock(&self.gil_of);
-        if let Some(gil) = known.get(application_group) {
-            return gil.clone();
-        }
-        let gil: Arc<str> = Arc::from(python::gil_of(application_group));
-        // Names that follow the Host header (%{HOST}) are not bounded by the configuration.
-        if known.len() >= KNOWN_GROUPS {
-            known.clear();
-        }
-        known.insert(application_group.to_owned(), gil.clone());
-        gil
-    }
 }
 
 /// What a free thread found.
@@ -167,27 +127,7 @@ impl Acceptor {
         epoll.add(listener.as_raw_fd(), Interest::SharedListener, LISTENER)?;
         let threads = group.spec.threads as usize;
         let spreading = if threads > 1 && python::own_gils_configured() {
-            let bell = Bell::new()?;
-            epoll.add(bell.fd(), Interest::Once, BELL)?;
-            let cpus = group.spec.gil_cpu_affinity.then(|| {
-                mod_wsgi_os::sched::allowed_cpus()
-                    .map_err(|e| {
-                        tracing::warn!(
-                            "WSGI1108: group '{}': cannot read the CPUs the process may use ({e}); gil-cpu-affinity is off",
-                            group.spec.name
-                        )
-                    })
-                    .ok()
-                    .map(|cpus| Mutex::new(CpuPlan::new(cpus, place)))
-            });
-            Some(Spreading {
-                state: Mutex::new(Spread::new(threads)),
-                parked: AtomicUsize::new(0),
-                bell,
-                glancing: Mutex::new(()),
-                cpus: cpus.flatten(),
-                gil_of: Mutex::new(HashMap::new()),
-            })
+            Some(Spreading::new(group, &epoll, place)?)
         } else {
             None
         };
@@ -282,72 +222,6 @@ impl Acceptor {
                 None => self.untake(),
             }
         }
-    }
-
-    /// `next` with own-GIL interpreters: parked requests first (see `Spread`); while some
-    /// are parked, the thread only looks at what is at hand, without waiting.
-    fn next_spread<'a>(
-        &'a self,
-        group: &DaemonGroup,
-        spreading: &'a Spreading,
-    ) -> Option<(Job, Busy<'a>)> {
-        loop {
-            let now = Instant::now();
-            let closing = self.closed.load(Ordering::SeqCst);
-            let parked = self.decide(group, spreading, |state| state.next_parked(now, closing));
-            if parked.is_some() || closing {
-                return parked;
-            }
-            let looking = spreading.parked.load(Ordering::SeqCst) > 0;
-            let patience = if looking { Duration::ZERO } else { WAKE };
-            let (connection, reused) = match self.take(group, patience) {
-                Taken::Connection(connection, reused) => (connection, reused),
-                Taken::Nothing if looking => {
-                    match self.decide(group, spreading, |state| state.oldest(now)) {
-                        Some(chosen) => return Some(chosen),
-                        None => continue,
-                    }
-                }
-                Taken::Nothing | Taken::Closed => continue,
-            };
-            let Some(job) = read_head(group, connection, reused) else {
-                self.untake();
-                continue;
-            };
-            let gil = spreading.gil_of(&job.head.application_group);
-            let offered = self.decide(group, spreading, |state| state.offer(gil, job, now));
-            if offered.is_some() {
-                return offered;
-            }
-        }
-    }
-
-    /// Applies `choose` to the running and parked requests; what it chose runs on this
-    /// thread. A request left parked while another thread waits rings the bell for it.
-    fn decide<'a>(
-        &'a self,
-        group: &DaemonGroup,
-        spreading: &'a Spreading,
-        choose: impl FnOnce(&mut Spread<Job>) -> Option<Chosen<Job>>,
-    ) -> Option<(Job, Busy<'a>)> {
-        let mut state = lock(&spreading.state);
-        let chosen = choose(&mut state);
-        spreading.parked.store(state.parked(), Ordering::SeqCst);
-        drop(state);
-        if spreading.parked.load(Ordering::SeqCst) > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
-            spreading.bell.ring();
-            if let Err(e) = self.epoll.rearm(spreading.bell.fd(), Interest::Once, BELL) {
-                tracing::error!(
-                    "WSGI1108: group '{}': cannot re-arm the bell: {e}",
-                    group.spec.name
-                );
-            }
-        }
-        let (gil, job) = chosen?;
-        if let Some(plan) = &spreading.cpus {
-            place_thread(group, plan, &gil);
-        }
-        Some((job, self.busy(Some((spreading, gil)))))
     }
 
     fn busy<'a>(&'a self, gil: Option<(&'a Spreading, Arc<str>)>) -> Busy<'a> {
@@ -510,25 +384,6 @@ impl Acceptor {
             decoder: Arc::new(Mutex::new(Decoder::new(group.max_request_head))),
             registered: false,
         })
-    }
-}
-
-/// Puts this worker thread on the CPUs of `gil` (see `gil_cpus`) unless it is there.
-fn place_thread(group: &DaemonGroup, plan: &Mutex<CpuPlan>, gil: &Arc<str>) {
-    let mut plan = lock(plan);
-    let share = plan.share(gil);
-    if PLACED.get() == share {
-        return;
-    }
-    let cpus = plan.cpus(share);
-    drop(plan);
-    // Not tried again for the same share: a refusal would be logged for every request.
-    PLACED.set(share);
-    if let Err(e) = mod_wsgi_os::sched::run_thread_on(&cpus) {
-        tracing::warn!(
-            "WSGI1108: group '{}': cannot place a thread on CPUs {cpus:?}: {e}",
-            group.spec.name
-        );
     }
 }
 

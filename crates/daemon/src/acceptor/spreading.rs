@@ -1,0 +1,171 @@
+//! The acceptor with own-GIL interpreters: which request a free thread runs (parked
+//! requests first, see `gil_spread`) and on which CPUs (`gil_cpus`).
+#![forbid(unsafe_code)]
+
+use super::{Acceptor, BELL, Busy, Job, Taken, WAKE, lock, read_head};
+use crate::epoll::{Epoll, Interest};
+use crate::gil_cpus::{CpuPlan, Share};
+use crate::gil_spread::{Chosen, Spread};
+use crate::group::DaemonGroup;
+use crate::python;
+use mod_wsgi_os::bell::Bell;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Application groups whose GIL is remembered.
+const KNOWN_GROUPS: usize = 1024;
+
+thread_local! {
+    /// The CPUs this worker thread was last placed on (`None`: all of the process's).
+    static PLACED: Cell<Option<Share>> = const { Cell::new(None) };
+}
+
+pub(super) struct Spreading {
+    pub(super) state: Mutex<Spread<Job>>,
+    /// How many requests are parked, read without the lock against `waiting`: a thread
+    /// about to wait sees a request parked meanwhile, or its parker sees the thread
+    /// waiting and rings the bell.
+    pub(super) parked: AtomicUsize,
+    /// Wakes a waiting thread to take a parked request.
+    pub(super) bell: Bell,
+    /// One quick accept at a time: it shortens the listener's accept timeout.
+    pub(super) glancing: Mutex<()>,
+    /// Where each GIL's requests run (`gil-cpu-affinity`).
+    cpus: Option<Mutex<CpuPlan>>,
+    /// The GIL of the application groups seen.
+    gil_of: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl Spreading {
+    pub(super) fn new(group: &DaemonGroup, epoll: &Epoll, place: usize) -> io::Result<Spreading> {
+        let bell = Bell::new()?;
+        epoll.add(bell.fd(), Interest::Once, BELL)?;
+        let cpus = if group.spec.gil_cpu_affinity {
+            match mod_wsgi_os::sched::allowed_cpus() {
+                Ok(cpus) => Some(Mutex::new(CpuPlan::new(cpus, place))),
+                Err(e) => {
+                    tracing::warn!(
+                        "WSGI1147: group '{}': cannot read the CPUs the process may use ({e}); gil-cpu-affinity is off",
+                        group.spec.name
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Spreading {
+            state: Mutex::new(Spread::new(group.spec.threads as usize)),
+            parked: AtomicUsize::new(0),
+            bell,
+            glancing: Mutex::new(()),
+            cpus,
+            gil_of: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn gil_of(&self, application_group: &str) -> Arc<str> {
+        let mut known = lock(&self.gil_of);
+        if let Some(gil) = known.get(application_group) {
+            return gil.clone();
+        }
+        let gil: Arc<str> = Arc::from(python::gil_of(application_group));
+        // Names that follow the Host header (%{HOST}) are not bounded by the configuration.
+        if known.len() >= KNOWN_GROUPS {
+            known.clear();
+        }
+        known.insert(application_group.to_owned(), gil.clone());
+        gil
+    }
+}
+
+impl Acceptor {
+    /// `next` with own-GIL interpreters: parked requests first (see `Spread`); while some
+    /// are parked, the thread only looks at what is at hand, without waiting.
+    pub(super) fn next_spread<'a>(
+        &'a self,
+        group: &DaemonGroup,
+        spreading: &'a Spreading,
+    ) -> Option<(Job, Busy<'a>)> {
+        loop {
+            let now = Instant::now();
+            let closing = self.closed.load(Ordering::SeqCst);
+            let parked = self.decide(group, spreading, |state| state.next_parked(now, closing));
+            if parked.is_some() || closing {
+                return parked;
+            }
+            let looking = spreading.parked.load(Ordering::SeqCst) > 0;
+            let patience = if looking { Duration::ZERO } else { WAKE };
+            let (connection, reused) = match self.take(group, patience) {
+                Taken::Connection(connection, reused) => (connection, reused),
+                Taken::Nothing if looking => {
+                    match self.decide(group, spreading, |state| state.oldest(now)) {
+                        Some(chosen) => return Some(chosen),
+                        None => continue,
+                    }
+                }
+                Taken::Nothing | Taken::Closed => continue,
+            };
+            let Some(job) = read_head(group, connection, reused) else {
+                self.untake();
+                continue;
+            };
+            let gil = spreading.gil_of(&job.head.application_group);
+            let offered = self.decide(group, spreading, |state| state.offer(gil, job, now));
+            if offered.is_some() {
+                return offered;
+            }
+        }
+    }
+
+    /// Applies `choose` to the running and parked requests; what it chose runs on this
+    /// thread. A request left parked while another thread waits rings the bell for it.
+    fn decide<'a>(
+        &'a self,
+        group: &DaemonGroup,
+        spreading: &'a Spreading,
+        choose: impl FnOnce(&mut Spread<Job>) -> Option<Chosen<Job>>,
+    ) -> Option<(Job, Busy<'a>)> {
+        let mut state = lock(&spreading.state);
+        let chosen = choose(&mut state);
+        spreading.parked.store(state.parked(), Ordering::SeqCst);
+        drop(state);
+        if spreading.parked.load(Ordering::SeqCst) > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
+            spreading.bell.ring();
+            if let Err(e) = self.epoll.rearm(spreading.bell.fd(), Interest::Once, BELL) {
+                tracing::error!(
+                    "WSGI1108: group '{}': cannot re-arm the bell: {e}",
+                    group.spec.name
+                );
+            }
+        }
+        let (gil, job) = chosen?;
+        if let Some(plan) = &spreading.cpus {
+            place_thread(group, plan, &gil);
+        }
+        Some((job, self.busy(Some((spreading, gil)))))
+    }
+}
+
+/// Puts this worker thread on the CPUs of `gil` (see `gil_cpus`) unless it is there.
+fn place_thread(group: &DaemonGroup, plan: &Mutex<CpuPlan>, gil: &Arc<str>) {
+    let mut plan = lock(plan);
+    let share = plan.share(gil);
+    if PLACED.get() == share {
+        return;
+    }
+    let cpus = plan.cpus(share);
+    drop(plan);
+    // Not tried again for the same share: a refusal would be logged for every request.
+    PLACED.set(share);
+    if let Err(e) = mod_wsgi_os::sched::run_thread_on(&cpus) {
+        tracing::warn!(
+            "WSGI1147: group '{}': cannot place a thread on CPUs {cpus:?}: {e}",
+            group.spec.name
+        );
+    }
+}
