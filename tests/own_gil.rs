@@ -61,10 +61,16 @@ def application(environ, start_response):
             ",".join(map(str, sorted(os.sched_getaffinity(0)))),
             ",".join(map(str, sorted(os.sched_getaffinity(os.getpid())))),
         )
-    elif path == "/sleep":
+    elif path == "/wait":
+        # Sleeps (its GIL free) until the test writes 2 into flag2, for 60 s at most.
         import time
-        time.sleep(float(environ["QUERY_STRING"]))
-        body = "slept"
+        with open(FLAG + "2", "r+b") as f:
+            m = mmap.mmap(f.fileno(), 1)
+        m[0] = 1
+        deadline = time.time() + 60
+        while m[0] != 2 and time.time() < deadline:
+            time.sleep(0.01)
+        body = "waited"
     elif path == "/release":
         flag()[0] = 2
         body = "ok"
@@ -150,9 +156,22 @@ fn identity(apache: &Apache, mount: &str) -> (String, i64, u32) {
 /// Writes 2 into the flag file in place: the application reads it through a mapping,
 /// which a truncating write would make fault (SIGBUS) for a moment.
 fn let_go(flag: impl AsRef<std::path::Path>) {
+    set_flag(flag, 2);
+}
+
+fn set_flag(flag: impl AsRef<std::path::Path>, value: u8) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new().write(true).open(flag).unwrap();
-    file.write_all(&[2u8]).unwrap();
+    file.write_all(&[value]).unwrap();
+}
+
+/// Waits until the application wrote 1 into `flag`.
+fn wait_for(flag: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read(flag).unwrap()[0] != 1 {
+        assert!(Instant::now() < deadline, "{what} never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn read_flag(apache: &Apache) -> u8 {
@@ -326,43 +345,62 @@ fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
 }
 
 /// Two daemon threads: one runs /a/wedge (a's GIL held until the test lets go), the other
-/// /b/sleep. While both are busy, a request for a (sent first) and one for b queue. When
-/// /b/sleep ends, its thread takes the b request: first come, first served it would take
-/// the a request and wait with it for a's GIL, and the b request would wait for /a/wedge.
-/// Before 3.12 the one GIL is held by /a/wedge and nothing else runs until it ends.
+/// /b/wait. While both are busy, a request for a (sent first) and one for b queue; then
+/// /b/wait ends, and its thread takes the b request: first come, first served it would
+/// take the a request and wait with it for a's GIL, and the b request would wait for
+/// /a/wedge. Before 3.12 the one GIL is held by /a/wedge and nothing else runs until it
+/// ends.
 #[test]
 fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
     let conf = config(true).replace("processes=1 threads=4", "processes=1 threads=2");
     let mut apache = Apache::start(
         Mpm::Event,
         &conf,
-        &[("app/app.wsgi", APP), ("app/flag", "\0")],
+        &[
+            ("app/app.wsgi", APP),
+            ("app/flag", "\0"),
+            ("app/flag2", "\0"),
+        ],
     );
+    for name in ["app/flag", "app/flag2"] {
+        let path = apache.scratch.path(name);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+    }
     let flag = apache.scratch.path("app/flag");
-    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let flag2 = apache.scratch.path("app/flag2");
     apache.allow_log("WSGI0198");
     let _ = identity(&apache, "a");
     let _ = identity(&apache, "b");
     let port = apache.port;
     let get = move |path: &'static str| std::thread::spawn(move || common::http::get(port, path));
     let holder = get("/a/wedge");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while read_flag(&apache) != 1 {
-        assert!(Instant::now() < deadline, "/a/wedge never started");
-        std::thread::sleep(Duration::from_millis(10));
+    wait_for(&flag, "/a/wedge");
+    let waiter = get("/b/wait");
+    if own_gil_expected() {
+        wait_for(&flag2, "/b/wait");
+    } else {
+        // One GIL, held by /a/wedge: /b/wait cannot start yet.
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let sleeper = get("/b/sleep?1.0");
-    std::thread::sleep(Duration::from_millis(300));
     let waiting_for_a = get("/a/id");
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     let (done, answered) = std::sync::mpsc::channel();
-    let sent = Instant::now();
     std::thread::spawn(move || {
         let _ = done.send(common::http::get(port, "/b/id"));
     });
+    // Both requests reach the daemon's queue well within this.
+    std::thread::sleep(Duration::from_millis(1500));
+    let_go(&flag2);
+    let released = Instant::now();
     let first_wait = answered.recv_timeout(Duration::from_secs(4));
-    let b_took = sent.elapsed();
+    let b_took = released.elapsed();
     let_go(&flag);
+    if !own_gil_expected() {
+        // /b/wait could start only now.
+        wait_for(&flag2, "/b/wait");
+        let_go(&flag2);
+    }
     let b = first_wait
         .or_else(|_| answered.recv_timeout(Duration::from_secs(60)))
         .expect("the b request is answered");
@@ -371,16 +409,13 @@ fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
     if own_gil_expected() {
         assert!(
             b_took < Duration::from_secs(3),
-            "the b request waited {b_took:?}, behind the one for a's held GIL"
+            "the b request waited {b_took:?} after /b/wait ended, behind the one for a's held GIL"
         );
     } else {
-        assert!(
-            b_took >= Duration::from_secs(4),
-            "one GIL: b ran beside /a/wedge"
-        );
+        assert!(b_took >= Duration::from_secs(4), "one GIL: b ran beside /a/wedge");
     }
     assert_eq!(holder.join().unwrap().text(), "unwedged");
-    assert_eq!(sleeper.join().unwrap().text(), "slept");
+    assert_eq!(waiter.join().unwrap().text(), "waited");
     assert!(waiting_for_a.join().unwrap().text().starts_with("a|"));
     apache.stop();
 }
@@ -393,11 +428,12 @@ fn cpus(apache: &Apache, path: &str) -> (Vec<u32>, Vec<u32>) {
     (list(thread), list(process))
 }
 
-/// gil-cpu-affinity (On by default): with two own-GIL interpreters in use, each one's
-/// requests run on its own CPUs, so that the two GILs' threads do not queue on one CPU;
-/// `gil-cpu-affinity=Off` leaves them wherever the process may run.
+/// gil-cpu-affinity (On by default): while two own-GIL interpreters have a request
+/// running, each one's requests run on its own CPUs, so that the two GILs' threads do not
+/// queue on one CPU; with one busy, anywhere again; `gil-cpu-affinity=Off` leaves them
+/// wherever the process may run.
 #[test]
-fn each_own_gil_runs_on_its_own_cpus() {
+fn each_busy_own_gil_runs_on_its_own_cpus() {
     for (option, placed) in [("", true), (" gil-cpu-affinity=Off", false)] {
         let conf = format!(
             "WSGIPerInterpreterGIL On\n\
@@ -408,27 +444,39 @@ fn each_own_gil_runs_on_its_own_cpus() {
         let mut apache = Apache::start(
             Mpm::Event,
             &conf,
-            &[("app/app.wsgi", APP), ("app/flag", "\0")],
+            &[
+                ("app/app.wsgi", APP),
+                ("app/flag", "\0"),
+                ("app/flag2", "\0"),
+            ],
         );
+        let flag2 = apache.scratch.path("app/flag2");
+        std::fs::set_permissions(&flag2, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
         apache.allow_log("WSGI0198");
         let _ = identity(&apache, "a");
         let _ = identity(&apache, "b");
-        for _ in 0..4 {
-            let (a, all) = cpus(&apache, "/a/cpus");
-            let (b, _) = cpus(&apache, "/b/cpus");
-            if placed && own_gil_expected() && all.len() >= 2 {
-                assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
-                assert!(
-                    a.iter().all(|c| !b.contains(c)),
-                    "a {a:?} and b {b:?} share CPUs"
-                );
-                assert!(
-                    a.iter().chain(&b).all(|c| all.contains(c)),
-                    "{a:?} {b:?} {all:?}"
-                );
-            } else {
-                assert_eq!((&a, &b), (&all, &all), "{option:?}");
-            }
+        // The CPUs of a request of one group while the other has one waiting.
+        let beside = |busy: &'static str, path: &str| {
+            set_flag(&flag2, 0);
+            let port = apache.port;
+            let waiter = std::thread::spawn(move || common::http::get(port, busy));
+            wait_for(&flag2, busy);
+            let found = cpus(&apache, path);
+            let_go(&flag2);
+            assert_eq!(waiter.join().unwrap().text(), "waited");
+            found
+        };
+        let (a, all) = beside("/b/wait", "/a/cpus");
+        let (b, _) = beside("/a/wait", "/b/cpus");
+        let (alone, _) = cpus(&apache, "/a/cpus");
+        if placed && own_gil_expected() && all.len() >= 2 {
+            assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
+            assert!(a.iter().all(|c| !b.contains(c)), "a {a:?} and b {b:?} share CPUs");
+            assert!(a.iter().chain(&b).all(|c| all.contains(c)), "{a:?} {b:?} {all:?}");
+            assert_eq!(alone, all, "one busy GIL runs anywhere");
+        } else {
+            assert_eq!((&a, &b, &alone), (&all, &all, &all), "{option:?}");
         }
         apache.stop();
     }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 const MOST_PARKED: usize = 4;
 /// How recently a GIL must have been used for a thread to look for a request of it.
 const RECENT: Duration = Duration::from_secs(1);
+/// GILs remembered past this many are forgotten when idle and not recent (names can
+/// follow the Host header).
+const REMEMBERED: usize = 64;
 
 /// A request chosen to run, with the GIL it runs under.
 pub type Chosen<J> = (Arc<str>, J);
@@ -29,8 +32,7 @@ struct Gil {
 }
 
 /// The running and parked requests of one process, by the GIL they run under (an
-/// application group's name, or "" for the shared GIL); as many GILs as the process has
-/// own-GIL interpreters, plus one.
+/// application group's name, or "" for the shared GIL).
 #[derive(Debug)]
 pub struct Spread<J> {
     gils: HashMap<Arc<str>, Gil>,
@@ -69,6 +71,7 @@ impl<J> Spread<J> {
             state.seen = now;
             return;
         }
+        self.forget_idle(now);
         self.gils.insert(
             gil.clone(),
             Gil {
@@ -82,6 +85,7 @@ impl<J> Spread<J> {
         match self.gils.get_mut(gil) {
             Some(state) => state.seen = now,
             None => {
+                self.forget_idle(now);
                 self.gils.insert(
                     gil.clone(),
                     Gil {
@@ -91,6 +95,21 @@ impl<J> Spread<J> {
                 );
             }
         }
+    }
+
+    fn forget_idle(&mut self, now: Instant) {
+        if self.gils.len() >= REMEMBERED {
+            self.gils
+                .retain(|_, g| g.running > 0 || now.saturating_duration_since(g.seen) < RECENT);
+        }
+    }
+
+    /// Where `gil` stands among the GILs with a thread now: (its rank by name, how many).
+    pub fn busy_rank(&self, gil: &str) -> (usize, usize) {
+        let busy = self.gils.iter().filter(|(_, g)| g.running > 0);
+        busy.fold((0, 0), |(rank, count), (name, _)| {
+            (rank + usize::from(&**name < gil), count + 1)
+        })
     }
 
     /// The parked request a free thread runs now (counted as running): the oldest of a
@@ -250,5 +269,32 @@ mod tests {
             assert_eq!(run(&mut spread, "a", job, now), None);
         }
         assert_eq!(run(&mut spread, "a", 7, now), Some(3));
+    }
+
+    #[test]
+    fn a_gil_ranks_among_the_busy_ones_by_name() {
+        let now = Instant::now();
+        let mut spread = Spread::new(4);
+        run(&mut spread, "b", 1, now);
+        run(&mut spread, "", 2, now);
+        assert_eq!(spread.busy_rank("b"), (1, 2));
+        assert_eq!(spread.busy_rank(""), (0, 2));
+        run(&mut spread, "a", 3, now);
+        spread.finished("", now);
+        assert_eq!(spread.busy_rank("b"), (1, 2));
+        assert_eq!(spread.busy_rank("a"), (0, 2));
+    }
+
+    #[test]
+    fn idle_gils_are_forgotten_past_a_bound() {
+        let then = Instant::now();
+        let later = then + RECENT + Duration::from_millis(1);
+        let mut spread = Spread::new(4);
+        for i in 0..100 {
+            run(&mut spread, &format!("g{i}"), i, then);
+            spread.finished(&format!("g{i}"), then);
+        }
+        run(&mut spread, "last", 100, later);
+        assert_eq!(spread.gils.len(), 1);
     }
 }

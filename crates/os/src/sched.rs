@@ -2,13 +2,22 @@
 
 use std::io;
 
-/// The CPUs this thread may run on (its affinity), in order.
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+/// The CPUs the process's main thread may run on (its affinity), in order: the process's
+/// own set, which `taskset -p` and cpusets change.
+pub fn process_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is room for a cpu_set_t of the size passed; pid 0 is this thread.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    // SAFETY: getpid cannot fail.
+    let main_thread = unsafe { libc::getpid() };
+    // SAFETY: `set` is room for a cpu_set_t of the size passed; the process's id names its
+    // main thread.
+    let rc = unsafe {
+        libc::sched_getaffinity(
+            main_thread,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -32,4 +41,26 @@ pub fn run_thread_on(cpus: &[usize]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_can_be_narrowed_and_widened_within_the_process_cpus() {
+        let all = process_cpus().unwrap();
+        assert!(!all.is_empty());
+        std::thread::spawn(move || {
+            run_thread_on(&all[..1]).unwrap();
+            run_thread_on(&all).unwrap();
+            assert_eq!(
+                process_cpus().unwrap(),
+                all,
+                "the main thread keeps its set"
+            );
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -7,7 +7,7 @@
 //! open for the Apache child's next request only while it has threads to spare, so a
 //! loaded process hands new work back to the shared backlog. With own-GIL interpreters,
 //! a free thread may look past requests of busy GILs for one of a GIL left without a
-//! thread (see `gil_spread`).
+//! thread, parking up to four (see `gil_spread`).
 #![forbid(unsafe_code)]
 
 mod spreading;
@@ -33,8 +33,9 @@ const HEAD_CHUNK: usize = 4 * 1024;
 const IDLE_BUFFER: usize = 16 * 1024;
 /// How long a free thread waits before it checks whether its process stops.
 const WAKE: Duration = Duration::from_millis(200);
-/// How long a thread looking for a request of a starved GIL waits in accept() when
-/// another took the connection it was told of.
+/// The accept timeout with own-GIL interpreters: a thread looking for a request of a
+/// starved GIL while others are parked must not wait in accept() when another thread or
+/// process took the connection it was told of.
 const GLANCE: Duration = Duration::from_millis(1);
 /// The listener's and the bell's tokens in the epoll set; kept connections use their
 /// descriptor.
@@ -118,15 +119,17 @@ impl Acceptor {
     /// The listener stays blocking, with an accept timeout, as every process of the
     /// group (old generations included) expects of the shared socket: a thread that
     /// loses the race for a connection after its wake-up waits at most that long in
-    /// accept() (taking the next connection if one comes).
-    /// `place`: this process's place in its group.
+    /// accept() (taking the next connection if one comes), 200 ms, or 1 ms in a group
+    /// with own-GIL interpreters (the timeout belongs to the socket, which all the
+    /// group's processes share). `place`: this process's place in its group.
     pub fn new(listener: UnixListener, group: &DaemonGroup, place: usize) -> io::Result<Acceptor> {
+        let threads = group.spec.threads as usize;
+        let own_gils = threads > 1 && python::own_gils_configured();
         listener.set_nonblocking(false)?;
-        set_accept_timeout(listener.as_raw_fd(), WAKE)?;
+        set_accept_timeout(listener.as_raw_fd(), if own_gils { GLANCE } else { WAKE })?;
         let epoll = Epoll::new()?;
         epoll.add(listener.as_raw_fd(), Interest::SharedListener, LISTENER)?;
-        let threads = group.spec.threads as usize;
-        let spreading = if threads > 1 && python::own_gils_configured() {
+        let spreading = if own_gils {
             Some(Spreading::new(group, &epoll, place)?)
         } else {
             None
@@ -254,7 +257,7 @@ impl Acceptor {
             };
         }
         let taken = match self.epoll.wait_one(patience) {
-            Ok(Some(LISTENER)) => self.accept(group, patience).map(|c| (c, false)),
+            Ok(Some(LISTENER)) => self.accept(group).map(|c| (c, false)),
             Ok(Some(BELL)) => {
                 if let Some(spreading) = &self.spreading {
                     spreading.bell.silence();
@@ -325,23 +328,8 @@ impl Acceptor {
         }
     }
 
-    /// Takes a new connection. A thread that only glances (`patience` zero) while
-    /// requests are parked waits at most `GLANCE` if another thread or process took the
-    /// connection first; the others' accept() may return early meanwhile, and they wait
-    /// in epoll again.
-    fn accept(&self, group: &DaemonGroup, patience: Duration) -> Option<Connection> {
-        let accepted = match (&self.spreading, patience.is_zero()) {
-            (Some(spreading), true) => {
-                let _one_at_a_time = lock(&spreading.glancing);
-                let fd = self.listener.as_raw_fd();
-                let _ = set_accept_timeout(fd, GLANCE);
-                let accepted = self.listener.accept();
-                let _ = set_accept_timeout(fd, WAKE);
-                accepted
-            }
-            _ => self.listener.accept(),
-        };
-        let stream = match accepted {
+    fn accept(&self, group: &DaemonGroup) -> Option<Connection> {
+        let stream = match self.listener.accept() {
             Ok((stream, _)) => {
                 self.go_last(group);
                 stream

@@ -4,7 +4,7 @@
 
 use super::{Acceptor, BELL, Busy, Job, Taken, WAKE, lock, read_head};
 use crate::epoll::{Epoll, Interest};
-use crate::gil_cpus::{CpuPlan, Share};
+use crate::gil_cpus::{self, Share};
 use crate::gil_spread::{Chosen, Spread};
 use crate::group::DaemonGroup;
 use crate::python;
@@ -12,7 +12,7 @@ use mod_wsgi_os::bell::Bell;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,8 @@ pub(super) struct Spreading {
     pub(super) parked: AtomicUsize,
     /// Wakes a waiting thread to take a parked request.
     pub(super) bell: Bell,
-    /// One quick accept at a time: it shortens the listener's accept timeout.
-    pub(super) glancing: Mutex<()>,
     /// Where each GIL's requests run (`gil-cpu-affinity`).
-    cpus: Option<Mutex<CpuPlan>>,
+    placing: Option<Placing>,
     /// The GIL of the application groups seen.
     gil_of: Mutex<HashMap<String, Arc<str>>>,
 }
@@ -44,26 +42,16 @@ impl Spreading {
     pub(super) fn new(group: &DaemonGroup, epoll: &Epoll, place: usize) -> io::Result<Spreading> {
         let bell = Bell::new()?;
         epoll.add(bell.fd(), Interest::Once, BELL)?;
-        let cpus = if group.spec.gil_cpu_affinity {
-            match mod_wsgi_os::sched::allowed_cpus() {
-                Ok(cpus) => Some(Mutex::new(CpuPlan::new(cpus, place))),
-                Err(e) => {
-                    tracing::warn!(
-                        "WSGI1147: group '{}': cannot read the CPUs the process may use ({e}); gil-cpu-affinity is off",
-                        group.spec.name
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let placing = group.spec.gil_cpu_affinity.then(|| Placing {
+            offset: place,
+            cpus: AtomicUsize::new(0),
+            off: AtomicBool::new(false),
+        });
         Ok(Spreading {
             state: Mutex::new(Spread::new(group.spec.threads as usize)),
             parked: AtomicUsize::new(0),
             bell,
-            glancing: Mutex::new(()),
-            cpus,
+            placing,
             gil_of: Mutex::new(HashMap::new()),
         })
     }
@@ -132,6 +120,7 @@ impl Acceptor {
     ) -> Option<(Job, Busy<'a>)> {
         let mut state = lock(&spreading.state);
         let chosen = choose(&mut state);
+        let rank = chosen.as_ref().map(|(gil, _)| state.busy_rank(gil));
         spreading.parked.store(state.parked(), Ordering::SeqCst);
         drop(state);
         if spreading.parked.load(Ordering::SeqCst) > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
@@ -144,28 +133,63 @@ impl Acceptor {
             }
         }
         let (gil, job) = chosen?;
-        if let Some(plan) = &spreading.cpus {
-            place_thread(group, plan, &gil);
+        if let (Some(placing), Some((rank, busy))) = (&spreading.placing, rank) {
+            placing.place_thread(group, rank, busy);
         }
         Some((job, self.busy(Some((spreading, gil)))))
     }
 }
 
-/// Puts this worker thread on the CPUs of `gil` (see `gil_cpus`) unless it is there.
-fn place_thread(group: &DaemonGroup, plan: &Mutex<CpuPlan>, gil: &Arc<str>) {
-    let mut plan = lock(plan);
-    let share = plan.share(gil);
-    if PLACED.get() == share {
-        return;
+/// `gil-cpu-affinity`: where this process's worker threads run (see `gil_cpus`).
+pub(super) struct Placing {
+    /// The process's place in its group.
+    offset: usize,
+    /// How many CPUs the process may use, as last read (0: not read yet).
+    cpus: AtomicUsize,
+    /// A placement failed: threads run anywhere from then on.
+    off: AtomicBool,
+}
+
+impl Placing {
+    /// Puts this worker thread on the CPUs of a request whose GIL is the `rank`-th of the
+    /// `busy` GILs that have a thread, unless it is there already.
+    fn place_thread(&self, group: &DaemonGroup, rank: usize, busy: usize) {
+        let share = |cpus| {
+            if self.off.load(Ordering::Relaxed) {
+                None
+            } else {
+                gil_cpus::share(rank, busy, cpus, self.offset)
+            }
+        };
+        let known = self.cpus.load(Ordering::Relaxed);
+        if known != 0 && PLACED.get() == share(known) {
+            return;
+        }
+        let allowed = match mod_wsgi_os::sched::process_cpus() {
+            Ok(allowed) => allowed,
+            Err(e) => return self.fail(group, &e),
+        };
+        self.cpus.store(allowed.len(), Ordering::Relaxed);
+        let share = share(allowed.len());
+        if PLACED.get() == share {
+            return;
+        }
+        match mod_wsgi_os::sched::run_thread_on(&gil_cpus::cpus(&allowed, share)) {
+            Ok(()) => PLACED.set(share),
+            Err(e) => {
+                let _ = mod_wsgi_os::sched::run_thread_on(&allowed);
+                PLACED.set(None);
+                self.fail(group, &e);
+            }
+        }
     }
-    let cpus = plan.cpus(share);
-    drop(plan);
-    // Not tried again for the same share: a refusal would be logged for every request.
-    PLACED.set(share);
-    if let Err(e) = mod_wsgi_os::sched::run_thread_on(&cpus) {
-        tracing::warn!(
-            "WSGI1147: group '{}': cannot place a thread on CPUs {cpus:?}: {e}",
-            group.spec.name
-        );
+
+    fn fail(&self, group: &DaemonGroup, e: &io::Error) {
+        if !self.off.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "WSGI1147: group '{}': cannot place worker threads on their GIL's CPUs ({e}); gil-cpu-affinity is off in this process",
+                group.spec.name
+            );
+        }
     }
 }
