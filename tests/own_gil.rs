@@ -412,7 +412,10 @@ fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
             "the b request waited {b_took:?} after /b/wait ended, behind the one for a's held GIL"
         );
     } else {
-        assert!(b_took >= Duration::from_secs(4), "one GIL: b ran beside /a/wedge");
+        assert!(
+            b_took >= Duration::from_secs(4),
+            "one GIL: b ran beside /a/wedge"
+        );
     }
     assert_eq!(holder.join().unwrap().text(), "unwedged");
     assert_eq!(waiter.join().unwrap().text(), "waited");
@@ -472,8 +475,14 @@ fn each_busy_own_gil_runs_on_its_own_cpus() {
         let (alone, _) = cpus(&apache, "/a/cpus");
         if placed && own_gil_expected() && all.len() >= 2 {
             assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
-            assert!(a.iter().all(|c| !b.contains(c)), "a {a:?} and b {b:?} share CPUs");
-            assert!(a.iter().chain(&b).all(|c| all.contains(c)), "{a:?} {b:?} {all:?}");
+            assert!(
+                a.iter().all(|c| !b.contains(c)),
+                "a {a:?} and b {b:?} share CPUs"
+            );
+            assert!(
+                a.iter().chain(&b).all(|c| all.contains(c)),
+                "{a:?} {b:?} {all:?}"
+            );
             assert_eq!(alone, all, "one busy GIL runs anywhere");
         } else {
             assert_eq!((&a, &b, &alone), (&all, &all, &all), "{option:?}");
