@@ -147,14 +147,15 @@ def main():
     servers = {}
     ports = free_ports(len(modules) * 4)
     modes = args.modes.split()
-    for mod, path, home in modules:
-        for mode in modes:
-            for gil in ("Off", "On"):
-                port = ports.pop()
-                servers[(mod, mode, gil)] = (port, start(root, port, conf(
-                    root, args.modules, path, home, port, gil, mode, args.daemon_threads)))
-    results = {key: [] for key in servers}
+    results = {}
     try:
+        for mod, path, home in modules:
+            for mode in modes:
+                for gil in ("Off", "On"):
+                    port = ports.pop()
+                    servers[(mod, mode, gil)] = (port, start(root, port, conf(
+                        root, args.modules, path, home, port, gil, mode, args.daemon_threads)))
+                    results[(mod, mode, gil)] = []
         for (mod, mode, gil), (port, _) in servers.items():
             prefix = "/d" if mode == "daemon" else ""
             for group in ("a", "b"):

@@ -25,7 +25,7 @@ if [[ -z "$python" ]]; then
 fi
 minor="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 dpkg-query -W -f='${Status}' wrk 2>/dev/null | grep -q "install ok installed" \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 venv="${MOD_WSGI6_GIL_VENV:-/opt/mod_wsgi6-py${minor/./}-venv}"
 if ! "$venv/bin/mod_wsgi-express" module-location >/dev/null 2>&1; then

@@ -26,8 +26,10 @@ fn a_script_still_loading_after_startup_timeout_gets_its_process_replaced() {
         WSGIScriptAlias / {root}/app/app.wsgi\nWSGIProcessGroup slow\n";
     let mut apache = Apache::start(Mpm::Event, conf, &[("app/app.wsgi", SLOW_FIRST_IMPORT)]);
     let port = apache.port;
-    let started = Instant::now();
     let first = std::thread::spawn(move || common::get(port, "/"));
+    // Timed from the start of the slow import, which the request set off.
+    common::wait_for_file(&apache.scratch.dir.join("app/imported-once"), "the slow import");
+    let started = Instant::now();
     let log = apache.wait_for_log("WSGI1146");
     assert!(
         started.elapsed() < Duration::from_millis(2900),

@@ -259,12 +259,6 @@ fn a_mod_wsgi_express_6_configuration_with_every_wsgi_option_serves() {
     let eggs = scratch.dir.join("eggs");
     std::fs::create_dir_all(&eggs).unwrap();
     std::fs::set_permissions(&eggs, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let service_dir = scratch.dir.join("service");
-    std::fs::set_permissions(
-        &service_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
     let app_dir = scratch.dir.join("app").display().to_string();
     let paths = [allow, users, service, handler].map(|p| p.display().to_string());
     let eggs = eggs.display().to_string();

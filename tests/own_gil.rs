@@ -116,16 +116,29 @@ fn config(daemon: bool) -> String {
     conf
 }
 
-fn start(daemon: bool) -> Apache {
+/// Apache under the event MPM with `conf`, the app and its two flag files.
+fn start_with(conf: &str) -> Apache {
     let mut apache = Apache::start(
         Mpm::Event,
-        &config(daemon),
-        &[("app/app.wsgi", APP), ("app/flag", "\0")],
+        conf,
+        &[
+            ("app/app.wsgi", APP),
+            ("app/flag", "\0"),
+            ("app/flag2", "\0"),
+        ],
     );
     // Written by the app, which runs as www-data.
-    let flag = apache.scratch.path("app/flag");
-    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    for name in ["app/flag", "app/flag2"] {
+        let path = apache.scratch.path(name);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+    }
     apache.allow_log("WSGI0198");
+    apache
+}
+
+fn start(daemon: bool) -> Apache {
+    let mut apache = start_with(&config(daemon));
     apache.allow_log("WSGI1020");
     // Eight clients with kept-alive connections may fill the one child's threads.
     apache.allow_log("AH00484");
@@ -174,20 +187,12 @@ fn wait_for(flag: &str, what: &str) {
     }
 }
 
-fn read_flag(apache: &Apache) -> u8 {
-    std::fs::read(apache.scratch.path("app/flag")).unwrap()[0]
-}
-
 /// /a/hold keeps a's GIL while /b/release runs in b: with own GILs b runs at once and
 /// releases a; with one GIL b waits until a gives up.
 fn parallel_while_holding(apache: &Apache) {
     let port = apache.port;
     let holder = std::thread::spawn(move || common::http::get(port, "/a/hold"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while read_flag(apache) != 1 {
-        assert!(Instant::now() < deadline, "/a/hold never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&apache.scratch.path("app/flag"), "/a/hold");
     assert_eq!(apache.get_ok("/b/release"), "ok");
     let held = holder.join().unwrap();
     assert_eq!(held.status, 200, "{}", held.text());
@@ -305,28 +310,17 @@ fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
         "processes=1 threads=4",
         "processes=1 threads=4 deadlock-timeout=2 graceful-timeout=2",
     );
-    let mut apache = Apache::start(
-        Mpm::Event,
-        &conf,
-        &[("app/app.wsgi", APP), ("app/flag", "\0")],
-    );
+    let mut apache = start_with(&conf);
     let flag = apache.scratch.path("app/flag");
-    std::fs::set_permissions(&flag, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     // The replaced process may be killed at graceful-timeout while still wedged.
-    for needle in [
-        "WSGI0198", "WSGI1116", "WSGI1040", "WSGI1041", "WSGI1122", "WSGI1124",
-    ] {
+    for needle in ["WSGI1116", "WSGI1040", "WSGI1041", "WSGI1122", "WSGI1124"] {
         apache.allow_log(needle);
     }
     let (_, _, first_pid) = identity(&apache, "a");
     let _ = identity(&apache, "b");
     let port = apache.port;
     let wedged = std::thread::spawn(move || common::http::get(port, "/a/wedge").status);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while read_flag(&apache) != 1 {
-        assert!(Instant::now() < deadline, "/a/wedge never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&apache.scratch.path("app/flag"), "/a/wedge");
     if own_gil_expected() {
         assert_eq!(
             identity(&apache, "b").2,
@@ -353,23 +347,9 @@ fn a_wedged_own_gil_interpreter_gets_its_process_replaced() {
 #[test]
 fn a_free_daemon_thread_takes_a_request_of_an_unused_gil_first() {
     let conf = config(true).replace("processes=1 threads=4", "processes=1 threads=2");
-    let mut apache = Apache::start(
-        Mpm::Event,
-        &conf,
-        &[
-            ("app/app.wsgi", APP),
-            ("app/flag", "\0"),
-            ("app/flag2", "\0"),
-        ],
-    );
-    for name in ["app/flag", "app/flag2"] {
-        let path = apache.scratch.path(name);
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .unwrap();
-    }
+    let mut apache = start_with(&conf);
     let flag = apache.scratch.path("app/flag");
     let flag2 = apache.scratch.path("app/flag2");
-    apache.allow_log("WSGI0198");
     let _ = identity(&apache, "a");
     let _ = identity(&apache, "b");
     let port = apache.port;
@@ -444,19 +424,8 @@ fn each_busy_own_gil_runs_on_its_own_cpus() {
              WSGIScriptAlias /a {{root}}/app/app.wsgi process-group=d application-group=a\n\
              WSGIScriptAlias /b {{root}}/app/app.wsgi process-group=d application-group=b\n"
         );
-        let mut apache = Apache::start(
-            Mpm::Event,
-            &conf,
-            &[
-                ("app/app.wsgi", APP),
-                ("app/flag", "\0"),
-                ("app/flag2", "\0"),
-            ],
-        );
+        let mut apache = start_with(&conf);
         let flag2 = apache.scratch.path("app/flag2");
-        std::fs::set_permissions(&flag2, std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .unwrap();
-        apache.allow_log("WSGI0198");
         let _ = identity(&apache, "a");
         let _ = identity(&apache, "b");
         // The CPUs of a request of one group while the other has one waiting.

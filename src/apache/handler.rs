@@ -446,6 +446,10 @@ fn daemon_group_for(
     req: &Request<'_>,
     process_group: &str,
 ) -> Result<Option<std::sync::Arc<daemon::DaemonGroup>>, c_int> {
+    // Embedded mode: nothing to look up (the script's facts are for daemon groups).
+    if process_group.is_empty() {
+        return Ok(None);
+    }
     let path = req.filename().unwrap_or_default();
     let server_hostname = req.server_hostname();
     let script = daemon::RequestScript {

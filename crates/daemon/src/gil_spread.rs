@@ -66,19 +66,10 @@ impl<J> Spread<J> {
     }
 
     fn start(&mut self, gil: &Arc<str>, now: Instant) {
+        self.note_seen(gil, now);
         if let Some(state) = self.gils.get_mut(gil) {
             state.running += 1;
-            state.seen = now;
-            return;
         }
-        self.forget_idle(now);
-        self.gils.insert(
-            gil.clone(),
-            Gil {
-                running: 1,
-                seen: now,
-            },
-        );
     }
 
     fn note_seen(&mut self, gil: &Arc<str>, now: Instant) {

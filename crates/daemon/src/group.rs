@@ -173,11 +173,7 @@ pub fn find_group(name: &str) -> Option<Arc<DaemonGroup>> {
 }
 
 /// A request refused on the way to a daemon group: the status and the message logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub message: String,
-}
+pub use mod_wsgi_http::Refusal;
 
 /// The script a request runs and the server it came to, as a group's checks need them.
 pub struct RequestScript<'a> {

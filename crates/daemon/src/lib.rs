@@ -14,7 +14,7 @@ mod flush;
 mod gil_cpus;
 mod gil_spread;
 pub mod group;
-pub mod keepalive;
+mod keepalive;
 mod outbox;
 mod process;
 pub mod restart_record;
@@ -35,8 +35,4 @@ pub use group::{
 pub use process::{
     ChildSetup, Lineage, close_group_listeners, drain, is_live_child_of, reap, spawn, spawn_bell,
 };
-pub use run_as::{GroupIdentity, RunAs, run_as};
 pub use server::{INIT_FAILURE_STATUS, RETRY_NOW_STATUS};
-pub use socket::{
-    MAX_SOCKET_PATH, bind_listener, close as close_listener, keep_or_bind, lane_path, socket_path,
-};

@@ -81,14 +81,14 @@ mod tests {
 
     #[test]
     fn the_timer_runs_from_the_first_request_until_a_script_loads() {
-        let timer = StartupTimer::new(Duration::from_millis(50));
+        let timer = StartupTimer::new(Duration::from_millis(500));
         assert!(!timer.expired(), "not started before a request");
         let loaded = timer.request().expect("watched");
         std::thread::sleep(Duration::from_millis(20));
         let _second = timer.request().expect("still watched");
         assert!(!timer.expired());
         loaded();
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(!timer.expired(), "the script loaded in time");
         assert!(timer.request().is_none(), "nothing to watch after a load");
     }

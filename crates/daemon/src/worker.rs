@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopKind {
@@ -221,12 +221,6 @@ fn linger_close(mut stream: &UnixStream) {
     }
 }
 
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 fn handle(
     shared: &Shared,
     slot: usize,
@@ -250,7 +244,8 @@ fn handle(
             "daemon process is shutting down",
         );
     }
-    let waited = Duration::from_micros(now_us().saturating_sub(head.request_start_us));
+    let waited =
+        Duration::from_micros(mod_wsgi_engine::epoch_us().saturating_sub(head.request_start_us));
     crate::shared::metrics::record_queue_wait(&spec.name, waited);
     if !spec.queue_timeout.is_zero() && waited > spec.queue_timeout {
         tracing::error!(
@@ -273,7 +268,7 @@ fn handle(
     let mut environ = head.environ;
     // When this daemon started the request (mod_wsgi.daemon_start).
     environ.push_with("mod_wsgi.daemon_start", |text| {
-        let _ = std::fmt::Write::write_fmt(text, format_args!("{}", now_us()));
+        let _ = std::fmt::Write::write_fmt(text, format_args!("{}", mod_wsgi_engine::epoch_us()));
     });
     let request = WsgiRequest {
         environ,
@@ -532,7 +527,7 @@ fn jitter(max: u64) -> u64 {
         return 0;
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&(std::process::id(), now_us()), &mut h);
+    std::hash::Hash::hash(&(std::process::id(), mod_wsgi_engine::epoch_us()), &mut h);
     std::hash::Hasher::finish(&h) % (max + 1)
 }
 

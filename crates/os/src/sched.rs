@@ -7,8 +7,7 @@ use std::io;
 pub fn process_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: getpid cannot fail.
-    let main_thread = unsafe { libc::getpid() };
+    let main_thread = std::process::id() as libc::pid_t;
     // SAFETY: `set` is room for a cpu_set_t of the size passed; the process's id names its
     // main thread.
     let rc = unsafe {

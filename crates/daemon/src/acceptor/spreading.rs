@@ -121,9 +121,10 @@ impl Acceptor {
         let mut state = lock(&spreading.state);
         let chosen = choose(&mut state);
         let rank = chosen.as_ref().map(|(gil, _)| state.busy_rank(gil));
-        spreading.parked.store(state.parked(), Ordering::SeqCst);
+        let parked = state.parked();
+        spreading.parked.store(parked, Ordering::SeqCst);
         drop(state);
-        if spreading.parked.load(Ordering::SeqCst) > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
+        if parked > 0 && self.waiting.load(Ordering::SeqCst) > 0 {
             spreading.bell.ring();
             if let Err(e) = self.epoll.rearm(spreading.bell.fd(), Interest::Once, BELL) {
                 tracing::error!(

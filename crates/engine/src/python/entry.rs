@@ -120,9 +120,17 @@ impl Entry {
         })
     }
 
-    /// Runs `f` in this interpreter, from a thread attached to no interpreter. Returns
-    /// None if `_enter` could not be called (its error is logged).
-    pub(crate) fn run<R>(&self, f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    /// Runs `f` in this interpreter, whatever interpreter (if any) the calling thread is
+    /// attached to. Returns None if `_enter` could not be called (its error is logged).
+    pub(crate) fn enter<R>(&self, f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+        match attached_interpreter() {
+            None => self.run(f),
+            Some(current) => self.run_nested(current, f),
+        }
+    }
+
+    /// `enter` from a thread attached to no interpreter.
+    fn run<R>(&self, f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
         let ts = self.thread_state();
         // SAFETY: the thread is attached to no interpreter (callers check) and `ts` is
         // this thread's state of this interpreter; SaveThread below releases the GIL
@@ -177,7 +185,7 @@ impl Entry {
 
     /// Runs `f` in this interpreter from a thread attached to `current`: directly when it
     /// is this interpreter, else after leaving `current` (its GIL is released meanwhile).
-    pub(crate) fn run_nested<R>(
+    fn run_nested<R>(
         &self,
         current: *mut ffi::PyInterpreterState,
         f: impl FnOnce(Python<'_>) -> R,

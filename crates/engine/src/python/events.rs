@@ -83,7 +83,7 @@ pub struct RequestTrace<'py> {
 impl<'py> RequestTrace<'py> {
     pub fn begin(py: Python<'py>, interp: &Interpreter, environ: &Environ) -> RequestTrace<'py> {
         let thread = request_stats::this_thread(py);
-        let now = request_stats::epoch_us();
+        let now = crate::epoch_us();
         thread.begin(now);
         let subscribed = !interp.shim.event_callbacks.bind(py).is_empty();
         let [
@@ -242,7 +242,7 @@ impl<'py> RequestTrace<'py> {
 
     /// Records the request for `request_metrics()` and publishes `request_finished`.
     pub fn finished(mut self, status: u16, input_length: u64, output_length: u64) {
-        let now = request_stats::epoch_us();
+        let now = crate::epoch_us();
         let application_us = self.started.elapsed().as_micros() as u64;
         // (user, system) seconds this request used, when anyone wants them.
         let cpu = self.cpu_start.and_then(|(user, system)| {
@@ -350,7 +350,7 @@ impl<'py> RequestTrace<'py> {
 impl Drop for RequestTrace<'_> {
     fn drop(&mut self) {
         if self.running {
-            slow::finish(request_stats::epoch_us(), |_| {});
+            slow::finish(crate::epoch_us(), |_| {});
         }
         self.leave();
     }

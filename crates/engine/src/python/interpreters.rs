@@ -2,7 +2,7 @@
 //! a sub-interpreter created on first use for any other name (with its own GIL where
 //! `WSGIPerInterpreterGIL` says so, from Python 3.12), entered through `entry`.
 
-use super::entry::{Entry, attached_interpreter};
+use super::entry::Entry;
 use super::shim::{self, ShimObjects};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -226,13 +226,11 @@ fn interpreter(name: &str) -> Result<Arc<Interpreter>, InterpreterError> {
         return Ok(found);
     }
     let main = main_entry()?;
-    let found = match attached_interpreter() {
-        None => main.run(|py| get_or_create(py, name)),
-        Some(current) => main.run_nested(current, |py| get_or_create(py, name)),
-    }
-    .ok_or_else(|| InterpreterError::Enter {
-        name: String::new(),
-    })??;
+    let found =
+        main.enter(|py| get_or_create(py, name))
+            .ok_or_else(|| InterpreterError::Enter {
+                name: String::new(),
+            })??;
     CACHE.with(|c| c.borrow_mut().insert(name.to_owned(), found.clone()));
     Ok(found)
 }
@@ -253,13 +251,12 @@ pub fn with_interpreter<R>(
         super::request_stats::record_gil_wait(waited.as_micros() as u64);
         f(py, &interp)
     };
-    match attached_interpreter() {
-        None => interp.entry.run(run),
-        Some(current) => interp.entry.run_nested(current, run),
-    }
-    .ok_or_else(|| InterpreterError::Enter {
-        name: name.to_owned(),
-    })
+    interp
+        .entry
+        .enter(run)
+        .ok_or_else(|| InterpreterError::Enter {
+            name: name.to_owned(),
+        })
 }
 
 /// The application groups that have an interpreter in this process, sub-interpreters

@@ -4,8 +4,9 @@
 //! since it started) and `server_metrics()` (the Apache children, from the shared metrics
 //! records instead of Apache's scoreboard; None unless WSGIServerMetrics/server-metrics).
 
-use super::request_stats::{self, epoch_us};
+use super::request_stats;
 use super::shim::add_native;
+use crate::epoch_us;
 use crate::shared;
 use mod_wsgi_metrics::{COUNTER_NAMES, PHASE_NAMES, Phase, PhaseReport, STATUS_CLASSES};
 use pyo3::prelude::*;

@@ -164,10 +164,6 @@ pub(crate) fn threads_unattached() -> Vec<&'static ThreadStats> {
     THREADS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-pub(crate) fn epoch_us() -> u64 {
-    crate::epoch_us()
-}
-
 pub(crate) fn want_thread_cpu() {
     THREAD_CPU_WANTED.store(true, Ordering::Relaxed);
 }

@@ -251,9 +251,10 @@ pub fn initialize(settings: PythonSettings) -> Result<(), RuntimeError> {
             ffi::Py_DECREF(threading);
         }
         let py = pyo3::Python::assume_attached();
-        let ready = prepare_main(py, settings);
+        // Formatted while attached: formatting a PyErr needs Python.
+        let ready = prepare_main(py, settings).map_err(|e| RuntimeError::Init(e.to_string()));
         ffi::PyEval_SaveThread();
-        ready.map_err(|e| RuntimeError::Init(e.to_string()))?;
+        ready?;
     }
     Ok(())
 }

@@ -157,10 +157,6 @@ fn lend_package_path(py: Python<'_>, module: &Bound<'_, PyModule>) -> PyResult<(
     }
 }
 
-/// A `<WSGIInterpreterOptions>` WSGISwitchInterval. Interpreters here share one GIL, so
-/// the interval is the process's: a block that selects no application group sets it once,
-/// with the main interpreter; one that selects an application group would change it for
-/// every interpreter, and is skipped with a warning (as mod_wsgi does without an own GIL).
 /// A `<WSGIInterpreterOptions>` switch interval, as mod_wsgi 6 applies it: in the
 /// interpreter itself, unless the block selects one application group whose interpreter
 /// shares the process-wide GIL (setting it would change every interpreter's interval).

@@ -45,12 +45,6 @@ struct Period {
 
 static REPORTER: OnceLock<Reporter> = OnceLock::new();
 
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
@@ -109,7 +103,7 @@ pub fn start() {
         threads_maximum,
         interval,
     );
-    let started_us = now_us();
+    let started_us = crate::epoch_us();
     let cpu = crate::shared::metrics::resource_usage();
     let reporter = Reporter {
         sender,
@@ -166,7 +160,13 @@ pub fn start() {
 pub fn stopping(reason: &str) {
     if let Some(r) = REPORTER.get() {
         let seq = r.next_seq();
-        let datagram = encode_stopping(&r.identity, reason, slow::active(), seq, seconds(now_us()));
+        let datagram = encode_stopping(
+            &r.identity,
+            reason,
+            slow::active(),
+            seq,
+            seconds(crate::epoch_us()),
+        );
         r.sender.send(&datagram);
     }
 }
@@ -193,7 +193,7 @@ pub fn stopped(reason: &str) {
     if r.stopped_sent.swap(true, Ordering::AcqRel) {
         return;
     }
-    let now = now_us();
+    let now = crate::epoch_us();
     let active = slow::active();
     let ending = Ending {
         reason,
@@ -233,7 +233,7 @@ impl Reporter {
 
     /// Sends the sample of the period now ending, the slow requests and the collectors.
     fn tick(&self, last: bool) {
-        let now = now_us();
+        let now = crate::epoch_us();
         let usage = crate::shared::metrics::resource_usage();
         let (report, since, cpu) = {
             let mut period = lock(&self.period);
@@ -261,7 +261,7 @@ impl Reporter {
         let pid = self.identity.pid;
         if slow::tracking() {
             // Finished ones first, so their final figures come before a running one ages out.
-            let stamp = now_us();
+            let stamp = crate::epoch_us();
             for r in slow::take_finished()
                 .into_iter()
                 .chain(slow::running_slow(stamp))
@@ -278,7 +278,7 @@ impl Reporter {
         let named = samples.len() > 1;
         for (name, counters, events) in samples {
             let name = if named { name.as_str() } else { "" };
-            let stamp = seconds(now_us());
+            let stamp = seconds(crate::epoch_us());
             let seq = self.next_seq();
             self.sender
                 .send(&encode_gc_snapshot(pid, &counters, name, seq, stamp));
