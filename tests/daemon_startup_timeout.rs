@@ -28,7 +28,10 @@ fn a_script_still_loading_after_startup_timeout_gets_its_process_replaced() {
     let port = apache.port;
     let first = std::thread::spawn(move || common::get(port, "/"));
     // Timed from the start of the slow import, which the request set off.
-    common::wait_for_file(&apache.scratch.dir.join("app/imported-once"), "the slow import");
+    common::wait_for_file(
+        &apache.scratch.dir.join("app/imported-once"),
+        "the slow import",
+    );
     let started = Instant::now();
     let log = apache.wait_for_log("WSGI1146");
     assert!(

@@ -282,7 +282,7 @@ fn handle_resolved(
     };
     // A handler script's own mtime (Apache stat'ed the resource, not the script).
     let script_mtime = if is_handler_script {
-        mod_wsgi_engine::wsgi::phases::script_mtime(&script_path)
+        mod_wsgi_engine::python::script_mtime(&script_path)
     } else {
         req.file_mtime()
     };

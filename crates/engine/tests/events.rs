@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{eval, python, request, script, serve};
+use common::{FAILED_BEFORE_HEAD, eval, python, request, script, serve};
 use mod_wsgi_engine::python::with_interpreter;
 use mod_wsgi_engine::wsgi::Outcome;
 
@@ -82,12 +82,7 @@ fn an_application_that_raises_is_reported_and_finishes_as_500() {
     let mut req = request(&path, "events-raise");
     req.environ.set("PATH_INFO", "/raise");
     let (outcome, _) = serve(req, b"");
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     assert_eq!(
         recorded("events-raise"),
         "([('request_started', ('/raise', 'application', True)), \

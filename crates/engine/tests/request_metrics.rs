@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eval, python, request, script, serve};
+use common::{FAILED_BEFORE_HEAD, eval, python, request, script, serve};
 use mod_wsgi_engine::python::with_interpreter;
 use mod_wsgi_engine::wsgi::Outcome;
 
@@ -40,13 +40,7 @@ def application(environ, start_response):
         ("/", &b""[..], Outcome::Complete),
         ("/upload", &b"0123456789"[..], Outcome::Complete),
         ("/missing", &b""[..], Outcome::Complete),
-        (
-            "/fail",
-            &b""[..],
-            Outcome::Failed {
-                headers_sent: false,
-            },
-        ),
+        ("/fail", &b""[..], FAILED_BEFORE_HEAD),
     ] {
         let mut req = request(&path, "measured");
         req.environ.set("PATH_INFO", path_info);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{python, request, script, serve};
+use common::{FAILED_BEFORE_HEAD, python, request, script, serve};
 use mod_wsgi_engine::wsgi::{OnScriptChange, Outcome};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,12 +51,7 @@ fn a_missing_script_fails_the_request_with_the_reason_logged() {
     python();
     let path = common::scratch().join("never-written.wsgi");
     let (outcome, record) = serve(request(&path, ""), b"");
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     assert!(record.head.is_none());
     let log = record.log_text();
     assert!(
@@ -78,19 +73,8 @@ def app(environ, start_response):
 "#,
     );
     let (outcome, record) = serve(request(&path, ""), b"");
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
-    assert!(
-        record
-            .log_text()
-            .contains("does not contain WSGI application 'application'"),
-        "{}",
-        record.log_text()
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
+    record.assert_logged("does not contain WSGI application 'application'");
     let mut req = request(&path, "");
     req.callable = "app".to_owned();
     let (outcome, record) = serve(req, b"");
@@ -103,12 +87,7 @@ fn a_script_that_raises_is_retried_once_fixed() {
     python();
     let path = script("broken.wsgi", "import engine_module_that_does_not_exist\n");
     let (outcome, record) = serve(request(&path, "broken"), b"");
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     let log = record.log_text();
     assert!(log.contains("failed to exec Python script file"), "{log}");
     assert!(log.contains("ModuleNotFoundError"), "{log}");
@@ -270,17 +249,6 @@ fn a_script_with_a_nul_byte_fails_with_the_reason_logged() {
     python();
     let path = script("nul.wsgi", "X = 1\0\n");
     let (outcome, record) = serve(request(&path, ""), b"");
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
-    assert!(
-        record
-            .log_text()
-            .contains("source code string cannot contain null bytes"),
-        "{}",
-        record.log_text()
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
+    record.assert_logged("source code string cannot contain null bytes");
 }

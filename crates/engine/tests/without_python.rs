@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{RecordingSink, request, scratch, serve_with};
+use common::{FAILED_BEFORE_HEAD, RecordingSink, request, scratch, serve_with};
 use mod_wsgi_engine::python::{self, with_interpreter};
-use mod_wsgi_engine::wsgi::Outcome;
 use mod_wsgi_engine::wsgi::phases::{self, PhaseCall, PhaseFailed};
 
 const NOT_STARTED: &str = "Python is not initialised in this process";
@@ -30,12 +29,7 @@ fn a_request_fails_before_anything_is_sent() {
     let path = scratch().join("app.wsgi");
     let (sink, record) = RecordingSink::new();
     let (outcome, record) = serve_with(request(&path, ""), b"body", 100, sink, record);
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     assert!(record.head.is_none());
     assert_eq!(record.log_text(), format!("WSGI1023: {NOT_STARTED}"));
 }

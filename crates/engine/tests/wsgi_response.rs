@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{RecordingSink, get, python, request, script, serve, serve_with};
+use common::{FAILED_BEFORE_HEAD, RecordingSink, get, python, request, script, serve, serve_with};
 use mod_wsgi_engine::wsgi::Outcome;
 
 #[test]
@@ -64,12 +64,7 @@ def application(environ, start_response):
     raise KeyError("missing-setting")
 "#,
     );
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     assert!(record.head.is_none(), "start_response alone sends nothing");
     assert!(record.body.is_empty());
     let log = record.log_text();
@@ -105,19 +100,8 @@ def application(environ, start_response):
     return ["text"]
 "#,
     );
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
-    assert!(
-        record
-            .log_text()
-            .contains("sequence of byte string values expected, value of type str found"),
-        "{}",
-        record.log_text()
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
+    record.assert_logged("sequence of byte string values expected, value of type str found");
 }
 
 /// A script whose iterable records close() in `engine_closes` (a module of its
@@ -181,13 +165,7 @@ fn close_is_called_once_however_the_response_ends() {
     let (outcome, broken) = run("/broken", sink.failing_after(2), record);
     assert_eq!(outcome, Outcome::Failed { headers_sent: true });
     assert_eq!(broken.body, b"ab");
-    assert!(
-        broken
-            .log_text()
-            .contains("WSGI1024: failed to write response: the transport broke"),
-        "{}",
-        broken.log_text()
-    );
+    broken.assert_logged("WSGI1024: failed to write response: the transport broke");
     assert_eq!(closes(group), ["/done", "/fail", "/gone", "/broken"]);
 }
 
@@ -214,11 +192,7 @@ def application(environ, start_response):
     let (outcome, short) = run("12", false);
     assert_eq!(outcome, Outcome::Failed { headers_sent: true });
     assert_eq!(short.body, b"0123456789");
-    assert!(
-        short.log_text().contains("WSGI1025"),
-        "{}",
-        short.log_text()
-    );
+    short.assert_logged("WSGI1025");
     let (outcome, head) = run("12", true);
     assert_eq!(outcome, Outcome::Complete, "a HEAD response may be shorter");
     assert!(!head.log_text().contains("WSGI1025"));
@@ -303,11 +277,5 @@ def application(environ, start_response):
     );
     assert_eq!(outcome, Outcome::Complete);
     assert_eq!(record.body, b"all of it");
-    assert!(
-        record
-            .log_text()
-            .contains("RuntimeError: request_finished handler failed"),
-        "{}",
-        record.log_text()
-    );
+    record.assert_logged("RuntimeError: request_finished handler failed");
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{get, python, request, script, serve};
+use common::{FAILED_BEFORE_HEAD, get, python, request, script, serve};
 use mod_wsgi_engine::wsgi::Outcome;
 
 #[test]
@@ -42,13 +42,7 @@ def application(environ, start_response):
     assert_eq!(outcome, Outcome::Failed { headers_sent: true });
     assert_eq!(record.status(), Some(200));
     assert_eq!(record.body, b"partial");
-    assert!(
-        record
-            .log_text()
-            .contains("start_response() called more than once"),
-        "{}",
-        record.log_text()
-    );
+    record.assert_logged("start_response() called more than once");
 }
 
 #[test]
@@ -127,12 +121,7 @@ def application(environ, start_response):
     return [b"body"]
 "#,
     );
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            headers_sent: false
-        }
-    );
+    assert_eq!(outcome, FAILED_BEFORE_HEAD);
     assert!(record.head.is_none());
     assert!(record.log_text().contains("UnicodeEncodeError"));
 }
@@ -248,13 +237,7 @@ fn a_body_without_start_response_fails_before_anything_is_sent() {
     ] {
         let source = format!("def application(environ, start_response):\n    return {returned}\n");
         let (outcome, record) = get(name, &source);
-        assert_eq!(
-            outcome,
-            Outcome::Failed {
-                headers_sent: false
-            },
-            "{name}"
-        );
+        assert_eq!(outcome, FAILED_BEFORE_HEAD, "{name}");
         assert!(record.head.is_none());
         assert!(
             record

@@ -38,6 +38,7 @@ pub use runtime::{
 };
 pub use script::{
     LoadedScript, ScriptError, load_callable, load_module, loaded_script, preload, preload_script,
+    script_mtime,
 };
 pub use shared::deliver_broadcasts;
 pub use shim::MOD_WSGI_API_VERSION;

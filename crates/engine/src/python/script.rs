@@ -247,15 +247,21 @@ pub fn preload_script(
     Ok(())
 }
 
+/// A script's modification time in seconds since the epoch, to the microsecond Apache
+/// keeps; 0 when it cannot be read.
+pub fn script_mtime(path: &Path) -> f64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
+}
+
 /// Loads `script` into the interpreter of `application_group` ("" is main) at process
 /// start (WSGIImportScript, a preloaded WSGIScriptAlias), as a request would, so the
 /// first request finds it loaded; the error text (with its traceback) if it fails.
 pub fn preload(script: &Path, application_group: &str) -> Result<(), String> {
-    let mtime = std::fs::metadata(script)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0);
+    let mtime = script_mtime(script);
     let loaded = super::with_interpreter(application_group, |py, interp| {
         preload_script(py, interp, script, mtime).map_err(|e| e.to_string())
     });

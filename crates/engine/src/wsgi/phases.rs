@@ -211,15 +211,6 @@ fn text(value: &Bound<'_, PyAny>) -> Result<Option<String>, Failure> {
     Ok(None)
 }
 
-/// A script's modification time in seconds since the epoch; 0 when it cannot be read.
-pub fn script_mtime(path: &Path) -> f64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
-}
-
 /// Loads the script in its interpreter, builds the environ and runs `f`; logs failures.
 fn run<T>(
     call: &PhaseCall<'_>,
@@ -231,7 +222,7 @@ fn run<T>(
         tracing::error!("WSGI1150: {phase} script '{script}' failed: {detail}");
         PhaseFailed
     };
-    let mtime = script_mtime(call.script);
+    let mtime = crate::python::script_mtime(call.script);
     let outcome = python::with_interpreter(call.application_group, |py, interp| {
         let module = match python::load_module(py, interp, call.script, mtime, call.reload, false) {
             Ok(module) => module,
@@ -351,6 +342,7 @@ pub fn group_refusal(
 #[cfg(test)]
 mod decision_tests {
     use super::*;
+    use crate::python::script_mtime;
     use mod_wsgi_config::{ApplicationGroup, CallableObject, DirConfig, ProcessGroup};
 
     fn groups(names: &[&str]) -> Vec<String> {

@@ -108,16 +108,6 @@ pub fn script(name: &str, source: &str) -> PathBuf {
     path
 }
 
-/// The modification time of `path` as the transports report it: seconds, to the
-/// microsecond Apache keeps (0 for a file that does not exist).
-pub fn mtime(path: &Path) -> f64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_micros() as f64 / 1_000_000.0)
-}
-
 /// A GET of `/` for the script at `path` in application group `group`.
 pub fn request(path: &Path, group: &str) -> wsgi::WsgiRequest {
     let mut environ = Environ::new();
@@ -137,7 +127,7 @@ pub fn request(path: &Path, group: &str) -> wsgi::WsgiRequest {
         environ,
         application_group: group.to_owned(),
         script: path.to_owned(),
-        script_mtime: mtime(path),
+        script_mtime: mod_wsgi_engine::python::script_mtime(path),
         callable: "application".to_owned(),
         reload: false,
         header_only: false,
@@ -200,6 +190,11 @@ pub struct Head {
     pub headers: Vec<(String, String)>,
 }
 
+/// The application failed before any of its response was sent.
+pub const FAILED_BEFORE_HEAD: Outcome = Outcome::Failed {
+    headers_sent: false,
+};
+
 /// Everything a [`RecordingSink`] was handed.
 #[derive(Debug, Default)]
 pub struct Record {
@@ -230,6 +225,13 @@ impl Record {
 
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts that a logged line contains `needle`.
+    #[track_caller]
+    pub fn assert_logged(&self, needle: &str) {
+        let log = self.log_text();
+        assert!(log.contains(needle), "{log}");
     }
 
     /// Every logged line, joined (for `contains` checks).
