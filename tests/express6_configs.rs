@@ -134,9 +134,14 @@ fn error_log(server: &Server) -> String {
 }
 
 fn serves(port: u16, server: &Server, expected: &str) {
+    serves_with(port, server, &[], expected);
+}
+
+/// As `serves`, sending `headers`.
+fn serves_with(port: u16, server: &Server, headers: &[(&str, &str)], expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let r = get(port, "/");
+        let r = common::http::request(port, "GET", "/", headers, b"");
         if r.status == 200 {
             assert_eq!(r.text(), expected, "{}", error_log(server));
             return;
@@ -373,16 +378,7 @@ fn a_mod_wsgi_express_6_configuration_with_every_wsgi_option_serves() {
         ],
     );
     let basic = [("Authorization", "Basic YW5uOnNlY3JldA==")]; // ann:secret
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let r = loop {
-        let r = common::http::request(port, "GET", "/", &basic, b"");
-        if r.status == 200 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), error_log(&server));
-    assert_eq!(r.text(), format!("127.0.0.1:{port}|True"));
+    serves_with(port, &server, &basic, &format!("127.0.0.1:{port}|True"));
     assert_eq!(get(port, "/").status, 401, "no credentials, no entry");
     let page = common::http::request(port, "GET", "/page.foo", &basic, b"");
     assert_eq!(page.text(), "handled /page.foo", "{}", error_log(&server));

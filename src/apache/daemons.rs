@@ -95,6 +95,11 @@ struct ServerScope {
     virtual_host: Option<String>,
 }
 
+/// The distinct configurations of the server list (see `servers`).
+pub(super) fn server_configs(s: *mut sys::server_rec) -> Vec<&'static ServerConfig> {
+    servers(s).into_iter().map(|scope| scope.config).collect()
+}
+
 /// The distinct configurations of the server list, main server first. A virtual host
 /// without any of this module's directives shares the main server's configuration record
 /// (Apache merges only configs a vhost has), so each record is taken once: otherwise

@@ -18,14 +18,7 @@ pub unsafe fn open_for(s: *mut sys::server_rec) -> Result<(), String> {
     // SAFETY: per the caller; the process record outlives every generation.
     let (process_pool, main) = unsafe { ((*(*s).process).pool, server_config(s)) };
     let (apache_uid, _, _) = super::daemons::apache_user();
-    let mut configs = Vec::new();
-    let mut cur = s;
-    while !cur.is_null() {
-        // SAFETY: the server list is live for this configuration pass.
-        let (config, next) = unsafe { (server_config(cur), (*cur).next) };
-        configs.extend(config);
-        cur = next;
-    }
+    let configs = super::daemons::server_configs(s);
     let uids = stores::partition_uids(apache_uid, &configs);
     let default = ServerConfig::default();
     open(process_pool, main.unwrap_or(&default), &uids, apache_uid)
