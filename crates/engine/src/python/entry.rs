@@ -89,6 +89,9 @@ impl Entry {
     fn thread_state(&self) -> *mut ffi::PyThreadState {
         THREAD_STATES.with(|states| {
             let mut states = states.borrow_mut();
+            if let Some(&known) = states.get(&(self.state as usize)) {
+                return known as *mut ffi::PyThreadState;
+            }
             // The main interpreter's state comes first on every thread, so that it is the
             // one the GILState API knows before 3.12 (as when the thread began with
             // PyGILState_Ensure).
@@ -112,11 +115,10 @@ impl Entry {
                     }
                 }
             });
-            states.entry(self.state as usize).or_insert_with(|| {
+            *states.entry(self.state as usize).or_insert_with(|| {
                 // SAFETY: PyThreadState_New needs no GIL; the interpreter is alive.
                 unsafe { ffi::PyThreadState_New(self.state) as usize }
-            });
-            states[&(self.state as usize)] as *mut ffi::PyThreadState
+            }) as *mut ffi::PyThreadState
         })
     }
 

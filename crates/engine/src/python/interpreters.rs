@@ -76,15 +76,16 @@ fn setup_error(py: Python<'_>, name: &str, err: PyErr) -> InterpreterError {
 /// Whether the sub-interpreter `name` gets its own GIL: the most specific
 /// `<WSGIInterpreterOptions>` that says, else WSGIPerInterpreterGIL; never the main one.
 fn wants_own_gil(name: &str) -> bool {
+    if name.is_empty() || !cfg!(Py_3_12) {
+        return false;
+    }
     super::runtime::try_settings().is_some_and(|s| {
         let own = mod_wsgi_config::resolve_interpreter_options(
             &s.interpreter_options,
             &s.process_group,
             name,
         );
-        !name.is_empty()
-            && cfg!(Py_3_12)
-            && own.per_interpreter_gil.unwrap_or(s.per_interpreter_gil)
+        own.per_interpreter_gil.unwrap_or(s.per_interpreter_gil)
     })
 }
 
